@@ -1,0 +1,232 @@
+"""Typed, frozen view of `params.yaml`, loaded once; unknown keys are rejected.
+
+Reads: params.yaml (and, with a profile, its `profiles.<name>` preset merged over the values).
+Writes: nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PATTERNS = ("single", "parallel", "chain", "irrelevance")
+PARAMS_FILE = Path("params.yaml")
+PROFILE_ENV = "TOOLTUNE_PROFILE"
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, malformed or breaks a rule; the message names file and key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Project(_Frozen):
+    name: str
+    domain: str
+    seed: int
+    workdir: str
+
+
+class Paths(_Frozen):
+    base: str
+    raw: str
+    splits: str
+    sft_model: str
+    reward_model: str
+    rl_model: str
+    metrics: str
+    reports: str
+
+
+class TinyModel(_Frozen):
+    vocab_size: int = Field(gt=256)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    num_hidden_layers: int = Field(gt=0)
+    num_attention_heads: int = Field(gt=0)
+    num_key_value_heads: int = Field(gt=0)
+
+
+class Base(_Frozen):
+    model: str = Field(min_length=1)
+    system_prompt: str
+    tiny: TinyModel
+
+
+class Ingest(_Frozen):
+    source: Literal["synthetic"]
+    n_episodes: int = Field(gt=0)
+    shares: dict[str, float]
+    heldout_fraction: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shares(self) -> "Ingest":
+        unknown = set(self.shares) - set(PATTERNS)
+        if unknown:
+            raise ValueError(f"ingest.shares: unknown pattern(s) {sorted(unknown)}; known: {list(PATTERNS)}")
+        if abs(sum(self.shares.values()) - 1.0) > 1e-6:
+            raise ValueError(f"ingest.shares must sum to 1, got {sum(self.shares.values()):.3f}")
+        return self
+
+
+class Validate(_Frozen):
+    max_tokens: int = Field(gt=0)
+    min_pattern_share: float = Field(ge=0, le=1)
+    min_tool_share: float = Field(ge=0, le=1)
+
+
+class Build(_Frozen):
+    val_size: int = Field(ge=0)
+    test_size: dict[str, int]
+    rl_prompts: int = Field(gt=0)
+    pair_kinds: list[Literal["wrong_tool", "wrong_argument", "missing_step", "wrong_order", "premature_stop"]]
+
+
+class Lora(_Frozen):
+    enabled: bool
+    r: int = Field(gt=0)
+    alpha: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    target_modules: str
+
+
+class Sft(_Frozen):
+    max_steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    max_length: int = Field(gt=0)
+    lora: Lora
+
+
+class RewardModel(_Frozen):
+    max_steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    max_length: int = Field(gt=0)
+    lora: Lora
+
+
+class RewardWeights(_Frozen):
+    correctness: float = Field(ge=0)
+    completion: float = Field(ge=0)
+    efficiency: float = Field(ge=0)
+    reward_model: float = Field(ge=0)
+
+
+class Rl(_Frozen):
+    algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo"]
+    max_steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    num_generations: int = Field(gt=1)
+    learning_rate: float = Field(gt=0)
+    max_completion_length: int = Field(gt=0)
+    max_tool_calling_iterations: int = Field(ge=0)
+    temperature: float = Field(gt=0)
+    beta: float = Field(ge=0)
+    reward_weights: RewardWeights
+    lora: Lora
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "Rl":
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations "
+                             f"({self.num_generations})")
+        return self
+
+
+class Evaluate(_Frozen):
+    models: list[Literal["base", "sft", "rl"]]
+    batch_size: int = Field(gt=0)
+    max_new_tokens: int = Field(gt=0)
+    max_turns: int = Field(gt=0)
+
+
+class Register(_Frozen):
+    model_name: str = Field(min_length=1)
+    gate_metric: str
+    min_gain: float = Field(ge=0)
+
+
+class Tracking(_Frozen):
+    uri: str
+    experiment: str
+
+
+class Params(_Frozen):
+    project: Project
+    paths: Paths
+    base: Base
+    ingest: Ingest
+    validate_: Validate = Field(alias="validate")
+    build: Build
+    sft: Sft
+    reward_model: RewardModel
+    rl: Rl
+    evaluate: Evaluate
+    register: Register
+    tracking: Tracking
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    profile: str | None = None
+
+    def path(self, key: str) -> Path:
+        """Absolute-or-relative path of a `paths` entry, under `project.workdir`."""
+        return Path(self.project.workdir) / getattr(self.paths, key)
+
+
+def _merge(base: dict, override: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in out:
+            raise ConfigError(f"{where}.{key}: not a key of params.yaml")
+        if isinstance(value, dict) and isinstance(out[key], dict) and key not in ("shares", "test_size"):
+            out[key] = _merge(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> Params:
+    """Load params.yaml into a frozen `Params`.
+
+    Args:
+        path: The params file.
+        profile: A preset under `profiles:` merged over the values; defaults to $TOOLTUNE_PROFILE.
+
+    Raises:
+        ConfigError: The file is missing, is not YAML, names an unknown key or breaks a rule.
+    """
+    path = Path(path)
+    profile = profile if profile is not None else (os.environ.get(PROFILE_ENV) or None)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    if profile:
+        presets = raw.get("profiles") or {}
+        if profile not in presets:
+            raise ConfigError(f"{path}: unknown profile {profile!r}; known: {sorted(presets)}")
+        raw = _merge({k: v for k, v in raw.items()}, presets[profile], f"{path}:profiles.{profile}")
+        raw["profile"] = profile
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"{path}: " + ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in err.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def stage_params(params: Params, stage: str) -> dict[str, Any]:
+    """The `params.yaml` section of a stage as a plain dict (for MLflow logging)."""
+    section = params.validate_ if stage == "validate" else getattr(params, stage)
+    return section.model_dump()

@@ -1,0 +1,221 @@
+"""Built-in domain `travel`: tool catalog, deterministic simulator and the TRL environment.
+
+The tools are the public methods of `TravelEnv` (typed, Google docstrings): the catalog is built from
+them with `transformers.utils.get_json_schema`, so the schemas shown in SFT prompts, checked by
+validation and offered by GRPO's tool loop are one and the same. Every result is a pure function of
+the arguments and the session state; bad arguments raise `ToolError` (GRPO turns it into an error
+message the model sees).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from typing import Any
+
+from components.toolcalls import same_call
+
+NAME = "travel"
+CONDITIONS = ("sunny", "cloudy", "rain", "snow")
+CITIES_TRAIN = ("Paris", "Lisbon", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Amsterdam", "Dublin",
+                "Oslo", "Stockholm", "Helsinki", "Athens", "Warsaw", "Budapest", "Zurich", "Brussels",
+                "Copenhagen", "Barcelona", "Munich", "Milan", "Porto", "Seville", "Krakow", "Edinburgh",
+                "Tokyo", "Seoul", "Boston", "Chicago", "Toronto")
+CITIES_TEST = ("Hangzhou", "Nairobi", "Lima", "Vancouver", "Cape Town", "Reykjavik", "Kyoto", "Montreal",
+               "Valencia", "Rio de Janeiro")
+CITIES = CITIES_TRAIN + CITIES_TEST
+MAX_RANGE_DAYS = 7
+
+
+class ToolError(ValueError):
+    """A tool was called with arguments the simulator rejects."""
+
+
+def _h(*parts: Any) -> int:
+    return int(hashlib.md5("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def _date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ToolError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _city(value: str, name: str = "city") -> str:
+    match = next((c for c in CITIES if c.lower() == str(value).strip().lower()), None)
+    if match is None:
+        raise ToolError(f"unknown {name} {value!r}")
+    return match
+
+
+def weather_on(city: str, day: dt.date) -> tuple[str, int]:
+    """Deterministic forecast (condition, high in C) for one city and day."""
+    h = _h("weather", city, day.isoformat())
+    return CONDITIONS[h % len(CONDITIONS)], 5 + h % 25
+
+
+def flights_for(origin: str, destination: str, date: str) -> list[dict[str, Any]]:
+    """Deterministic flight offers, cheapest first."""
+    offers = []
+    for k in range(2):
+        h = _h("flight", origin, destination, date, k)
+        offers.append({"flight_id": f"TT{100 + h % 900}", "depart": f"{6 + h % 14:02d}:{(h // 7) % 4 * 15:02d}",
+                       "price_eur": 60 + h % 400})
+    return sorted(offers, key=lambda o: (o["price_eur"], o["flight_id"]))
+
+
+def hotels_for(city: str, check_in: str) -> list[dict[str, Any]]:
+    h = _h("hotel", city, check_in)
+    return [{"hotel_id": f"H{1000 + h % 9000}", "name": f"Hotel {city} {('Central', 'Garden', 'Harbour')[h % 3]}",
+             "price_per_night_eur": 50 + h % 200}]
+
+
+class TravelEnv:
+    """One user session of the travel simulator; public methods are the tools.
+
+    `reset()` starts a fresh session; `state` holds what the session has done (successful calls,
+    itineraries, bookings), which task-completion checks compare against an episode's goal.
+    """
+
+    def __init__(self) -> None:
+        self.state: dict[str, list] = {}
+        self.reset()
+
+    def reset(self, **kwargs: Any) -> None:
+        """Start a new session (TRL passes the dataset row's columns; they are not needed)."""
+        self.state = {"log": [], "weather": [], "flights": [], "itineraries": [], "bookings": []}
+
+    def _ok(self, name: str, arguments: dict[str, Any], result: dict[str, Any]) -> str:
+        self.state["log"].append({"name": name, "arguments": arguments})
+        return json.dumps(result)
+
+    def get_weather(self, city: str, start_date: str, end_date: str) -> str:
+        """Get the daily weather forecast for a city over a date range.
+
+        Args:
+            city: City name.
+            start_date: First day, YYYY-MM-DD.
+            end_date: Last day, YYYY-MM-DD.
+        """
+        name, start, end = _city(city), _date(start_date, "start_date"), _date(end_date, "end_date")
+        if end < start or (end - start).days >= MAX_RANGE_DAYS:
+            raise ToolError(f"end_date must be 0-{MAX_RANGE_DAYS - 1} days after start_date")
+        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+        forecast = [dict(zip(("date", "condition", "high_c"), (d.isoformat(), *weather_on(name, d)))) for d in days]
+        summary = Counter(f["condition"] for f in forecast).most_common(1)[0][0]
+        self.state["weather"].append({"city": name, "summary": summary})
+        return self._ok("get_weather", {"city": city, "start_date": start_date, "end_date": end_date},
+                        {"city": name, "summary": summary, "forecast": forecast})
+
+    def search_flights(self, origin: str, destination: str, date: str) -> str:
+        """Search flights between two cities on one day; offers come cheapest first.
+
+        Args:
+            origin: Departure city.
+            destination: Arrival city.
+            date: Travel day, YYYY-MM-DD.
+        """
+        src, dst, _ = _city(origin, "origin"), _city(destination, "destination"), _date(date, "date")
+        if src == dst:
+            raise ToolError("origin and destination must differ")
+        offers = flights_for(src, dst, date)
+        self.state["flights"] += [o["flight_id"] for o in offers]
+        return self._ok("search_flights", {"origin": origin, "destination": destination, "date": date},
+                        {"origin": src, "destination": dst, "date": date, "flights": offers})
+
+    def search_hotels(self, city: str, check_in: str, check_out: str) -> str:
+        """Search hotels in a city for a stay.
+
+        Args:
+            city: City name.
+            check_in: Arrival day, YYYY-MM-DD.
+            check_out: Departure day, YYYY-MM-DD.
+        """
+        name, start, end = _city(city), _date(check_in, "check_in"), _date(check_out, "check_out")
+        if end <= start:
+            raise ToolError("check_out must be after check_in")
+        return self._ok("search_hotels", {"city": city, "check_in": check_in, "check_out": check_out},
+                        {"city": name, "nights": (end - start).days, "hotels": hotels_for(name, check_in)})
+
+    def plan_itinerary(self, city: str, flight_id: str, weather: str) -> str:
+        """Plan the trip's days from the chosen flight and the fetched weather.
+
+        Args:
+            city: Destination city.
+            flight_id: Id of the chosen flight, from search_flights.
+            weather: Summary condition from get_weather for the city. (choices: ["sunny", "cloudy", "rain", "snow"])
+        """
+        name = _city(city)
+        if flight_id not in self.state["flights"]:
+            raise ToolError(f"flight {flight_id!r} was not found by search_flights in this session")
+        fetched = [w["summary"] for w in self.state["weather"] if w["city"] == name]
+        if not fetched:
+            raise ToolError(f"fetch the weather for {name} before planning")
+        if weather not in fetched:
+            raise ToolError(f"weather {weather!r} does not match the forecast for {name}")
+        outdoor = weather in ("sunny", "cloudy")
+        plan = {"city": name, "flight_id": flight_id, "weather": weather,
+                "activities": ["walking tour", "bike ride"] if outdoor else ["museum", "food market"]}
+        self.state["itineraries"].append({"city": name, "flight_id": flight_id, "weather": weather})
+        return self._ok("plan_itinerary", {"city": city, "flight_id": flight_id, "weather": weather},
+                        {"itinerary_id": f"IT{_h(name, flight_id) % 10000:04d}", **plan})
+
+    def book_flight(self, flight_id: str, passenger: str) -> str:
+        """Book a seat on a flight found by search_flights.
+
+        Args:
+            flight_id: Id of the flight to book.
+            passenger: Full name of the passenger.
+        """
+        if flight_id not in self.state["flights"]:
+            raise ToolError(f"flight {flight_id!r} was not found by search_flights in this session")
+        if not str(passenger).strip():
+            raise ToolError("passenger must not be empty")
+        self.state["bookings"].append({"flight_id": flight_id, "passenger": passenger})
+        return self._ok("book_flight", {"flight_id": flight_id, "passenger": passenger},
+                        {"confirmation": f"C{_h(flight_id, passenger) % 100000:05d}", "flight_id": flight_id,
+                         "passenger": passenger})
+
+
+TOOL_NAMES = ("get_weather", "search_flights", "search_hotels", "plan_itinerary", "book_flight")
+
+
+def catalog() -> list[dict[str, Any]]:
+    """OpenAI function schemas of the travel tools, built from `TravelEnv`'s methods."""
+    from transformers.utils import get_json_schema
+
+    env = TravelEnv()
+    tools = []
+    for name in TOOL_NAMES:
+        schema = get_json_schema(getattr(env, name))
+        schema["function"].pop("return", None)
+        params = schema["function"]["parameters"]
+        for key, prop in params["properties"].items():
+            if "YYYY-MM-DD" in prop.get("description", ""):
+                prop["pattern"] = r"^\d{4}-\d{2}-\d{2}$"
+        tools.append(schema)
+    return tools
+
+
+def execute(env: TravelEnv, call: dict[str, Any]) -> tuple[str, bool]:
+    """Run one parsed call in the simulator; returns (tool message content, succeeded).
+
+    Only catalog tools can run: the name is looked up in `TOOL_NAMES`, never evaluated.
+    """
+    if call["name"] not in TOOL_NAMES:
+        return json.dumps({"error": f"unknown tool {call['name']!r}"}), False
+    try:
+        return getattr(env, call["name"])(**call["arguments"]), True
+    except (ToolError, TypeError) as err:
+        return json.dumps({"error": str(err)}), False
+
+
+def goal_reached(env: TravelEnv, expected_steps: list[list[dict]], goal: dict[str, Any]) -> bool:
+    """Task completion: every expected call ran successfully and the goal state holds."""
+    done = env.state["log"]
+    calls_ok = all(any(same_call(d, c) for d in done) for step in expected_steps for c in step)
+    state_ok = all(item in env.state.get(key, []) for key, items in goal.items() for item in items)
+    return calls_ok and state_ok

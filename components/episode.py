@@ -1,0 +1,190 @@
+"""The canonical episode record and its JSON-lines files.
+
+An episode is one JSON object per line: id, domain, source, pattern, tools (OpenAI function schemas),
+messages (OpenAI chat messages; tool-call arguments are JSON objects, never strings) and expected
+(the acceptable calls per assistant step, dependency edges between steps, and the goal state).
+
+Reads/writes: any episodes JSONL file. Writes are atomic: a temporary file renamed into place, so a
+failed run never leaves a half-written file and the previous good version stays intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the line or record, and the rule broken."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionSchema(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    parameters: dict[str, Any]
+
+
+class Tool(_Strict):
+    type: Literal["function"] = "function"
+    function: FunctionSchema
+
+
+class FunctionCall(_Strict):
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any]
+
+
+class ToolCall(_Strict):
+    type: Literal["function"] = "function"
+    id: str | None = None
+    function: FunctionCall
+
+
+class Message(_Strict):
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class Call(_Strict):
+    """One expected call: the tool name and its exact arguments."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
+class Expected(_Strict):
+    steps: list[list[Call]] = Field(description="acceptable calls per assistant step; [] for a no-call answer")
+    depends_on: list[tuple[int, int]] = Field(default_factory=list, description="(later step, earlier step)")
+    goal: dict[str, Any] = Field(default_factory=dict, description="simulator state the task must reach")
+
+
+class Episode(_Strict):
+    id: str = Field(min_length=1)
+    domain: str
+    source: str
+    pattern: Pattern
+    split: Literal["train", "val", "test"] | None = None
+    tools: list[Tool]
+    messages: list[Message] = Field(min_length=2)
+    expected: Expected
+
+    def tool_dicts(self) -> list[dict[str, Any]]:
+        return [t.model_dump(exclude_none=True) for t in self.tools]
+
+    def message_dicts(self) -> list[dict[str, Any]]:
+        return [m.model_dump(exclude_none=True) for m in self.messages]
+
+    def prompt_messages(self) -> list[dict[str, Any]]:
+        """Messages before the first assistant turn: what the model sees first."""
+        msgs = self.message_dicts()
+        first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        return msgs[:first]
+
+
+def episode_json_schema() -> dict[str, Any]:
+    """JSON Schema of one episode record (for users writing their own importers)."""
+    return Episode.model_json_schema()
+
+
+def read_episodes(path: str | Path) -> list[Episode]:
+    """Read and parse a JSONL file of episodes.
+
+    Raises:
+        DataError: naming the file, the line and the rule broken (encoding, JSON, record schema).
+    """
+    return list(iter_episodes(path))
+
+
+def iter_episodes(path: str | Path) -> Iterator[Episode]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    with path.open("rb") as handle:
+        empty = True
+        for lineno, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            empty = False
+            yield parse_line(raw, path, lineno)
+    if empty:
+        raise DataError(f"{path}: rule 'non_empty': the file holds no episode")
+
+
+def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
+    where = f"{path}:{lineno}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: rule 'record_schema': a record must be a JSON object")
+    try:
+        return Episode.model_validate(obj)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        rid = obj.get("id", "?")
+        raise DataError(f"{where} (id {rid}): rule 'record_schema': {loc}: {first['msg']}") from None
+
+
+def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
+    """Write episodes atomically; returns how many were written."""
+    return write_jsonl(path, (e.model_dump(mode="json", exclude_none=True) for e in episodes))
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write JSON lines atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write one JSON document atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=2, ensure_ascii=False, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
