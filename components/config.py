@@ -171,7 +171,7 @@ class Params(_Frozen):
     reward_model: RewardModel
     rl: Rl
     evaluate: Evaluate
-    register: Register
+    register_: Register = Field(alias="register")
     tracking: Tracking
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
@@ -228,5 +228,9 @@ def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> P
 
 def stage_params(params: Params, stage: str) -> dict[str, Any]:
     """The `params.yaml` section of a stage as a plain dict (for MLflow logging)."""
-    section = params.validate_ if stage == "validate" else getattr(params, stage)
-    return section.model_dump()
+    return section(params, stage).model_dump()
+
+
+def section(params: Params, stage: str) -> BaseModel:
+    """The typed `params.yaml` section named like a stage (`validate` and `register` carry a trailing `_`)."""
+    return getattr(params, f"{stage}_" if stage in ("validate", "register") else stage)

@@ -1,0 +1,94 @@
+"""Stage `build`: train/val/test splits and the SFT, preference and RL datasets.
+
+Reads: `paths.raw` (validated episodes), params `build`, `base.system_prompt`.
+Writes: `paths.splits/` with train/val/test.jsonl (episodes), sft.jsonl (messages + tools JSON string),
+pairs.jsonl (prompt/chosen/rejected/tools, one named breakage each) and rl.jsonl (prompt, expected, goal).
+The folder is written aside and swapped in, so a failure leaves the previous build intact.
+Run: `python -m components.build`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from components.config import Params
+from components.episode import DataError, Episode, read_episodes, write_episodes, write_jsonl
+from components.pairs import make_pairs
+from components.result import StageResult
+
+
+def split(episodes: list[Episode], params: Params) -> dict[str, list[Episode]]:
+    """Test comes from held-out episodes (held-out templates and values); val and train from the rest."""
+    rng = random.Random(params.project.seed)
+    pool = {"train": [e for e in episodes if e.split != "test"], "test": [e for e in episodes if e.split == "test"]}
+    for items in pool.values():
+        rng.shuffle(items)
+    test = []
+    for pattern, n in params.build.test_size.items():
+        chosen = [e for e in pool["test"] if e.pattern == pattern][:n]
+        if len(chosen) < n:
+            raise DataError(f"{params.path('raw')}: rule 'test_size': {len(chosen)} held-out {pattern} episodes, "
+                            f"build.test_size asks for {n}")
+        test += chosen
+    val, train = pool["train"][:params.build.val_size], pool["train"][params.build.val_size:]
+    return {"train": [_tag(e, "train") for e in train], "val": [_tag(e, "val") for e in val],
+            "test": [_tag(e, "test") for e in test]}
+
+
+def _tag(ep: Episode, name: str) -> Episode:
+    return ep.model_copy(update={"split": name})
+
+
+def sft_rows(episodes: list[Episode], system_prompt: str) -> list[dict]:
+    """Conversational SFT rows; `tools` as a JSON string so Arrow does not unify heterogeneous schemas."""
+    return [{"id": e.id, "pattern": e.pattern,
+             "messages": [{"role": "system", "content": system_prompt}] + e.message_dicts(),
+             "tools": json.dumps(e.tool_dicts())} for e in episodes]
+
+
+def rl_rows(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:
+    """Prompts for GRPO with what the reward needs: the expected steps and goal state."""
+    rng = random.Random(seed)
+    chosen = rng.sample(episodes, min(n, len(episodes)))
+    return [{"id": e.id, "pattern": e.pattern,
+             "prompt": [{"role": "system", "content": system_prompt}] + e.prompt_messages(),
+             "expected": json.dumps([[c.model_dump() for c in s] for s in e.expected.steps]),
+             "goal": json.dumps(e.expected.goal)} for e in chosen]
+
+
+def run(params: Params) -> StageResult:
+    episodes = read_episodes(params.path("raw"))
+    parts = split(episodes, params)
+    system = params.base.system_prompt
+    pairs = make_pairs(parts["train"], list(params.build.pair_kinds), system, params.project.seed)
+    out = params.path("splits")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        for name, items in parts.items():
+            write_episodes(tmp / f"{name}.jsonl", items)
+        write_jsonl(tmp / "sft.jsonl", sft_rows(parts["train"], system))
+        write_jsonl(tmp / "pairs.jsonl", pairs)
+        write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
+    metrics |= {f"pairs_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in pairs).items())}
+    return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)
+
+
+def main() -> None:
+    from components.tracking import stage_main
+
+    stage_main("build")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Stage `evaluate`: base, SFT and RL models side by side on the held-out test split, in the simulator.
+
+Reads: `paths.splits/test.jsonl`, the model folders named in `evaluate.models`, params `evaluate`.
+Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`,
+accuracy.png, errors.png, <model>_rollouts.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json).
+Run: `python -m components.evaluate`.
+
+Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
+`irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
+and then a final answer) and `<pattern>_completion` (goal state reached and a final answer given).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from components import domains, models, rollout, toolcalls
+from components.config import Params
+from components.episode import Episode, read_episodes, write_jsonl
+from components.result import StageResult
+
+MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
+
+
+def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
+    """One episode's verdict, with the shared scorer."""
+    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
+    verdict = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable)
+    answered = ro.final is not None and not ro.unparsable
+    no_call_ok = bool(gold) or not ro.steps
+    return {"id": ep.id, "pattern": ep.pattern, "exact": verdict.exact, "first_exact": verdict.first_step_exact,
+            "tool_ok": verdict.first_step_names_ok, "unparsable": ro.unparsable, "errors": verdict.errors,
+            "completion": ro.goal_reached and answered and no_call_ok, "turns": ro.turns}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Headline metrics of one model from its per-episode verdicts."""
+    by = defaultdict(list)
+    for r in rows:
+        by[r["pattern"]].append(r)
+    out: dict[str, float] = {"unparsable": _mean(r["unparsable"] for r in rows), "exact": _mean(r["exact"] for r in rows)}
+    for pattern, items in sorted(by.items()):
+        out[f"{pattern}_exact"] = _mean(r["exact"] for r in items)
+        out[f"{pattern}_completion"] = _mean(r["completion"] for r in items)
+        out[f"{pattern}_n"] = float(len(items))
+    if by.get("single"):
+        out["single_exact"] = _mean(r["first_exact"] for r in by["single"])
+        out["single_tool"] = _mean(r["tool_ok"] for r in by["single"])
+    if by.get("irrelevance"):
+        out["irrelevance_no_call"] = out["irrelevance_exact"]
+    for cls, n in Counter(e for r in rows for e in r["errors"]).items():
+        out[f"errors.{cls}"] = float(n)
+    return out
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return round(sum(map(float, values)) / len(values), 4) if values else 0.0
+
+
+def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: Path) -> dict[str, float]:
+    cfg = params.evaluate
+    model, tok = models.load(params.path(MODEL_PATHS[name]))
+    start = time.time()
+    rollouts = rollout.run_episodes(model, tok, episodes, domains.get(params.project.domain),
+                                    params.base.system_prompt, cfg.batch_size, cfg.max_new_tokens, cfg.max_turns,
+                                    desc=f"evaluate {name}")
+    rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
+    write_jsonl(out_dir / f"{name}_rollouts.jsonl", rows)
+    return summarize(rows) | {"seconds": round(time.time() - start, 1)}
+
+
+def run(params: Params) -> StageResult:
+    from components import eval_report
+
+    episodes = read_episodes(params.path("splits") / "test.jsonl")
+    reports = params.path("reports")
+    out_dir = reports / "evaluate"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
+    files = eval_report.write(results, reports / "evaluate.md", out_dir)
+    metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()}
+    return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"), "dir": str(out_dir)},
+                       metrics=metrics, reports=[str(reports / "evaluate.md"), *files])
+
+
+def main() -> None:
+    from components.tracking import stage_main
+
+    stage_main("evaluate")
+
+
+if __name__ == "__main__":
+    main()

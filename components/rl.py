@@ -1,0 +1,89 @@
+"""Stage `rl`: reinforcement learning in the domain simulator with TRL GRPOTrainer (GRPO, GSPO, Dr.GRPO or
+DAPO), the model calling the simulator's tools live (`environment_factory`), rewarded by the layered rewards
+(correctness, completion, efficiency) and optionally the learned reward model.
+
+Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
+Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`.
+Run: `python -m components.rl`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+from components import domains, models, rewards, training
+from components.config import Params
+from components.episode import read_jsonl
+from components.result import StageResult
+
+# GRPOConfig settings that turn GRPO into each family member (TRL 1.16; PPO is not in TRL any more).
+ALGORITHMS: dict[str, dict[str, Any]] = {
+    "grpo": {"loss_type": "grpo"},
+    "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence"},
+    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True},
+}
+
+
+def reward_functions(params: Params) -> tuple[list[Any], list[float]]:
+    """Reward callables (and the reward model folder) with their weights; zero-weight layers are left out."""
+    weights = params.rl.reward_weights
+    funcs, w = [], []
+    for name, fn in rewards.LAYERS.items():
+        if getattr(weights, name) > 0:
+            funcs.append(fn)
+            w.append(getattr(weights, name))
+    if weights.reward_model > 0:
+        funcs.append(str(params.path("reward_model")))
+        w.append(weights.reward_model)
+    return funcs, w
+
+
+def run(params: Params) -> StageResult:
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    cfg = params.rl
+    rows = read_jsonl(params.path("splits") / "rl.jsonl")
+    dataset = Dataset.from_list([{k: r[k] for k in ("prompt", "expected", "goal", "pattern")} for r in rows])
+    model, tok = models.load(params.path("sft_model"))
+    funcs, weights = reward_functions(params)
+    with tempfile.TemporaryDirectory() as scratch:
+        args = GRPOConfig(
+            output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+            num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+            max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
+            temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, save_strategy="no",
+            report_to="none", seed=params.project.seed, **ALGORITHMS[cfg.algorithm], **training.precision())
+        trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
+                              environment_factory=domains.get(params.project.domain).env,
+                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
+        start = time.time()
+        trainer.train()
+        seconds = time.time() - start
+    history = trainer.state.log_history
+    keys = ["reward"] + [f"rewards/{getattr(f, '__name__', 'reward_model')}/mean" for f in funcs if callable(f)]
+    reports = params.path("reports")
+    training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
+                         f"RL ({cfg.algorithm}) reward")
+    first, last = training.first_last(history, "reward", window=1)
+    out = params.path("rl_model")
+    training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps})
+    calls = [h["tools/call_frequency"] for h in history if "tools/call_frequency" in h]
+    return StageResult(stage="rl", outputs={"model": str(out)},
+                       metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
+                                "tool_call_frequency": sum(calls) / len(calls) if calls else 0.0},
+                       reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
+                       details={"algorithm": cfg.algorithm})
+
+
+def main() -> None:
+    from components.tracking import stage_main
+
+    stage_main("rl")
+
+
+if __name__ == "__main__":
+    main()

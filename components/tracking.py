@@ -1,0 +1,274 @@
+"""MLflow tracking for every stage: one parent run per pipeline run, one nested run per stage.
+
+Reads: params `tracking` (URI, experiment), `$MLFLOW_TRACKING_URI` (overrides the URI), `$TOOLTUNE_PARENT_RUN_ID`
+(the pipeline run a stage nests under), git, `paths.raw` and `dvc.lock` (lineage).
+Writes: MLflow runs (params, metrics, tags, report artifacts), `metrics/<stage>.json`.
+Run: each stage's `python -m components.<stage>` enters through `stage_main`; flows call `execute_stage`.
+
+With the default `sqlite:///mlflow.db` the store is a SQLite file in `project.workdir` and artifacts go to
+`mlartifacts/` beside it, so the quick profile (`runs/quick`) never mixes with the default one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.tracking.context import registry as context_registry
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from components.config import ConfigError, Params, load_params, stage_params
+from components.episode import DataError, write_json
+from components.result import StageResult
+
+PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
+KIND_TAG, STAGE_TAG, ERROR_TAG = "tooltune.kind", "tooltune.stage", "tooltune.error"
+CHAMPION = "champion"
+METRIC_TAG_PREFIX = "metric."  # model-version tags holding the candidate's evaluation metrics
+REPO = Path(__file__).resolve().parents[1]
+_MAX_PARAM = 6000  # MLflow's limit on a param value
+
+
+def configure(params: Params) -> None:
+    """Point MLflow (tracking and registry) at the project's store and select its experiment."""
+    _setup(params)
+
+
+def _setup(params: Params) -> str:
+    """`configure`, returning the experiment id (created if missing)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, uri)
+    name = params.tracking.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            experiment_id = client.create_experiment(name, artifact_location=_artifact_location(uri))
+        except MlflowException as err:  # another thread or process created it first
+            if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            experiment_id = client.get_experiment_by_name(name).experiment_id
+    elif experiment.lifecycle_stage == "deleted":
+        raise ConfigError(f"tracking.experiment: {name!r} is deleted in {uri}; restore it "
+                          f"(`mlflow experiments restore`) or choose another name")
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def tracking_uri(params: Params) -> str:
+    """`tracking.uri`, with a relative SQLite path resolved against `project.workdir` (its folder is created)."""
+    uri = params.tracking.uri
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
+        return uri
+    path = Path(uri[len(prefix):])
+    if not path.is_absolute():
+        path = Path(params.project.workdir).resolve() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return prefix + str(path)
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artifacts of a local SQLite store go beside the DB file (`mlartifacts/`); a server chooses its own."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
+        return None
+    return (Path(uri[len(prefix):]).parent / "mlartifacts").resolve().as_uri()
+
+
+def lineage_tags(params: Params) -> dict[str, str]:
+    """What a run or model version came from: code commit, params hash, data version, profile, base model."""
+    tags = {
+        "git_commit": _git_commit(),
+        "params_hash": hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:12],
+        "data_version": _md5(params.path("raw")) or "none",
+        "profile": params.profile or "default",
+        "base_model": params.base.model,
+    }
+    lock = Path(params.project.workdir) / "dvc.lock"
+    if lock.is_file():
+        tags["dvc_lock_md5"] = _md5(lock)
+    return tags
+
+
+def _git_commit() -> str:
+    """HEAD of the checkout this code runs from, `-dirty` with uncommitted changes, `unknown` outside git."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + "-dirty" if git("status", "--porcelain") else commit
+
+
+def _md5(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def pipeline_run(params: Params, name: str | None = None) -> Iterator[str]:
+    """Open the parent run of one pipeline run; stages started meanwhile (threads, DVC subprocesses) nest under it.
+
+    Yields:
+        The parent run id, also exported as `$TOOLTUNE_PARENT_RUN_ID` while the block runs.
+    """
+    experiment_id = _setup(params)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=name or f"pipeline-{params.profile or 'default'}",
+                           tags={**lineage_tags(params), KIND_TAG: "pipeline"})
+    run_id = run.info.run_id
+    previous = os.environ.get(PARENT_ENV)
+    os.environ[PARENT_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    finally:
+        if previous is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = previous
+        _end(run_id, status)
+
+
+def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) -> StageResult:
+    """Run `components.<stage>.run(params)` inside its own MLflow run and record what it produced.
+
+    The run is created with an explicit `mlflow.parentRunId` tag rather than from MLflow's active-run stack,
+    which is per thread: Prefect runs tasks in worker threads. It is then made this thread's active run, so a
+    stage can log into it (register logs its model there).
+
+    Args:
+        stage: Stage name (= module under `components/` = params section).
+        params: The loaded params.
+        parent_run_id: The pipeline run to nest under, if any.
+
+    Returns:
+        The stage's result; its metrics are also in `metrics/<stage>.json`.
+    """
+    module = importlib.import_module(f"components.{stage}")
+    experiment_id = _setup(params)
+    client = MlflowClient()
+    tags = {**lineage_tags(params), KIND_TAG: "stage", STAGE_TAG: stage}
+    if parent_run_id:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    run_id = client.create_run(experiment_id, tags=context_registry.resolve_tags(tags), run_name=stage).info.run_id
+    client.log_batch(run_id, params=[Param(k, v) for k, v in _flatten(stage_params(params, stage)).items()])
+    mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=_system_metrics())
+    try:
+        result = module.run(params)
+        write_json(params.path("metrics") / f"{stage}.json", result.metrics)
+        _log_result(client, run_id, result)
+    except BaseException as err:
+        client.set_tag(run_id, ERROR_TAG, f"{type(err).__name__}: {err}"[:_MAX_PARAM])
+        _end(run_id, "FAILED")
+        raise
+    _end(run_id, "FINISHED")
+    return result
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """`{"lora": {"r": 8}}` -> `{"lora.r": "8"}`; lists as JSON; values cut to MLflow's limit."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+            flat[f"{prefix}{key}"] = text[:_MAX_PARAM]
+    return flat
+
+
+def _log_result(client: MlflowClient, run_id: str, result: StageResult) -> None:
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in result.metrics.items()],
+                     tags=[RunTag(f"output.{k}", str(v)[:_MAX_PARAM]) for k, v in result.outputs.items()])
+    if result.details:
+        client.log_dict(run_id, result.details, "details.json")
+    for report in map(Path, result.reports):
+        if report.is_dir():
+            client.log_artifacts(run_id, str(report), f"reports/{report.name}")
+        else:  # a listed report that is missing is a stage bug: log_artifact raises
+            client.log_artifact(run_id, str(report), "reports")
+
+
+def _system_metrics() -> bool | None:
+    """CPU/memory (and GPU with pynvml) sampling for stage runs when psutil is present; the env var wins."""
+    if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING") is not None:
+        return None
+    return importlib.util.find_spec("psutil") is not None
+
+
+def _end(run_id: str, status: str) -> None:
+    """End `run_id`: pop it from this thread's active-run stack if it is on top, else terminate it directly."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:
+        MlflowClient().set_terminated(run_id, status)
+
+
+def stage_main(stage: str) -> None:
+    """Entry of `python -m components.<stage>` (DVC): params.yaml in cwd, profile from `$TOOLTUNE_PROFILE`.
+
+    Bad inputs (`DataError`, `ConfigError`) end with `error: <message>` on stderr and exit code 1, no traceback.
+    """
+    start = time.time()
+    try:
+        params = load_params()
+        result = execute_stage(stage, params, os.environ.get(PARENT_ENV) or None)
+    except (DataError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    metrics = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
+    print(f"[{stage}] done in {time.time() - start:.1f}s: {metrics}".rstrip(": "))
+
+
+def champion_version(client: MlflowClient, model_name: str) -> ModelVersion | None:
+    """The version holding the `champion` alias, or None (no such model, or no champion yet)."""
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    version = model.aliases.get(CHAMPION)
+    return client.get_model_version(model_name, version) if version else None
+
+
+def champion_metrics(params: Params) -> dict[str, float] | None:
+    """Evaluation metrics recorded on the current champion (`metric.<name>` version tags), or None."""
+    configure(params)
+    version = champion_version(MlflowClient(), params.register_.model_name)
+    if version is None:
+        return None
+    return {k[len(METRIC_TAG_PREFIX):]: float(v) for k, v in version.tags.items() if k.startswith(METRIC_TAG_PREFIX)}
