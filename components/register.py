@@ -21,6 +21,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from components import tracking
 from components.config import Params
@@ -95,27 +96,24 @@ def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, f
               base_value: float) -> StageResult:
     cfg, client = params.register_, MlflowClient()
     champion = tracking.champion_version(client, cfg.model_name)
-    champion_value = float(champion.tags["gate_value"]) if champion and "gate_value" in champion.tags else None
+    champion_value = _champion_gate_value(champion, cfg.model_name, cfg.gate_metric)
     decision = decide(cfg.gate_metric, gate_value, base_value, champion_value, cfg.min_gain,
                       champion.version if champion else None)
 
     version = _log_model(params, folder, metrics)
+    promotion = ("promoted: " if decision.promote else "not promoted: ") + decision.reason
     tags = {**tracking.lineage_tags(params), "gate_metric": cfg.gate_metric, "gate_value": str(gate_value),
-            "candidate": candidate, "promotion": ("promoted: " if decision.promote else "not promoted: ") + decision.reason,
+            "candidate": candidate, "promotion": promotion,
             **{f"{tracking.METRIC_TAG_PREFIX}{k}": str(v) for k, v in metrics.items()}}
     for key, value in tags.items():
         client.set_model_version_tag(cfg.model_name, version, key, value)
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
     client.update_model_version(cfg.model_name, version, description=(
-        f"{candidate} candidate: {cfg.gate_metric} {gate_value:.4f} (base {base_value:.4f}"
-        + (f", champion v{champion.version} {champion_value:.4f})" if champion_value is not None else ")")
-        + ". " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())) + f". {decision.reason}."))
+        f"{candidate} candidate, base {cfg.gate_metric}={base_value:.4f}. Scores: {scores}. {decision.reason}."))
 
-    if decision.promote:
-        if champion is not None:
-            client.set_registered_model_alias(cfg.model_name, PREVIOUS, champion.version)
-        alias = tracking.CHAMPION
-    else:
-        alias = CHALLENGER
+    alias = tracking.CHAMPION if decision.promote else CHALLENGER
+    if decision.promote and champion is not None:
+        client.set_registered_model_alias(cfg.model_name, PREVIOUS, champion.version)
     client.set_registered_model_alias(cfg.model_name, alias, version)
     return StageResult(
         stage="register",
@@ -125,8 +123,19 @@ def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, f
                  "model_uri": f"models:/{cfg.model_name}/{version}"})
 
 
+def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_metric: str) -> float | None:
+    """The champion's recorded gate value; a champion measured otherwise cannot be compared, so that is an error."""
+    if champion is None:
+        return None
+    if champion.tags.get("gate_metric") != gate_metric or "gate_value" not in champion.tags:
+        raise DataError(f"registry {model_name} v{champion.version} (alias champion) has no `gate_value` for gate "
+                        f"metric {gate_metric!r} (tags: gate_metric={champion.tags.get('gate_metric')!r}); move or "
+                        f"remove the champion alias to compare against another version")
+    return float(champion.tags["gate_value"])
+
+
 def _log_model(params: Params, folder: Path, metrics: dict[str, float]) -> str:
-    """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; returns the version."""
+    """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; return the version."""
     with warnings.catch_warnings():  # no input example on purpose: logging one would run the model
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         info = mlflow.pyfunc.log_model(

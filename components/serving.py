@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -62,15 +63,16 @@ class ToolAgent(mlflow.pyfunc.PythonModel):
         self.tok.padding_side = "left"
         self.system_prompt = (context.model_config or {}).get("system_prompt")
 
-    # `model_input` is left unannotated on purpose: MLflow derives input validation from that hint and would
-    # replace the explicit signature (and its `max_new_tokens` param) with one inferred from it.
-    def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    # `model_input` is hinted as a DataFrame, the form MLflow passes under the explicit signature: a richer hint
+    # would make MLflow infer a signature from it and drop the explicit one (and its `max_new_tokens` param).
+    def predict(self, context: Any, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Generate one assistant turn per request.
 
         Args:
             context: MLflow's model context (unused after `load_context`).
-            model_input: `[{"messages": [...OpenAI messages...], "tools": [...OpenAI function schemas...]}]` or a
-                DataFrame with those columns.
+            model_input: A DataFrame with columns `messages` (OpenAI chat messages) and `tools` (OpenAI function
+                schemas), or, called directly, a list of such dicts. MLflow turns a list of dicts into the DataFrame.
             params: `{"max_new_tokens": int}` (default 128).
 
         Returns:

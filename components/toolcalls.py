@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -114,12 +115,18 @@ def schema_errors(call: Call, tools: dict[str, dict[str, Any]]) -> list[tuple[st
     errors += [("unknown_argument", f"{name}: {k!r} is not a parameter") for k in args if k not in props]
     for key, value in args.items():
         if key in props:
-            try:
-                jsonschema.validate(value, props[key])
-            except jsonschema.ValidationError as err:
+            err = jsonschema.exceptions.best_match(_validator(json.dumps(props[key], sort_keys=True)).iter_errors(value))
+            if err is not None:
                 kind = "wrong_type" if err.validator == "type" else "wrong_value"
                 errors.append((kind, f"{name}.{key}: {err.message}"))
     return errors
+
+
+@lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    """A compiled validator per (serialised) parameter schema: checking the schema once, not per call."""
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def same_value(pred: Any, gold: Any) -> bool:

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -176,13 +177,14 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
         The stage's result; its metrics are also in `metrics/<stage>.json`.
     """
     module = importlib.import_module(f"components.{stage}")
+    flat_params = _flatten(stage_params(params, stage))
     experiment_id = _setup(params)
     client = MlflowClient()
     tags = {**lineage_tags(params), KIND_TAG: "stage", STAGE_TAG: stage}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run_id = client.create_run(experiment_id, tags=context_registry.resolve_tags(tags), run_name=stage).info.run_id
-    client.log_batch(run_id, params=[Param(k, v) for k, v in _flatten(stage_params(params, stage)).items()])
+    client.log_batch(run_id, params=[Param(k, v) for k, v in flat_params.items()])
     mlflow.start_run(run_id=run_id, nested=True, log_system_metrics=_system_metrics())
     try:
         result = module.run(params)
@@ -243,6 +245,7 @@ def stage_main(stage: str) -> None:
     Bad inputs (`DataError`, `ConfigError`) end with `error: <message>` on stderr and exit code 1, no traceback.
     """
     start = time.time()
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # four INFO lines per stage otherwise
     try:
         params = load_params()
         result = execute_stage(stage, params, os.environ.get(PARENT_ENV) or None)

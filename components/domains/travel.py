@@ -93,7 +93,7 @@ class TravelEnv:
         return json.dumps(result)
 
     def get_weather(self, city: str, start_date: str, end_date: str) -> str:
-        """Get the daily weather forecast for a city over a date range.
+        """Get the weather forecast for a city over a date range.
 
         Args:
             city: City name.
@@ -103,15 +103,15 @@ class TravelEnv:
         name, start, end = _city(city), _date(start_date, "start_date"), _date(end_date, "end_date")
         if end < start or (end - start).days >= MAX_RANGE_DAYS:
             raise ToolError(f"end_date must be 0-{MAX_RANGE_DAYS - 1} days after start_date")
-        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-        forecast = [dict(zip(("date", "condition", "high_c"), (d.isoformat(), *weather_on(name, d)))) for d in days]
-        summary = Counter(f["condition"] for f in forecast).most_common(1)[0][0]
+        days = [weather_on(name, start + dt.timedelta(days=i)) for i in range((end - start).days + 1)]
+        summary = Counter(condition for condition, _ in days).most_common(1)[0][0]
         self.state["weather"].append({"city": name, "summary": summary})
         return self._ok("get_weather", {"city": city, "start_date": start_date, "end_date": end_date},
-                        {"city": name, "summary": summary, "forecast": forecast})
+                        {"city": name, "summary": summary, "daily": [c for c, _ in days],
+                         "highs_c": [h for _, h in days]})
 
     def search_flights(self, origin: str, destination: str, date: str) -> str:
-        """Search flights between two cities on one day; offers come cheapest first.
+        """Search flights between two cities on one day, cheapest first.
 
         Args:
             origin: Departure city.
@@ -141,7 +141,7 @@ class TravelEnv:
                         {"city": name, "nights": (end - start).days, "hotels": hotels_for(name, check_in)})
 
     def plan_itinerary(self, city: str, flight_id: str, weather: str) -> str:
-        """Plan the trip's days from the chosen flight and the fetched weather.
+        """Plan a trip from the chosen flight and the fetched weather.
 
         Args:
             city: Destination city.

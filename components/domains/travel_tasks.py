@@ -107,7 +107,7 @@ def _call(name: str, s: dict[str, str]) -> dict[str, Any]:
 def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
     name = call["name"]
     if name == "get_weather":
-        highs = [f["high_c"] for f in result["forecast"]]
+        highs = result["highs_c"]
         return f"{result['city']}: mostly {result['summary']}, highs {min(highs)}-{max(highs)} C."
     if name == "search_flights":
         best = result["flights"][0]

@@ -1,0 +1,137 @@
+"""The `tooltune` command.
+
+    tooltune run [--profile quick] [--params params.yaml] [--stages a,b,c]   # the Prefect flow
+    tooltune stage NAME [--profile quick] [--params params.yaml]           # one stage, no Prefect
+    tooltune stages                                                        # the stage names
+
+Bad input (params, data, a failed validation) prints `error: <message>` and exits 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from components.config import ConfigError, load_params
+from components.episode import DataError
+
+# The flow module imports Prefect, MLflow and the stage code (seconds); load it only to run the flow.
+STAGES = ("base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register")
+
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+RUN_ENV = {
+    # The ephemeral Prefect API takes longer than the default 20 s to start on small machines.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry calls from an offline machine
+    "HF_HUB_OFFLINE": "1",
+    "TRL_EXPERIMENTAL_SILENCE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tooltune", description="Fine-tune a small LM into a tool-calling agent.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        p.add_argument("--profile", default=None, help="preset under `profiles:` in the params file, e.g. quick")
+
+    run = sub.add_parser("run", help="run the pipeline as a Prefect flow")
+    common(run)
+    run.add_argument("--stages", default=None, help="comma-separated subset, run in pipeline order")
+    run.set_defaults(func=_run)
+    stage = sub.add_parser("stage", help="run one stage without Prefect (what DVC's cmd runs)")
+    stage.add_argument("name", choices=STAGES)
+    common(stage)
+    stage.set_defaults(func=_stage)
+    sub.add_parser("stages", help="list the stage names in pipeline order").set_defaults(func=_stages)
+    return parser
+
+
+def _stages(args: argparse.Namespace) -> int:
+    print("\n".join(STAGES))
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    params = load_params(args.params, args.profile)
+    from components import tracking
+
+    result = tracking.execute_stage(args.name, params, os.environ.get(tracking.PARENT_ENV) or None)
+    print(f"{result.stage}: ok  {_metrics_text(result.metrics)}")
+    for name, path in result.outputs.items():
+        print(f"  {name}: {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    unknown = [s for s in stages or [] if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
+    params = load_params(args.params, args.profile)  # fail fast, before the Prefect API starts
+    from flows.pipeline import pipeline
+
+    for name in PREFECT_RUN_LOGGERS:
+        logging.getLogger(name).addFilter(_drop_bad_input_traceback)
+    results = pipeline(params_path=args.params, profile=args.profile, stages=stages)
+    print(summary_table(results))
+    report = params.path("reports") / "evaluate.md"
+    if "evaluate" in results and report.is_file():
+        print(f"\nEvaluation report: {report}")
+    return 0
+
+
+def summary_table(results: dict[str, dict]) -> str:
+    """One line per stage: name, wall seconds, headline metrics."""
+    rows = [("stage", "seconds", "metrics")]
+    for stage, result in results.items():
+        seconds = result.get("details", {}).get("seconds", result.get("metrics", {}).get("seconds"))
+        rows.append((stage, "" if seconds is None else f"{seconds:.1f}", _metrics_text(result.get("metrics", {}))))
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "\n".join(f"{r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]}".rstrip() for r in rows)
+
+
+def _metrics_text(metrics: dict[str, float], limit: int = 5) -> str:
+    shown = [f"{k}={v:g}" for k, v in metrics.items() if k != "seconds"]
+    return ", ".join(shown[:limit]) + (f", … (+{len(shown) - limit})" if len(shown) > limit else "")
+
+
+def _drop_bad_input_traceback(record: logging.LogRecord) -> bool:
+    """Log filter: Prefect logs a failed flow with its traceback; for bad input the message is enough."""
+    if record.exc_info and record.exc_info[1] is not None and user_error(record.exc_info[1]) is not None:
+        record.exc_info = record.exc_text = None
+    return True
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The bad-input error behind `exc` (itself, or a cause Prefect or a library wrapped it in)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (ConfigError, DataError)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tooltune` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    for key, value in RUN_ENV.items():
+        os.environ.setdefault(key, value)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        bad_input = user_error(exc)
+        if bad_input is None:
+            raise
+        print(f"error: {bad_input}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

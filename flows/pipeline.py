@@ -1,0 +1,215 @@
+"""Prefect flow that chains the tooltune stages: ingest ─► validate ─► build ─► sft ─► … ─► register.
+
+Orchestration only: every stage's work is `components.tracking.execute_stage` (the same code DVC's
+`cmd` runs), wrapped in a task with retries for transient errors, one MLflow parent run per flow
+run, and a markdown + a table artifact per stage on the Prefect UI.
+
+GPU stages (`GPU_STAGES`) run in-process by default. Set `TOOLTUNE_GPU_DEPLOYMENT` to a deployment
+of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) and they are sent to
+that deployment's work pool instead; see `stage_flow` for how the data travels.
+
+Run: `tooltune run [--profile quick]`, or `python -m flows.pipeline`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.deployments import run_deployment
+from prefect.states import State
+
+from components import tracking
+from components.config import ConfigError, Params, load_params
+from components.episode import DataError
+
+STAGES = ("base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register")
+GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
+GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
+REPORT_STAGES = ("validate", "evaluate")  # their markdown reports go into the Prefect artifact
+MAX_REPORT_CHARS = 60_000
+
+
+def is_retryable(task: Any, task_run: TaskRun, state: State) -> bool:
+    """`retry_condition_fn`: retry transient failures (I/O, runtime), never bad input.
+
+    A `ConfigError` or a `DataError` (a failed validation included) fails the same way every time,
+    so it must fail fast instead of waiting out the retry delay.
+    """
+    return not isinstance(state.data, (ConfigError, DataError))
+
+
+@task(task_run_name="{stage}", retries=1, retry_delay_seconds=5, retry_condition_fn=is_retryable,
+      cache_policy=NO_CACHE)  # DVC, not Prefect, decides what is stale
+def run_stage(stage: str, params_path: str, profile: str | None, parent_run_id: str | None) -> dict:
+    """Run one stage in this process, inside a nested MLflow run; returns its `StageResult` as a dict."""
+    params = load_params(params_path, profile)
+    return tracking.execute_stage(stage, params, parent_run_id).model_dump()
+
+
+def select_stages(stages: list[str] | None) -> list[str]:
+    """The requested stages in pipeline order (all when None); unknown names are a `ConfigError`."""
+    if stages is None:
+        return list(STAGES)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
+    if not stages:
+        raise ConfigError("no stages selected")
+    return [s for s in STAGES if s in stages]
+
+
+def gpu_deployment(stage: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The deployment that runs `stage` on the GPU pool, or None to run it in this process."""
+    name = (os.environ if environ is None else environ).get(GPU_DEPLOYMENT_ENV, "").strip()
+    return name if name and stage in GPU_STAGES else None
+
+
+def artifact_key(stage: str, suffix: str = "") -> str:
+    """Prefect artifact key: lowercase letters, digits and dashes only."""
+    return f"tooltune-{stage}{suffix}".lower().replace("_", "-")
+
+
+def stage_markdown(result: dict, seconds: float) -> str:
+    """Markdown for a stage's artifact: outputs, metrics and, for validate/evaluate, the reports."""
+    stage = result["stage"]
+    lines = [f"# tooltune · {stage}", "", f"Finished in {seconds:.1f} s.", ""]
+    if result.get("outputs"):
+        lines += ["| output | path |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in result["outputs"].items()]
+        lines.append("")
+    if result.get("metrics"):
+        lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:g} |" for k, v in result["metrics"].items()]
+        lines.append("")
+    if stage in REPORT_STAGES:
+        for report in (r for r in result.get("reports", []) if r.endswith(".md")):
+            path = Path(report)
+            text = path.read_text(encoding="utf-8") if path.is_file() else "_(not found on this machine)_"
+            if len(text) > MAX_REPORT_CHARS:
+                text = text[:MAX_REPORT_CHARS] + "\n\n_(truncated)_"
+            lines += ["---", f"Report `{report}`:", "", text, ""]
+    return "\n".join(lines)
+
+
+def publish_artifacts(result: dict, seconds: float) -> None:
+    """A markdown artifact `tooltune-<stage>` and a metrics table `tooltune-<stage>-metrics`."""
+    stage = result["stage"]
+    create_markdown_artifact(stage_markdown(result, seconds), key=artifact_key(stage),
+                             description=f"tooltune stage {stage}")
+    rows = [{"metric": k, "value": v} for k, v in result.get("metrics", {}).items()]
+    create_table_artifact(rows or {"metric": [], "value": []}, key=artifact_key(stage, "-metrics"),
+                          description=f"tooltune stage {stage}: headline metrics")
+
+
+def run_remote(deployment: str, stage: str, params_path: str, profile: str | None, parent_run_id: str) -> dict:
+    """Run `stage_flow` for one stage on another work pool and wait for its result."""
+    parameters = {"stage": stage, "params_path": params_path, "profile": profile, "parent_run_id": parent_run_id}
+    flow_run = run_deployment(deployment, parameters=parameters, timeout=None)
+    state = flow_run.state
+    if state is None or not state.is_completed():
+        raise RuntimeError(f"{stage} on deployment {deployment!r} ended "
+                           f"{state.name if state else 'without a state'}: {state.message if state else ''}")
+    return state.result()  # stage_flow persists its result; see MissingResult in the notes
+
+
+def dvc(*args: str, cwd: str | Path = ".") -> str:
+    """Run `dvc` from this Python environment; raise RuntimeError with its output on failure."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"dvc {' '.join(args)} failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
+    return proc.stdout
+
+
+def dvc_applies(params_path: str, params: Params) -> bool:
+    """DVC's dvc.yaml describes this run: default params.yaml and workdir in a DVC repo here."""
+    cwd = Path.cwd().resolve()
+    return (params.profile is None and Path(params_path).resolve() == cwd / "params.yaml"
+            and Path(params.project.workdir).resolve() == cwd
+            and (cwd / "dvc.yaml").is_file() and (cwd / ".dvc").is_dir())
+
+
+@flow(name="tooltune-stage", persist_result=True, log_prints=True)
+def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None = None,
+               parent_run_id: str | None = None) -> dict:
+    """One stage as its own flow, for a worker on another machine (the GPU pool).
+
+    Data travels through the DVC remote (S3 in a real stack), not through Prefect:
+    1. the worker's checkout (the deployment's `pull` steps) must hold the `dvc.lock` that records
+       the upstream outputs, and the parent must have pushed them (`dvc push`);
+    2. here, `dvc pull <upstream stages>` fetches the stage's inputs;
+    3. the stage runs (nested under `parent_run_id` when MLflow's tracking URI is a shared server);
+    4. `dvc commit -f <stage>` + `dvc push <stage>` store its outputs for the next machine.
+    Steps 2 and 4 run only when this checkout is a DVC repo using the default params and workdir.
+    The returned dict is small (paths + metrics) and persisted, so `run_deployment` can read it.
+    """
+    logger = get_run_logger()
+    synced = dvc_applies(params_path, load_params(params_path, profile))
+    upstream = list(STAGES[:STAGES.index(stage)])
+    if synced and upstream:
+        logger.info("dvc pull %s", " ".join(upstream))
+        dvc("pull", *upstream)
+    result = run_stage(stage, params_path, profile, parent_run_id)
+    if synced:
+        logger.info("dvc commit + push %s", stage)
+        dvc("commit", "-f", stage)
+        dvc("push", stage)
+    return result
+
+
+def _summary(result: dict) -> str:
+    shown = [f"{k}={v:g}" for k, v in result.get("metrics", {}).items() if k != "seconds"][:4]
+    return ", ".join(shown)
+
+
+@flow(name="tooltune-pipeline", log_prints=True)
+def pipeline(params_path: str = "params.yaml", profile: str | None = None, stages: list[str] | None = None,
+             record_dvc: bool = True) -> dict[str, dict]:
+    """Run the stages in order under one MLflow parent run; returns `{stage: StageResult dict}`.
+
+    Each result's `details["seconds"]` holds the stage's wall time as the flow measured it. When
+    every stage ran on the default params in a DVC repo, `dvc commit -f` records the outputs so a
+    following `dvc repro` finds the pipeline up to date.
+    """
+    logger = get_run_logger()
+    selected = select_stages(stages)
+    params = load_params(params_path, profile)
+    results: dict[str, dict] = {}
+    with tracking.pipeline_run(params) as parent_run_id:
+        logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
+        for i, stage in enumerate(selected, 1):
+            where = gpu_deployment(stage)
+            tag = f"[{i}/{len(selected)}] {stage}" + (f" (on {where})" if where else "")
+            logger.info("%s ...", tag)
+            start = time.time()
+            try:
+                if where:
+                    result = run_remote(where, stage, params_path, profile, parent_run_id)
+                else:
+                    result = run_stage(stage, params_path, profile, parent_run_id)
+            except Exception as err:
+                logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
+                raise
+            seconds = time.time() - start
+            result.setdefault("details", {})["seconds"] = round(seconds, 1)
+            publish_artifacts(result, seconds)
+            logger.info("%s ... ok in %.1fs  %s", tag, seconds, _summary(result))
+            results[stage] = result
+    if record_dvc and selected == list(STAGES) and dvc_applies(params_path, params):
+        try:
+            dvc("commit", "-f")
+            logger.info("dvc commit -f: outputs recorded in dvc.lock")
+        except (OSError, RuntimeError) as err:
+            logger.warning("outputs not recorded in DVC: %s", err)
+    return results
+
+
+if __name__ == "__main__":
+    pipeline()

@@ -1,0 +1,177 @@
+"""The real Prefect pipeline flow on the quick profile, under the session's test harness.
+
+One run of ingest ─► validate ─► build checks the whole wiring at once: results in order, metrics
+files, the MLflow parent run with one nested run per stage, and the Prefect artifacts. Two tiny
+flows check the retry policy: bad input fails at once, a transient error is retried.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.states import Failed
+
+from components import tracking
+from components.config import ConfigError, load_params
+from components.episode import DataError
+from components.result import StageResult
+from flows import cli
+from flows import pipeline as pipeline_module
+from flows.pipeline import GPU_STAGES, STAGES, artifact_key, gpu_deployment, is_retryable, pipeline, select_stages
+
+pytestmark = pytest.mark.flows
+REPO = Path(__file__).resolve().parents[2]
+RUN = ["ingest", "validate", "build"]
+
+
+@pytest.fixture
+def params_path(params_factory, tmp_path) -> Path:
+    """The quick-profile params file that `params_factory` writes into tmp_path."""
+    params_factory()
+    return tmp_path / "params.yaml"
+
+
+def _artifacts(keys: list[str]) -> dict:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    return {a.key: a for a in found}
+
+
+def test_pipeline_runs_stages_in_order_with_tracking_and_artifacts(params_path):
+    params = load_params(params_path, "")
+
+    results = pipeline(params_path=str(params_path), stages=["build", "validate", "ingest"])
+
+    assert list(results) == RUN  # pipeline order, whatever order was asked
+    for stage in RUN:
+        assert results[stage]["stage"] == stage and results[stage]["details"]["seconds"] >= 0
+        assert json.loads((params.path("metrics") / f"{stage}.json").read_text()) is not None
+
+    client = mlflow.MlflowClient(params.tracking.uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    nested = client.search_runs([experiment.experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    assert len(nested) == len(RUN) and len(runs) == len(RUN) + 1
+
+    keys = [artifact_key(s) for s in RUN] + [artifact_key(s, "-metrics") for s in RUN]
+    artifacts = _artifacts(keys)
+    assert set(artifacts) == set(keys)
+    report = Path(results["validate"]["reports"][0]).read_text()
+    assert report.strip().splitlines()[0] in artifacts["tooltune-validate"].data  # the report is inlined
+    assert artifacts["tooltune-build-metrics"].type == "table"
+
+
+def test_cli_run_prints_summary(params_path, capsys):
+    assert cli.main(["run", "--params", str(params_path), "--stages", "ingest"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["stage", "seconds", "metrics"]
+    assert out.splitlines()[1].startswith("ingest")
+
+
+def _fake_stage(monkeypatch, errors: list[Exception]) -> list[str]:
+    """Replace the stage code: raise the given errors in turn, then succeed; return the call log."""
+    calls: list[str] = []
+
+    def execute_stage(stage, params, parent_run_id):
+        calls.append(stage)
+        if errors:
+            raise errors.pop(0)
+        return StageResult(stage=stage, metrics={"n": 1.0})
+
+    monkeypatch.setattr(tracking, "execute_stage", execute_stage)
+    monkeypatch.setattr(pipeline_module, "run_stage", pipeline_module.run_stage.with_options(retry_delay_seconds=0))
+    return calls
+
+
+def test_bad_input_fails_fast_without_retry(params_path, monkeypatch):
+    calls = _fake_stage(monkeypatch, [DataError("episodes.jsonl:3: rule record_schema broken")])
+    with pytest.raises(DataError, match="record_schema"):  # the original exception, not a Prefect wrapper
+        pipeline(params_path=str(params_path), stages=["ingest", "validate"])
+    assert calls == ["ingest"]
+
+
+def test_cli_reports_bad_input_without_traceback(params_path, monkeypatch, capsys):
+    _fake_stage(monkeypatch, [DataError("episodes.jsonl:3: rule record_schema broken")])
+    logged: list[str] = []
+    collect = logging.Handler()
+    collect.emit = lambda record: logged.append(collect.format(record))  # the text a console handler prints
+    logging.getLogger("prefect.flow_runs").addHandler(collect)
+    try:
+        assert cli.main(["run", "--params", str(params_path), "--stages", "ingest"]) == 1
+    finally:
+        logging.getLogger("prefect.flow_runs").removeHandler(collect)
+    assert capsys.readouterr().err.endswith("error: episodes.jsonl:3: rule record_schema broken\n")
+    assert any("record_schema broken" in line for line in logged)
+    assert not any("Traceback" in line for line in logged)
+
+
+def test_transient_error_is_retried_once(params_path, monkeypatch):
+    calls = _fake_stage(monkeypatch, [OSError("disk hiccup")])
+    results = pipeline(params_path=str(params_path), stages=["ingest"])
+    assert calls == ["ingest", "ingest"] and results["ingest"]["metrics"] == {"n": 1.0}
+
+
+# --- plain functions: no flow run -------------------------------------------------------------
+
+
+def test_retry_condition_spares_bad_input_only():
+    assert not is_retryable(None, None, Failed(data=DataError("bad")))
+    assert not is_retryable(None, None, Failed(data=ConfigError("bad")))
+    assert is_retryable(None, None, Failed(data=OSError("io")))
+    assert is_retryable(None, None, Failed(data=RuntimeError("cuda")))
+
+
+def test_gpu_routing():
+    env = {"TOOLTUNE_GPU_DEPLOYMENT": "tooltune-stage/tooltune-stage-gpu"}
+    assert {s for s in STAGES if gpu_deployment(s, env)} == GPU_STAGES == {"sft", "reward_model", "rl", "evaluate"}
+    assert gpu_deployment("sft", env) == "tooltune-stage/tooltune-stage-gpu"
+    assert gpu_deployment("sft", {}) is None and gpu_deployment("sft", {"TOOLTUNE_GPU_DEPLOYMENT": " "}) is None
+
+
+def test_select_stages():
+    assert select_stages(None) == list(STAGES)
+    assert select_stages(["register", "base"]) == ["base", "register"]
+    with pytest.raises(ConfigError, match="unknown stage"):
+        select_stages(["ingest", "train"])
+    assert cli.STAGES == STAGES  # the CLI's copy (kept to avoid importing Prefect for `tooltune stages`)
+
+
+def test_prefect_yaml_deployments_resolve():
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert set(deployments) == {"tooltune-nightly", "tooltune-stage-gpu"}
+    flows = {}
+    for name, d in deployments.items():
+        path, func = d["entrypoint"].split(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        flows[name] = getattr(module, func)
+        assert hasattr(flows[name], "deploy"), f"{d['entrypoint']} is not a Prefect flow"
+    nightly = deployments["tooltune-nightly"]
+    assert nightly["work_pool"]["name"] == "cpu" and nightly["schedules"][0]["cron"] == "0 3 * * *"
+    assert deployments["tooltune-stage-gpu"]["work_pool"]["name"] == "gpu"
+    gpu_name = f"{flows['tooltune-stage-gpu'].name}/tooltune-stage-gpu"
+    assert nightly["work_pool"]["job_variables"]["env"]["TOOLTUNE_GPU_DEPLOYMENT"] == gpu_name
+    template = json.loads((REPO / "infra/workpools/gpu-job-template.json").read_text())
+    assert "nvidia.com/gpu" in json.dumps(template["job_configuration"]["job_manifest"])
+
+
+def test_dvc_commit_only_for_default_params_in_a_dvc_repo(params_factory, tmp_path, monkeypatch):
+    params = params_factory(profile=None)  # workdir = tmp_path, no profile
+    monkeypatch.chdir(tmp_path)
+    assert not pipeline_module.dvc_applies("params.yaml", params)  # not a DVC repo
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / ".dvc").mkdir()
+    assert pipeline_module.dvc_applies("params.yaml", params)
+    assert not pipeline_module.dvc_applies(str(tmp_path / "other.yaml"), params)
+    assert not pipeline_module.dvc_applies("params.yaml", params.model_copy(update={"profile": "quick"}))

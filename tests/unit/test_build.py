@@ -1,0 +1,45 @@
+"""build: held-out test split, SFT rows, preference pairs broken in named ways and verified wrong."""
+
+import json
+
+from components import build, ingest
+from components.episode import read_episodes, read_jsonl
+
+
+def test_build_splits_and_datasets(params_factory):
+    params = params_factory()
+    ingest.run(params)
+    result = build.run(params)
+    out = params.path("splits")
+    test = read_episodes(out / "test.jsonl")
+    train = read_episodes(out / "train.jsonl")
+    assert {e.split for e in test} == {"test"} and {e.split for e in train} == {"train"}
+    assert not {e.id for e in test} & {e.id for e in train}
+    wanted = params.build.test_size
+    assert {p: sum(e.pattern == p for e in test) for p in wanted} == wanted
+    train_users = {e.messages[0].content for e in train}
+    assert not any(e.messages[0].content in train_users for e in test if e.pattern != "irrelevance")
+    sft = read_jsonl(out / "sft.jsonl")
+    assert sft[0]["messages"][0] == {"role": "system", "content": params.base.system_prompt}
+    assert isinstance(sft[0]["tools"], str) and json.loads(sft[0]["tools"])[0]["type"] == "function"
+    pairs = read_jsonl(out / "pairs.jsonl")
+    assert {p["kind"] for p in pairs} == set(params.build.pair_kinds)
+    assert all(p["chosen"] != p["rejected"] for p in pairs)
+    rl = read_jsonl(out / "rl.jsonl")
+    assert len(rl) == params.build.rl_prompts and rl[0]["prompt"][-1]["role"] == "user"
+    assert result.metrics["test_episodes"] == sum(wanted.values())
+
+
+def test_failed_build_keeps_previous_output(params_factory):
+    params = params_factory()
+    ingest.run(params)
+    build.run(params)
+    before = (params.path("splits") / "test.jsonl").read_bytes()
+    big = params_factory(build={"test_size": {"single": 10_000}})
+    try:
+        build.run(big)
+    except Exception as err:  # DataError naming the rule
+        assert "test_size" in str(err) and "episodes.jsonl" in str(err)
+    else:
+        raise AssertionError("build accepted an impossible test size")
+    assert (params.path("splits") / "test.jsonl").read_bytes() == before

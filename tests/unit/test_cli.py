@@ -1,0 +1,84 @@
+"""The `tooltune` command without Prefect: listing, one stage, and how bad input is reported."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.config import ConfigError
+from components.episode import DataError
+from flows import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def params_path(params_factory, tmp_path) -> Path:
+    """The quick-profile params file that `params_factory` writes into tmp_path."""
+    params_factory()
+    return tmp_path / "params.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.delenv("TOOLTUNE_PROFILE", raising=False)
+    for key, value in cli.RUN_ENV.items():  # main() sets these; let monkeypatch restore them
+        monkeypatch.setenv(key, value)
+
+
+def test_stages_lists_pipeline_order(capsys):
+    assert cli.main(["stages"]) == 0
+    assert capsys.readouterr().out.split() == list(cli.STAGES)
+
+
+def test_stage_runs_without_prefect(tmp_path, params_path, capsys):
+    assert cli.main(["stage", "base", "--params", str(params_path)]) == 0
+    assert (tmp_path / "artifacts" / "base" / "config.json").is_file()
+    assert (tmp_path / "metrics" / "base.json").is_file()
+    assert capsys.readouterr().out.startswith("base: ok")
+
+
+@pytest.mark.parametrize("argv", [
+    ["stage", "base", "--profile", "nope"],
+    ["run", "--profile", "nope"],
+    ["run", "--stages", "ingest,train"],
+])
+def test_bad_input_is_one_line_no_traceback(params_path, capsys, argv):
+    assert cli.main(argv + ["--params", str(params_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_missing_params_file(tmp_path, capsys):
+    assert cli.main(["stage", "ingest", "--params", str(tmp_path / "absent.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_user_error_found_behind_wrappers():
+    try:
+        try:
+            raise DataError("episodes.jsonl:3: bad")
+        except DataError as inner:
+            raise RuntimeError("task failed") from inner
+    except RuntimeError as outer:
+        assert str(cli.user_error(outer)) == "episodes.jsonl:3: bad"
+    assert cli.user_error(ConfigError("x")) is not None and cli.user_error(OSError("x")) is None
+
+
+def test_summary_table():
+    table = cli.summary_table({"ingest": {"metrics": {"episodes": 600.0, "seconds": 1.0}, "details": {"seconds": 1.5}},
+                               "base": {"metrics": {}, "details": {}}})
+    lines = table.splitlines()
+    assert lines[0].split() == ["stage", "seconds", "metrics"]
+    assert lines[1].split() == ["ingest", "1.5", "episodes=600"]
+    assert lines[2].strip() == "base"
+
+
+def test_console_script():
+    script = REPO / ".venv" / "bin" / "tooltune"
+    if not script.exists():
+        subprocess.run([str(REPO / ".venv/bin/pip"), "install", "--no-deps", "-e", str(REPO)], check=True)
+    proc = subprocess.run([str(script), "stages"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == list(cli.STAGES)
