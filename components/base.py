@@ -7,12 +7,9 @@ Run: `python -m components.base` (DVC) or the `base` task of `tooltune run`.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from components import models
+from components import models, training
 from components.config import Params
 from components.result import StageResult
 
@@ -45,15 +42,7 @@ def run(params: Params) -> StageResult:
     models.set_padding(model, tok)
     info = {"spec": spec, "architecture": type(model).__name__, "parameters": models.n_params(model),
             "template": "native" if native else "tooltune-chatml"}
-    # Write into a temporary sibling, then swap: a failed run leaves the previous base intact.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        models.save(model, tok, tmp, info)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    training.save_trained(model, tok, out, info)  # atomic: a failed run leaves the previous base intact
     return StageResult(stage="base", outputs={"model": str(out)}, details=info,
                        metrics={"parameters": float(info["parameters"]), "seconds": round(time.time() - start, 1)})
 

@@ -30,7 +30,8 @@ def lora_config(cfg: Any, task_type: str, **extra: Any) -> Any:
 
 
 def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any]) -> None:
-    """Merge a LoRA adapter if present and save into `out` atomically (aside, then swapped in)."""
+    """Merge a LoRA adapter if present and save into `out` atomically (aside, then swapped in), so a
+    failed run leaves the previous model intact."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     out.parent.mkdir(parents=True, exist_ok=True)

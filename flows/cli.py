@@ -14,11 +14,11 @@ import logging
 import os
 import sys
 
+from components import STAGES
 from components.config import ConfigError, load_params
 from components.episode import DataError
 
-# The flow module imports Prefect, MLflow and the stage code (seconds); load it only to run the flow.
-STAGES = ("base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register")
+# The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
 PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 RUN_ENV = {

@@ -28,11 +28,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.deployments import run_deployment
 from prefect.states import State
 
-from components import tracking
+from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.episode import DataError
 
-STAGES = ("base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register")
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
 REPORT_STAGES = ("validate", "evaluate")  # their markdown reports go into the Prefect artifact

@@ -52,3 +52,14 @@ def params_factory(tmp_path):
         return load_params(write_params(tmp_path, profile, **sections), profile="")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """An empty, fully migrated MLflow DB: creating one costs ~10 s, copying it ~0."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.getbasetemp() / "mlflow-migrated.db"
+    if not path.exists():
+        MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path

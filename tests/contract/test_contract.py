@@ -22,7 +22,7 @@ import yaml
 from components.config import ConfigError, load_params
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ["base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register"]
+STAGES = ["base", "ingest", "validate", "build", "sft", "reward_model", "rl", "evaluate", "register"]  # the design
 # Upstream stages of each stage, as the design describes the data flow (dvc.yaml must give this DAG).
 UPSTREAM = {
     "base": set(), "ingest": set(), "validate": {"base", "ingest"}, "build": {"ingest", "validate"},

@@ -144,7 +144,7 @@ def test_select_stages():
     assert select_stages(["register", "base"]) == ["base", "register"]
     with pytest.raises(ConfigError, match="unknown stage"):
         select_stages(["ingest", "train"])
-    assert cli.STAGES == STAGES  # the CLI's copy (kept to avoid importing Prefect for `tooltune stages`)
+    assert cli.STAGES is STAGES  # one list, defined in components/__init__.py
 
 
 def test_prefect_yaml_deployments_resolve():

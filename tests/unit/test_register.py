@@ -22,15 +22,6 @@ TOOLS = [{"type": "function", "function": {
 
 
 @pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory) -> Path:
-    """An empty, fully migrated MLflow DB: creating one costs ~10 s, copying it ~0."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-migrated.db"
-    if not path.exists():  # shared with test_tracking.py through the session's base temp folder
-        MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A real (random) model folder with the project's tool template: loadable, generates gibberish."""
     root = tmp_path_factory.mktemp("tiny")

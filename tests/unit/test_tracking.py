@@ -19,15 +19,6 @@ from components.episode import DataError
 from components.result import StageResult
 
 
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory) -> Path:
-    """An empty, fully migrated MLflow DB: creating one costs ~10 s, copying it ~0."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-migrated.db"
-    if not path.exists():  # shared with test_register.py through the session's base temp folder
-        MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
 def params(params_factory, migrated_db, tmp_path, monkeypatch):
     for var in ("MLFLOW_TRACKING_URI", tracking.PARENT_ENV, "TOOLTUNE_PROFILE"):
@@ -71,7 +62,7 @@ def test_execute_stage_nests_under_the_pipeline_run_from_a_worker_thread(params,
                                   f"tags.mlflow.parentRunId = '{parent}'")
     assert child.info.run_name == "sft" and child.info.status == "FINISHED"
     assert child.data.tags[tracking.STAGE_TAG] == "sft" and child.data.tags["output.model"] == "artifacts/sft"
-    assert child.data.params["max_steps"] == "40" and child.data.params["lora.enabled"] == "False"
+    assert child.data.params["max_steps"] == str(params.sft.max_steps) and child.data.params["lora.enabled"] == "False"
     assert child.data.metrics["loss"] == 0.5
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "reports")}
     assert artifacts == {"reports/sft.md"}
