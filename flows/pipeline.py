@@ -135,7 +135,7 @@ def dvc_applies(params_path: str, params: Params) -> bool:
             and (cwd / "dvc.yaml").is_file() and (cwd / ".dvc").is_dir())
 
 
-@flow(name="tooltune-stage", persist_result=True, log_prints=True)
+@flow(name="tooltune-stage", persist_result=True)
 def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None = None,
                parent_run_id: str | None = None) -> dict:
     """One stage as its own flow, for a worker on another machine (the GPU pool).
@@ -168,7 +168,7 @@ def _summary(result: dict) -> str:
     return ", ".join(shown)
 
 
-@flow(name="tooltune-pipeline", log_prints=True)
+@flow(name="tooltune-pipeline")  # no log_prints: it would capture dill's internal dis.dis output as logs
 def pipeline(params_path: str = "params.yaml", profile: str | None = None, stages: list[str] | None = None,
              record_dvc: bool = True) -> dict[str, dict]:
     """Run the stages in order under one MLflow parent run; returns `{stage: StageResult dict}`.

@@ -93,7 +93,7 @@ class TravelEnv:
         return json.dumps(result)
 
     def get_weather(self, city: str, start_date: str, end_date: str) -> str:
-        """Get the weather forecast for a city over a date range.
+        """Weather forecast for a city over a date range.
 
         Args:
             city: City name.
@@ -111,7 +111,7 @@ class TravelEnv:
                          "highs_c": [h for _, h in days]})
 
     def search_flights(self, origin: str, destination: str, date: str) -> str:
-        """Search flights between two cities on one day, cheapest first.
+        """Flights between two cities on one day, cheapest first.
 
         Args:
             origin: Departure city.
@@ -124,10 +124,10 @@ class TravelEnv:
         offers = flights_for(src, dst, date)
         self.state["flights"] += [o["flight_id"] for o in offers]
         return self._ok("search_flights", {"origin": origin, "destination": destination, "date": date},
-                        {"origin": src, "destination": dst, "date": date, "flights": offers})
+                        {"flights": offers})
 
     def search_hotels(self, city: str, check_in: str, check_out: str) -> str:
-        """Search hotels in a city for a stay.
+        """Hotels in a city for a stay.
 
         Args:
             city: City name.
@@ -141,7 +141,7 @@ class TravelEnv:
                         {"city": name, "nights": (end - start).days, "hotels": hotels_for(name, check_in)})
 
     def plan_itinerary(self, city: str, flight_id: str, weather: str) -> str:
-        """Plan a trip from the chosen flight and the fetched weather.
+        """Plan a trip from a found flight and the fetched weather.
 
         Args:
             city: Destination city.
@@ -164,7 +164,7 @@ class TravelEnv:
                         {"itinerary_id": f"IT{_h(name, flight_id) % 10000:04d}", **plan})
 
     def book_flight(self, flight_id: str, passenger: str) -> str:
-        """Book a seat on a flight found by search_flights.
+        """Book a flight found by search_flights.
 
         Args:
             flight_id: Id of the flight to book.

@@ -111,7 +111,8 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
         return f"{result['city']}: mostly {result['summary']}, highs {min(highs)}-{max(highs)} C."
     if name == "search_flights":
         best = result["flights"][0]
-        return f"Cheapest {result['origin']}-{result['destination']} flight: {best['flight_id']} at {best['price_eur']} EUR."
+        route = f"{call['arguments']['origin']}-{call['arguments']['destination']}"
+        return f"Cheapest {route} flight: {best['flight_id']} at {best['price_eur']} EUR."
     if name == "search_hotels":
         hotel = result["hotels"][0]
         return f"{hotel['name']} ({hotel['hotel_id']}): {hotel['price_per_night_eur']} EUR per night."
