@@ -103,6 +103,7 @@ class Sft(_Frozen):
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
     max_length: int = Field(gt=0)
+    padding_free: bool
     sampling: Literal["random", "group_by_length"]
     lora: Lora
 

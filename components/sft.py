@@ -31,7 +31,8 @@ def run(params: Params) -> StageResult:
         args = SFTConfig(
             output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
-            max_length=cfg.max_length, train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, save_strategy="no",
+            max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
+            train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, save_strategy="no",
             report_to="none", seed=params.project.seed, **training.precision())
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
