@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 from components.config import Params
-from components.episode import DataError, Episode, read_episodes, write_episodes, write_jsonl
+from components.episode import DataError, Episode, atomic_dir, read_episodes, write_episodes, write_jsonl
 from components.pairs import make_pairs
 from components.result import StageResult
 
@@ -67,18 +64,12 @@ def run(params: Params) -> StageResult:
     system = params.base.system_prompt
     pairs = make_pairs(parts["train"], list(params.build.pair_kinds), system, params.project.seed)
     out = params.path("splits")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         for name, items in parts.items():
             write_episodes(tmp / f"{name}.jsonl", items)
         write_jsonl(tmp / "sft.jsonl", sft_rows(parts["train"], system))
         write_jsonl(tmp / "pairs.jsonl", pairs)
         write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
     metrics |= {f"pairs_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in pairs).items())}
     return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)

@@ -10,10 +10,17 @@ Layer 3 `efficiency`: no redundant or needless calls.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from components import toolcalls
 from components.domains import travel
+
+
+@lru_cache(maxsize=1)
+def _tool_index() -> dict[str, dict]:
+    """The catalog's parameter schemas, built once (get_json_schema parses docstrings)."""
+    return toolcalls.tool_index(travel.catalog())
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:
@@ -23,7 +30,7 @@ def _answered(messages: list[dict[str, Any]]) -> bool:
 
 def correctness(completions: list[list[dict]], expected: list[str], **kwargs: Any) -> list[float]:
     """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise."""
-    index = toolcalls.tool_index(travel.catalog())
+    index = _tool_index()
     out = []
     for messages, exp in zip(completions, expected):
         gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from components import models
+from components.episode import atomic_dir
 
 
 def precision() -> dict[str, bool]:
@@ -34,14 +33,8 @@ def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any]) -> None:
     failed run leaves the previous model intact."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         models.save(model, tok, tmp, info)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_curve(history: list[dict[str, Any]], keys: list[str], out_csv: Path, out_png: Path, title: str) -> None:

@@ -15,9 +15,7 @@ unexpected row indexes are mapped back to `file:line (id ...)`. Any broken rule 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from components.config import Params, Validate
-from components.episode import DataError, Episode, parse_line
+from components.episode import DataError, Episode, atomic_file, parse_line
 from components.result import StageResult
 from components.toolcalls import schema_errors, steps_of_messages, tool_index
 
@@ -376,15 +374,8 @@ def render_markdown(path: Path, outcomes: list[RuleOutcome], metrics: dict[str, 
 
 def write_text(path: Path, text: str) -> None:
     """Write a text file atomically (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        handle.write(text)
 
 
 def run(params: Params) -> StageResult:
