@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PATTERNS = ("single", "parallel", "chain", "irrelevance")
+PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")  # episode.Pattern
 PARAMS_FILE = Path("params.yaml")
 PROFILE_ENV = "TOOLTUNE_PROFILE"
 
@@ -60,11 +60,27 @@ class Base(_Frozen):
     tiny: TinyModel
 
 
+class Import(_Frozen):
+    """One outside dataset appended to the synthetic episodes (components/importers/)."""
+
+    source: Literal["openai", "sharegpt", "hermes", "xlam", "bfcl"]
+    path: str = Field(min_length=1, description="under project.workdir")
+    domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
+    answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
+
+    @model_validator(mode="after")
+    def _answers(self) -> "Import":
+        if self.answers is not None and self.source != "bfcl":
+            raise ValueError(f"ingest.imports: `answers` goes with source bfcl only, not {self.source}")
+        return self
+
+
 class Ingest(_Frozen):
     source: Literal["synthetic"]
     n_episodes: int = Field(gt=0)
     shares: dict[str, float]
     heldout_fraction: float = Field(gt=0, lt=1)
+    imports: list[Import] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _shares(self) -> "Ingest":
@@ -80,6 +96,8 @@ class Validate(_Frozen):
     max_tokens: int = Field(gt=0)
     min_pattern_share: float = Field(ge=0, le=1)
     min_tool_share: float = Field(ge=0, le=1)
+    # patterns whose user texts may repeat across splits (canned small talk drawn from a few templates)
+    leakage_exempt_patterns: list[Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]]
 
 
 class Build(_Frozen):
@@ -104,6 +122,7 @@ class Sft(_Frozen):
     warmup_steps: int = Field(ge=0)
     max_length: int = Field(gt=0)
     padding_free: bool
+    share_prefix: bool
     sampling: Literal["random", "group_by_length"]
     lora: Lora
 
@@ -149,6 +168,7 @@ class Evaluate(_Frozen):
     batch_size: int = Field(gt=0)
     max_new_tokens: int = Field(gt=0)
     max_turns: int = Field(gt=0)
+    compare_champion: bool
 
 
 class Register(_Frozen):

@@ -1,8 +1,12 @@
 """Stage `evaluate`: base, SFT and RL models side by side on the held-out test split, in the simulator.
 
 Reads: `paths.splits/test.jsonl`, the model folders named in `evaluate.models`, params `evaluate`.
-Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`,
-accuracy.png, errors.png, <model>_rollouts.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json).
+With `evaluate.compare_champion`, also the version holding the `champion` alias of `register.model_name` in the
+MLflow registry (`tracking`), downloaded to a temporary folder, as a fourth column `champion`; none yet: a note.
+Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate.html` (the same tables and the plots inlined,
+one self-contained file), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`, accuracy.png, errors.png,
+training_curves.png from the training stages' CSVs in `paths.reports`, <model>_rollouts.jsonl);
+metrics `<model>.<metric>` (metrics/evaluate.json).
 Run: `python -m components.evaluate`.
 
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
@@ -12,12 +16,13 @@ and then a final answer) and `<pattern>_completion` (goal state reached and a fi
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from components import domains, models, rollout, toolcalls
+from components import domains, models, rollout, toolcalls, tracking
 from components.config import Params
 from components.episode import Episode, read_episodes, write_jsonl
 from components.result import StageResult
@@ -28,8 +33,10 @@ MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
 def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
     """One episode's verdict, with the shared scorer."""
     gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
-    verdict = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable)
     answered = ro.final is not None and not ro.unparsable
+    verdict = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
+                                      hit_step_limit=ro.final is None and not ro.unparsable,
+                                      final_state_ok=ro.goal_reached if ep.expected.goal else None)
     no_call_ok = bool(gold) or not ro.steps
     return {"id": ep.id, "pattern": ep.pattern, "exact": verdict.exact, "first_exact": verdict.first_step_exact,
             "tool_ok": verdict.first_step_names_ok, "unparsable": ro.unparsable, "errors": verdict.errors,
@@ -61,9 +68,11 @@ def _mean(values) -> float:
     return round(sum(map(float, values)) / len(values), 4) if values else 0.0
 
 
-def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: Path) -> dict[str, float]:
+def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: Path,
+                   folder: Path | None = None) -> dict[str, float]:
+    """Roll out and score one model (from `folder`, default its `paths` entry); writes <name>_rollouts.jsonl."""
     cfg = params.evaluate
-    model, tok = models.load(params.path(MODEL_PATHS[name]))
+    model, tok = models.load(folder or params.path(MODEL_PATHS[name]))
     start = time.time()
     rollouts = rollout.run_episodes(model, tok, episodes, domains.get(params.project.domain),
                                     params.base.system_prompt, cfg.batch_size, cfg.max_new_tokens, cfg.max_turns,
@@ -71,6 +80,18 @@ def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: 
     rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
     write_jsonl(out_dir / f"{name}_rollouts.jsonl", rows)
     return summarize(rows) | {"seconds": round(time.time() - start, 1)}
+
+
+def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) -> tuple[dict[str, float] | None, str]:
+    """The champion's metrics on the same episodes (None when the registry has none yet) and a report note."""
+    name = params.register_.model_name
+    with tempfile.TemporaryDirectory(prefix="tooltune-champion-") as tmp:
+        found = tracking.download_champion(params, Path(tmp))
+        if found is None:
+            return None, f"No `champion` version of {name} in the MLflow registry yet: no champion column."
+        version, folder = found
+        return (evaluate_model("champion", params, episodes, out_dir, folder),
+                f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).")
 
 
 def run(params: Params) -> StageResult:
@@ -81,9 +102,16 @@ def run(params: Params) -> StageResult:
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
-    files = eval_report.write(results, reports / "evaluate.md", out_dir)
+    notes = []
+    if params.evaluate.compare_champion:
+        champion, note = evaluate_champion(params, episodes, out_dir)
+        notes.append(note)
+        if champion is not None:
+            results["champion"] = champion
+    files = eval_report.write(results, reports / "evaluate.md", out_dir, notes)
     metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()}
-    return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"), "dir": str(out_dir)},
+    return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"),
+                                                  "html": str(reports / "evaluate.html"), "dir": str(out_dir)},
                        metrics=metrics, reports=[str(reports / "evaluate.md"), *files])
 
 

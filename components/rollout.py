@@ -1,12 +1,14 @@
 """Batched, greedy multi-turn rollouts of a model in a domain simulator (used by evaluation).
 
 All live episodes decode one assistant turn together (left padding, KV cache); each turn is parsed with
-the shared parser; parsed calls run in that episode's own simulator; the loop ends for an episode when it
-answers without a call, emits unparsable output or reaches the turn cap.
+the shared parser; parsed calls run in that episode's own simulator. When the model answers without a call,
+the episode's next user turn (multi_turn episodes) is fed and the loop goes on; it ends for an episode when
+the last user turn is answered, on unparsable output, or when one user turn reaches the turn cap.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,35 +34,90 @@ class Rollout:
     goal_reached: bool = False
 
 
+class PrefixCache:
+    """Key/value cache of the prompt prefix every conversation shares (system turn with the tool list).
+
+    The system turn is about two thirds of a first-turn prompt and identical across a domain's episodes;
+    its keys and values are computed once per distinct prefix and reused by every batch, so each
+    generation call only encodes what differs (user turn, earlier turns, tool results).
+    """
+
+    def __init__(self, model: Any, tok: Any) -> None:
+        self.model, self.tok = model, tok
+        self._caches: dict[str, tuple[list[int], Any]] = {}
+
+    def split(self, conversation: list[dict], tools: list[dict]) -> tuple[str, list[int]]:
+        """(prefix text, token ids of the rest) of one conversation's generation prompt."""
+        full = self.tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
+        head = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
+        prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if (head or tools) else ""
+        if not full.startswith(prefix):  # a template that is not prefix-preserving: no sharing
+            prefix = ""
+        return prefix, self._ids(full[len(prefix):])
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def expanded(self, prefix: str, batch: int) -> tuple[list[int], Any]:
+        """Prefix token ids and a fresh copy of its cache, repeated for `batch` rows."""
+        if prefix not in self._caches:
+            ids = self._ids(prefix)
+            cache = None
+            if ids:
+                cache = self.model(torch.tensor([ids], device=self.model.device), use_cache=True).past_key_values
+            self._caches[prefix] = (ids, cache)
+        ids, cache = self._caches[prefix]
+        if cache is None:
+            return ids, None
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(batch)
+        return ids, cache
+
+
 @torch.no_grad()
 def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[list[dict]],
-             max_new_tokens: int) -> list[str]:
-    """Greedy-decode one assistant turn for each conversation; returns text up to and incl. end-of-turn."""
-    prompts = [tok.apply_chat_template(m, tools=t, add_generation_prompt=True, tokenize=False)
-               for m, t in zip(conversations, tools)]
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+             max_new_tokens: int, prefixes: PrefixCache | None = None) -> list[str]:
+    """Greedy-decode one assistant turn for each conversation; returns text up to and incl. end-of-turn.
+
+    All conversations of one call share one prompt prefix (see `PrefixCache`); rows are padded between
+    the shared prefix and their own part, so positions (from the attention mask) stay exact.
+    """
+    prefixes = prefixes or PrefixCache(model, tok)
+    splits = [prefixes.split(m, t) for m, t in zip(conversations, tools)]
+    if len({p for p, _ in splits}) > 1:
+        raise ValueError("generate: conversations of one batch must share their system turn and tools")
+    head, cache = prefixes.expanded(splits[0][0], len(splits))
+    width = max(len(ids) for _, ids in splits)
+    pad = tok.pad_token_id
+    input_ids = [head + [pad] * (width - len(ids)) + ids for _, ids in splits]
+    mask = [[1] * len(head) + [0] * (width - len(ids)) + [1] * len(ids) for _, ids in splits]
+    input_ids, mask = (torch.tensor(x, device=model.device) for x in (input_ids, mask))
+    out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                         max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
                          eos_token_id=tok.eos_token_id)
     texts = []
-    for row in out[:, enc["input_ids"].shape[1]:]:
+    for row in out[:, input_ids.shape[1]:]:
         ids = row.tolist()
         if tok.eos_token_id in ids:
             ids = ids[:ids.index(tok.eos_token_id) + 1]
-        texts.append(tok.decode([i for i in ids if i != tok.pad_token_id], skip_special_tokens=False))
+        texts.append(tok.decode([i for i in ids if i != pad], skip_special_tokens=False))
     return texts
 
 
-def _advance(ro: Rollout, text: str, env: Any, domain: Domain) -> bool:
-    """Apply one generated turn; returns True while the episode goes on."""
+def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[dict[str, Any]]) -> bool:
+    """Apply one generated turn; an answer without calls gets the next of `followups` (the user's later
+    turns, consumed) as the user's reply. Returns True while the episode goes on."""
     parsed = toolcalls.parse_output(text)
     ro.turns += 1
     if parsed.unparsable:
         ro.unparsable, ro.final = True, text
         return False
     if not parsed.calls:
-        ro.final = parsed.content
         ro.messages.append({"role": "assistant", "content": parsed.content})
+        if followups:
+            ro.messages.append(followups.pop(0))
+            return True
+        ro.final = parsed.content
         return False
     ro.steps.append(parsed.calls)
     ro.messages.append({"role": "assistant", "content": parsed.content,
@@ -73,30 +130,54 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain) -> bool:
 
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
                  batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout") -> list[Rollout]:
-    """Roll every episode out in the simulator, `batch_size` conversations per forward pass."""
+    """Roll every episode out in the simulator, `batch_size` conversations per forward pass.
+
+    `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
+    """
     model.eval()
     envs = {e.id: domain.env() for e in episodes}
     rollouts = {e.id: Rollout(e.id, [{"role": "system", "content": system_prompt}] + e.prompt_messages())
                 for e in episodes}
+    followups = {e.id: [m for m in e.message_dicts()[len(e.prompt_messages()):] if m["role"] == "user"]
+                 for e in episodes}
     tools = {e.id: e.tool_dicts() for e in episodes}
-    live = [e.id for e in sorted(episodes, key=lambda e: (e.pattern, e.id))]  # similar lengths batch together
+    catalog = {e.id: json.dumps(tools[e.id], sort_keys=True) for e in episodes}
+    prefixes = PrefixCache(model, tok)
+    live = [e.id for e in episodes]
     with tqdm(total=len(episodes), desc=desc, unit="ep") as bar:
-        for _ in range(max_turns):
+        while live:
             still = []
-            for i in range(0, len(live), batch_size):
-                ids = live[i:i + batch_size]
+            for ids in _batches(live, catalog, rollouts, batch_size):
                 texts = generate(model, tok, [rollouts[j].messages for j in ids], [tools[j] for j in ids],
-                                 max_new_tokens)
-                still += [j for j, text in zip(ids, texts) if _advance(rollouts[j], text, envs[j], domain)]
+                                 max_new_tokens, prefixes)
+                still += [j for j, text in zip(ids, texts)
+                          if _advance(rollouts[j], text, envs[j], domain, followups[j])
+                          and _turns_since_user(rollouts[j]) < max_turns]
             bar.update(len(live) - len(still))
             live = still
-            if not live:
-                break
-        bar.update(len(live))
     for e in episodes:
         steps = [[c.model_dump() for c in s] for s in e.expected.steps]
         rollouts[e.id].goal_reached = domain.goal_reached(envs[e.id], steps, e.expected.goal)
     return [rollouts[e.id] for e in episodes]
+
+
+def _turns_since_user(ro: Rollout) -> int:
+    """Assistant turns since the latest user message (the turn cap applies per user turn)."""
+    last_user = max(i for i, m in enumerate(ro.messages) if m["role"] == "user")
+    return sum(m["role"] == "assistant" for m in ro.messages[last_user:])
+
+
+def _batches(live: list[str], catalog: dict[str, str], rollouts: dict[str, Rollout],
+             batch_size: int) -> list[list[str]]:
+    """Batches of episodes with the same tool catalog (one shared prefix), similar lengths together."""
+    order = sorted(live, key=lambda j: (catalog[j], len(json.dumps(rollouts[j].messages)), j))
+    out: list[list[str]] = []
+    for j in order:
+        if out and len(out[-1]) < batch_size and catalog[out[-1][0]] == catalog[j]:
+            out[-1].append(j)
+        else:
+            out.append([j])
+    return out
 
 
 def to_json(ro: Rollout) -> str:

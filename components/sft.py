@@ -8,8 +8,12 @@ Run: `python -m components.sft`.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
+from typing import Any
+
+import torch
 
 from components import models, training
 from components.config import Params
@@ -34,7 +38,10 @@ def run(params: Params) -> StageResult:
             max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
             train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, save_strategy="no",
             report_to="none", seed=params.project.seed, **training.precision())
-        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+        trainer_cls = SFTTrainer
+        if cfg.share_prefix and cfg.padding_free:
+            trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
+        trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
         start = time.time()
         trainer.train()
@@ -50,6 +57,70 @@ def run(params: Params) -> StageResult:
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
                                 "episodes_seen": float(cfg.max_steps * cfg.batch_size)},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
+
+
+def shared_prefix_trainer(base: type, prefix: torch.Tensor) -> type:
+    """`base` (TRL's SFTTrainer) computing the prompt prefix every episode shares only once per batch.
+
+    All episodes of a domain start with the same system turn (instructions and tool list): about half of
+    a single-call episode's tokens, and none of them carry loss. A padding-free batch is rewritten so the
+    prefix runs once (with gradients) and every episode attends to its keys and values; the loss and the
+    gradients are the same as for the full batch (tests/integration/test_training.py checks this), the
+    compute per batch of 4 single-call episodes falls by about 40 %. Batches whose episodes do not all
+    start with the prefix take the normal path.
+
+    Args:
+        base: The trainer class to extend.
+        prefix: Token ids of the shared prefix (`prefix_ids`).
+    """
+
+    class SharedPrefixSFTTrainer(base):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            head = prefix.to(inputs["input_ids"].device)
+            shared = split_shared_prefix(inputs, head)
+            if shared is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            body = getattr(self.accelerator.unwrap_model(model), "get_base_model", lambda: model)().model
+            shared["past_key_values"] = body(input_ids=head[None], use_cache=True).past_key_values
+            counted = self._total_train_tokens
+            out = super().compute_loss(model, shared, return_outputs, num_items_in_batch)
+            if model.training:  # TRL counts the 4-D mask's cells; count the episodes' tokens instead
+                self._total_train_tokens = counted + inputs["input_ids"].numel()
+            return out
+
+    return SharedPrefixSFTTrainer
+
+
+def prefix_ids(tok: Any, row: dict[str, Any]) -> torch.Tensor:
+    """Token ids of an SFT row's system turn with its tool list: the part episodes of one catalog share."""
+    system = [m for m in row["messages"][:1] if m["role"] == "system"]
+    tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]  # build stores JSON text
+    text = tok.apply_chat_template(system, tools=tools, tokenize=False) if system or tools else ""
+    return torch.tensor(tok(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
+
+
+def split_shared_prefix(inputs: dict[str, Any], prefix: torch.Tensor) -> dict[str, Any] | None:
+    """Drop the shared prefix from every episode of a padding-free batch; None when one lacks it.
+
+    Returns the episodes' remaining tokens (positions kept, so they continue after the prefix) and a
+    4-D boolean mask: each token sees the whole prefix, then its own episode causally.
+    """
+    ids, pos, labels = inputs["input_ids"][0], inputs["position_ids"][0], inputs["labels"][0]
+    n = len(prefix)
+    starts = (pos == 0).nonzero().flatten().tolist()
+    keep = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
+    for start, end in zip(starts, starts[1:] + [len(ids)]):
+        if (end - start <= n or not torch.equal(ids[start:start + n], prefix)
+                or (labels[start:start + n + 1] != -100).any()):
+            return None
+        keep[start:start + n] = False
+    episode = (torch.cumsum((pos == 0).long(), 0) - 1)[keep]
+    rest = pos[keep]
+    causal = (episode[:, None] == episode[None, :]) & (rest[None, :] <= rest[:, None])
+    mask = torch.cat([torch.ones(len(rest), n, dtype=torch.bool, device=ids.device), causal], dim=1)
+    return {"input_ids": ids[keep][None], "position_ids": rest[None], "labels": labels[keep][None],
+            "attention_mask": mask[None, None]}
 
 
 def main() -> None:

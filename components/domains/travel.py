@@ -10,31 +10,50 @@ message the model sees).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
+import random
 from collections import Counter
 from typing import Any
 
-from components.toolcalls import same_call
+from components.domains import sim
+from components.domains.sim import ToolError
+from components.domains.sim import stable_hash as _h
 
 NAME = "travel"
 CONDITIONS = ("sunny", "cloudy", "rain", "snow")
-CITIES_TRAIN = ("Paris", "Lisbon", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Amsterdam", "Dublin",
+CITIES_REAL = ("Paris", "Lisbon", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Amsterdam", "Dublin",
                 "Oslo", "Stockholm", "Helsinki", "Athens", "Warsaw", "Budapest", "Zurich", "Brussels",
                 "Copenhagen", "Barcelona", "Munich", "Milan", "Porto", "Seville", "Krakow", "Edinburgh",
-                "Tokyo", "Seoul", "Boston", "Chicago", "Toronto")
+                "Tokyo", "Seoul", "Boston", "Chicago", "Toronto", "New York", "Los Angeles", "San Francisco",
+                "Mexico City", "Buenos Aires", "Sao Paulo", "Bogota", "Santiago", "Havana", "Panama City",
+                "Cairo", "Marrakesh", "Lagos", "Accra", "Addis Ababa", "Johannesburg", "Casablanca", "Tunis",
+                "Istanbul", "Dubai", "Doha", "Tel Aviv", "Amman", "Mumbai", "New Delhi", "Kathmandu", "Colombo",
+                "Bangkok", "Hanoi", "Ho Chi Minh City", "Kuala Lumpur", "Singapore", "Jakarta", "Manila",
+                "Shanghai", "Beijing", "Hong Kong", "Taipei", "Osaka", "Busan", "Sydney", "Melbourne",
+                "Auckland", "Wellington", "Honolulu", "Anchorage", "Quebec City", "Salt Lake City", "Tbilisi",
+                "Yerevan", "Almaty", "Tashkent", "Riga", "Tallinn", "Vilnius", "Ljubljana", "Zagreb", "Sofia",
+                "Bucharest", "Belgrade", "Sarajevo", "Bratislava", "Luxembourg", "Geneva", "Bergen", "Gothenburg")
+SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "tor", "shi", "bel", "dor", "an", "qui", "zar", "mon", "tel", "pra",
+             "nor", "vi", "sol", "gar", "lin", "os", "tu", "hel", "ber", "ko", "ya", "ri", "ma", "dun", "es")
+
+
+def coined_cities(n: int = 120) -> tuple[str, ...]:
+    """Made-up place names no pretraining text holds: trained on them, a model must copy the name from the
+    request rather than recall a familiar one (what breaks on unseen real cities otherwise)."""
+    rng = random.Random("tooltune-coined-cities")
+    names: list[str] = []
+    while len(names) < n:
+        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+        name = rng.choice(("{}", "{}", "{}", "Port {}", "San {}", "{} Bay", "New {}")).format(word)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+CITIES_TRAIN = CITIES_REAL + coined_cities()
 CITIES_TEST = ("Hangzhou", "Nairobi", "Lima", "Vancouver", "Cape Town", "Reykjavik", "Kyoto", "Montreal",
                "Valencia", "Rio de Janeiro")
 CITIES = CITIES_TRAIN + CITIES_TEST
 MAX_RANGE_DAYS = 7
-
-
-class ToolError(ValueError):
-    """A tool was called with arguments the simulator rejects."""
-
-
-def _h(*parts: Any) -> int:
-    return int(hashlib.md5("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
 def _date(value: str, name: str) -> dt.date:
@@ -45,10 +64,7 @@ def _date(value: str, name: str) -> dt.date:
 
 
 def _city(value: str, name: str = "city") -> str:
-    match = next((c for c in CITIES if c.lower() == str(value).strip().lower()), None)
-    if match is None:
-        raise ToolError(f"unknown {name} {value!r}")
-    return match
+    return sim.lookup(value, CITIES, name)
 
 
 def weather_on(city: str, day: dt.date) -> tuple[str, int]:
@@ -89,8 +105,7 @@ class TravelEnv:
         self.state = {"log": [], "weather": [], "flights": [], "itineraries": [], "bookings": []}
 
     def _ok(self, name: str, arguments: dict[str, Any], result: dict[str, Any]) -> str:
-        self.state["log"].append({"name": name, "arguments": arguments})
-        return json.dumps(result)
+        return sim.record(self.state, name, arguments, result)
 
     def get_weather(self, city: str, start_date: str, end_date: str) -> str:
         """Weather forecast for a city over a date range.
@@ -102,7 +117,9 @@ class TravelEnv:
         """
         name, start, end = _city(city), _date(start_date, "start_date"), _date(end_date, "end_date")
         if end < start or (end - start).days >= MAX_RANGE_DAYS:
-            raise ToolError(f"end_date must be 0-{MAX_RANGE_DAYS - 1} days after start_date")
+            last = start + dt.timedelta(days=MAX_RANGE_DAYS - 1)
+            raise ToolError(f"end_date must be 0-{MAX_RANGE_DAYS - 1} days after start_date "
+                            f"(from {start_date}: at most {last.isoformat()})")
         days = [weather_on(name, start + dt.timedelta(days=i)) for i in range((end - start).days + 1)]
         summary = Counter(condition for condition, _ in days).most_common(1)[0][0]
         self.state["weather"].append({"city": name, "summary": summary})
@@ -184,38 +201,20 @@ TOOL_NAMES = ("get_weather", "search_flights", "search_hotels", "plan_itinerary"
 
 
 def catalog() -> list[dict[str, Any]]:
-    """OpenAI function schemas of the travel tools, built from `TravelEnv`'s methods."""
-    from transformers.utils import get_json_schema
-
-    env = TravelEnv()
-    tools = []
-    for name in TOOL_NAMES:
-        schema = get_json_schema(getattr(env, name))
-        schema["function"].pop("return", None)
-        params = schema["function"]["parameters"]
-        for key, prop in params["properties"].items():
+    """OpenAI function schemas of the travel tools, built from `TravelEnv`'s methods; dates get a pattern."""
+    tools = sim.catalog(TravelEnv(), TOOL_NAMES)
+    for schema in tools:
+        for prop in schema["function"]["parameters"]["properties"].values():
             if "YYYY-MM-DD" in prop.get("description", ""):
                 prop["pattern"] = r"^\d{4}-\d{2}-\d{2}$"
-        tools.append(schema)
     return tools
 
 
 def execute(env: TravelEnv, call: dict[str, Any]) -> tuple[str, bool]:
-    """Run one parsed call in the simulator; returns (tool message content, succeeded).
-
-    Only catalog tools can run: the name is looked up in `TOOL_NAMES`, never evaluated.
-    """
-    if call["name"] not in TOOL_NAMES:
-        return json.dumps({"error": f"unknown tool {call['name']!r}"}), False
-    try:
-        return getattr(env, call["name"])(**call["arguments"]), True
-    except (ToolError, TypeError) as err:
-        return json.dumps({"error": str(err)}), False
+    """Run one parsed call in the simulator; returns (tool message content, succeeded)."""
+    return sim.execute(env, TOOL_NAMES, call)
 
 
 def goal_reached(env: TravelEnv, expected_steps: list[list[dict]], goal: dict[str, Any]) -> bool:
-    """Task completion: every expected call ran successfully and the goal state holds."""
-    done = env.state["log"]
-    calls_ok = all(any(same_call(d, c) for d in done) for step in expected_steps for c in step)
-    state_ok = all(item in env.state.get(key, []) for key, items in goal.items() for item in items)
-    return calls_ok and state_ok
+    """Task completion (see `sim.goal_reached`)."""
+    return sim.goal_reached(env, TOOL_NAMES, expected_steps, goal)

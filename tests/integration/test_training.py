@@ -79,3 +79,32 @@ def test_rl_family_settings_build_valid_configs(algorithm):
         assert config.importance_sampling_level == "sequence"
     else:
         assert config.loss_type == algorithm
+
+
+def test_shared_prefix_sft_computes_the_same_loss_and_gradients(params):
+    """`sft.share_prefix` runs the system turn once per batch; loss and gradients equal TRL's plain path."""
+    import copy
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from components import training
+    from components.episode import read_jsonl
+
+    rows = [{"messages": r["messages"], "tools": r["tools"]} for r in read_jsonl(params.path("splits") / "sft.jsonl")[:4]]
+    model, tok = models.load(params.path("base"))
+    config = SFTConfig(output_dir=str(params.path("reports") / "scratch"), per_device_train_batch_size=4,
+                       padding_free=True, max_length=None, assistant_only_loss=True, report_to="none",
+                       **training.precision())
+    outcomes = []
+    for cls in (SFTTrainer, sft.shared_prefix_trainer(SFTTrainer, sft.prefix_ids(tok, rows[0]))):
+        trainer = cls(model=copy.deepcopy(model), args=config, processing_class=tok,
+                      train_dataset=Dataset.from_list(rows, on_mixed_types="use_json"))
+        batch = next(iter(trainer.get_train_dataloader()))
+        assert sft.split_shared_prefix(batch, sft.prefix_ids(tok, rows[0])) is not None  # every episode has it
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        outcomes.append((loss.item(), {n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None}))
+    (plain_loss, plain_grads), (shared_loss, shared_grads) = outcomes
+    assert abs(plain_loss - shared_loss) < 1e-5 and plain_grads.keys() == shared_grads.keys()
+    assert max((plain_grads[k] - shared_grads[k]).abs().max().item() for k in plain_grads) < 1e-5
