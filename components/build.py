@@ -3,7 +3,8 @@
 Reads: `paths.raw` (validated episodes), params `build`, `base.system_prompt`.
 Writes: `paths.splits/` with train/val/test.jsonl (episodes), sft.jsonl (messages + tools JSON string),
 pairs.jsonl (prompt/chosen/rejected/tools, one named breakage each) and rl.jsonl (prompt, expected, goal).
-The folder is written aside and swapped in, so a failure leaves the previous build intact.
+The folder is written aside, checked across splits (`validate.validate_splits`: unique ids, no user text in two
+splits) and only then swapped in, so a failure or a leak leaves the previous build intact.
 Run: `python -m components.build`.
 """
 
@@ -17,6 +18,7 @@ from components.config import Params
 from components.episode import DataError, Episode, atomic_dir, read_episodes, write_episodes, write_jsonl
 from components.pairs import make_pairs
 from components.result import StageResult
+from components.validate import validate_splits
 
 
 def split(episodes: list[Episode], params: Params) -> dict[str, list[Episode]]:
@@ -70,6 +72,7 @@ def run(params: Params) -> StageResult:
         write_jsonl(tmp / "sft.jsonl", sft_rows(parts["train"], system))
         write_jsonl(tmp / "pairs.jsonl", pairs)
         write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
+        validate_splits(tmp, params, out)  # a leak across splits fails here, before the folder is swapped in
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
     metrics |= {f"pairs_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in pairs).items())}
     return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)

@@ -64,10 +64,13 @@ class Message(_Strict):
 
 
 class Call(_Strict):
-    """One expected call: the tool name and its exact arguments."""
+    """One expected call: the tool name and its exact arguments, optionally every acceptable value."""
 
     name: str
     arguments: dict[str, Any]
+    accept: dict[str, list[Any]] | None = Field(
+        default=None, description="BFCL-style acceptable values per argument ('' among them: may be omitted); "
+                                  "when set, the scorer checks against it instead of `arguments`")
 
 
 class Expected(_Strict):

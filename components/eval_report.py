@@ -1,56 +1,130 @@
-"""Evaluation report: markdown tables (models side by side per pattern), a CSV for `dvc plots`, PNG plots."""
+"""Evaluation report: markdown and self-contained HTML tables (models side by side per pattern), a CSV for
+`dvc plots`, PNG plots (accuracy per pattern, stacked error classes, training curves from the training stages)."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 from pathlib import Path
+from typing import Any
 
 HEADLINE = [("single_exact", "single: exact call"), ("single_tool", "single: right tool"),
             ("parallel_exact", "parallel: exact"), ("chain_exact", "chain: exact"),
             ("chain_completion", "chain: task completed"), ("irrelevance_no_call", "irrelevance: no call"),
             ("unparsable", "unparsable output"), ("exact", "all: exact")]
 PATTERNS = ("single", "parallel", "chain", "irrelevance")
+# CSVs the training stages write into `paths.reports` (training.write_curve), with their plot titles.
+CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
+          ("reward_model_curve.csv", "Reward model loss and accuracy"))
+PLOTS = (("accuracy.png", "Exact accuracy per pattern"), ("errors.png", "Error classes per model"),
+         ("training_curves.png", "Training curves"))
+TITLE = "Evaluation on the held-out test split"
+INTRO = "Held-out phrasing templates and argument values; greedy decoding in the simulator."
+Table = tuple[str, list[str], list[list[str]]]  # title ("" for none), header, rows
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def markdown(results: dict[str, dict[str, float]]) -> str:
-    """Headline table and error-class table, one column per model."""
+def _classes(results: dict[str, dict[str, float]]) -> list[str]:
+    return sorted({k.split(".", 1)[1] for m in results for k in results[m] if k.startswith("errors.")})
+
+
+def tables(results: dict[str, dict[str, float]]) -> list[Table]:
+    """The headline table and the error-class table, one column per model: what both report formats show."""
     names = list(results)
-    lines = ["# Evaluation on the held-out test split", "",
-             "Held-out phrasing templates and argument values; greedy decoding in the simulator.", "",
-             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key, label in HEADLINE:
-        lines.append(f"| {label} | " + " | ".join(_pct(results[m].get(key)) for m in names) + " |")
-    counts = [f"{p} (n)" for p in PATTERNS if f"{p}_n" in results[names[0]]]
-    if counts:
-        lines.append("| episodes | " + " | ".join(
-            ", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in PATTERNS if f"{p}_n" in results[m])
-            for m in names) + " |")
-    classes = sorted({k.split(".", 1)[1] for m in names for k in results[m] if k.startswith("errors.")})
-    lines += ["", "## Error classes (episodes)", "", "| error | " + " | ".join(names) + " |",
-              "|---|" + "---|" * len(names)]
-    lines += [f"| {c} | " + " | ".join(str(int(results[m].get(f"errors.{c}", 0))) for m in names) + " |"
-              for c in classes] or ["| (none) |" + " |" * len(names)]
+    rows = [[label, *(_pct(results[m].get(key)) for m in names)] for key, label in HEADLINE]
+    if any(f"{p}_n" in results[names[0]] for p in PATTERNS):
+        rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in PATTERNS
+                                             if f"{p}_n" in results[m]) for m in names)])
+    errors = [[c, *(str(int(results[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(results)]
+    return [("", ["metric", *names], rows),
+            ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]])]
+
+
+def markdown(results: dict[str, dict[str, float]], notes: list[str] = ()) -> str:
+    """Headline table, error-class table and notes (champion, missing curves) as markdown."""
+    lines = [f"# {TITLE}", "", INTRO]
+    for title, header, rows in tables(results):
+        lines += [""] + ([f"## {title}", ""] if title else [])
+        lines += ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
-def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path) -> list[str]:
-    """Write evaluate.md, accuracy.csv, accuracy.png and errors.png; returns the extra files."""
+def html_report(results: dict[str, dict[str, float]], out_dir: Path, notes: list[str] = ()) -> str:
+    """The markdown report's content as one HTML page, with the PNGs of `out_dir` inlined as base64."""
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(TITLE)}</title><style>"
+             "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td:first-child{text-align:left}"
+             f"</style></head><body><h1>{esc(TITLE)}</h1><p>{esc(INTRO)}</p>"]
+    for title, header, rows in tables(results):
+        parts.append(f"<h2>{esc(title)}</h2>" if title else "")
+        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
+                     + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+                     + "</table>")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    for name, title in PLOTS:
+        if (out_dir / name).is_file():
+            data = base64.b64encode((out_dir / name).read_bytes()).decode("ascii")
+            parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='data:image/png;base64,{data}'>")
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def read_curves(reports_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The training-curve CSVs found in `reports_dir` (title -> rows), and a note for each one missing or empty."""
+    curves, notes = {}, []
+    for name, title in CURVES:
+        path = reports_dir / name
+        rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+        if rows:
+            curves[title] = rows
+        else:
+            notes.append(f"{title}: no curve ({path} {'is empty' if path.is_file() else 'not found'}; "
+                         f"the model was not trained in this workdir)")
+    return curves, notes
+
+
+def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, notes: list[str] = ()) -> list[str]:
+    """Write evaluate.md, evaluate.html (beside it), accuracy.csv and the PNGs; returns the files besides the markdown.
+
+    Training curves are read from the folder of `md_path` (`paths.reports`, where the training stages write them).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    curves, missing = read_curves(md_path.parent)
+    notes = [*notes, *missing]
+    md_path.write_text(markdown(results, notes), encoding="utf-8")
+    files = [_write_csv(results, out_dir / "accuracy.csv"), _plot_accuracy(results, out_dir / "accuracy.png"),
+             _plot_errors(results, out_dir / "errors.png")]
+    if curves:
+        files.append(_plot_curves(curves, out_dir / "training_curves.png"))
+    html_path = md_path.with_suffix(".html")
+    html_path.write_text(html_report(results, out_dir, notes), encoding="utf-8")
+    return [*files, str(html_path)]
 
-    md_path.write_text(markdown(results), encoding="utf-8")
-    names = list(results)
-    with (out_dir / "accuracy.csv").open("w", newline="") as handle:
+
+def _write_csv(results: dict[str, dict[str, float]], path: Path) -> str:
+    with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["model", "pattern", "exact"])
-        for m in names:
+        for m in results:
             writer.writerows([m, p, results[m].get(f"{p}_exact", 0.0)] for p in PATTERNS)
+    return str(path)
+
+
+def _plot_accuracy(results: dict[str, dict[str, float]], path: Path) -> str:
+    """Grouped bars: exact accuracy per pattern, one bar per model."""
+    import matplotlib.pyplot as plt
+
+    names = list(results)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     width = 0.8 / len(names)
     for i, m in enumerate(names):
@@ -61,21 +135,47 @@ def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path) ->
     ax.set_ylabel("exact")
     ax.set_title("Exact accuracy per pattern")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy.png", dpi=100)
-    plt.close(fig)
-    classes = sorted({k.split(".", 1)[1] for m in names for k in results[m] if k.startswith("errors.")})
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    return _save(fig, path)
+
+
+def _plot_errors(results: dict[str, dict[str, float]], path: Path) -> str:
+    """Stacked bars: one bar per model, one segment per error class (episodes with that error)."""
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     bottom = [0.0] * len(names)
-    for c in classes:
+    for i, c in enumerate(_classes(results)):  # tab20: no colour repeats before 20 classes
         vals = [results[m].get(f"errors.{c}", 0.0) for m in names]
-        ax.bar(names, vals, bottom=bottom, label=c)
+        ax.bar(names, vals, bottom=bottom, label=c, color=plt.cm.tab20(i % 20))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("episodes")
     ax.set_title("Error classes per model")
-    if classes:
+    if _classes(results):
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, not over them
+    return _save(fig, path)
+
+
+def _plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> str:
+    """One panel per training curve, one line per logged column (an empty cell: not logged at that step)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.5), squeeze=False)
+    for ax, (title, rows) in zip(axes[0], curves.items()):
+        for key in (k for k in rows[0] if k != "step"):
+            points = [(float(r["step"]), float(r[key])) for r in rows if r.get(key)]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=key)
+        ax.set_xlabel("step")
+        ax.set_title(title)
         ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    fig.savefig(out_dir / "errors.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return [str(out_dir / "accuracy.csv"), str(out_dir / "accuracy.png"), str(out_dir / "errors.png")]
+    return str(path)

@@ -5,22 +5,20 @@ Layer 2 `completion`: the simulator reached the episode's goal state and the mod
 Layer 3 `efficiency`: no redundant or needless calls.
 `completions[i]` is the whole rollout as messages (assistant turns, tool results, ...); the dataset's
 `expected` (JSON steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs.
+What depends on the domain (its catalog, its goal check) is bound by `layers(domain)`.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from components import toolcalls
-from components.domains import travel
+from components.domains import Domain
 
-
-@lru_cache(maxsize=1)
-def _tool_index() -> dict[str, dict]:
-    """The catalog's parameter schemas, built once (get_json_schema parses docstrings)."""
-    return toolcalls.tool_index(travel.catalog())
+RewardFn = Callable[..., list[float]]
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:
@@ -28,9 +26,10 @@ def _answered(messages: list[dict[str, Any]]) -> bool:
     return last.get("role") == "assistant" and not last.get("tool_calls") and bool((last.get("content") or "").strip())
 
 
-def correctness(completions: list[list[dict]], expected: list[str], **kwargs: Any) -> list[float]:
-    """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise."""
-    index = _tool_index()
+def correctness(completions: list[list[dict]], expected: list[str], catalog_index: dict[str, dict],
+                **kwargs: Any) -> list[float]:
+    """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise (`catalog_index`:
+    `toolcalls.tool_index` of the domain's catalog)."""
     out = []
     for messages, exp in zip(completions, expected):
         gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
@@ -39,15 +38,16 @@ def correctness(completions: list[list[dict]], expected: list[str], **kwargs: An
             continue
         credit = [0.0] * len(gold)
         for i, (pred, want) in enumerate(zip(steps, gold)):
-            s = toolcalls.score_step(pred, want, index)
+            s = toolcalls.score_step(pred, want, catalog_index)
             credit[i] = 1.0 if s.exact else 0.5 if s.names_ok else 0.0
         out.append(sum(credit) / len(gold))
     return out
 
 
-def completion(completions: list[list[dict]], expected: list[str], goal: list[str],
+def completion(completions: list[list[dict]], expected: list[str], goal: list[str], goal_reached: Callable[..., bool],
                environments: list[Any] | None = None, **kwargs: Any) -> list[float]:
-    """1 when the goal state holds in the episode's simulator and the model answered at the end."""
+    """1 when the goal state holds in the episode's simulator (the domain's `goal_reached`) and the model
+    answered at the end."""
     out = []
     for i, (messages, exp, g) in enumerate(zip(completions, expected, goal)):
         gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
@@ -55,7 +55,7 @@ def completion(completions: list[list[dict]], expected: list[str], goal: list[st
             out.append(float(not steps and _answered(messages)))
             continue
         env = environments[i] if environments else None
-        reached = env is not None and travel.goal_reached(env, gold, json.loads(g))
+        reached = env is not None and goal_reached(env, gold, json.loads(g))
         out.append(float(reached and _answered(messages)))
     return out
 
@@ -70,4 +70,9 @@ def efficiency(completions: list[list[dict]], expected: list[str], **kwargs: Any
     return out
 
 
-LAYERS = {"correctness": correctness, "completion": completion, "efficiency": efficiency}
+def layers(domain: Domain) -> dict[str, RewardFn]:
+    """The reward layers as TRL reward functions bound to one domain; TRL names a partial after its function."""
+    index = toolcalls.tool_index(domain.catalog())  # built once: get_json_schema parses docstrings
+    return {"correctness": partial(correctness, catalog_index=index),
+            "completion": partial(completion, goal_reached=domain.goal_reached),
+            "efficiency": efficiency}

@@ -27,18 +27,21 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
 }
 
 
-def reward_functions(params: Params) -> tuple[list[Any], list[float]]:
-    """Reward callables (and the reward model folder) with their weights; zero-weight layers are left out."""
+def reward_functions(params: Params) -> list[tuple[str, Any, float]]:
+    """(name, reward callable or the reward model folder, weight) of every reward with a weight above 0; the
+    layers are bound to the project's domain."""
     weights = params.rl.reward_weights
-    funcs, w = [], []
-    for name, fn in rewards.LAYERS.items():
-        if getattr(weights, name) > 0:
-            funcs.append(fn)
-            w.append(getattr(weights, name))
+    out = [(name, fn, getattr(weights, name))
+           for name, fn in rewards.layers(domains.get(params.project.domain)).items() if getattr(weights, name) > 0]
     if weights.reward_model > 0:
-        funcs.append(str(params.path("reward_model")))
-        w.append(weights.reward_model)
-    return funcs, w
+        out.append(("reward_model", str(params.path("reward_model")), weights.reward_model))
+    return out
+
+
+def rl_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dataset columns GRPO needs. multi_turn prompts are left out: GRPO's tool loop cannot feed the user's
+    follow-up turns, so their later steps could never be earned."""
+    return [{k: r[k] for k in ("prompt", "expected", "goal", "pattern")} for r in rows if r["pattern"] != "multi_turn"]
 
 
 def run(params: Params) -> StageResult:
@@ -46,10 +49,10 @@ def run(params: Params) -> StageResult:
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = params.rl
-    rows = read_jsonl(params.path("splits") / "rl.jsonl")
-    dataset = Dataset.from_list([{k: r[k] for k in ("prompt", "expected", "goal", "pattern")} for r in rows])
+    dataset = Dataset.from_list(rl_rows(read_jsonl(params.path("splits") / "rl.jsonl")))
     model, tok = models.load(params.path("sft_model"))
-    funcs, weights = reward_functions(params)
+    chosen = reward_functions(params)
+    funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
     with tempfile.TemporaryDirectory() as scratch:
         args = GRPOConfig(
             output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -64,7 +67,7 @@ def run(params: Params) -> StageResult:
         trainer.train()
         seconds = time.time() - start
     history = trainer.state.log_history
-    keys = ["reward"] + [f"rewards/{getattr(f, '__name__', 'reward_model')}/mean" for f in funcs if callable(f)]
+    keys = ["reward"] + [f"rewards/{name}/mean" for name, fn, _ in chosen if callable(fn)]
     reports = params.path("reports")
     training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
                          f"RL ({cfg.algorithm}) reward")

@@ -275,3 +275,20 @@ def champion_metrics(params: Params) -> dict[str, float] | None:
     if version is None:
         return None
     return {k[len(METRIC_TAG_PREFIX):]: float(v) for k, v in version.tags.items() if k.startswith(METRIC_TAG_PREFIX)}
+
+
+def download_champion(params: Params, dst: Path) -> tuple[str, Path] | None:
+    """Download the registry's `champion` into `dst`: (version, its Hugging Face folder), or None when there is none.
+
+    register.py logs the folder as the pyfunc artifact `model`; the MLmodel file says where it lies.
+    """
+    from mlflow.models import Model
+
+    configure(params)
+    name = params.register_.model_name
+    version = champion_version(MlflowClient(), name)
+    if version is None:
+        return None
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=str(dst)))
+    artifact = Model.load(str(local)).flavors["python_function"]["artifacts"]["model"]["path"]
+    return str(version.version), local / artifact

@@ -3,6 +3,8 @@
     tooltune run [--profile quick] [--params params.yaml] [--stages a,b,c]   # the Prefect flow
     tooltune stage NAME [--profile quick] [--params params.yaml]           # one stage, no Prefect
     tooltune stages                                                        # the stage names
+    tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
+    tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
 
 Bad input (params, data, a failed validation) prints `error: <message>` and exits 1, no traceback.
 """
@@ -13,10 +15,13 @@ import argparse
 import logging
 import os
 import sys
+from collections import Counter
 
 from components import STAGES
 from components.config import ConfigError, load_params
-from components.episode import DataError
+from components.episode import DataError, write_episodes
+from components.importers import SOURCES
+from components.ingest import source_episodes
 
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
@@ -48,11 +53,47 @@ def _parser() -> argparse.ArgumentParser:
     common(stage)
     stage.set_defaults(func=_stage)
     sub.add_parser("stages", help="list the stage names in pipeline order").set_defaults(func=_stages)
+    ingest = sub.add_parser("ingest", help="write one source's episodes to an episodes file (atomic)")
+    ingest.add_argument("--source", required=True, choices=("synthetic", *SOURCES))
+    ingest.add_argument("--path", default=None, help="input file (every source but synthetic)")
+    ingest.add_argument("--answers", default=None, help="bfcl only: the possible-answer file")
+    ingest.add_argument("--out", default=None, help="episodes file (default: paths.raw of the params file)")
+    ingest.add_argument("--domain", default=None,
+                        help="domain tag (default: project.domain for synthetic, else the source name)")
+    common(ingest)
+    ingest.set_defaults(func=_ingest)
+    score = sub.add_parser("score", help="score saved predictions against tasks (episodes or BFCL) into a report")
+    score.add_argument("--tasks", required=True, help="canonical episodes JSONL, or a BFCL question file")
+    score.add_argument("--predictions", required=True, help='JSON lines {"id": ..., "result": ...}')
+    score.add_argument("--answers", default=None, help="BFCL possible-answer file for --tasks")
+    score.add_argument("--out", required=True, help="report JSON to write")
+    score.set_defaults(func=_score)
     return parser
 
 
 def _stages(args: argparse.Namespace) -> int:
     print("\n".join(STAGES))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    """One source's episodes to `--out`, written atomically: on bad input the old file stays as it was."""
+    params = load_params(args.params, args.profile)
+    episodes = source_episodes(params, args.source, args.path, args.domain, args.answers)
+    out = args.out or params.path("raw")
+    n = write_episodes(out, episodes)
+    patterns = Counter(e.pattern for e in episodes)
+    counts = ", ".join(f"{p}={c}" for p, c in sorted(patterns.items()))
+    print(f"ingest: {n} episodes from {args.source} -> {out}  {counts}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from components import score
+
+    report = score.run(args.tasks, args.predictions, args.out, args.answers)
+    print(score.markdown(report))
+    print(f"\nReport: {args.out}")
     return 0
 
 

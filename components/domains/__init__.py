@@ -18,10 +18,12 @@ class Domain:
 
 def get(name: str) -> Domain:
     """The built-in domain called `name`."""
-    from components.domains import travel, travel_tasks
+    from components.domains import finance, finance_tasks, travel, travel_tasks
 
     domains = {"travel": Domain("travel", travel.catalog, travel.TravelEnv, travel.execute, travel.goal_reached,
-                                travel_tasks.generate)}
+                                travel_tasks.generate),
+               "finance": Domain("finance", finance.catalog, finance.FinanceEnv, finance.execute,
+                                 finance.goal_reached, finance_tasks.generate)}
     if name not in domains:
         raise KeyError(f"unknown domain {name!r}; built-in: {sorted(domains)}")
     return domains[name]

@@ -1,8 +1,10 @@
 """Task generator of the travel domain: synthetic episodes of every pattern, run through the simulator.
 
-Phrasing templates, cities, dates and passenger names are each split into a training side and a
-held-out side; episodes tagged `test` use only held-out templates and values, so the test split
-measures generalisation to new wording and new values, not recall.
+Phrasing templates, cities, dates, passenger names and follow-up tool combinations are each split into a
+training side and a held-out side; episodes tagged `test` use only held-out templates and values, so the test
+split measures generalisation to new wording, values and combinations, not recall. Patterns: single, parallel,
+chain, recovery (a misspelt city or a too-long forecast range: the tool error says how to correct the call),
+irrelevance and multi_turn (a follow-up question about the same trip needs a second call).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import random
 from typing import Any
 
-from components.domains import travel
-from components.episode import Episode
+from components.domains import sim, tasks, travel
+from components.domains.tasks import Draft, side
+from components.episode import Episode, Tool
 
 SINGLE = {
     "get_weather": (
@@ -21,14 +24,22 @@ SINGLE = {
          "Will it rain in {city} between {d1} and {d2}?", "How warm will {city} be from {d1} until {d2}?",
          "I'm visiting {city} {d1} to {d2}. What will the weather be like?",
          "Check the forecast in {city} for {d1} through {d2}.", "Do I need an umbrella in {city} from {d1} to {d2}?",
-         "Tell me the weather for {city} between {d1} and {d2}."],
+         "Tell me the weather for {city} between {d1} and {d2}.",
+         "Forecast for {city} from {d1} to {d2}?", "How's the weather looking in {city} {d1} to {d2}?",
+         "Should I pack a jacket for {city}, {d1} to {d2}?", "Is snow expected in {city} from {d1} to {d2}?",
+         "Temperature and rain outlook for {city} between {d1} and {d2}.", "Weather check: {city}, {d1} - {d2}.",
+         "I'll be in {city} from {d1} to {d2}. Is the weather good?"],
         ["Give me the {city} forecast covering {d1} to {d2}.", "What conditions should I expect in {city}, {d1}-{d2}?",
          "Is it going to be sunny in {city} from {d1} to {d2}?"]),
     "search_flights": (
         ["Find flights from {origin} to {city} on {d1}.", "Are there flights {origin} to {city} on {d1}?",
          "I need to fly from {origin} to {city} on {d1}.", "Search flights {origin} -> {city}, departing {d1}.",
          "Show me planes leaving {origin} for {city} on {d1}.", "Look up flights to {city} from {origin} for {d1}.",
-         "Which flights go from {origin} to {city} on {d1}?", "Get me flight options {origin} to {city} on {d1}."],
+         "Which flights go from {origin} to {city} on {d1}?", "Get me flight options {origin} to {city} on {d1}.",
+         "Flights {origin} to {city}, {d1}?", "I want to travel by plane from {origin} to {city} on {d1}.",
+         "Just show me the flights from {origin} to {city} on {d1}, no booking yet.",
+         "My trip starts in {origin} and I fly to {city} on {d1}. Flight options?",
+         "Compare flights from {origin} to {city} for {d1}.", "What airlines fly {origin} to {city} on {d1}?"],
         ["Can I get from {origin} to {city} by air on {d1}?", "Any departures {origin} to {city} on {d1}?",
          "What's flying from {origin} into {city} on {d1}?"]),
     "search_hotels": (
@@ -36,7 +47,10 @@ SINGLE = {
          "Search hotels in {city} for {d1} to {d2}.", "Where can I stay in {city} from {d1} until {d2}?",
          "Book-worthy hotels in {city}, arriving {d1} and leaving {d2}?",
          "Show me accommodation in {city} between {d1} and {d2}.", "Hotels in {city}, {d1} to {d2}, please.",
-         "Look for a place to stay in {city} from {d1} to {d2}."],
+         "Look for a place to stay in {city} from {d1} to {d2}.",
+         "I need accommodation in {city} from {d1} to {d2}.", "Hotel options in {city}? Check in {d1}, check out {d2}.",
+         "Where should I stay in {city}? I arrive {d1} and leave {d2}.", "Looking for a bed in {city} from {d1} until {d2}.",
+         "Find me a guesthouse or hotel in {city}, {d1} to {d2}.", "Search for an inn in {city} from {d1} to {d2}."],
         ["I need somewhere to sleep in {city}, arriving {d1}, departing {d2}.",
          "Any lodging available in {city} for {d1} to {d2}?", "Get me a room in {city} for the nights {d1} to {d2}."]),
 }
@@ -69,24 +83,49 @@ IRRELEVANT = (
     ["Hi there!", "Thanks, that's all.", "Tell me a joke.", "What is 12 times 7?", "Who wrote Hamlet?",
      "How do I boil an egg?", "What's your name?", "Translate 'hello' into Spanish.", "My friend lives in {city}.",
      "I loved my last trip to {city}.", "Can you recommend a good book?", "What time zone is used in {city}?",
-     "Write a haiku about the sea.", "How many legs does a spider have?", "Good morning!"],
+     "Write a haiku about the sea.", "How many legs does a spider have?", "Good morning!",
+     "What is the population of {city}?", "Is {city} a good place to live?", "How do you pronounce {city}?",
+     "My birthday is on {d1}.", "What day of the week is {d1}?", "Tell me something interesting about {city}.",
+     "Can you help me write an email?", "What's 15% of 80?", "Recommend a movie for tonight.", "How are you today?",
+     "Summarise the plot of Romeo and Juliet.", "How do I reset my password?", "I moved to {city} last year.",
+     "What language do they speak in {city}?"],
     ["What's the capital of Australia?", "Any tips for learning the guitar?", "{city} is beautiful in spring.",
      "Explain photosynthesis in one line.", "See you later!"])
 NO_CALL_REPLIES = ("I can help with weather forecasts, flights, hotels, itineraries and flight bookings. "
                    "That request needs none of them.")
+# Follow-up questions of multi_turn episodes, by (first tool, follow-up tool); an empty training side holds
+# the combination out for the test split.
+FOLLOW_UPS = {
+    ("get_weather", "search_hotels"): (
+        ["And hotels there for those dates?", "Thanks. Can you find me a hotel there for the same days?"],
+        ["Good to know. Where could I stay during that trip?"]),
+    ("get_weather", "search_flights"): (
+        ["OK. Any flights there from {origin} on {d1}?", "Then show me flights from {origin} to get there on {d1}."],
+        ["Nice. What could I fly on from {origin}, leaving {d1}?"]),
+    ("search_flights", "get_weather"): (
+        ["And what will the weather be like there until {d2}?", "How's the forecast there from {d1} to {d2}?"],
+        ["Should I pack for rain there? I stay until {d2}."]),
+    ("search_flights", "search_hotels"): (
+        ["Now find me a hotel there until {d2}.", "Great. I also need a room there from {d1} to {d2}."],
+        ["Where can I sleep there until {d2}?"]),
+    ("search_hotels", "get_weather"): (
+        ["And the weather for that stay?", "What's the forecast there for those dates?"],
+        ["Will it be nice out during my stay?"]),
+    ("search_hotels", "search_flights"): (
+        [], ["How do I get there from {origin}? I'd fly on {d1}."]),
+}
+NO_CALL_REPLIES = ("I can help with weather forecasts, flights, hotels, itineraries and flight bookings. "
+                   "That request needs none of them.")
 PASSENGERS = (["Ana Silva", "Tom Becker", "Mia Rossi", "Li Wei", "Sara Novak", "John Smith", "Eva Berg"],
               ["Omar Haddad", "Nina Kovacs", "Yuki Sato"])
-
-
-def _split(pool: tuple[list, list] | list, held: bool) -> list:
-    return pool[1] if held else pool[0]
+LONG_RANGE_DAYS = (8, 12)  # recovery: a forecast range past the simulator's limit, in days after the start
 
 
 def _dates(rng: random.Random, held: bool) -> tuple[str, str]:
     """A start date on the chosen side of the date split and an end 1-4 days later."""
     while True:
         start = dt.date(2026, 3, 1) + dt.timedelta(days=rng.randrange(240))
-        if (travel._h("date-split", start.isoformat()) % 4 == 0) == held:
+        if (sim.stable_hash("date-split", start.isoformat()) % 4 == 0) == held:
             return start.isoformat(), (start + dt.timedelta(days=rng.randint(1, 4))).isoformat()
 
 
@@ -94,7 +133,7 @@ def _slots(rng: random.Random, held: bool) -> dict[str, str]:
     cities = travel.CITIES_TEST if held else travel.CITIES_TRAIN
     city, origin = rng.sample(cities, 2)
     d1, d2 = _dates(rng, held)
-    return {"city": city, "origin": origin, "d1": d1, "d2": d2, "passenger": rng.choice(_split(PASSENGERS, held))}
+    return {"city": city, "origin": origin, "d1": d1, "d2": d2, "passenger": rng.choice(side(PASSENGERS, held))}
 
 
 def _call(name: str, s: dict[str, str]) -> dict[str, Any]:
@@ -121,70 +160,75 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
     return f"Booked {result['passenger']} on {result['flight_id']}, confirmation {result['confirmation']}."
 
 
-def _run_steps(env: travel.TravelEnv, user: str, steps: list[list[dict]]) -> list[dict[str, Any]]:
-    """Execute the gold steps in the simulator and write the messages of the trajectory."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
-    answers = []
-    for k, step in enumerate(steps):
-        calls = [{"type": "function", "id": f"call_{k}_{j}", "function": c} for j, c in enumerate(step)]
-        messages.append({"role": "assistant", "content": "", "tool_calls": calls})
-        for tc in calls:
-            content, ok = travel.execute(env, tc["function"])
-            if not ok:
-                raise RuntimeError(f"generator produced a failing gold call {tc['function']}: {content}")
-            messages.append({"role": "tool", "tool_call_id": tc["id"], "name": tc["function"]["name"],
-                             "content": content})
-            answers.append((tc["function"], json.loads(content)))
-    if steps:
-        last = [a for a in answers if a[0]["name"] in {c["name"] for c in steps[-1]}]
-        messages.append({"role": "assistant", "content": " ".join(_answer(c, r) for c, r in last)})
-    return messages
+SPEC = tasks.Spec(travel.NAME, travel.execute, _answer, NO_CALL_REPLIES)
 
 
-def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[dict]) -> Episode:
-    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator."""
-    s = _slots(rng, held)
-    env = travel.TravelEnv()
-    goal: dict[str, Any] = {}
-    deps: list[tuple[int, int]] = []
-    if pattern == "single":
-        name = rng.choice(sorted(SINGLE))
-        user, steps = rng.choice(_split(SINGLE[name], held)), [[_call(name, s)]]
-    elif pattern == "parallel":
-        pair = rng.choice(sorted(PARALLEL))
-        user, steps = rng.choice(_split(PARALLEL[pair], held)), [[_call(n, s) for n in pair]]
-    elif pattern == "chain" and rng.random() < 0.5:
-        user = rng.choice(_split(CHAIN_PLAN, held))
+def _chain(rng: random.Random, s: dict[str, str], held: bool, env: travel.TravelEnv) -> Draft:
+    """Plan an itinerary from the weather and the cheapest flight, or book the cheapest flight."""
+    flight = travel.flights_for(s["origin"], s["city"], s["d1"])[0]["flight_id"]
+    if rng.random() < 0.5:
         first = [_call("get_weather", s), _call("search_flights", s)]
         weather = json.loads(env.get_weather(**first[0]["arguments"]))["summary"]
-        flight = travel.flights_for(s["origin"], s["city"], s["d1"])[0]["flight_id"]
         env.reset()
         plan = {"name": "plan_itinerary", "arguments": {"city": s["city"], "flight_id": flight, "weather": weather}}
-        steps, deps = [first, [plan]], [(1, 0)]
-        goal = {"itineraries": [{"city": s["city"], "flight_id": flight, "weather": weather}]}
+        return Draft("chain", [(rng.choice(side(CHAIN_PLAN, held)).format(**s), [first, [plan]])], [(1, 0)],
+                     {"itineraries": [{"city": s["city"], "flight_id": flight, "weather": weather}]})
+    book = {"name": "book_flight", "arguments": {"flight_id": flight, "passenger": s["passenger"]}}
+    user = rng.choice(side(CHAIN_BOOK, held)).format(**s)
+    return Draft("chain", [(user, [[_call("search_flights", s)], [book]])], [(1, 0)],
+                 {"bookings": [{"flight_id": flight, "passenger": s["passenger"]}]})
+
+
+def _recovery(rng: random.Random, s: dict[str, str], held: bool) -> Draft:
+    """A request whose literal call fails, then the call the tool error corrects: a misspelt city (the error
+    names the city meant) or a forecast range past the simulator's limit (the error names the last day)."""
+    if rng.random() < 0.5:
+        name, template = tasks.phrase(rng, SINGLE, held)
+        wrong = {**s, "city": tasks.typo(rng, s["city"], travel.CITIES)}
+    else:
+        name, template = "get_weather", rng.choice(side(SINGLE["get_weather"], held))
+        start = dt.date.fromisoformat(s["d1"])
+        wrong = {**s, "d2": (start + dt.timedelta(days=rng.randint(*LONG_RANGE_DAYS))).isoformat()}
+        s = {**s, "d2": (start + dt.timedelta(days=travel.MAX_RANGE_DAYS - 1)).isoformat()}
+    return Draft("recovery", [(template.format(**wrong), [[_call(name, wrong)], [_call(name, s)]])], [(1, 0)],
+                 failing=frozenset({0}))
+
+
+def _multi_turn(rng: random.Random, s: dict[str, str], held: bool) -> Draft:
+    """One request, then a follow-up about the same trip ("and hotels there?") that needs another tool."""
+    (first, second), follow = tasks.phrase(rng, FOLLOW_UPS, held)
+    opening = rng.choice(side(SINGLE[first], held)).format(**s)
+    return Draft("multi_turn", [(opening, [[_call(first, s)]]), (follow.format(**s), [[_call(second, s)]])])
+
+
+def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
+    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator.
+
+    Each pattern draws its own randomness inside its branch, so adding a pattern to the shares leaves the
+    draws (and episodes) of the others as they were for a given sequence of patterns.
+    """
+    s = _slots(rng, held)
+    env = travel.TravelEnv()
+    if pattern == "single":
+        name, user = tasks.phrase(rng, SINGLE, held)
+        draft = Draft(pattern, [(user.format(**s), [[_call(name, s)]])])
+    elif pattern == "parallel":
+        pair, user = tasks.phrase(rng, PARALLEL, held)
+        draft = Draft(pattern, [(user.format(**s), [[_call(n, s) for n in pair]])])
     elif pattern == "chain":
-        user = rng.choice(_split(CHAIN_BOOK, held))
-        flight = travel.flights_for(s["origin"], s["city"], s["d1"])[0]["flight_id"]
-        book = {"name": "book_flight", "arguments": {"flight_id": flight, "passenger": s["passenger"]}}
-        steps, deps = [[_call("search_flights", s)], [book]], [(1, 0)]
-        goal = {"bookings": [{"flight_id": flight, "passenger": s["passenger"]}]}
+        draft = _chain(rng, s, held, env)
+    elif pattern == "recovery":
+        draft = _recovery(rng, s, held)
     elif pattern == "irrelevance":
-        user, steps = rng.choice(_split(IRRELEVANT, held)), []
+        draft = Draft(pattern, [(rng.choice(side(IRRELEVANT, held)).format(**s), [])])
+    elif pattern == "multi_turn":
+        draft = _multi_turn(rng, s, held)
     else:
         raise ValueError(f"travel generator: unknown pattern {pattern!r}")
-    messages = _run_steps(env, user.format(**s), steps)
-    if not steps:
-        messages.append({"role": "assistant", "content": NO_CALL_REPLIES})
-    return Episode.model_validate({
-        "id": f"travel-{'h' if held else 't'}-{idx:06d}", "domain": travel.NAME, "source": "synthetic",
-        "pattern": pattern, "split": "test" if held else "train", "tools": tools, "messages": messages,
-        "expected": {"steps": steps, "depends_on": deps, "goal": goal}})
+    draft.frame(rng, held)
+    return tasks.write(SPEC, env, draft, held, idx, tools)
 
 
 def generate(n: int, shares: dict[str, float], heldout_fraction: float, seed: int) -> list[Episode]:
     """Generate `n` episodes with the given pattern shares; a `heldout_fraction` share is held out."""
-    rng = random.Random(seed)
-    tools = travel.catalog()
-    patterns = [p for p, share in shares.items() for _ in range(round(share * n))]
-    rng.shuffle(patterns)
-    return [make_episode(p, rng, rng.random() < heldout_fraction, i, tools) for i, p in enumerate(patterns)]
+    return tasks.generate(make_episode, travel.catalog(), n, shares, heldout_fraction, seed)

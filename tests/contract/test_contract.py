@@ -184,11 +184,19 @@ def code_deps(name: str) -> set[str]:
     return {d for d in stage(name)["deps"] if not d.startswith("${")}
 
 
+def _dep(module: str) -> str:
+    """The dvc.yaml dep of a module: its file, or its package's folder (DVC hashes folders whole)."""
+    parts = module.split(".")
+    if len(parts) > 1 and (REPO / "components" / parts[1] / "__init__.py").is_file():
+        return f"components/{parts[1]}/"
+    return module.replace(".", "/") + ".py"
+
+
 def imported_code(path: str, seen: set[str] | None = None) -> set[str]:
-    """Project files (components/domains/ as one folder) a module imports, transitively."""
+    """Project files (packages such as components/domains/ as one folder) a module imports, transitively."""
     seen = set() if seen is None else seen
     for module in project_imports(REPO / path):
-        dep = "components/domains/" if module.startswith("components.domains") else module.replace(".", "/") + ".py"
+        dep = _dep(module)
         if dep in seen or module == "components":
             continue
         seen.add(dep)

@@ -4,6 +4,7 @@ param reruns only the stages downstream of it. Uses the quick profile's values (
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,3 +62,24 @@ def test_repro_then_noop_then_only_downstream(repo):
     assert _ran(third) == {"build"}
     status = _sh(repo, sys.executable, "-m", "dvc", "status", "build")
     assert "up to date" in status  # build and everything upstream of it are recorded in dvc.lock
+
+
+def test_experiment_metrics_diff_and_plots(repo, tmp_path):
+    """`dvc exp run -S` reruns only what the param feeds, `dvc metrics diff` shows the change, plots render."""
+    _sh(repo, sys.executable, "-m", "dvc", "repro", "build")  # the baseline (a no-op after the test above)
+    (repo / ".gitignore").write_text("mlflow.db\nmlruns/\n__pycache__/\n")
+    _sh(repo, "git", "add", "-A")
+    _sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "baseline")
+    val_size = yaml.safe_load((repo / "params.yaml").read_text())["build"]["val_size"]
+    exp = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "build", "-S", f"build.val_size={val_size + 2}",
+              "-n", "val")  # the `build` target: nothing downstream of it (no training) runs
+    assert _ran(exp) == {"build"}
+    diff = _sh(repo, sys.executable, "-m", "dvc", "metrics", "diff", "--json")
+    # DVC appends a note on metrics files that stages not yet run would write; the JSON comes first
+    changed = json.JSONDecoder().raw_decode(diff)[0]["metrics/build.json"]
+    assert changed["val_episodes"] == {"old": val_size, "new": val_size + 2, "diff": 2}
+    shown = _sh(repo, sys.executable, "-m", "dvc", "exp", "show", "--json")
+    assert '"name": "val"' in shown and f'"val_size": {val_size + 2}' in shown
+    out = tmp_path / "plots"
+    _sh(repo, sys.executable, "-m", "dvc", "plots", "show", "metrics/build.json", "-o", str(out))
+    assert (out / "index.html").is_file()

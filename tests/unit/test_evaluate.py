@@ -35,6 +35,10 @@ def test_perfect_and_broken_rollouts_score_as_expected():
     assert not row["exact"] and "premature_stop" in row["errors"] and row["first_exact"]
     garbled = rollout.Rollout(chain.id, [], unparsable=True, final="<tool_call>{")
     assert evaluate.score(garbled, chain)["errors"] == ["unparsable"]
+    looping = _gold_rollout(chain, domain)
+    looping.steps, looping.final, looping.goal_reached = looping.steps[:1] * 4, None, False
+    row = evaluate.score(looping, chain)  # turn cap reached, still calling: goal never reached
+    assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row["errors"]) and not row["completion"]
 
 
 def test_report_tables_and_plots(tmp_path):
@@ -45,7 +49,7 @@ def test_report_tables_and_plots(tmp_path):
     assert "| single: exact call | 0.0% | 75.0% |" in text
     assert "| no_call | 3 | 0 |" in text and "| wrong_tool | 0 | 1 |" in text
     assert all((tmp_path / name).stat().st_size > 0 for name in ("accuracy.csv", "accuracy.png", "errors.png"))
-    assert len(files) == 3
+    assert len(files) == 4 and files[-1] == str(tmp_path / "evaluate.html")  # no training CSVs here
 
 
 def test_batched_rollout_loop_runs_a_real_model(params_factory):
@@ -60,3 +64,112 @@ def test_batched_rollout_loop_runs_a_real_model(params_factory):
     for out in outs:  # a random model rambles: truncated output is the verdict, not a crash
         assert out.turns >= 1 and (out.unparsable or out.final is not None)
         assert out.messages[0]["role"] == "system"
+
+
+def test_shared_prefix_generation_matches_plain_generation(params_factory):
+    """The cached system turn changes the cost, not the text: same greedy output as a plain left-padded batch."""
+    import torch
+
+    params = params_factory()
+    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights hotels"] * 50, seed=1)
+    models.apply_tool_template(model, tok)
+    models.set_padding(model, tok)
+    episodes = travel_tasks.generate(5, SHARES, 0.0, seed=5)
+    convs = [[{"role": "system", "content": params.base.system_prompt}] + e.prompt_messages() for e in episodes]
+    tools = [e.tool_dicts() for e in episodes]
+    cache = rollout.PrefixCache(model, tok)
+    for conv, tool in zip(convs, tools):
+        prefix, rest = cache.split(conv, tool)
+        full = tok.apply_chat_template(conv, tools=tool, add_generation_prompt=True, tokenize=False)
+        assert prefix and tok(full, add_special_tokens=False)["input_ids"] == cache._ids(prefix) + rest
+    cached = rollout.generate(model, tok, convs, tools, 12, cache)
+    tok.padding_side = "left"
+    prompts = [tok.apply_chat_template(c, tools=t, add_generation_prompt=True, tokenize=False)
+               for c, t in zip(convs, tools)]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id)
+    plain = [tok.decode([i for i in row.tolist() if i != tok.pad_token_id], skip_special_tokens=False)
+             for row in out[:, enc["input_ids"].shape[1]:]]
+    assert [c.split(tok.eos_token)[0] for c in cached] == [p.split(tok.eos_token)[0] for p in plain]
+
+
+RESULTS = {"base": {"single_exact": 0.0, "unparsable": 0.5, "single_n": 4.0, "errors.no_call": 3.0,
+                    "errors.unparsable": 2.0},
+           "sft": {"single_exact": 0.75, "unparsable": 0.0, "single_n": 4.0, "errors.wrong_tool": 1.0}}
+
+
+def test_html_report_is_self_contained_with_every_table_and_plot(tmp_path):
+    reports, out_dir = tmp_path, tmp_path / "evaluate"
+    out_dir.mkdir()
+    (reports / "sft_loss.csv").write_text("step,loss\n1,2.0\n2,1.5\n3,1.0\n")
+    (reports / "rl_reward.csv").write_text("step,reward,rewards/correctness/mean\n1,0.2,\n2,0.4,0.5\n")
+    files = eval_report.write(RESULTS, reports / "evaluate.md", out_dir, ["a note"])
+    page = (reports / "evaluate.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "src='http" not in page and "<link" not in page
+    for cell in ("<td>single: exact call</td><td>0.0%</td><td>75.0%</td>", "<h2>Error classes (episodes)</h2>",
+                 "<td>no_call</td><td>3</td><td>0</td>", "<li>a note</li>", "Training curves"):
+        assert cell in page
+    assert str(out_dir / "training_curves.png") in files
+    assert "Reward model loss and accuracy: no curve" in page  # the one CSV missing
+    assert "- a note" in (reports / "evaluate.md").read_text()
+
+
+def test_missing_training_curves_are_a_note_not_an_error(tmp_path):
+    (tmp_path / "rl_reward.csv").write_text("step,reward\n")  # header only: the stage logged nothing
+    curves, notes = eval_report.read_curves(tmp_path)
+    assert curves == {} and len(notes) == 3 and any("is empty" in n for n in notes)
+    files = eval_report.write(RESULTS, tmp_path / "evaluate.md", tmp_path)
+    assert not (tmp_path / "training_curves.png").exists() and str(tmp_path / "training_curves.png") not in files
+    assert "SFT loss: no curve" in (tmp_path / "evaluate.md").read_text()
+
+
+def test_error_chart_stacks_classes_per_model(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    bars = []
+    real = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda ax, x, h, *a, **k: bars.append((x, h, k)) or real(
+        ax, x, h, *a, **k))
+    eval_report._plot_errors(RESULTS, tmp_path / "errors.png")
+    assert (tmp_path / "errors.png").stat().st_size > 0
+    assert [(list(x), k["label"], k["bottom"]) for x, _, k in bars] == [
+        (["base", "sft"], "no_call", [0.0, 0.0]), (["base", "sft"], "unparsable", [3.0, 0.0]),
+        (["base", "sft"], "wrong_tool", [5.0, 0.0])]  # one bar per model, each class on top of the last
+
+
+def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp_path, monkeypatch):
+    """A real SQLite registry: no champion -> a note; after register promotes the tiny model -> column `champion`."""
+    import json
+    import shutil
+
+    from components import register, tracking
+    from components.episode import write_jsonl
+
+    for var in ("MLFLOW_TRACKING_URI", tracking.PARENT_ENV, "TOOLTUNE_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    params = params_factory(evaluate={"models": ["sft"], "batch_size": 4, "max_new_tokens": 4, "max_turns": 1,
+                                      "compare_champion": True})
+    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights"] * 50, seed=0)
+    models.apply_tool_template(model, tok)
+    models.set_padding(model, tok)
+    models.save(model, tok, params.path("sft_model"), {"spec": "tiny"})
+    write_jsonl(params.path("splits") / "test.jsonl",
+                [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=6)])
+
+    first = evaluate.run(params)
+    md = (params.path("reports") / "evaluate.md").read_text()
+    assert "No `champion` version of" in md and "| metric | sft |" in md and "champion.exact" not in first.metrics
+
+    (params.path("metrics")).mkdir(parents=True, exist_ok=True)
+    (params.path("metrics") / "evaluate.json").write_text(json.dumps({"base.single_exact": 0.0,
+                                                                      "sft.single_exact": 0.5}))
+    assert register.run(params).details["alias"] == "champion"
+    second = evaluate.run(params)
+    md = (params.path("reports") / "evaluate.md").read_text()
+    assert "| metric | sft | champion |" in md and f"{params.register_.model_name} v1" in md
+    assert second.metrics["champion.exact"] == second.metrics["sft.exact"]  # same weights, same greedy rollouts
+    assert (params.path("reports") / "evaluate" / "champion_rollouts.jsonl").is_file()

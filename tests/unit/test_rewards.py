@@ -1,11 +1,12 @@
-"""Layered RL rewards on hand-made rollouts, with a real simulator for task completion."""
+"""Layered RL rewards on hand-made rollouts, with a real simulator for task completion, bound to each domain."""
 
 import json
 
-from components import rewards
-from components.domains import travel
+from components import domains, rewards
+from components.domains import finance, travel
 
 WEATHER = {"name": "get_weather", "arguments": {"city": "Paris", "start_date": "2026-05-01", "end_date": "2026-05-02"}}
+TRAVEL = rewards.layers(domains.get("travel"))
 
 
 def _turn(*calls):
@@ -15,10 +16,11 @@ def _turn(*calls):
 def test_correctness_credit():
     exp = json.dumps([[WEATHER]])
     wrong_city = {"name": "get_weather", "arguments": {**WEATHER["arguments"], "city": "Rome"}}
-    got = rewards.correctness([[_turn(WEATHER)], [_turn(wrong_city)], [{"role": "assistant", "content": "hi"}]],
-                              [exp] * 3)
+    got = TRAVEL["correctness"]([[_turn(WEATHER)], [_turn(wrong_city)], [{"role": "assistant", "content": "hi"}]],
+                                [exp] * 3)
     assert got == [1.0, 0.5, 0.0]
-    assert rewards.correctness([[{"role": "assistant", "content": "Hi!"}], [_turn(WEATHER)]], ["[]", "[]"]) == [1.0, 0.0]
+    no_call = [{"role": "assistant", "content": "Hi!"}]
+    assert TRAVEL["correctness"]([no_call, [_turn(WEATHER)]], ["[]", "[]"]) == [1.0, 0.0]
 
 
 def test_completion_reads_simulator_state():
@@ -27,10 +29,25 @@ def test_completion_reads_simulator_state():
     done = [_turn(WEATHER), {"role": "tool", "content": "{}"}, {"role": "assistant", "content": "Sunny."}]
     stopped = [_turn(WEATHER), {"role": "tool", "content": "{}"}]
     exp = json.dumps([[WEATHER]])
-    assert rewards.completion([done, stopped], [exp, exp], ["{}", "{}"], environments=[env, env]) == [1.0, 0.0]
-    assert rewards.completion([done], [exp], ["{}"], environments=[travel.TravelEnv()]) == [0.0]
+    assert TRAVEL["completion"]([done, stopped], [exp, exp], ["{}", "{}"], environments=[env, env]) == [1.0, 0.0]
+    assert TRAVEL["completion"]([done], [exp], ["{}"], environments=[travel.TravelEnv()]) == [0.0]
 
 
 def test_efficiency_penalises_extra_calls():
     exp = json.dumps([[WEATHER]])
-    assert rewards.efficiency([[_turn(WEATHER)], [_turn(WEATHER), _turn(WEATHER)]], [exp, exp]) == [1.0, 0.5]
+    assert TRAVEL["efficiency"]([[_turn(WEATHER)], [_turn(WEATHER), _turn(WEATHER)]], [exp, exp]) == [1.0, 0.5]
+
+
+def test_layers_follow_the_domain():
+    """Finance calls are scored against the finance catalog and completed in the finance simulator."""
+    layers = rewards.layers(domains.get("finance"))
+    order = {"name": "place_order", "arguments": {"account_id": "ACC-1001", "symbol": "AAPL", "side": "buy",
+                                                  "quantity": 2}}
+    exp, goal = json.dumps([[order]]), json.dumps({"orders": [{**order["arguments"]}]})
+    env = finance.FinanceEnv()
+    env.place_order(**order["arguments"])
+    done = [_turn(order), {"role": "tool", "content": "{}"}, {"role": "assistant", "content": "Bought."}]
+    assert layers["correctness"]([done], [exp]) == [1.0]
+    assert layers["completion"]([done], [exp], [goal], environments=[env]) == [1.0]
+    assert layers["completion"]([done], [exp], [goal], environments=[finance.FinanceEnv()]) == [0.0]
+    assert [getattr(fn, "func", fn).__name__ for fn in layers.values()] == list(layers)  # TRL's reward names

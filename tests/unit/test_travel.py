@@ -1,12 +1,17 @@
 """Travel domain: catalog from the simulator's methods, deterministic results, errors for bad arguments,
-generator that holds templates and values out of training."""
+generator that holds templates and values out of training; recovery and multi_turn episodes, and the
+evaluation rollout feeding a multi_turn episode's follow-up."""
 
 import json
+import types
 
 import pytest
 
+from components import domains, evaluate, rollout
 from components.domains import travel, travel_tasks
-from components.toolcalls import score_episode, steps_of_messages, tool_index
+from components.toolcalls import CLOSE, END, OPEN, schema_errors, score_episode, steps_of_messages, tool_index
+
+ALL = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.15, "irrelevance": 0.1, "multi_turn": 0.15}
 
 
 def test_catalog_is_the_simulator_methods():
@@ -30,6 +35,10 @@ def test_simulator_is_deterministic_and_stateful():
 @pytest.mark.parametrize("call, message", [
     ({"name": "get_weather", "arguments": {"city": "Atlantis", "start_date": "2026-05-01", "end_date": "2026-05-02"}},
      "unknown city"),
+    ({"name": "get_weather", "arguments": {"city": "Lisbn", "start_date": "2026-05-01", "end_date": "2026-05-02"}},
+     "did you mean 'Lisbon'"),
+    ({"name": "get_weather", "arguments": {"city": "Paris", "start_date": "2026-05-01", "end_date": "2026-05-12"}},
+     "at most 2026-05-07"),
     ({"name": "get_weather", "arguments": {"city": "Paris", "start_date": "May 1", "end_date": "2026-05-02"}},
      "YYYY-MM-DD"),
     ({"name": "get_weather", "arguments": {"city": "Paris", "start_date": "2026-05-03", "end_date": "2026-05-01"}},
@@ -73,3 +82,68 @@ def test_generator_patterns_gold_and_heldout_split():
                     assert call.arguments[key] in travel.CITIES_TEST
                     assert call.arguments[key] not in train_text
     assert travel_tasks.generate(50, shares, 0.3, seed=1) == episodes[:0] + travel_tasks.generate(50, shares, 0.3, 1)
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    return travel_tasks.generate(300, ALL, 0.3, seed=2)
+
+
+def test_every_pattern_runs_in_the_simulator(episodes):
+    domain, index = domains.get("travel"), tool_index(travel.catalog())
+    assert {e.pattern for e in episodes} == set(ALL)
+    for ep in episodes:
+        gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
+        assert score_episode(steps_of_messages(ep.message_dicts()), gold, tool_index(ep.tool_dicts())).exact
+        assert all(schema_errors(c, index) == [] for s in gold for c in s)
+        env = domain.env()
+        outcomes = [domain.execute(env, c)[1] for s in gold for c in s]
+        assert outcomes == [not (ep.pattern == "recovery" and k == 0) for k in range(len(outcomes))]
+        assert domain.goal_reached(env, gold, ep.expected.goal)
+
+
+def test_recovery_corrects_what_the_error_names(episodes):
+    recoveries = [e for e in episodes if e.pattern == "recovery"]
+    kinds = set()
+    for ep in recoveries:
+        wrong, fixed = (s[0].model_dump()["arguments"] for s in ep.expected.steps)
+        error = json.loads(ep.messages[2].content)["error"]
+        changed = [k for k in fixed if fixed[k] != wrong[k]]
+        assert len(changed) == 1 and f"{fixed[changed[0]]}" in error and wrong[changed[0]] in ep.messages[0].content
+        kinds.add("date" if changed[0] == "end_date" else "city")
+    assert kinds == {"date", "city"}
+
+
+def test_multi_turn_follow_up_and_heldout_combination(episodes):
+    follow = {split: set() for split in ("train", "test")}
+    for ep in (e for e in episodes if e.pattern == "multi_turn"):
+        users = [m.content for m in ep.messages if m.role == "user"]
+        assert len(users) == 2 and len(ep.expected.steps) == 2
+        follow[ep.split].add(tuple(s[0].name for s in ep.expected.steps))
+    assert ("search_hotels", "search_flights") in follow["test"] - follow["train"]
+
+
+def test_rollout_feeds_the_follow_up_after_the_answer(episodes, monkeypatch):
+    """A scripted model that calls the gold step of the latest user turn, then answers: the rollout feeds the
+    second user turn after the first answer, and the episode scores exact and complete."""
+    ep = next(e for e in episodes if e.pattern == "multi_turn")
+    gold = [[c.model_dump(exclude_none=True) for c in s] for s in ep.expected.steps]
+
+    def scripted(model, tok, conversations, tools, max_new_tokens, prefixes=None):
+        out = []
+        for conv in conversations:
+            if conv[-1]["role"] == "tool":
+                out.append(f"Done.{END}")
+                continue
+            step = gold[sum(m["role"] == "user" for m in conv) - 1]
+            out.append("".join(f"{OPEN}{json.dumps(c)}{CLOSE}" for c in step) + END)
+        return out
+
+    monkeypatch.setattr(rollout, "generate", scripted)
+    ro, = rollout.run_episodes(types.SimpleNamespace(eval=lambda: None), None, [ep], domains.get("travel"),
+                               "system", batch_size=2, max_new_tokens=8, max_turns=2)
+    assert ro.steps == gold and ro.final == "Done." and ro.turns == 4
+    assert [m["content"] for m in ro.messages if m["role"] == "user"] == [m.content for m in ep.messages
+                                                                         if m.role == "user"]
+    row = evaluate.score(ro, ep)
+    assert row["exact"] and row["completion"]

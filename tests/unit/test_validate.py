@@ -66,21 +66,28 @@ def test_good_file_passes_and_writes_the_report(params, rows):
     path = _write(params, rows)
     result = validate.run(params)
     report = params.path("reports") / "validation.md"
-    assert result.stage == "validate" and result.reports == [str(report)] and result.outputs == {"report": str(report)}
+    docs = params.path("reports") / "validation_docs"
+    assert result.stage == "validate" and result.reports == [str(report), str(docs)]
+    assert result.outputs == {"report": str(report), "docs": str(docs / "index.html")}
     n_calls = sum(len(m.get("tool_calls", [])) for r in rows for m in r["messages"])
-    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 10, "rules_failed": 0}
+    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 13, "rules_failed": 0}
     text = report.read_text()
     assert str(path) in text and "| rule | status | failing count | first failing records |" in text
     for rule in validate.RULES:
-        if rule != "max_tokens":
+        if rule != "max_tokens" and not rule.startswith("split_"):
             assert f"| {rule} | passed | 0 |" in text
     assert "| max_tokens | skipped | - | no tokenizer at" in text
-    assert not [p for p in report.parent.iterdir() if p.name != "validation.md"]  # no temp files left
+    assert sorted(p.name for p in report.parent.iterdir()) == ["validation.md", "validation_docs"]  # no temp files
+    site = (docs / "index.html").read_text()
+    assert "<html" in site.lower() and list(docs.glob("validations/**/*.html"))  # GX Data Docs, one page per suite run
 
 
 def test_unknown_tool_names_file_line_id_and_rule(params, rows):
     i, call = _first(rows, "search_hotels")
     call["name"] = "book_taxi"
+    for msg in rows[i]["messages"]:  # the result of that call carries its name too
+        if msg["role"] == "tool" and msg["name"] == "search_hotels":
+            msg["name"] = "book_taxi"
     path = _write(params, rows)
     err = _fail(params)
     assert isinstance(err, DataError) and list(_rules(err)) == ["known_tool"]
@@ -150,17 +157,34 @@ def _unanswered_call_id(msgs):
     next(m for m in msgs if m["role"] == "tool")["tool_call_id"] = "call_9_9"
 
 
-@pytest.mark.parametrize("change, detail", [
-    (_tool_after_user, "message 1: tool message without a preceding assistant tool call"),
-    (_unanswered_call_id, "tool_call_id 'call_9_9' answers no call"),
-    (lambda msgs: msgs.pop(), "the last message is tool, not assistant"),
-    (lambda msgs: msgs.pop(0), "the first non-system message is assistant, not user"),
+def _answered_twice(msgs):
+    k = next(i for i, m in enumerate(msgs) if m["role"] == "tool")
+    msgs.insert(k, dict(msgs[k]))
+
+
+def _result_dropped(msgs):
+    msgs.remove(next(m for m in msgs if m["role"] == "tool"))
+
+
+def _result_misnamed(msgs):
+    next(m for m in msgs if m["role"] == "tool")["name"] = "search_hotels"
+
+
+@pytest.mark.parametrize("rule, change, detail", [
+    ("tool_result", _tool_after_user, "message 1: tool message without a preceding assistant tool call"),
+    ("tool_result", _unanswered_call_id, "tool_call_id 'call_9_9' answers no call"),
+    ("tool_result", _answered_twice, "tool_call_id 'call_0_0' is answered twice"),
+    ("tool_result", _result_dropped, "call(s) 'call_0_0' got no tool result before this assistant message"),
+    ("tool_result", _result_misnamed, "tool result named 'search_hotels' answers a call to 'get_weather'"),
+    ("role_order", lambda msgs: msgs.pop(), "the last message is tool, not assistant"),
+    ("role_order", lambda msgs: msgs.pop(0), "the first non-system message is assistant, not user"),
 ])
-def test_broken_message_order_fails_role_order(params, rows, change, detail):
-    i, _ = _first(rows, "get_weather")
+def test_broken_message_order_names_the_rule(params, rows, rule, change, detail):
+    i = next(i for i, r in enumerate(rows)
+             if r["pattern"] == "single" and r["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather")
     change(rows[i]["messages"])
     _write(params, rows)
-    failure = _rules(_fail(params))["role_order"]
+    failure = _rules(_fail(params))[rule]
     assert failure.count == 1 and failure.records[0].endswith(f":{i + 1} (id {rows[i]['id']})")
     assert detail in failure.detail
 
@@ -188,7 +212,7 @@ def test_failure_leaves_the_previous_report_intact(params, rows):
     _write(params, rows)
     _fail(params)
     assert open(report, "rb").read() == before
-    assert sorted(p.name for p in params.path("reports").iterdir()) == ["validation.md"]
+    assert sorted(p.name for p in params.path("reports").iterdir()) == ["validation.md", "validation_docs"]
 
 
 def _save_tokenizer(folder) -> None:
@@ -207,18 +231,119 @@ def _save_tokenizer(folder) -> None:
 def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     params = params_factory(validate={"max_tokens": 100_000})  # the word-level toy tokenizer splits punctuation
     _save_tokenizer(params.path("base"))
+    tok = validate.load_tokenizer(params.path("base"))
+    episodes = [r for _, r in validate.read_records(_write(params, rows))]
+    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
+                                              return_dict=True)["input_ids"]) for e in episodes]
+    assert validate.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
-    assert validate.run(params).metrics["rules_checked"] == 11
+    assert validate.run(params).metrics["rules_checked"] == 14
     assert "| max_tokens | passed | 0 |" in (params.path("reports") / "validation.md").read_text()
     params = params_factory(validate={"max_tokens": 20})
     failure = _rules(_fail(params))["max_tokens"]
     assert failure.count == N and "tokens > validate.max_tokens=20" in failure.detail
 
 
+def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
+    """With ChatML special tokens the shared system turn (tools) is encoded once; counts stay exact."""
+    from components.episode import Episode
+    from components.models import chat_template
+
+    _save_tokenizer(tmp_path)
+    tok = validate.load_tokenizer(tmp_path)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = chat_template()
+    episodes = [Episode.model_validate(r) for r in rows]
+    for ep in episodes[1:]:
+        ep.tools = episodes[0].tools  # one shared catalog, as read_records makes it
+    texts = tok.apply_chat_template([e.message_dicts() for e in episodes], tools=episodes[0].tool_dicts(),
+                                    tokenize=False)
+    assert texts[0][:validate._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
+    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
+                                              return_dict=True)["input_ids"]) for e in episodes]
+    assert validate.token_counts(tok, episodes) == one_by_one
+
+
 def test_crashing_expectation_is_a_bug_not_bad_data(params):
     import pandas as pd
 
-    frames = {"episodes": pd.DataFrame({"record": ["f:1 (id a)"], "id": ["a"]})}  # no role_ok column
+    frames = {"episodes": pd.DataFrame({"record": ["f:1 (id a)"], "id": ["a"]})}  # no role_order_error column
     checks = {k: v for k, v in validate.expectations(params.validate_, False).items() if k == "role_order"}
     with pytest.raises(RuntimeError, match="expectation role_order .* crashed \\(a bug in tooltune, not bad data\\)"):
         validate.run_suites(frames, checks)
+
+
+@pytest.mark.parametrize("arguments", ['{"city": "Paris"}', '{"city": "Par'])
+def test_arguments_as_a_string_fail_arguments_json(params, rows, arguments):
+    i, call = _first(rows, "get_weather")
+    call["arguments"] = arguments
+    path = _write(params, rows)
+    err = _fail(params)
+    failure = _rules(err)["arguments_json"]
+    assert list(_rules(err)) == ["arguments_json"] and failure.records == (f"{path}:{i + 1} (id {rows[i]['id']})",)
+    assert failure.detail.startswith("messages.1.tool_calls.0.function.arguments: Input should be a valid dictionary")
+
+
+def _chain(rows: list[dict]) -> dict:
+    return next(r for r in rows if r["pattern"] == "chain")
+
+
+def _swap_turns(row: dict) -> None:
+    """Make the dependent step's call first: both assistant turns (and their results) change places."""
+    msgs = row["messages"]
+    turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant" and m.get("tool_calls")]
+    blocks = [msgs[turns[0]:turns[1]], msgs[turns[1]:-1]]
+    row["messages"] = msgs[:turns[0]] + blocks[1] + blocks[0] + msgs[-1:]
+
+
+@pytest.mark.parametrize("change, detail", [
+    (_swap_turns, "step 1 depends on step 0, but the conversation makes its call in turn 0, not after turn 1"),
+    (lambda r: r["expected"].update(depends_on=[[0, 1]]), "depends_on (0, 1) needs 0 <= earlier < later < 2"),
+    (lambda r: r["expected"].update(depends_on=[[5, 0]]), "depends_on (5, 0) needs"),
+])
+def test_dependency_order(params, rows, change, detail):
+    row = _chain(rows)
+    change(row)
+    _write(params, rows)
+    failure = _rules(_fail(params))["dependency_order"]
+    assert failure.count == 1 and row["id"] in failure.records[0] and detail in failure.detail
+
+
+def _splits(params, rows: list[dict]) -> "Path":
+    folder = params.path("splits")
+    for k, name in enumerate(validate.SPLITS):
+        write_jsonl(folder / f"{name}.jsonl", [dict(r, split=name) for r in rows[k::3]])
+    return folder
+
+
+def test_clean_splits_pass(params, rows):
+    outcomes = validate.validate_splits(_splits(params, [r for r in rows if r["pattern"] != "irrelevance"]), params)
+    assert [(o.rule, o.status) for o in outcomes] == [("split_unique_id", "passed"), ("split_leakage", "passed")]
+
+
+def test_leaked_user_text_fails_split_leakage(params, rows):
+    rows = [r for r in rows if r["pattern"] != "irrelevance"]
+    clone = copy.deepcopy(rows[0])  # rows[0] goes to train, rows[1] to val
+    clone["id"] = "near-duplicate"
+    clone["messages"][0]["content"] = "  " + clone["messages"][0]["content"].upper().replace("?", " ?!") + " "
+    rows[1] = clone
+    folder = _splits(params, rows)
+    with pytest.raises(ValidationFailed) as info:
+        validate.validate_splits(folder, params)
+    found = _rules(info.value)
+    assert list(found) == ["split_leakage"] and found["split_leakage"].count == 2
+    assert found["split_leakage"].records[0] == f"{folder / 'train.jsonl'}:1 (id {rows[0]['id']})"
+    assert "is also in split(s) val" in found["split_leakage"].detail
+
+
+def test_exempt_patterns_may_repeat_and_ids_may_not(params_factory, rows):
+    small_talk = [r for r in rows if r["pattern"] == "irrelevance"][:3]
+    params = params_factory(validate={"leakage_exempt_patterns": ["irrelevance"]})
+    for k, r in enumerate(small_talk):
+        r["messages"][0]["content"] = "Hi there!"
+    assert validate.validate_splits(_splits(params, small_talk), params)
+    params = params_factory(validate={"leakage_exempt_patterns": []})
+    small_talk[1]["id"] = small_talk[0]["id"]
+    with pytest.raises(ValidationFailed) as info:
+        validate.validate_splits(_splits(params, small_talk), params)
+    assert list(_rules(info.value)) == ["split_unique_id", "split_leakage"]

@@ -1,0 +1,279 @@
+"""BFCL (Berkeley Function Calling Leaderboard) single-turn data, and BFCL's per-argument checker rules.
+
+Reads: BFCL question files and their possible-answer files, JSON lines (e.g. `shared/data/bfcl/`, whose
+SOURCE.md gives the format). Writes nothing: `import_episodes` returns canonical episodes, which
+`components.toolcalls` scores like any other episode.
+
+Mapping. Gorilla schema types become JSON Schema, as BFCL's FC handlers do (`GORILLA_TO_OPENAPI`):
+dict -> object, float -> number (the description gains " This is a float type value."), tuple -> array;
+`any` gets no type constraint. Type names are read case-insensitively (`String` = `string`). A possible answer
+`{"f": {"p": [v1, v2, ""]}}` becomes an expected call whose `arguments` hold the first acceptable value of each
+parameter (left out when only `""` is listed) and whose `accept` holds the lists as given.
+
+Checker. `argument_error` is BFCL's check of one passed argument (`ast_checker.py`, commit 6ea57973): first
+the type, with exact Python types, int accepted where float is expected, array items checked one level deep,
+and BFCL's "variable" escape hatch (when the acceptable values have another type than the schema, a value of
+their type passes and is compared by plain membership); then the value: strings after `standardize`, lists
+element by element with standardized strings, dicts key by key against some acceptable dict, lists of dicts
+position by position, anything else by membership. `toolcalls.call_errors` adds the call-level rules (name,
+required, only schema parameters, only expected parameters, no omission unless `""` is listed) and
+`toolcalls.score_step` the step rules (call count, parallel calls matched greedily in any order, irrelevance =
+no call).
+
+Known differences from BFCL's decoder: tuples are read as lists (BFCL rejects a tuple for an `array`
+parameter) and arithmetic is never evaluated (BFCL `eval`s it), so such output is `unparsable` here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from components.episode import DataError, Episode, Pattern
+
+JSON_TYPES: dict[str, str | None] = {
+    "string": "string", "integer": "integer", "float": "number", "number": "number", "boolean": "boolean",
+    "array": "array", "tuple": "array", "dict": "object", "object": "object", "any": None,
+}
+FLOAT_NOTE = " This is a float type value."
+NO_CALL_REPLY = "None of the available functions fits this request."
+KNOWN_BAD = {  # ground truths that no answer can satisfy; BFCL's own checker fails them too
+    "parallel_multiple_12": "expects `permeability`, not a parameter of calculate_voltage_difference",
+    "parallel_multiple_26": "expects `type`, not a parameter of bank.calculate_balance",
+}
+_PY_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
+_PUNCTUATION = re.compile(r"[ ,./\-_*^]")
+_OMIT = object()  # a parameter whose only acceptable value is "" (must be left out)
+
+
+def category(record_id: str) -> str:
+    """BFCL category of an entry id: `parallel_multiple_12` -> `parallel_multiple`."""
+    return re.sub(r"_\d+$", "", record_id)
+
+
+def pattern(cat: str) -> Pattern:
+    """The episode pattern of a category, by BFCL's own dispatch on the category name."""
+    return "irrelevance" if "irrelevance" in cat else "parallel" if "parallel" in cat else "single"
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """The JSON-object lines of a JSON-lines file, with line numbers; errors name the file, line and rule."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    out = []
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if raw.strip():
+                out.append((lineno, _json_object(raw, f"{path}:{lineno}")))
+    if not out:
+        raise DataError(f"{path}: rule 'non_empty': the file holds no record")
+    return out
+
+
+def _json_object(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: rule 'json_object': a record must be a JSON object")
+    return obj
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or not value:
+        raise DataError(f"{where}: rule 'bfcl_record': field {key!r} must be a non-empty {kind.__name__}")
+    return value
+
+
+def import_episodes(questions_path: str | Path, answers_path: str | Path | None = None) -> list[Episode]:
+    """Canonical episodes from a BFCL question file and its possible-answer file (none for irrelevance).
+
+    Each episode has the one user turn, the entry's functions as OpenAI tool schemas, the ground truth as
+    expected calls (with `accept`), and an assistant reply making those calls (or declining, for irrelevance).
+
+    Raises:
+        DataError: naming the file, line and rule (bad JSON, missing fields, unknown types, unaligned answers).
+    """
+    answers = _answers(answers_path) if answers_path is not None else {}
+    episodes = []
+    for lineno, record in records(questions_path):
+        where = f"{questions_path}:{lineno}"
+        rid = _field(record, "id", str, where)
+        where += f" (id {rid})"
+        needs_answer = pattern(category(rid)) != "irrelevance"
+        if needs_answer and rid not in answers:
+            source = f"in {answers_path}" if answers_path is not None else "(pass its possible-answer file)"
+            raise DataError(f"{where}: rule 'possible_answer': no ground truth for this id {source}")
+        episodes.append(_episode(record, answers.get(rid) if needs_answer else None, where))
+    unused = sorted(answers.keys() - {e.id for e in episodes})
+    if unused:
+        raise DataError(f"{answers_path}: rule 'possible_answer': {len(unused)} answer id(s) not among the "
+                        f"questions of {questions_path}, e.g. {unused[:3]}")
+    return episodes
+
+
+def _answers(path: str | Path) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for lineno, record in records(path):
+        where = f"{path}:{lineno}"
+        rid = _field(record, "id", str, where)
+        if rid in out:
+            raise DataError(f"{where} (id {rid}): rule 'unique_id': the id appears twice")
+        out[rid] = _field(record, "ground_truth", list, f"{where} (id {rid})")
+    return out
+
+
+def _episode(record: dict[str, Any], answer: list[Any] | None, where: str) -> Episode:
+    turns = _field(record, "question", list, where)
+    if len(turns) != 1 or not isinstance(turns[0], list):
+        raise DataError(f"{where}: rule 'single_turn': expected one turn (a list of messages), got {len(turns)}")
+    tools = [_tool(f, where) for f in _field(record, "function", list, where)]
+    props = {t["function"]["name"]: t["function"]["parameters"].get("properties", {}) for t in tools}
+    calls = [_expected_call(gt, props, where) for gt in answer or []]
+    made = [{"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+    reply = {"role": "assistant", "tool_calls": made} if calls else {"role": "assistant", "content": NO_CALL_REPLY}
+    cat = category(record["id"])
+    try:
+        return Episode.model_validate({
+            "id": record["id"], "domain": "bfcl", "source": f"bfcl:{cat}", "pattern": pattern(cat), "split": "test",
+            "tools": tools, "messages": [*turns[0], reply], "expected": {"steps": [calls] if calls else []}})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise DataError(f"{where}: rule 'record_schema': {loc}: {first['msg']}") from None
+
+
+def _tool(function: Any, where: str) -> dict[str, Any]:
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise DataError(f"{where}: rule 'bfcl_record': each function needs a string 'name'")
+    where = f"{where} function {function['name']}"
+    parameters = to_json_schema(_field(function, "parameters", dict, where), where)
+    return {"type": "function", "function": {"name": function["name"], "description": function.get("description", ""),
+                                             "parameters": parameters}}
+
+
+def to_json_schema(node: dict[str, Any], where: str = "schema") -> dict[str, Any]:
+    """A Gorilla schema node as JSON Schema (see the module docstring), recursing into properties and items."""
+    kind = str(node.get("type", "any")).lower()
+    if kind not in JSON_TYPES:
+        raise DataError(f"{where}: rule 'bfcl_type': unknown type {node['type']!r}; known: {sorted(JSON_TYPES)}")
+    out: dict[str, Any] = {"type": JSON_TYPES[kind]} if JSON_TYPES[kind] else {}
+    out |= {k: v for k, v in node.items() if k not in ("type", "properties", "items", "optional")}
+    if kind == "float":
+        out["description"] = out.get("description", "") + FLOAT_NOTE
+    if isinstance(node.get("properties"), dict):
+        out["properties"] = {k: to_json_schema(v, f"{where}.{k}") for k, v in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        out["items"] = to_json_schema(node["items"], f"{where}[]")
+    return out
+
+
+def _expected_call(truth: Any, props: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    """One ground-truth `{function: {param: [acceptable...]}}` as an expected call with `accept`."""
+    if not isinstance(truth, dict) or len(truth) != 1:
+        raise DataError(f"{where}: rule 'possible_answer': a ground-truth call is {{function: {{param: [values]}}}}")
+    (name, accept), = truth.items()
+    if not isinstance(accept, dict) or not all(isinstance(v, list) for v in accept.values()):
+        raise DataError(f"{where}: rule 'possible_answer': {name}: every parameter needs a list of acceptable values")
+    schema = props.get(name, {})
+    arguments = {k: v for k, ok in accept.items() if (v := _canonical(ok, schema.get(k, {}))) is not _OMIT}
+    return {"name": name, "arguments": arguments, "accept": accept}
+
+
+def _canonical(acceptable: list[Any], schema: dict[str, Any]) -> Any:
+    """The first acceptable value as a plain argument (dicts of acceptable lists collapsed the same way)."""
+    value = _first(acceptable)
+    if schema.get("type") == "object" and isinstance(value, dict):
+        return _canonical_dict(value)
+    if schema.get("items", {}).get("type") == "object" and isinstance(value, list):
+        return [_canonical_dict(v) if isinstance(v, dict) else v for v in value]
+    return value
+
+
+def _canonical_dict(options: dict[str, list[Any]]) -> dict[str, Any]:
+    return {k: v for k, ok in options.items() if (v := _first(ok)) is not _OMIT}
+
+
+def _first(acceptable: list[Any]) -> Any:
+    return next((a for a in acceptable if a != ""), _OMIT)
+
+
+# ---------------------------------------------------------------------------------------------- checker
+
+
+def standardize(text: str) -> str:
+    """BFCL's string normalisation: spaces and `,./-_*^` deleted, lowercase, single quotes made double."""
+    return _PUNCTUATION.sub("", text).lower().replace("'", '"')
+
+
+def argument_error(value: Any, acceptable: list[Any], schema: dict[str, Any]) -> str | None:
+    """BFCL's check of one passed argument: None when it passes, else "wrong_type" or "wrong_value".
+
+    Args:
+        value: The argument as parsed (JSON-like values).
+        acceptable: Its possible-answer list (`""` = may be omitted).
+        schema: The parameter's JSON Schema; no `type` is BFCL's `any`, which its checker types as a string.
+    """
+    want = _PY_TYPES.get(schema.get("type"), str)
+    items = _PY_TYPES.get(schema["items"].get("type"), str) if want is list and "items" in schema else None
+    if want is float and type(value) is int:
+        value = float(value)
+    ok, variable = _type_ok(value, want, acceptable, items)
+    if not ok:
+        return "wrong_type"
+    if variable:
+        ok = value in acceptable
+    elif want is dict:
+        ok = _dict_ok(value, acceptable)
+    elif want is list and items is dict:
+        ok = _dict_list_ok(value, acceptable)
+    elif want is str:
+        ok = standardize(value) in [standardize(a) for a in acceptable if isinstance(a, str)]
+    elif want is list:
+        ok = [_std(v) for v in value] in [[_std(v) for v in a] for a in acceptable if isinstance(a, (list, str))]
+    else:
+        ok = value in acceptable
+    return None if ok else "wrong_value"
+
+
+def _std(value: Any) -> Any:
+    return standardize(value) if isinstance(value, str) else value
+
+
+def _type_ok(value: Any, want: type, acceptable: list[Any], items: type | None) -> tuple[bool, bool]:
+    """BFCL's `type_checker`: (type accepted, value is a "variable" compared by plain membership)."""
+    answer_type = next((type(a) for a in acceptable if a != ""), None)
+    variable = answer_type is not None and answer_type is not want
+    if type(value) is want:
+        nested_ok = items is None or any(not isinstance(a, list) or all(_type_ok(v, items, a, None)[0] for v in value)
+                                         for a in acceptable)
+        return nested_ok, variable
+    return answer_type is not None and type(value) is answer_type, True
+
+
+def _dict_ok(value: dict[str, Any], options: list[Any]) -> bool:
+    """BFCL's `dict_checker`: some acceptable dict takes every key with an acceptable value and misses no key
+    that may not be omitted."""
+    return any(isinstance(o, dict)
+               and all(k in o and _std(v) in [_std(a) for a in o[k]] for k, v in value.items())
+               and all(k in value or "" in ok for k, ok in o.items())
+               for o in options)
+
+
+def _dict_list_ok(value: list[Any], options: list[Any]) -> bool:
+    """BFCL's `list_dict_checker`: as long as some acceptable list, element i acceptable for its dict i."""
+    return any(isinstance(o, (list, str)) and len(value) == len(o)
+               and all(isinstance(v, dict) and _dict_ok(v, [d]) for v, d in zip(value, o))
+               for o in options)

@@ -1,0 +1,184 @@
+"""What the built-in task generators share: train/held-out pools, framing, misspellings, and the writer that
+runs a drafted episode's gold steps in the simulator and records the trajectory as an `Episode`.
+
+A generator drafts each episode as user turns with their gold call steps (`Draft`); `write` executes them,
+checks that exactly the intended steps fail, and writes messages and `expected`. Every pool is a pair
+(training side, held-out side): held-out episodes draw only from the second side, so the test split measures
+generalisation to new wording, values and tool combinations, not recall.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from components.domains import sim
+from components.episode import Episode, Tool
+
+Call = dict[str, Any]
+Pool = tuple[list, list]  # (training side, held-out side)
+Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
+K = TypeVar("K")
+MAX_DRAWS = 50  # draws of one episode before `generate(unique=True)` gives up
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+# Training-side framing only (held-out phrasings stay bare): the request itself must decide the tool.
+PREFIXES = ("", "", "", "Hi! ", "Hello, ", "Quick question: ", "Please help: ", "Hey, ")
+SUFFIXES = ("", "", "", " Thanks!", " Thank you.", " Cheers.")
+
+
+def side(pool: Pool, held: bool) -> list:
+    """The held-out or the training side of a pool."""
+    return pool[1] if held else pool[0]
+
+
+def choose(rng: random.Random, options: Mapping[K, Pool], held: bool) -> K:
+    """A key of `options` with phrasings on the chosen side; a key whose training side is empty (a held-out
+    tool combination) is drawn for held-out episodes only."""
+    return rng.choice(sorted(k for k, pool in options.items() if side(pool, held)))
+
+
+def phrase(rng: random.Random, options: Mapping[K, Pool], held: bool) -> tuple[K, str]:
+    """A key of `options` (see `choose`) and one of its phrasings on the chosen side."""
+    key = choose(rng, options, held)
+    return key, rng.choice(side(options[key], held))
+
+
+def typo(rng: random.Random, word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """A one-letter misspelling of `word` (a letter after the first dropped, doubled or swapped with the next)
+    that is no entry of `choices` and that the simulators' hint (`sim.closest`) maps back to `word`.
+
+    Raises:
+        ValueError: `word` is too short to misspell recognisably.
+    """
+    known = {c.lower() for c in choices}
+    for _ in range(50 if len(word) > 1 else 0):
+        i = rng.randrange(1, len(word))
+        wrong = rng.choice([word[:i] + word[i + 1:], word[:i] + word[i] + word[i:],
+                            word[:i] + word[i + 1:i + 2] + word[i] + word[i + 2:]])
+        if wrong.lower() not in known and sim.closest(wrong, choices) == word:
+            return wrong
+    raise ValueError(f"no recognisable misspelling of {word!r}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the episode writer needs from a domain."""
+
+    domain: str
+    execute: Callable[[Any, Call], tuple[str, bool]]
+    answer: Callable[[Call, dict[str, Any]], str]  # one successful call's result, said to the user
+    no_call_reply: str
+
+
+@dataclass
+class Draft:
+    """One episode before it runs: user turns with their gold steps, dependency edges between steps (numbered
+    over all turns), the goal state, and the steps that must fail (a recovery's first, slightly wrong call)."""
+
+    pattern: str
+    turns: list[Turn]
+    depends_on: list[tuple[int, int]] = field(default_factory=list)
+    goal: dict[str, Any] = field(default_factory=dict)
+    failing: frozenset[int] = frozenset()
+
+    def frame(self, rng: random.Random, held: bool) -> None:
+        """Wrap the first user message in a greeting and a thank-you on the training side."""
+        if not held:
+            user, steps = self.turns[0]
+            self.turns[0] = (rng.choice(PREFIXES) + user + rng.choice(SUFFIXES), steps)
+
+
+def run_turns(spec: Spec, env: Any, draft: Draft) -> list[dict[str, Any]]:
+    """Execute the gold steps turn by turn and write the trajectory's messages.
+
+    Each user turn ends with an assistant answer: built from its last step's results, or the domain's
+    no-call reply when the turn needs no call.
+
+    Raises:
+        RuntimeError: a step failed that should succeed, or the reverse (a generator bug).
+    """
+    messages: list[dict[str, Any]] = []
+    k = 0  # step number over all turns
+    for user, steps in draft.turns:
+        messages.append({"role": "user", "content": user})
+        results: list[tuple[Call, dict[str, Any]]] = []
+        for step in steps:
+            calls = [{"type": "function", "id": f"call_{k}_{j}", "function": c} for j, c in enumerate(step)]
+            messages.append({"role": "assistant", "content": "", "tool_calls": calls})
+            results = []
+            for tc in calls:
+                content, ok = spec.execute(env, tc["function"])
+                if ok == (k in draft.failing):
+                    raise RuntimeError(f"{spec.domain} generator: gold call {tc['function']} (step {k}) "
+                                       f"{'succeeded' if ok else 'failed'}: {content}")
+                messages.append({"role": "tool", "tool_call_id": tc["id"], "name": tc["function"]["name"],
+                                 "content": content})
+                results.append((tc["function"], json.loads(content)))
+            k += 1
+        reply = " ".join(spec.answer(c, r) for c, r in results) if steps else spec.no_call_reply
+        messages.append({"role": "assistant", "content": reply})
+    return messages
+
+
+def write(spec: Spec, env: Any, draft: Draft, held: bool, idx: int, tools: list[Tool]) -> Episode:
+    """Run a draft in a fresh simulator session and record it as a validated episode.
+
+    `tools` are validated `Tool` models, which pydantic takes as they are: all episodes share one catalog,
+    validated once (100k episodes would otherwise each validate and hold their own copy).
+    """
+    messages = run_turns(spec, env, draft)
+    return Episode.model_validate({
+        "id": f"{spec.domain}-{'h' if held else 't'}-{idx:06d}", "domain": spec.domain, "source": "synthetic",
+        "pattern": draft.pattern, "split": "test" if held else "train", "tools": tools, "messages": messages,
+        "expected": {"steps": [s for _, steps in draft.turns for s in steps], "depends_on": draft.depends_on,
+                     "goal": draft.goal}})
+
+
+Make = Callable[[str, random.Random, bool, int, list[Tool]], Episode]  # (pattern, rng, held, idx, tools) -> episode
+
+
+def generate(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str, float], heldout_fraction: float,
+             seed: int, unique: bool = False) -> list[Episode]:
+    """`n` episodes with the given pattern shares (shuffled), a `heldout_fraction` share of them held out.
+
+    With `unique`, an episode that calls tools is drawn again while its user turns repeat an earlier episode's
+    (compared as build's leakage check does), so no request can land in two splits.
+    """
+    rng = random.Random(seed)
+    tools = [Tool.model_validate(t) for t in catalog]
+    patterns = [p for p, share in shares.items() for _ in range(round(share * n))]
+    rng.shuffle(patterns)
+    seen: set[str] = set()
+    episodes = []
+    for i, pattern in enumerate(patterns):
+        draw = partial(make, pattern, rng, rng.random() < heldout_fraction, i, tools)
+        episodes.append(_new_request(draw, seen) if unique else draw())
+    return episodes
+
+
+def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
+    """Draw until the episode's request is not in `seen` (then add it); an episode without calls (small talk)
+    may repeat.
+
+    Raises:
+        RuntimeError: `MAX_DRAWS` draws found no new request: the generator's pools are too small.
+    """
+    for _ in range(MAX_DRAWS):
+        episode = draw()
+        key = _request_key(episode)
+        if not episode.expected.steps or key not in seen:
+            seen.add(key)
+            return episode
+    raise RuntimeError(f"{episode.pattern}: no new request in {MAX_DRAWS} draws; the value pools are too small")
+
+
+def _request_key(episode: Episode) -> str:
+    """The user turns lowercased, punctuation stripped, whitespace collapsed (validate's `user_text_key` rule)."""
+    text = " ".join(m.content or "" for m in episode.messages if m.role == "user")
+    return " ".join(_PUNCTUATION.sub("", text.lower()).split())

@@ -1,0 +1,62 @@
+"""Importers: outside tool-calling datasets -> canonical episodes (components.episode.Episode).
+
+One module per format (openai, sharegpt, hermes, xlam; bfcl lives in components/bfcl.py); `SOURCES` maps a
+source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
+given `domain`, the record's id (else `<source>-<file stem>-<line>`), and `pattern` and `expected.steps`
+inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from components.episode import DataError, Episode
+from components.importers import hermes, openai, sharegpt, xlam
+from components.importers.common import Convert, import_records
+
+Importer = Callable[[Path, str, Path | None], list[Episode]]
+
+
+def _records(source: str, convert: Convert) -> Importer:
+    """The importer of a record-per-line format: it takes no answers file."""
+
+    def run(path: Path, domain: str, answers: Path | None) -> list[Episode]:
+        if answers is not None:
+            raise DataError(f"{answers}: an answers file goes with the bfcl source only, not {source}")
+        return import_records(path, source, domain, convert)
+
+    return run
+
+
+def _bfcl(path: Path, domain: str, answers: Path | None) -> list[Episode]:
+    """BFCL question file (+ possible-answer file), tagged with `domain`."""
+    from components import bfcl  # its own module; loaded only when BFCL data is imported
+
+    return [e.model_copy(update={"domain": domain}) for e in bfcl.import_episodes(path, answers)]
+
+
+SOURCES: dict[str, Importer] = {
+    openai.SOURCE: _records(openai.SOURCE, openai.convert),
+    sharegpt.SOURCE: _records(sharegpt.SOURCE, sharegpt.convert),
+    hermes.SOURCE: _records(hermes.SOURCE, hermes.convert),
+    xlam.SOURCE: _records(xlam.SOURCE, xlam.convert),
+    "bfcl": _bfcl,
+}
+
+
+def import_file(source: str, path: str | Path, domain: str, answers: str | Path | None = None) -> list[Episode]:
+    """Import one file of `source` into episodes of `domain`.
+
+    Args:
+        source: A key of `SOURCES`.
+        path: The input file (JSON lines, or one JSON array of records).
+        domain: The domain name the episodes are tagged with.
+        answers: BFCL only: the possible-answer file matching `path`.
+
+    Raises:
+        DataError: Unknown source, or bad input (file, line or record, and rule named).
+    """
+    if source not in SOURCES:
+        raise DataError(f"unknown import source {source!r}; known: {sorted(SOURCES)}")
+    return SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None)

@@ -1,0 +1,316 @@
+"""Shared pieces of the importers: reading records, locating errors, building the canonical episode.
+
+Each format module only turns one input record into a tool catalog and a `Transcript`; this module
+reads the file (JSON lines or one JSON array), names every error by file, line (or record) and rule,
+checks the calls against the catalog with the project's one scorer, and infers `pattern` and
+`expected.steps` from the assistant turns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from components.episode import DataError, Episode, Pattern
+from components.toolcalls import schema_errors, steps_of_messages, tool_index
+
+EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input record and where it came from (a line of a JSONL file or an item of a JSON array)."""
+
+    path: Path
+    number: int
+    data: dict[str, Any]
+    in_array: bool = False
+
+    @property
+    def record_id(self) -> str | None:
+        rid = self.data.get("id")
+        return None if rid is None or rid == "" else str(rid)
+
+    def where(self) -> str:
+        place = f"{self.path} record {self.number}" if self.in_array else f"{self.path}:{self.number}"
+        return place + (f" (id {self.record_id})" if self.record_id else "")
+
+    def error(self, rule: str, detail: str) -> DataError:
+        """A `DataError` naming this record and the broken rule."""
+        return DataError(f"{self.where()}: rule '{rule}': {detail}")
+
+    def field(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        """The value of a required field of the given type."""
+        if key not in self.data:
+            raise self.error("field", f"missing field {key!r}")
+        value = self.data[key]
+        if not isinstance(value, kind):
+            raise self.error("field", f"field {key!r} is {type(value).__name__}, expected {_names(kind)}")
+        return value
+
+    def json_field(self, key: str, kind: type) -> Any:
+        """A field that holds JSON text (or the already decoded value) of the given type."""
+        value = self.field(key, (str, kind))
+        if isinstance(value, str):
+            value = self.decode(value, "json_field", f"field {key!r}")
+        if not isinstance(value, kind):
+            raise self.error("json_field", f"field {key!r} decodes to {type(value).__name__}, "
+                                           f"expected {_names(kind)}")
+        return value
+
+    def decode(self, text: str, rule: str, what: str) -> Any:
+        """JSON-decode `text`; a failure names `what` and `rule`."""
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise self.error(rule, f"{what} is not JSON ({err.msg} at column {err.colno})") from None
+
+
+def _names(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read a JSONL file, or a file holding one JSON array of records (how many datasets ship).
+
+    Raises:
+        DataError: The file is missing, empty, not UTF-8, not JSON, or holds a record that is not an object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: rule 'utf8': not UTF-8 text ({err.reason})") from None
+    if text.lstrip().startswith("["):
+        records = _array_records(path, text)
+    else:
+        records = [_line_record(path, n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not records:
+        raise DataError(f"{path}: rule 'non_empty': the file holds no record")
+    return records
+
+
+def _array_records(path: Path, text: str) -> list[Record]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+    for n, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise DataError(f"{path} record {n}: rule 'record_type': a record must be a JSON object")
+    return [Record(path, n, item, in_array=True) for n, item in enumerate(items, start=1)]
+
+
+def _line_record(path: Path, lineno: int, line: str) -> Record:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{lineno}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}:{lineno}: rule 'record_type': a record must be a JSON object")
+    return Record(path, lineno, obj)
+
+
+def turns(record: Record) -> list[tuple[str, str]]:
+    """(`from`, `value`) pairs of a ShareGPT-style `conversations` list (ShareGPT, Hermes), each checked to be text."""
+    out = []
+    for k, turn in enumerate(record.field("conversations", list)):
+        if not (isinstance(turn, dict) and isinstance(turn.get("from"), str) and isinstance(turn.get("value"), str)):
+            raise record.error("turn", f"conversations[{k}] needs string 'from' and 'value'")
+        out.append((turn["from"], turn["value"]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tools
+
+
+def normalise_tools(raw: list[Any], record: Record) -> list[dict[str, Any]]:
+    """OpenAI function schemas from `{"type": "function", "function": {...}}` or bare `{"name", ...}` items.
+
+    A tool without `parameters` takes no arguments; `parameters` must be a valid JSON Schema, since the
+    scorer validates every call against it.
+    """
+    tools = []
+    for k, item in enumerate(raw):
+        fn = item.get("function", item) if isinstance(item, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise record.error("tool_schema", f"tool {k} has no string 'name'")
+        params = fn.get("parameters") or EMPTY_PARAMETERS
+        try:
+            jsonschema.validators.validator_for(params).check_schema(params)
+        except jsonschema.exceptions.SchemaError as err:
+            raise record.error("tool_schema", f"tool {fn['name']!r}: parameters are not a JSON Schema "
+                                              f"({err.message})") from None
+        description = str(fn.get("description") or "")
+        tools.append({"type": "function", "function": {"name": fn["name"], "description": description,
+                                                       "parameters": params}})
+    return tools
+
+
+# ------------------------------------------------------------------------------------- transcript
+
+
+@dataclass
+class Transcript:
+    """OpenAI chat messages built turn by turn; tool results are paired with the calls they answer."""
+
+    record: Record
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # calls of the last assistant turn not yet answered
+    steps: int = 0
+
+    def say(self, role: str, content: str | None) -> None:
+        """A system, user or plain assistant message."""
+        self._settled(role)
+        self.messages.append({"role": role, "content": content})
+
+    def call(self, calls: list[Any], content: str | None = "", ids: list[str | None] | None = None) -> None:
+        """An assistant turn calling tools; `calls` are `{"name", "arguments"}` (arguments may be JSON text)."""
+        self._settled("assistant")
+        made = [self._tool_call(c, (ids or [None] * len(calls))[j] or f"call_{self.steps}_{j}")
+                for j, c in enumerate(calls)]
+        self.messages.append({"role": "assistant", "content": content, "tool_calls": made})
+        self.pending, self.steps = list(made), self.steps + 1
+
+    def answer(self, content: str, call_id: str | None = None) -> None:
+        """A tool result: for the call with `call_id`, or for the next unanswered call."""
+        if not self.pending:
+            raise self.record.error("role_order", f"tool result {_short(content)!r} answers no pending call")
+        match = next((c for c in self.pending if c["id"] == call_id), None) if call_id else self.pending[0]
+        if match is None:
+            raise self.record.error("role_order", f"tool result for {call_id!r} answers no call of the preceding "
+                                                  "assistant turn")
+        self.pending.remove(match)
+        self.messages.append({"role": "tool", "tool_call_id": match["id"], "name": match["function"]["name"],
+                              "content": content})
+
+    def answer_all(self, results: list[str]) -> None:
+        """Tool results in the order of the pending calls; their number must match."""
+        if len(results) != len(self.pending):
+            raise self.record.error("tool_response", f"{len(results)} tool result(s) for {len(self.pending)} "
+                                                     "pending call(s)")
+        for result in results:
+            self.answer(result)
+
+    def _settled(self, role: str) -> None:
+        if self.pending:
+            names = [c["function"]["name"] for c in self.pending]
+            raise self.record.error("role_order", f"a {role} message comes before the results of calls {names}")
+
+    def _tool_call(self, call: Any, call_id: str) -> dict[str, Any]:
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise self.record.error("tool_call", f"a tool call needs a string 'name': {_short(call)!r}")
+        args = call.get("arguments", {})
+        if isinstance(args, str):
+            args = self.record.decode(args, "arguments_json", f"tool call {call['name']!r} arguments")
+        if not isinstance(args, dict):
+            raise self.record.error("arguments_json", f"tool call {call['name']!r} arguments are not a JSON object")
+        return {"type": "function", "id": call_id, "function": {"name": call["name"], "arguments": args}}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# ---------------------------------------------------------------------------------------- episode
+
+
+def infer_pattern(messages: list[dict[str, Any]], steps: list[list[dict[str, Any]]]) -> Pattern:
+    """The episode's pattern, from its turns and call steps.
+
+    More than one user turn is `multi_turn`; no call is `irrelevance`; a later step after a tool result
+    that reports an error is `recovery`; several steps are a `chain`; one step of several calls is `parallel`.
+    """
+    if sum(m["role"] == "user" for m in messages) > 1:
+        return "multi_turn"
+    if not steps:
+        return "irrelevance"
+    if len(steps) > 1 and any(_is_error(m["content"]) for m in messages if m["role"] == "tool"):
+        return "recovery"
+    if len(steps) > 1:
+        return "chain"
+    return "parallel" if len(steps[0]) > 1 else "single"
+
+
+def _is_error(content: Any) -> bool:
+    """A tool result that reports an error: a JSON object with an `error` key."""
+    try:
+        obj = json.loads(content) if isinstance(content, str) else None
+    except json.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and "error" in obj
+
+
+def build_episode(record: Record, source: str, domain: str, tools: list[dict[str, Any]],
+                  transcript: Transcript) -> Episode:
+    """The canonical episode of one record; every call is checked against the record's own catalog.
+
+    Raises:
+        DataError: A call names a tool outside the catalog or breaks its schema, the turns are out of
+            order, or the record breaks the Episode model.
+    """
+    messages = transcript.messages
+    first = next((m["role"] for m in messages if m["role"] != "system"), None)
+    if first != "user":
+        raise record.error("role_order", f"the first non-system message is {first or 'missing'}, not user")
+    if messages[-1]["role"] != "assistant":
+        raise record.error("role_order", f"the last message is {messages[-1]['role']}, not assistant")
+    steps = steps_of_messages(messages)
+    _check_calls(record, steps, tool_index(tools))
+    rid = record.record_id or f"{source}-{record.path.stem}-{record.number}"
+    try:
+        return Episode.model_validate({"id": rid, "domain": domain, "source": source,
+                                       "pattern": infer_pattern(messages, steps), "tools": tools,
+                                       "messages": [{k: v for k, v in m.items() if v is not None} for m in messages],
+                                       "expected": {"steps": steps}})
+    except ValidationError as err:
+        first_err = err.errors()[0]
+        loc = ".".join(str(p) for p in first_err["loc"])
+        raise record.error("record_schema", f"{loc}: {first_err['msg']}") from None
+
+
+def _check_calls(record: Record, steps: list[list[dict[str, Any]]], index: dict[str, dict[str, Any]]) -> None:
+    """Every call names a catalog tool and fits its schema.
+
+    The validate stage's `known_tool` and `arguments_match_schema` rules, caught here where the input
+    line is still known.
+    """
+    for k, step in enumerate(steps):
+        for call in step:
+            errors = schema_errors(call, index)
+            if errors:
+                kind, detail = errors[0]
+                rule = "known_tool" if kind == "hallucinated_tool" else "arguments_match_schema"
+                raise record.error(rule, f"step {k}: {kind}: {detail}")
+
+
+Convert = Callable[[Record], tuple[list[dict[str, Any]], Transcript]]
+
+
+def import_records(path: str | Path, source: str, domain: str, convert: Convert) -> list[Episode]:
+    """Read `path` and turn every record into an episode with `convert` (catalog + transcript).
+
+    Raises:
+        DataError: The first bad record, naming file, line (or record) and rule; ids must be unique.
+    """
+    episodes: list[Episode] = []
+    seen: set[str] = set()
+    for record in read_records(path):
+        tools, transcript = convert(record)
+        episode = build_episode(record, source, domain, tools, transcript)
+        if episode.id in seen:
+            raise record.error("unique_id", f"id {episode.id!r} is used by an earlier record")
+        seen.add(episode.id)
+        episodes.append(episode)
+    return episodes
