@@ -21,6 +21,14 @@ def _gold_rollout(ep, domain):
     return ro
 
 
+def _tiny_chat_model(params, text: str, seed: int):
+    """The random tiny model with the project's tool template and padding, as the base stage makes it."""
+    model, tok = models.build_tiny(params.base.tiny, [text] * 50, seed=seed)
+    models.apply_tool_template(model, tok)
+    models.set_padding(model, tok)
+    return model, tok
+
+
 def test_perfect_and_broken_rollouts_score_as_expected():
     domain = domains.get("travel")
     episodes = travel_tasks.generate(40, SHARES, 0.0, seed=3)
@@ -54,9 +62,7 @@ def test_report_tables_and_plots(tmp_path):
 
 def test_batched_rollout_loop_runs_a_real_model(params_factory):
     params = params_factory()
-    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights"] * 50, seed=0)
-    models.apply_tool_template(model, tok)
-    models.set_padding(model, tok)
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     episodes = travel_tasks.generate(6, SHARES, 0.0, seed=4)
     outs = rollout.run_episodes(model, tok, episodes, domains.get("travel"), params.base.system_prompt,
                                 batch_size=4, max_new_tokens=8, max_turns=2)
@@ -71,9 +77,7 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
     import torch
 
     params = params_factory()
-    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights hotels"] * 50, seed=1)
-    models.apply_tool_template(model, tok)
-    models.set_padding(model, tok)
+    model, tok = _tiny_chat_model(params, "travel tools weather flights hotels", seed=1)
     episodes = travel_tasks.generate(5, SHARES, 0.0, seed=5)
     convs = [[{"role": "system", "content": params.base.system_prompt}] + e.prompt_messages() for e in episodes]
     tools = [e.tool_dicts() for e in episodes]
@@ -153,9 +157,7 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     shutil.copy(migrated_db, tmp_path / "mlflow.db")
     params = params_factory(evaluate={"models": ["sft"], "batch_size": 4, "max_new_tokens": 4, "max_turns": 1,
                                       "compare_champion": True})
-    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights"] * 50, seed=0)
-    models.apply_tool_template(model, tok)
-    models.set_padding(model, tok)
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     models.save(model, tok, params.path("sft_model"), {"spec": "tiny"})
     write_jsonl(params.path("splits") / "test.jsonl",
                 [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=6)])
