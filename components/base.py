@@ -15,14 +15,18 @@ from components.result import StageResult
 
 
 def _tiny_corpus(params: Params) -> list[str]:
-    """Text the tiny tokenizer is trained on: rendered synthetic episodes of the project's domain."""
+    """Text the tiny tokenizer is trained on: episodes of the project's domain (generated, or for a domain given
+    as a tool catalog the first imported ones), its catalog, the chat template and the system prompt."""
     import json
 
-    from components.domains import travel_tasks
+    from components import domains, ingest
 
-    episodes = travel_tasks.generate(300, params.ingest.shares, params.ingest.heldout_fraction, params.project.seed)
-    template = models.chat_template()
-    return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(episodes[0].tool_dicts()), template,
+    domain = domains.of(params)
+    if domain.generate is not None:
+        episodes = domain.generate(300, params.ingest.shares, params.ingest.heldout_fraction, params.project.seed)
+    else:
+        episodes = ingest.imported_episodes(params)[:300]
+    return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(domain.catalog()), models.chat_template(),
                                                                 params.base.system_prompt] * 20
 
 

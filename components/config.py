@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+BUILTIN_DOMAINS = ("travel", "finance")  # components.domains.get
 PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")  # episode.Pattern
 PARAMS_FILE = Path("params.yaml")
 PROFILE_ENV = "TOOLTUNE_PROFILE"
@@ -32,6 +33,14 @@ class Project(_Frozen):
     domain: str
     seed: int
     workdir: str
+    catalog: str | None = Field(default=None, description="bring your own tools: a tool catalog file under workdir")
+
+    @model_validator(mode="after")
+    def _catalog(self) -> "Project":
+        if self.catalog is not None and self.domain in BUILTIN_DOMAINS:
+            raise ValueError(f"project.catalog: {self.domain!r} is a built-in domain with its own tools; give your "
+                             "catalog's domain another name")
+        return self
 
 
 class Paths(_Frozen):
@@ -67,6 +76,8 @@ class Import(_Frozen):
     path: str = Field(min_length=1, description="under project.workdir")
     domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
+    heldout_fraction: float = Field(default=0.0, ge=0, lt=1, description="share of its episodes kept for the test "
+                                                                         "split (by a stable hash of the id)")
 
     @model_validator(mode="after")
     def _answers(self) -> "Import":
@@ -76,7 +87,7 @@ class Import(_Frozen):
 
 
 class Ingest(_Frozen):
-    source: Literal["synthetic"]
+    source: Literal["synthetic", "none"]  # none: no generated episodes, only `imports`
     n_episodes: int = Field(gt=0)
     shares: dict[str, float]
     heldout_fraction: float = Field(gt=0, lt=1)
@@ -197,6 +208,15 @@ class Params(_Frozen):
     tracking: Tracking
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
+
+    @model_validator(mode="after")
+    def _sources(self) -> "Params":
+        if self.project.catalog is not None and self.ingest.source != "none":
+            raise ValueError(f"ingest.source: a domain given as a catalog ({self.project.catalog}) has no generator; "
+                             "set ingest.source to none and list its data under ingest.imports")
+        if self.ingest.source == "none" and not self.ingest.imports:
+            raise ValueError("ingest.source is none: list the datasets to use under ingest.imports")
+        return self
 
     def path(self, key: str) -> Path:
         """Absolute-or-relative path of a `paths` entry, under `project.workdir`."""

@@ -12,6 +12,8 @@ Run: `python -m components.evaluate`.
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
 `irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
 and then a final answer) and `<pattern>_completion` (goal state reached and a final answer given).
+A domain without a simulator (a bring-your-own tool catalog) is scored on single-step episodes instead
+(components/single_step.py): the same metric names over steps, no `_completion`, and a note in the report.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from components import domains, models, rollout, toolcalls, tracking
+from components import domains, models, rollout, single_step, toolcalls, tracking
 from components.config import Params
 from components.episode import Episode, read_episodes, write_jsonl
 from components.result import StageResult
@@ -51,11 +53,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {"unparsable": _mean(r["unparsable"] for r in rows), "exact": _mean(r["exact"] for r in rows)}
     for pattern, items in sorted(by.items()):
         out[f"{pattern}_exact"] = _mean(r["exact"] for r in items)
-        out[f"{pattern}_completion"] = _mean(r["completion"] for r in items)
+        if items[0]["completion"] is not None:  # None: not measured (no simulator)
+            out[f"{pattern}_completion"] = _mean(r["completion"] for r in items)
         out[f"{pattern}_n"] = float(len(items))
     if by.get("single"):
-        out["single_exact"] = _mean(r["first_exact"] for r in by["single"])
-        out["single_tool"] = _mean(r["tool_ok"] for r in by["single"])
+        firsts = [r for r in by["single"] if r["first_exact"] is not None]
+        out["single_exact"] = _mean(r["first_exact"] for r in firsts)
+        out["single_tool"] = _mean(r["tool_ok"] for r in firsts)
     if by.get("irrelevance"):
         out["irrelevance_no_call"] = out["irrelevance_exact"]
     for cls, n in Counter(e for r in rows for e in r["errors"]).items():
@@ -73,11 +77,15 @@ def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: 
     """Roll out and score one model (from `folder`, default its `paths` entry); writes <name>_rollouts.jsonl."""
     cfg = params.evaluate
     model, tok = models.load(folder or params.path(MODEL_PATHS[name]))
+    domain = domains.of(params)
     start = time.time()
-    rollouts = rollout.run_episodes(model, tok, episodes, domains.get(params.project.domain),
-                                    params.base.system_prompt, cfg.batch_size, cfg.max_new_tokens, cfg.max_turns,
-                                    desc=f"evaluate {name}")
-    rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
+    if domain.simulated:
+        rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt, cfg.batch_size,
+                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {name}")
+        rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
+    else:
+        rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
+                                    cfg.max_new_tokens, desc=f"evaluate {name} (single steps)")
     write_jsonl(out_dir / f"{name}_rollouts.jsonl", rows)
     return summarize(rows) | {"seconds": round(time.time() - start, 1)}
 
@@ -102,7 +110,8 @@ def run(params: Params) -> StageResult:
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
-    notes = []
+    domain = domains.of(params)
+    notes = [] if domain.simulated else [single_step.NOTE.format(domain=domain.name)]
     if params.evaluate.compare_champion:
         champion, note = evaluate_champion(params, episodes, out_dir)
         notes.append(note)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from components import domains
+from components.domains import sim
 from components.config import ConfigError, Params
 from components.episode import DataError, Episode, write_episodes
 from components.importers import import_file
@@ -20,7 +21,8 @@ from components.result import StageResult
 
 def run(params: Params) -> StageResult:
     """Generate the synthetic episodes, append the imported ones, write them all to `paths.raw`."""
-    episodes = synthetic_episodes(params, params.project.domain) + imported_episodes(params)
+    generated = synthetic_episodes(params, params.project.domain) if params.ingest.source == "synthetic" else []
+    episodes = generated + imported_episodes(params)
     out = params.path("raw")
     n = write_episodes(out, episodes)
     by_pattern = Counter(e.pattern for e in episodes)
@@ -41,6 +43,9 @@ def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
         ConfigError: `domain_name` is not a built-in domain.
     """
     cfg = params.ingest
+    if domain_name == params.project.domain and params.project.catalog is not None:
+        raise ConfigError(f"domain {domain_name!r} is a tool catalog ({params.project.catalog}) with no generator: "
+                          "import its episodes instead")
     try:
         domain = domains.get(domain_name)
     except KeyError as err:
@@ -69,15 +74,35 @@ def source_episodes(params: Params, source: str, path: str | None, domain: str |
         return synthetic_episodes(params, domain or params.project.domain)
     if path is None:
         raise DataError(f"source {source} needs an input path")
-    return import_file(source, path, domain or source, answers)
+    domain = domain or source
+    return import_file(source, path, domain, answers, _catalog(params, domain))
 
 
 def imported_episodes(params: Params) -> list[Episode]:
-    """The episodes of every `ingest.imports` entry, in order, tagged with its source and domain."""
+    """The episodes of every `ingest.imports` entry, in order, tagged with its source and domain; those of a
+    bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`)."""
     root = Path(params.project.workdir)
-    return [episode for item in params.ingest.imports
-            for episode in import_file(item.source, root / item.path, item.domain,
-                                       root / item.answers if item.answers else None)]
+    out = []
+    for item in params.ingest.imports:
+        episodes = import_file(item.source, root / item.path, item.domain,
+                               root / item.answers if item.answers else None, _catalog(params, item.domain))
+        out += [_hold_out(e, item.heldout_fraction) for e in episodes]
+    return out
+
+
+def _hold_out(episode: Episode, fraction: float) -> Episode:
+    """Tag an imported episode for the test split when a stable hash of its id falls under `fraction` (the same
+    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split."""
+    if episode.split is not None or sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction:
+        return episode
+    return episode.model_copy(update={"split": "test"})
+
+
+def _catalog(params: Params, domain: str) -> list[dict] | None:
+    """The project's own tool catalog when `domain` is the project's bring-your-own domain."""
+    if params.project.catalog is None or domain != params.project.domain:
+        return None
+    return domains.of(params).catalog()
 
 
 def main() -> None:

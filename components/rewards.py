@@ -3,9 +3,10 @@
 Layer 1 `correctness`: the right calls (names, arguments) in the right steps, scored by the shared scorer.
 Layer 2 `completion`: the simulator reached the episode's goal state and the model gave a final answer.
 Layer 3 `efficiency`: no redundant or needless calls.
-`completions[i]` is the whole rollout as messages (assistant turns, tool results, ...); the dataset's
-`expected` (JSON steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs.
-What depends on the domain (its catalog, its goal check) is bound by `layers(domain)`.
+`completions[i]` is the whole rollout as messages (assistant turns, tool results, ...), or without a simulator
+the generated text of one single step; the dataset's `expected` (JSON steps) and `goal` (JSON) columns and the
+rollout's `environments` arrive as kwargs. What depends on the domain (its catalog, its goal check) is bound by
+`layers(domain)`; a domain without a simulator has no `completion` layer.
 """
 
 from __future__ import annotations
@@ -26,13 +27,24 @@ def _answered(messages: list[dict[str, Any]]) -> bool:
     return last.get("role") == "assistant" and not last.get("tool_calls") and bool((last.get("content") or "").strip())
 
 
-def correctness(completions: list[list[dict]], expected: list[str], catalog_index: dict[str, dict],
+def _steps(completion: list[dict] | str) -> list[list[toolcalls.Call]] | None:
+    """The call steps of a rollout's messages, or of one generated turn given as text (None: unparsable)."""
+    if not isinstance(completion, str):
+        return toolcalls.steps_of_messages(completion)
+    parsed = toolcalls.parse_output(completion, require_end=False)  # TRL decodes without the end-of-turn token
+    return None if parsed.unparsable else [parsed.calls] * bool(parsed.calls)
+
+
+def correctness(completions: list[list[dict] | str], expected: list[str], catalog_index: dict[str, dict],
                 **kwargs: Any) -> list[float]:
-    """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise (`catalog_index`:
-    `toolcalls.tool_index` of the domain's catalog)."""
+    """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise; 0 for unparsable text
+    (`catalog_index`: `toolcalls.tool_index` of the domain's catalog)."""
     out = []
-    for messages, exp in zip(completions, expected):
-        gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
+    for completion, exp in zip(completions, expected):
+        gold, steps = json.loads(exp), _steps(completion)
+        if steps is None:
+            out.append(0.0)
+            continue
         if not gold:
             out.append(0.0 if steps else 1.0)
             continue
@@ -60,12 +72,16 @@ def completion(completions: list[list[dict]], expected: list[str], goal: list[st
     return out
 
 
-def efficiency(completions: list[list[dict]], expected: list[str], **kwargs: Any) -> list[float]:
-    """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0."""
+def efficiency(completions: list[list[dict] | str], expected: list[str], **kwargs: Any) -> list[float]:
+    """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0; 0 for unparsable text."""
     out = []
-    for messages, exp in zip(completions, expected):
+    for completion, exp in zip(completions, expected):
+        steps = _steps(completion)
+        if steps is None:
+            out.append(0.0)
+            continue
         n_gold = sum(len(s) for s in json.loads(exp))
-        n_made = sum(len(s) for s in toolcalls.steps_of_messages(messages))
+        n_made = sum(len(s) for s in steps)
         out.append(max(0.0, 1.0 - 0.5 * max(0, n_made - n_gold)))
     return out
 
@@ -73,6 +89,7 @@ def efficiency(completions: list[list[dict]], expected: list[str], **kwargs: Any
 def layers(domain: Domain) -> dict[str, RewardFn]:
     """The reward layers as TRL reward functions bound to one domain; TRL names a partial after its function."""
     index = toolcalls.tool_index(domain.catalog())  # built once: get_json_schema parses docstrings
-    return {"correctness": partial(correctness, catalog_index=index),
-            "completion": partial(completion, goal_reached=domain.goal_reached),
-            "efficiency": efficiency}
+    out = {"correctness": partial(correctness, catalog_index=index), "efficiency": efficiency}
+    if domain.simulated:
+        out["completion"] = partial(completion, goal_reached=domain.goal_reached)
+    return out

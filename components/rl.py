@@ -1,6 +1,7 @@
 """Stage `rl`: reinforcement learning in the domain simulator with TRL GRPOTrainer (GRPO, GSPO, Dr.GRPO or
 DAPO), the model calling the simulator's tools live (`environment_factory`), rewarded by the layered rewards
-(correctness, completion, efficiency) and optionally the learned reward model.
+(correctness, completion, efficiency) and optionally the learned reward model. A domain without a simulator (a
+bring-your-own tool catalog) trains on single-step prompts instead, without the completion layer.
 
 Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
 Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`.
@@ -13,7 +14,7 @@ import tempfile
 import time
 from typing import Any
 
-from components import domains, models, rewards, training
+from components import domains, models, rewards, single_step, training
 from components.config import Params
 from components.episode import read_jsonl
 from components.result import StageResult
@@ -29,10 +30,10 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
 
 def reward_functions(params: Params) -> list[tuple[str, Any, float]]:
     """(name, reward callable or the reward model folder, weight) of every reward with a weight above 0; the
-    layers are bound to the project's domain."""
+    layers are bound to the project's domain (one without a simulator has no `completion` layer)."""
     weights = params.rl.reward_weights
     out = [(name, fn, getattr(weights, name))
-           for name, fn in rewards.layers(domains.get(params.project.domain)).items() if getattr(weights, name) > 0]
+           for name, fn in rewards.layers(domains.of(params)).items() if getattr(weights, name) > 0]
     if weights.reward_model > 0:
         out.append(("reward_model", str(params.path("reward_model")), weights.reward_model))
     return out
@@ -49,8 +50,11 @@ def run(params: Params) -> StageResult:
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = params.rl
-    dataset = Dataset.from_list(rl_rows(read_jsonl(params.path("splits") / "rl.jsonl")))
+    domain = domains.of(params)
     model, tok = models.load(params.path("sft_model"))
+    rows = read_jsonl(params.path("splits") / "rl.jsonl")
+    # no simulator: single-step prompts, nothing executed (components/single_step.py)
+    dataset = Dataset.from_list(rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok))
     chosen = reward_functions(params)
     funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
     with tempfile.TemporaryDirectory() as scratch:
@@ -61,7 +65,7 @@ def run(params: Params) -> StageResult:
             temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, save_strategy="no",
             report_to="none", seed=params.project.seed, **ALGORITHMS[cfg.algorithm], **training.precision())
         trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
-                              environment_factory=domains.get(params.project.domain).env,
+                              environment_factory=domain.env,
                               peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
         start = time.time()
         trainer.train()
@@ -79,7 +83,9 @@ def run(params: Params) -> StageResult:
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": sum(calls) / len(calls) if calls else 0.0},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
-                       details={"algorithm": cfg.algorithm})
+                       details={"algorithm": cfg.algorithm,
+                                "episodes": "multi-step in the simulator" if domain.simulated
+                                else "single-step (no simulator): first step of each prompt, scored by call correctness"})
 
 
 def main() -> None:

@@ -147,7 +147,7 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
     with tqdm(total=len(episodes), desc=desc, unit="ep") as bar:
         while live:
             still = []
-            for ids in _batches(live, catalog, rollouts, batch_size):
+            for ids in _batches(live, catalog, {j: rollouts[j].messages for j in live}, batch_size):
                 texts = generate(model, tok, [rollouts[j].messages for j in ids], [tools[j] for j in ids],
                                  max_new_tokens, prefixes)
                 still += [j for j, text in zip(ids, texts)
@@ -167,10 +167,27 @@ def _turns_since_user(ro: Rollout) -> int:
     return sum(m["role"] == "assistant" for m in ro.messages[last_user:])
 
 
-def _batches(live: list[str], catalog: dict[str, str], rollouts: dict[str, Rollout],
+def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: dict[str, list[dict]],
+             batch_size: int, max_new_tokens: int, desc: str = "generate") -> dict[str, str]:
+    """One greedy assistant turn for each conversation (id -> messages, with its tools), batched like
+    `run_episodes`; nothing is executed. Returns id -> generated text."""
+    model.eval()
+    catalog = {j: json.dumps(t, sort_keys=True) for j, t in tools.items()}
+    prefixes = PrefixCache(model, tok)
+    out: dict[str, str] = {}
+    with tqdm(total=len(conversations), desc=desc, unit="turn") as bar:
+        for ids in _batches(list(conversations), catalog, conversations, batch_size):
+            texts = generate(model, tok, [conversations[j] for j in ids], [tools[j] for j in ids], max_new_tokens,
+                             prefixes)
+            out.update(zip(ids, texts))
+            bar.update(len(ids))
+    return out
+
+
+def _batches(live: list[str], catalog: dict[str, str], messages: dict[str, list[dict]],
              batch_size: int) -> list[list[str]]:
-    """Batches of episodes with the same tool catalog (one shared prefix), similar lengths together."""
-    order = sorted(live, key=lambda j: (catalog[j], len(json.dumps(rollouts[j].messages)), j))
+    """Batches of conversations with the same tool catalog (one shared prefix), similar lengths together."""
+    order = sorted(live, key=lambda j: (catalog[j], len(json.dumps(messages[j])), j))
     out: list[list[str]] = []
     for j in order:
         if out and len(out[-1]) < batch_size and catalog[out[-1][0]] == catalog[j]:

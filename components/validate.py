@@ -619,7 +619,8 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
     base = params.path("base")
     tokenizer = load_tokenizer(base)
     calls = call_frame(path, records)
-    patterns, tools = share_frames(records, calls, params.ingest.shares)
+    configured = params.ingest.shares if params.ingest.source == "synthetic" else {}  # imports only: no quota
+    patterns, tools = share_frames(records, calls, configured)
     frames = {"episodes": episode_frame(path, records, tokenizer), "calls": calls,
               "patterns": patterns, "tools": tools}
     unexpected = run_suites(frames, expectations(params.validate_, tokenizer is not None), docs)

@@ -1,19 +1,37 @@
-"""Built-in domains: name -> tool catalog, simulator (a TRL-style environment class), executor and generator."""
+"""Domains: name -> tool catalog, and for the built-in ones a simulator (a TRL-style environment class), its
+executor, the goal check and the episode generator.
+
+A bring-your-own domain (`project.catalog`) is a tool catalog file and nothing else: no simulator and no
+generator. Its episodes come from `ingest.imports`; RL and evaluation fall back to single-step episodes scored by
+call correctness (components/single_step.py).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from components.episode import DataError
+
+if TYPE_CHECKING:
+    from components.config import Params
 
 
 @dataclass(frozen=True)
 class Domain:
     name: str
     catalog: Callable[[], list[dict[str, Any]]]
-    env: type
-    execute: Callable[[Any, dict[str, Any]], tuple[str, bool]]
-    goal_reached: Callable[[Any, list[list[dict]], dict[str, Any]], bool]
-    generate: Callable[..., list]
+    env: type | None = None
+    execute: Callable[[Any, dict[str, Any]], tuple[str, bool]] | None = None
+    goal_reached: Callable[[Any, list[list[dict]], dict[str, Any]], bool] | None = None
+    generate: Callable[..., list] | None = None
+
+    @property
+    def simulated(self) -> bool:
+        """Whether tools can run: a simulator to roll episodes out in and a goal state to check."""
+        return self.env is not None
 
 
 def get(name: str) -> Domain:
@@ -27,3 +45,46 @@ def get(name: str) -> Domain:
     if name not in domains:
         raise KeyError(f"unknown domain {name!r}; built-in: {sorted(domains)}")
     return domains[name]
+
+
+def of(params: Params) -> Domain:
+    """The project's domain: its own tool catalog (`project.catalog`) or the built-in `project.domain`.
+
+    Raises:
+        DataError: The catalog file is missing or malformed (file, tool and rule named).
+        KeyError: No catalog and `project.domain` is not built in.
+    """
+    if params.project.catalog is None:
+        return get(params.project.domain)
+    tools = read_catalog(Path(params.project.workdir) / params.project.catalog)
+    return Domain(params.project.domain, lambda: [dict(t) for t in tools])
+
+
+def read_catalog(path: Path) -> list[dict[str, Any]]:
+    """A tool catalog file: a JSON array of OpenAI function schemas (`{"type": "function", "function": {...}}` or
+    bare `{"name", "description", "parameters"}`), or an object holding that array under `tools`.
+
+    Raises:
+        DataError: The file is missing, not JSON, holds no tool, a tool schema is invalid, or a name repeats.
+    """
+    from components.importers.common import Record, normalise_tools
+
+    if not path.is_file():
+        raise DataError(f"{path}: rule 'catalog': tool catalog file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: rule 'catalog': not a JSON file ({err})") from None
+    items = data.get("tools") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise DataError(f"{path}: rule 'catalog': expected a non-empty JSON array of tool schemas "
+                        "(or an object with one under 'tools')")
+    tools = [tool for n, item in enumerate(items, start=1)
+             for tool in normalise_tools([item], Record(path, n, {}, in_array=True))]
+    seen: set[str] = set()
+    for n, tool in enumerate(tools, start=1):
+        name = tool["function"]["name"]
+        if name in seen:
+            raise DataError(f"{path} record {n}: rule 'catalog': tool name {name!r} is used by an earlier tool")
+        seen.add(name)
+    return tools

@@ -10,29 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from components.episode import DataError, Episode
 from components.importers import hermes, openai, sharegpt, xlam
 from components.importers.common import Convert, import_records
 
-Importer = Callable[[Path, str, Path | None], list[Episode]]
+Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None], list[Episode]]
 
 
 def _records(source: str, convert: Convert) -> Importer:
     """The importer of a record-per-line format: it takes no answers file."""
 
-    def run(path: Path, domain: str, answers: Path | None) -> list[Episode]:
+    def run(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None) -> list[Episode]:
         if answers is not None:
             raise DataError(f"{answers}: an answers file goes with the bfcl source only, not {source}")
-        return import_records(path, source, domain, convert)
+        return import_records(path, source, domain, convert, catalog)
 
     return run
 
 
-def _bfcl(path: Path, domain: str, answers: Path | None) -> list[Episode]:
+def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None) -> list[Episode]:
     """BFCL question file (+ possible-answer file), tagged with `domain`."""
     from components import bfcl  # its own module; loaded only when BFCL data is imported
 
+    if catalog is not None:
+        raise DataError(f"{path}: rule 'catalog': BFCL questions bring their own functions; import them under a "
+                        f"domain other than the catalog's ({domain})")
     return [e.model_copy(update={"domain": domain}) for e in bfcl.import_episodes(path, answers)]
 
 
@@ -45,7 +49,8 @@ SOURCES: dict[str, Importer] = {
 }
 
 
-def import_file(source: str, path: str | Path, domain: str, answers: str | Path | None = None) -> list[Episode]:
+def import_file(source: str, path: str | Path, domain: str, answers: str | Path | None = None,
+                catalog: list[dict[str, Any]] | None = None) -> list[Episode]:
     """Import one file of `source` into episodes of `domain`.
 
     Args:
@@ -53,10 +58,12 @@ def import_file(source: str, path: str | Path, domain: str, answers: str | Path 
         path: The input file (JSON lines, or one JSON array of records).
         domain: The domain name the episodes are tagged with.
         answers: BFCL only: the possible-answer file matching `path`.
+        catalog: A bring-your-own domain's tools: a record without tools gets them all, a record with tools may
+            use only catalog tools.
 
     Raises:
         DataError: Unknown source, or bad input (file, line or record, and rule named).
     """
     if source not in SOURCES:
         raise DataError(f"unknown import source {source!r}; known: {sorted(SOURCES)}")
-    return SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None)
+    return SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None, catalog)

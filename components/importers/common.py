@@ -236,14 +236,14 @@ def infer_pattern(messages: list[dict[str, Any]], steps: list[list[dict[str, Any
         return "multi_turn"
     if not steps:
         return "irrelevance"
-    if len(steps) > 1 and any(_is_error(m["content"]) for m in messages if m["role"] == "tool"):
+    if len(steps) > 1 and any(is_error(m["content"]) for m in messages if m["role"] == "tool"):
         return "recovery"
     if len(steps) > 1:
         return "chain"
     return "parallel" if len(steps[0]) > 1 else "single"
 
 
-def _is_error(content: Any) -> bool:
+def is_error(content: Any) -> bool:
     """A tool result that reports an error: a JSON object with an `error` key."""
     try:
         obj = json.loads(content) if isinstance(content, str) else None
@@ -295,11 +295,25 @@ def _check_calls(record: Record, steps: list[list[dict[str, Any]]], index: dict[
                 raise record.error(rule, f"step {k}: {kind}: {detail}")
 
 
+def fit_catalog(record: Record, tools: list[dict[str, Any]], catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record's tools in a bring-your-own domain: a record that lists none gets the whole catalog; one that
+    lists its own may use only catalog tools (their schemas as the record gives them)."""
+    if not tools:
+        return catalog
+    names = {t["function"]["name"] for t in catalog}
+    for tool in tools:
+        if tool["function"]["name"] not in names:
+            raise record.error("catalog", f"tool {tool['function']['name']!r} is not in the domain's tool catalog")
+    return tools
+
+
 Convert = Callable[[Record], tuple[list[dict[str, Any]], Transcript]]
 
 
-def import_records(path: str | Path, source: str, domain: str, convert: Convert) -> list[Episode]:
-    """Read `path` and turn every record into an episode with `convert` (catalog + transcript).
+def import_records(path: str | Path, source: str, domain: str, convert: Convert,
+                   catalog: list[dict[str, Any]] | None = None) -> list[Episode]:
+    """Read `path` and turn every record into an episode with `convert` (catalog + transcript); with a domain
+    `catalog`, see `fit_catalog`.
 
     Raises:
         DataError: The first bad record, naming file, line (or record) and rule; ids must be unique.
@@ -308,6 +322,8 @@ def import_records(path: str | Path, source: str, domain: str, convert: Convert)
     seen: set[str] = set()
     for record in read_records(path):
         tools, transcript = convert(record)
+        if catalog is not None:
+            tools = fit_catalog(record, tools, catalog)
         episode = build_episode(record, source, domain, tools, transcript)
         if episode.id in seen:
             raise record.error("unique_id", f"id {episode.id!r} is used by an earlier record")
