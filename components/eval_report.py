@@ -9,11 +9,14 @@ import html
 from pathlib import Path
 from typing import Any
 
+from components.config import PATTERNS
+
 HEADLINE = [("single_exact", "single: exact call"), ("single_tool", "single: right tool"),
             ("parallel_exact", "parallel: exact"), ("chain_exact", "chain: exact"),
-            ("chain_completion", "chain: task completed"), ("irrelevance_no_call", "irrelevance: no call"),
+            ("chain_completion", "chain: task completed"), ("recovery_exact", "recovery: exact"),
+            ("recovery_completion", "recovery: task completed"), ("irrelevance_no_call", "irrelevance: no call"),
+            ("multi_turn_exact", "multi-turn: exact"), ("multi_turn_completion", "multi-turn: task completed"),
             ("unparsable", "unparsable output"), ("exact", "all: exact")]
-PATTERNS = ("single", "parallel", "chain", "irrelevance")
 # CSVs the training stages write into `paths.reports` (training.write_curve), with their plot titles.
 CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
           ("reward_model_curve.csv", "Reward model loss and accuracy"))
@@ -35,9 +38,10 @@ def _classes(results: dict[str, dict[str, float]]) -> list[str]:
 def tables(results: dict[str, dict[str, float]]) -> list[Table]:
     """The headline table and the error-class table, one column per model: what both report formats show."""
     names = list(results)
-    rows = [[label, *(_pct(results[m].get(key)) for m in names)] for key, label in HEADLINE]
-    if any(f"{p}_n" in results[names[0]] for p in PATTERNS):
-        rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in PATTERNS
+    rows = [[label, *(_pct(results[m].get(key)) for m in names)] for key, label in HEADLINE
+            if any(key in results[m] for m in names)]  # patterns the test split has, measures that apply
+    if _patterns(results):
+        rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in _patterns(results)
                                              if f"{p}_n" in results[m]) for m in names)])
     errors = [[c, *(str(int(results[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(results)]
     return [("", ["metric", *names], rows),
@@ -111,12 +115,17 @@ def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, no
     return [*files, str(html_path)]
 
 
+def _patterns(results: dict[str, dict[str, float]]) -> list[str]:
+    """The patterns the test split has, in `PATTERNS` order."""
+    return [p for p in PATTERNS if any(f"{p}_n" in r for r in results.values())]
+
+
 def _write_csv(results: dict[str, dict[str, float]], path: Path) -> str:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["model", "pattern", "exact"])
         for m in results:
-            writer.writerows([m, p, results[m].get(f"{p}_exact", 0.0)] for p in PATTERNS)
+            writer.writerows([m, p, results[m].get(f"{p}_exact", 0.0)] for p in _patterns(results))
     return str(path)
 
 
@@ -124,13 +133,13 @@ def _plot_accuracy(results: dict[str, dict[str, float]], path: Path) -> str:
     """Grouped bars: exact accuracy per pattern, one bar per model."""
     import matplotlib.pyplot as plt
 
-    names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    names, patterns = list(results), _patterns(results)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / len(names)
     for i, m in enumerate(names):
-        ax.bar([k + i * width for k in range(len(PATTERNS))], [results[m].get(f"{p}_exact", 0.0) for p in PATTERNS],
+        ax.bar([k + i * width for k in range(len(patterns))], [results[m].get(f"{p}_exact", 0.0) for p in patterns],
                width, label=m)
-    ax.set_xticks([k + width * (len(names) - 1) / 2 for k in range(len(PATTERNS))], PATTERNS)
+    ax.set_xticks([k + width * (len(names) - 1) / 2 for k in range(len(patterns))], patterns)
     ax.set_ylim(0, 1)
     ax.set_ylabel("exact")
     ax.set_title("Exact accuracy per pattern")
