@@ -153,6 +153,7 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
 
 
 SPEC = tasks.Spec(finance.NAME, finance.execute, _answer, NO_CALL_REPLIES)
+PHRASINGS = tasks.Phrasings(SINGLE, PARALLEL, IRRELEVANT)
 
 
 def _chain(rng: random.Random, s: dict[str, Any], held: bool) -> Draft:
@@ -198,22 +199,9 @@ def _goal(draft: Draft) -> dict[str, Any]:
 def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
     """One synthetic episode of `pattern`, its gold trajectory executed in the simulator."""
     s = _slots(rng, held)
-    if pattern == "single":
-        intent, user = tasks.phrase(rng, SINGLE, held)
-        draft = Draft(pattern, [(user.format(**s), [[_call(intent, s)]])])
-    elif pattern == "parallel":
-        pair, user = tasks.phrase(rng, PARALLEL, held)
-        draft = Draft(pattern, [(user.format(**s), [[_call(i, s) for i in pair]])])
-    elif pattern == "chain":
-        draft = _chain(rng, s, held)
-    elif pattern == "recovery":
-        draft = _recovery(rng, s, held)
-    elif pattern == "irrelevance":
-        draft = Draft(pattern, [(rng.choice(side(IRRELEVANT, held)).format(**s), [])])
-    elif pattern == "multi_turn":
-        draft = _multi_turn(rng, s, held)
-    else:
-        raise ValueError(f"finance generator: unknown pattern {pattern!r}")
+    draft = tasks.draft(pattern, rng, s, held, PHRASINGS, _call,
+                        {"chain": lambda: _chain(rng, s, held), "recovery": lambda: _recovery(rng, s, held),
+                         "multi_turn": lambda: _multi_turn(rng, s, held)})
     draft.goal = _goal(draft)
     draft.frame(rng, held)
     return tasks.write(SPEC, finance.FinanceEnv(), draft, held, idx, tools)

@@ -94,6 +94,39 @@ class Draft:
             self.turns[0] = (rng.choice(PREFIXES) + user + rng.choice(SUFFIXES), steps)
 
 
+@dataclass(frozen=True)
+class Phrasings:
+    """A domain's phrasing pools for the patterns every domain drafts the same way."""
+
+    single: Mapping[str, Pool]  # intent -> request templates
+    parallel: Mapping[tuple[str, ...], Pool]  # intents answered together -> request templates
+    irrelevant: Pool  # requests no tool fits
+
+
+def draft(pattern: str, rng: random.Random, slots: dict[str, Any], held: bool, phrasings: Phrasings,
+          call: Callable[[str, dict[str, Any]], Call], own: Mapping[str, Callable[[], Draft]]) -> Draft:
+    """The draft of one episode: single, parallel and irrelevance from `phrasings` and the domain's `call`
+    (intent, slots -> gold call); the other patterns from the domain's own builders `own`.
+
+    Each pattern draws its own randomness inside its branch, so adding a pattern to the shares leaves the draws
+    (and episodes) of the others as they were for a given sequence of patterns.
+
+    Raises:
+        ValueError: `pattern` is none of these.
+    """
+    if pattern == "single":
+        intent, user = phrase(rng, phrasings.single, held)
+        return Draft(pattern, [(user.format(**slots), [[call(intent, slots)]])])
+    if pattern == "parallel":
+        intents, user = phrase(rng, phrasings.parallel, held)
+        return Draft(pattern, [(user.format(**slots), [[call(i, slots) for i in intents]])])
+    if pattern == "irrelevance":
+        return Draft(pattern, [(rng.choice(side(phrasings.irrelevant, held)).format(**slots), [])])
+    if pattern in own:
+        return own[pattern]()
+    raise ValueError(f"unknown pattern {pattern!r}")
+
+
 def run_turns(spec: Spec, env: Any, draft: Draft) -> list[dict[str, Any]]:
     """Execute the gold steps turn by turn and write the trajectory's messages.
 

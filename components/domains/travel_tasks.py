@@ -161,6 +161,7 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
 
 
 SPEC = tasks.Spec(travel.NAME, travel.execute, _answer, NO_CALL_REPLIES)
+PHRASINGS = tasks.Phrasings(SINGLE, PARALLEL, IRRELEVANT)
 
 
 def _chain(rng: random.Random, s: dict[str, str], held: bool, env: travel.TravelEnv) -> Draft:
@@ -202,29 +203,12 @@ def _multi_turn(rng: random.Random, s: dict[str, str], held: bool) -> Draft:
 
 
 def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
-    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator.
-
-    Each pattern draws its own randomness inside its branch, so adding a pattern to the shares leaves the
-    draws (and episodes) of the others as they were for a given sequence of patterns.
-    """
+    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator."""
     s = _slots(rng, held)
     env = travel.TravelEnv()
-    if pattern == "single":
-        name, user = tasks.phrase(rng, SINGLE, held)
-        draft = Draft(pattern, [(user.format(**s), [[_call(name, s)]])])
-    elif pattern == "parallel":
-        pair, user = tasks.phrase(rng, PARALLEL, held)
-        draft = Draft(pattern, [(user.format(**s), [[_call(n, s) for n in pair]])])
-    elif pattern == "chain":
-        draft = _chain(rng, s, held, env)
-    elif pattern == "recovery":
-        draft = _recovery(rng, s, held)
-    elif pattern == "irrelevance":
-        draft = Draft(pattern, [(rng.choice(side(IRRELEVANT, held)).format(**s), [])])
-    elif pattern == "multi_turn":
-        draft = _multi_turn(rng, s, held)
-    else:
-        raise ValueError(f"travel generator: unknown pattern {pattern!r}")
+    draft = tasks.draft(pattern, rng, s, held, PHRASINGS, _call,
+                        {"chain": lambda: _chain(rng, s, held, env), "recovery": lambda: _recovery(rng, s, held),
+                         "multi_turn": lambda: _multi_turn(rng, s, held)})
     draft.frame(rng, held)
     return tasks.write(SPEC, env, draft, held, idx, tools)
 
