@@ -23,8 +23,12 @@ CASES = json.loads((CORPUS / "cases.json").read_text())
 KEPT = ("reports", "metrics", "data")  # what a failed stage must leave byte-identical
 
 
+SHARES = {"single": 0.4, "parallel": 0.2, "chain": 0.2, "irrelevance": 0.2}  # the patterns good.jsonl holds
+
+
 def _params(workdir: Path, raw: Path, sections: dict) -> Path:
     """Params (quick profile) rooted in `workdir`, reading `raw`, MLflow on a copy of the migrated DB."""
+    sections = {**sections, "ingest": {"shares": SHARES, **sections.get("ingest", {})}}
     return write_params(workdir, "quick", paths={"raw": str(raw)}, **sections)
 
 

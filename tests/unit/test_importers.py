@@ -323,7 +323,10 @@ def test_params_mix_synthetic_and_imported(params_factory, tmp_path):
     assert Counter((e.source, e.domain) for e in episodes) == {("synthetic", "travel"): 40, ("openai", "shop"): 6,
                                                                ("xlam", "apis"): 6}
     assert result.metrics["source_openai"] == 6 and result.metrics["episodes"] == 52
-    assert result.metrics["pattern_recovery"] == 1
+    imported = Counter(e.pattern for e in episodes if e.source != "synthetic")
+    assert imported["recovery"] == 1
+    assert result.metrics["pattern_recovery"] == imported["recovery"] + sum(
+        e.pattern == "recovery" for e in episodes if e.source == "synthetic")
 
 
 def test_params_import_entries_are_checked(params_factory):

@@ -85,9 +85,8 @@ def test_good_file_passes_and_writes_the_report(params, rows):
 def test_unknown_tool_names_file_line_id_and_rule(params, rows):
     i, call = _first(rows, "search_hotels")
     call["name"] = "book_taxi"
-    for msg in rows[i]["messages"]:  # the result of that call carries its name too
-        if msg["role"] == "tool" and msg["name"] == "search_hotels":
-            msg["name"] = "book_taxi"
+    result = next(m for m in rows[i]["messages"] if m["role"] == "tool" and m["name"] == "search_hotels")
+    result["name"] = "book_taxi"  # the result of that (first) call carries its name too
     path = _write(params, rows)
     err = _fail(params)
     assert isinstance(err, DataError) and list(_rules(err)) == ["known_tool"]
