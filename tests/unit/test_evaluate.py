@@ -99,6 +99,24 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
     assert [c.split(tok.eos_token)[0] for c in cached] == [p.split(tok.eos_token)[0] for p in plain]
 
 
+def test_sampled_rollouts_are_seeded_and_differ_from_greedy(params_factory):
+    params = params_factory()
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
+    episodes = travel_tasks.generate(3, SHARES, 0.0, seed=4)
+
+    def roll(sampling):
+        return [ro.__dict__ for ro in rollout.run_episodes(model, tok, episodes, domains.get("travel"),
+                                                            params.base.system_prompt, batch_size=4, max_new_tokens=6,
+                                                            max_turns=1, sampling=sampling)]
+
+    hot = rollout.Sampling(temperature=1.5, top_p=1.0, seed=7)
+    sampled = roll(hot)
+    assert roll(hot) == sampled  # same seed, same samples
+    assert roll(rollout.Sampling(1.5, 1.0, seed=8)) != sampled
+    greedy = roll(None)
+    assert all(g["final"] != s["final"] for g, s in zip(greedy, sampled))
+
+
 RESULTS = {"base": {"single_exact": 0.0, "unparsable": 0.5, "single_n": 4.0, "errors.no_call": 3.0,
                     "errors.unparsable": 2.0},
            "sft": {"single_exact": 0.75, "unparsable": 0.0, "single_n": 4.0, "errors.wrong_tool": 1.0}}
