@@ -99,6 +99,25 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
     assert [c.split(tok.eos_token)[0] for c in cached] == [p.split(tok.eos_token)[0] for p in plain]
 
 
+def test_pass_tables_per_model_and_pattern_and_their_plot(tmp_path):
+    from components import passk
+
+    def group(pattern, exact):
+        return [{"pattern": pattern, "exact": e, "completion": True} for e in exact]
+
+    sampled = passk.summarize([group("single", [True, False, False]), group("chain", [False, True, True])])
+    files = eval_report.write({"base": {"single_exact": 0.0}, "sft": {"single_exact": 0.5, **sampled}},
+                              tmp_path / "evaluate.md", tmp_path)
+    text = (tmp_path / "evaluate.md").read_text()
+    assert "pass@j / pass^j: base" not in text and "## pass@j / pass^j: sft (k = 3 samples, success = exact)" in text
+    for row in ("| all | 50.0% | 83.3% | 100.0% | 50.0% | 16.7% | 0.0% |",
+                "| chain | 66.7% | 100.0% | 100.0% | 66.7% | 33.3% | 0.0% |",
+                "| single | 33.3% | 66.7% | 100.0% | 33.3% | 0.0% | 0.0% |",
+                "| all (task completed) | 100.0% | 100.0% | 100.0% | 100.0% | 100.0% | 100.0% |"):
+        assert row in text
+    assert str(tmp_path / "pass_k.png") in files and (tmp_path / "pass_k.png").stat().st_size > 0
+
+
 def test_sampled_rollouts_are_seeded_and_differ_from_greedy(params_factory):
     params = params_factory()
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
