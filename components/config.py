@@ -180,6 +180,9 @@ class Evaluate(_Frozen):
     max_new_tokens: int = Field(gt=0)
     max_turns: int = Field(gt=0)
     compare_champion: bool
+    samples: int = Field(ge=1, description="k-sample evaluation (pass@k, pass^k); 1 = the greedy rollout only")
+    temperature: float = Field(gt=0, description="sampling only (samples > 1)")
+    top_p: float = Field(gt=0, le=1, description="sampling only (samples > 1)")
 
 
 class Register(_Frozen):

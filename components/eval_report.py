@@ -1,5 +1,6 @@
 """Evaluation report: markdown and self-contained HTML tables (models side by side per pattern), a CSV for
-`dvc plots`, PNG plots (accuracy per pattern, stacked error classes, training curves from the training stages)."""
+`dvc plots`, PNG plots (accuracy per pattern, stacked error classes, training curves from the training stages);
+with k-sample metrics (`evaluate.samples` > 1) also a pass@j / pass^j table per model and their plot against j."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ HEADLINE = [("single_exact", "single: exact call"), ("single_tool", "single: rig
 CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
           ("reward_model_curve.csv", "Reward model loss and accuracy"))
 PLOTS = (("accuracy.png", "Exact accuracy per pattern"), ("errors.png", "Error classes per model"),
-         ("training_curves.png", "Training curves"))
+         ("training_curves.png", "Training curves"), ("pass_k.png", "pass@j and pass^j against j (success = exact)"))
 TITLE = "Evaluation on the held-out test split"
 INTRO = "Held-out phrasing templates and argument values; greedy decoding in the simulator."
 Table = tuple[str, list[str], list[list[str]]]  # title ("" for none), header, rows
@@ -36,7 +37,8 @@ def _classes(results: dict[str, dict[str, float]]) -> list[str]:
 
 
 def tables(results: dict[str, dict[str, float]]) -> list[Table]:
-    """The headline table and the error-class table, one column per model: what both report formats show."""
+    """The headline table, the error-class table (one column per model) and any pass@j / pass^j tables: what both
+    report formats show."""
     names = list(results)
     rows = [[label, *(_pct(results[m].get(key)) for m in names)] for key, label in HEADLINE
             if any(key in results[m] for m in names)]  # patterns the test split has, measures that apply
@@ -45,7 +47,30 @@ def tables(results: dict[str, dict[str, float]]) -> list[Table]:
                                              if f"{p}_n" in results[m]) for m in names)])
     errors = [[c, *(str(int(results[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(results)]
     return [("", ["metric", *names], rows),
-            ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]])]
+            ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]]),
+            *pass_tables(results)]
+
+
+def pass_tables(results: dict[str, dict[str, float]]) -> list[Table]:
+    """One pass@j / pass^j table per model with k-sample metrics: all episodes, each pattern, task completion."""
+    out = []
+    for m, res in results.items():
+        js = range(1, _samples(res) + 1)
+        if not js:
+            continue
+        patterns = sorted(key.removesuffix("_pass_at_1") for key in res if key.endswith("_pass_at_1"))
+        lines = [("all", ""), *((p, f"{p}_") for p in patterns if p != "completion"),
+                 ("all (task completed)", "completion_")]
+        rows = [[label, *(_pct(res[f"{pre}pass_at_{j}"]) for j in js), *(_pct(res[f"{pre}pass_hat_{j}"]) for j in js)]
+                for label, pre in lines]
+        out.append((f"pass@j / pass^j: {m} (k = {len(js)} samples, success = exact)",
+                    ["episodes", *(f"pass@{j}" for j in js), *(f"pass^{j}" for j in js)], rows))
+    return out
+
+
+def _samples(metrics: dict[str, float]) -> int:
+    """k, the samples per episode behind a model's `pass_at_<j>` metrics (0: not sampled)."""
+    return sum(key.startswith("pass_at_") for key in metrics)
 
 
 def markdown(results: dict[str, dict[str, float]], notes: list[str] = ()) -> str:
@@ -110,6 +135,10 @@ def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, no
              _plot_errors(results, out_dir / "errors.png")]
     if curves:
         files.append(_plot_curves(curves, out_dir / "training_curves.png"))
+    if any(map(_samples, results.values())):
+        files.append(_plot_pass(results, out_dir / "pass_k.png"))
+    else:  # one left by an earlier run with evaluate.samples > 1 would be inlined in the HTML
+        (out_dir / "pass_k.png").unlink(missing_ok=True)
     html_path = md_path.with_suffix(".html")
     html_path.write_text(html_report(results, out_dir, notes), encoding="utf-8")
     return [*files, str(html_path)]
@@ -162,6 +191,26 @@ def _plot_errors(results: dict[str, dict[str, float]], path: Path) -> str:
     ax.set_title("Error classes per model")
     if _classes(results):
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, not over them
+    return _save(fig, path)
+
+
+def _plot_pass(results: dict[str, dict[str, float]], path: Path) -> str:
+    """pass@j and pass^j of all episodes against j, one panel each, one line per model with k-sample metrics."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), sharey=True)
+    panels = (("pass_at", "pass@j: one of j succeeds"), ("pass_hat", "pass^j: all j succeed"))
+    for ax, (key, title) in zip(axes, panels):
+        for i, (m, res) in enumerate(results.items()):  # colour i: the model's colour in the accuracy plot
+            js = range(1, _samples(res) + 1)
+            if js:
+                ax.plot(js, [res[f"{key}_{j}"] for j in js], marker="o", label=m, color=f"C{i}")
+        ax.set_xticks(range(1, max(map(_samples, results.values())) + 1))
+        ax.set_xlabel("j (samples)")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(title)
+        ax.legend()
+    axes[0].set_ylabel("exact, all episodes")
     return _save(fig, path)
 
 

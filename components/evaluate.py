@@ -5,15 +5,18 @@ With `evaluate.compare_champion`, also the version holding the `champion` alias 
 MLflow registry (`tracking`), downloaded to a temporary folder, as a fourth column `champion`; none yet: a note.
 Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate.html` (the same tables and the plots inlined,
 one self-contained file), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`, accuracy.png, errors.png,
-training_curves.png from the training stages' CSVs in `paths.reports`, <model>_rollouts.jsonl);
-metrics `<model>.<metric>` (metrics/evaluate.json).
+training_curves.png from the training stages' CSVs in `paths.reports`, <model>_rollouts.jsonl; with
+`evaluate.samples` > 1 also pass_k.png and <model>_samples.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json).
 Run: `python -m components.evaluate`.
 
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
 `irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
-and then a final answer) and `<pattern>_completion` (goal state reached and a final answer given).
+and then a final answer) and `<pattern>_completion` (goal state reached and a final answer given); all greedy.
+With `evaluate.samples` = k > 1, each episode is also rolled out k times by sampling (seeded by `project.seed`) for
+`pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/passk.py), overall and per pattern. That is
+a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
 A domain without a simulator (a bring-your-own tool catalog) is scored on single-step episodes instead
-(components/single_step.py): the same metric names over steps, no `_completion`, and a note in the report.
+(components/single_step.py): the same metric names over steps, no `_completion`, no samples, and a note in the report.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from components import domains, models, rollout, single_step, toolcalls, tracking
+from components import domains, models, passk, rollout, single_step, toolcalls, tracking
 from components.config import Params
 from components.episode import Episode, read_episodes, write_jsonl
 from components.result import StageResult
@@ -87,7 +90,32 @@ def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: 
         rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, desc=f"evaluate {name} (single steps)")
     write_jsonl(out_dir / f"{name}_rollouts.jsonl", rows)
-    return summarize(rows) | {"seconds": round(time.time() - start, 1)}
+    metrics = summarize(rows) | {"seconds": round(time.time() - start, 1)}
+    if cfg.samples > 1 and domain.simulated:
+        metrics |= evaluate_samples(name, params, model, tok, episodes, out_dir)
+    return metrics
+
+
+def evaluate_samples(name: str, params: Params, model: Any, tok: Any, episodes: list[Episode],
+                     out_dir: Path) -> dict[str, float]:
+    """Roll every episode out `evaluate.samples` times by sampling and score each rollout like the greedy one.
+
+    Returns the pass@j / pass^j metrics and `sample_seconds`; writes <name>_samples.jsonl, one line per episode
+    with its successes (`exact`) and its k verdicts (rollouts included).
+    """
+    cfg, k = params.evaluate, params.evaluate.samples
+    start = time.time()
+    # distinct ids (run_episodes keys by id); an episode's copies share its prompt, so they batch together
+    copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
+    rollouts = rollout.run_episodes(model, tok, copies, domains.of(params), params.base.system_prompt,
+                                    cfg.batch_size, cfg.max_new_tokens, cfg.max_turns, desc=f"sample {name}",
+                                    sampling=rollout.Sampling(cfg.temperature, cfg.top_p, params.project.seed))
+    groups = [[score(ro, ep) | {"rollout": ro.__dict__} for ro in rollouts[i * k:(i + 1) * k]]
+              for i, ep in enumerate(episodes)]
+    write_jsonl(out_dir / f"{name}_samples.jsonl",
+                [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v["exact"] for v in g), "samples": g}
+                 for ep, g in zip(episodes, groups)])
+    return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}
 
 
 def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) -> tuple[dict[str, float] | None, str]:
@@ -102,6 +130,26 @@ def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) ->
                 f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).")
 
 
+def _sampling_note(params: Params) -> str:
+    """The report's note on how the pass@j / pass^j tables were measured."""
+    cfg = params.evaluate
+    return (f"pass@j / pass^j: {cfg.samples} sampled rollouts per episode (temperature {cfg.temperature}, top_p "
+            f"{cfg.top_p}, seed {params.project.seed}), in a pass of their own: every other number comes from the "
+            "greedy rollout. Success = `exact` (every step right, then an answer); rows `all (task completed)`: "
+            "goal state reached and answered. With c successes in n samples, pass@j = 1 - C(n-c, j)/C(n, j) (at "
+            "least one of j samples succeeds; Chen et al. 2021) and pass^j = C(c, j)/C(n, j) (all j succeed; "
+            "tau-bench), averaged over episodes.")
+
+
+def _notes(params: Params, domain: domains.Domain) -> list[str]:
+    """How the models were evaluated, for the report: single steps without a simulator, the sampling settings."""
+    notes = [] if domain.simulated else [single_step.NOTE.format(domain=domain.name)]
+    if params.evaluate.samples > 1:
+        notes.append(_sampling_note(params) if domain.simulated
+                     else "evaluate.samples > 1 is ignored: sampled multi-step rollouts need a simulator.")
+    return notes
+
+
 def run(params: Params) -> StageResult:
     from components import eval_report
 
@@ -110,8 +158,7 @@ def run(params: Params) -> StageResult:
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
-    domain = domains.of(params)
-    notes = [] if domain.simulated else [single_step.NOTE.format(domain=domain.name)]
+    notes = _notes(params, domains.of(params))
     if params.evaluate.compare_champion:
         champion, note = evaluate_champion(params, episodes, out_dir)
         notes.append(note)

@@ -1,9 +1,10 @@
-"""Batched, greedy multi-turn rollouts of a model in a domain simulator (used by evaluation).
+"""Batched multi-turn rollouts of a model in a domain simulator (used by evaluation); greedy unless sampled.
 
 All live episodes decode one assistant turn together (left padding, KV cache); each turn is parsed with
 the shared parser; parsed calls run in that episode's own simulator. When the model answers without a call,
 the episode's next user turn (multi_turn episodes) is fed and the loop goes on; it ends for an episode when
 the last user turn is answered, on unparsable output, or when one user turn reaches the turn cap.
+With a `Sampling`, every turn is sampled instead (k-sample evaluation, `evaluate.samples` > 1).
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ class Rollout:
     unparsable: bool = False
     turns: int = 0
     goal_reached: bool = False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding: `temperature` and nucleus `top_p` (no top-k cut), torch seeded with `seed` per rollout run."""
+
+    temperature: float
+    top_p: float
+    seed: int
 
 
 class PrefixCache:
@@ -76,8 +86,9 @@ class PrefixCache:
 
 @torch.no_grad()
 def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[list[dict]],
-             max_new_tokens: int, prefixes: PrefixCache | None = None) -> list[str]:
-    """Greedy-decode one assistant turn for each conversation; returns text up to and incl. end-of-turn.
+             max_new_tokens: int, prefixes: PrefixCache | None = None, sampling: Sampling | None = None) -> list[str]:
+    """Decode one assistant turn for each conversation (greedy, or sampled with `sampling`); returns text up to
+    and incl. end-of-turn.
 
     All conversations of one call share one prompt prefix (see `PrefixCache`); rows are padded between
     the shared prefix and their own part, so positions (from the attention mask) stay exact.
@@ -92,9 +103,12 @@ def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[
     input_ids = [head + [pad] * (width - len(ids)) + ids for _, ids in splits]
     mask = [[1] * len(head) + [0] * (width - len(ids)) + [1] * len(ids) for _, ids in splits]
     input_ids, mask = (torch.tensor(x, device=model.device) for x in (input_ids, mask))
+    # top_k=0: transformers would otherwise cut sampling to its default top 50 tokens
+    decoding = ({"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+                if sampling else {"do_sample": False})
     out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
-                         max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
-                         eos_token_id=tok.eos_token_id)
+                         max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+                         **decoding)
     texts = []
     for row in out[:, input_ids.shape[1]:]:
         ids = row.tolist()
@@ -129,12 +143,18 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
 
 
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
-                 batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout") -> list[Rollout]:
+                 batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout",
+                 sampling: Sampling | None = None) -> list[Rollout]:
     """Roll every episode out in the simulator, `batch_size` conversations per forward pass.
 
     `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
+    Episodes are keyed by id: to roll one out several times, pass copies with distinct ids. With `sampling`, torch's
+    global RNG is seeded with `sampling.seed` first, so a rerun with the same episodes, batch size and hardware
+    draws the same samples.
     """
     model.eval()
+    if sampling is not None:
+        torch.manual_seed(sampling.seed)
     envs = {e.id: domain.env() for e in episodes}
     rollouts = {e.id: Rollout(e.id, [{"role": "system", "content": system_prompt}] + e.prompt_messages())
                 for e in episodes}
@@ -149,7 +169,7 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
             still = []
             for ids in _batches(live, catalog, {j: rollouts[j].messages for j in live}, batch_size):
                 texts = generate(model, tok, [rollouts[j].messages for j in ids], [tools[j] for j in ids],
-                                 max_new_tokens, prefixes)
+                                 max_new_tokens, prefixes, sampling)
                 still += [j for j, text in zip(ids, texts)
                           if _advance(rollouts[j], text, envs[j], domain, followups[j])
                           and _turns_since_user(rollouts[j]) < max_turns]

@@ -53,3 +53,17 @@ def test_unknown_profile_and_missing_file(tmp_path):
     path = _write(tmp_path, lambda raw: raw["profiles"]["quick"]["sft"].update(bogus=1))
     with pytest.raises(ConfigError, match=r"profiles\.quick\.sft\.bogus"):
         load_params(path, profile="quick")
+
+
+@pytest.mark.parametrize(("key", "value", "rule"), [("samples", 0, "greater than or equal to 1"),
+                                                   ("temperature", 0.0, "greater than 0"),
+                                                   ("top_p", 1.5, "less than or equal to 1")])
+def test_k_sample_evaluation_settings_are_checked(tmp_path, key, value, rule):
+    path = _write(tmp_path, lambda raw: raw["evaluate"].update({key: value}))
+    with pytest.raises(ConfigError, match=rf"evaluate\.{key}: Input should be {rule}"):
+        load_params(path, profile="")
+
+
+def test_k_sample_evaluation_is_off_by_default():
+    assert load_params(REPO / "params.yaml", profile="").evaluate.samples == 1
+    assert load_params(REPO / "params.yaml", profile="quick").evaluate.samples == 1

@@ -99,6 +99,106 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
     assert [c.split(tok.eos_token)[0] for c in cached] == [p.split(tok.eos_token)[0] for p in plain]
 
 
+def test_pass_tables_per_model_and_pattern_and_their_plot(tmp_path):
+    from components import passk
+
+    def group(pattern, exact):
+        return [{"pattern": pattern, "exact": e, "completion": True} for e in exact]
+
+    sampled = passk.summarize([group("single", [True, False, False]), group("chain", [False, True, True])])
+    files = eval_report.write({"base": {"single_exact": 0.0}, "sft": {"single_exact": 0.5, **sampled}},
+                              tmp_path / "evaluate.md", tmp_path)
+    text = (tmp_path / "evaluate.md").read_text()
+    assert "pass@j / pass^j: base" not in text and "## pass@j / pass^j: sft (k = 3 samples, success = exact)" in text
+    for row in ("| all | 50.0% | 83.3% | 100.0% | 50.0% | 16.7% | 0.0% |",
+                "| chain | 66.7% | 100.0% | 100.0% | 66.7% | 33.3% | 0.0% |",
+                "| single | 33.3% | 66.7% | 100.0% | 33.3% | 0.0% | 0.0% |",
+                "| all (task completed) | 100.0% | 100.0% | 100.0% | 100.0% | 100.0% | 100.0% |"):
+        assert row in text
+    assert str(tmp_path / "pass_k.png") in files and (tmp_path / "pass_k.png").stat().st_size > 0
+
+
+def test_sampled_rollouts_are_seeded_and_differ_from_greedy(params_factory):
+    params = params_factory()
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
+    episodes = travel_tasks.generate(3, SHARES, 0.0, seed=4)
+
+    def roll(sampling):
+        return [ro.__dict__ for ro in rollout.run_episodes(model, tok, episodes, domains.get("travel"),
+                                                            params.base.system_prompt, batch_size=4, max_new_tokens=6,
+                                                            max_turns=1, sampling=sampling)]
+
+    hot = rollout.Sampling(temperature=1.5, top_p=1.0, seed=7)
+    sampled = roll(hot)
+    assert roll(hot) == sampled  # same seed, same samples
+    assert roll(rollout.Sampling(1.5, 1.0, seed=8)) != sampled
+    greedy = roll(None)
+    assert all(g["final"] != s["final"] for g, s in zip(greedy, sampled))
+
+
+def _ends_turn_with(model, tok, p: float) -> None:
+    """Make the model end its turn with probability `p` at every token (at temperature 1): its sampled answers to
+    irrelevance episodes (right when they make no call) then succeed or run past max_new_tokens by chance."""
+    import math
+
+    import torch
+
+    def hook(module, inputs, logits):
+        others = logits.clone()
+        others[..., tok.eos_token_id] = float("-inf")
+        logits = logits.clone()
+        logits[..., tok.eos_token_id] = torch.logsumexp(others, dim=-1) + math.log(p / (1 - p))
+        return logits
+
+    model.lm_head.register_forward_hook(hook)
+
+
+def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkeypatch):
+    """samples=3: pass@j / pass^j metrics, table, plot and per-episode samples, greedy metrics untouched; samples=1:
+    none of it."""
+    import json
+
+    from components.episode import write_jsonl
+
+    k, evaluate_cfg = 3, {"models": ["sft"], "batch_size": 8, "max_new_tokens": 4, "max_turns": 1,
+                          "compare_champion": False, "temperature": 1.0, "top_p": 1.0}
+    params = params_factory(evaluate=evaluate_cfg | {"samples": k})
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
+    _ends_turn_with(model, tok, 0.2)
+    monkeypatch.setattr(models, "load", lambda folder: (model, tok))  # the hook lives in memory, not on disk
+    episodes = travel_tasks.generate(12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=6)
+    write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in episodes])
+    reports, out_dir = params.path("reports"), params.path("reports") / "evaluate"
+
+    sampled = evaluate.run(params).metrics
+    rows = [json.loads(line) for line in (out_dir / "sft_samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [e.id for e in episodes]
+    assert all([s["rollout"]["episode_id"] for s in r["samples"]] == [f"{r['id']}#{i}" for i in range(k)]
+               for r in rows)
+    c = [r["successes"] for r in rows]
+    assert sampled["sft.pass_at_1"] == sampled["sft.pass_hat_1"] == round(sum(c) / (k * len(c)), 4)
+    assert sampled["sft.pass_at_3"] == round(sum(x > 0 for x in c) / len(c), 4)
+    assert sampled["sft.pass_hat_3"] == round(sum(x == k for x in c) / len(c), 4)
+    assert sampled["sft.pass_at_3"] > sampled["sft.pass_hat_3"]  # some episodes succeed only sometimes
+    for pre in ("", "single_", "irrelevance_", "completion_"):
+        at = [sampled[f"sft.{pre}pass_at_{j}"] for j in range(1, k + 1)]
+        hat = [sampled[f"sft.{pre}pass_hat_{j}"] for j in range(1, k + 1)]
+        assert 0 <= min(hat) and max(at) <= 1 and at == sorted(at) and hat == sorted(hat, reverse=True)
+    assert sampled["sft.single_pass_at_3"] == 0.0  # random tokens never make the right call
+    md = (reports / "evaluate.md").read_text()
+    assert "## pass@j / pass^j: sft (k = 3 samples, success = exact)" in md and "3 sampled rollouts per episode" in md
+    assert "| episodes | pass@1 | pass@2 | pass@3 | pass^1 | pass^2 | pass^3 |" in md
+    assert f"| all | {100 * sampled['sft.pass_at_1']:.1f}% |" in md and "| all (task completed) |" in md
+    page = (reports / "evaluate.html").read_text()
+    assert "<h2>pass@j and pass^j against j (success = exact)</h2>" in page and page.count("data:image/png") == 3
+
+    greedy = evaluate.run(params_factory(evaluate=evaluate_cfg | {"samples": 1})).metrics
+    assert not any("pass_" in key or "sample" in key for key in greedy)
+    assert greedy == {key: v for key, v in sampled.items() if key in greedy and "seconds" not in key} | {
+        "sft.seconds": greedy["sft.seconds"]}  # the headline numbers come from the greedy pass either way
+    assert "pass@" not in (reports / "evaluate.md").read_text() and not (out_dir / "pass_k.png").exists()
+
+
 RESULTS = {"base": {"single_exact": 0.0, "unparsable": 0.5, "single_n": 4.0, "errors.no_call": 3.0,
                     "errors.unparsable": 2.0},
            "sft": {"single_exact": 0.75, "unparsable": 0.0, "single_n": 4.0, "errors.wrong_tool": 1.0}}

@@ -129,7 +129,7 @@ def test_rollout_feeds_the_follow_up_after_the_answer(episodes, monkeypatch):
     ep = next(e for e in episodes if e.pattern == "multi_turn")
     gold = [[c.model_dump(exclude_none=True) for c in s] for s in ep.expected.steps]
 
-    def scripted(model, tok, conversations, tools, max_new_tokens, prefixes=None):
+    def scripted(model, tok, conversations, tools, max_new_tokens, prefixes=None, sampling=None):
         out = []
         for conv in conversations:
             if conv[-1]["role"] == "tool":
