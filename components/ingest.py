@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from components import domains
-from components.domains import sim
 from components.config import ConfigError, Params
+from components.domains import sim
 from components.episode import DataError, Episode, write_episodes
 from components.importers import import_file
 from components.result import StageResult
