@@ -51,14 +51,15 @@ def sft_rows(episodes: list[Episode], system_prompt: str) -> list[dict]:
 
 
 def rl_rows(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:
-    """Prompts for GRPO with what the reward needs: the expected steps and goal state; `tools` (JSON) for the
+    """Prompts for GRPO with what the reward needs: the expected steps, goal state and outputs; `tools` (JSON) for the
     single-step fallback, which renders each prompt with its own catalog."""
     rng = random.Random(seed)
     chosen = rng.sample(episodes, min(n, len(episodes)))
     return [{"id": e.id, "pattern": e.pattern,
              "prompt": [{"role": "system", "content": system_prompt}] + e.prompt_messages(),
              "expected": json.dumps([[c.model_dump() for c in s] for s in e.expected.steps]),
-             "goal": json.dumps(e.expected.goal), "tools": json.dumps(e.tool_dicts())} for e in chosen]
+             "goal": json.dumps(e.expected.goal), "outputs": json.dumps(e.expected.outputs),
+             "tools": json.dumps(e.tool_dicts())} for e in chosen]
 
 
 def run(params: Params) -> StageResult:

@@ -77,6 +77,8 @@ class Expected(_Strict):
     steps: list[list[Call]] = Field(description="acceptable calls per assistant step; [] for a no-call answer")
     depends_on: list[tuple[int, int]] = Field(default_factory=list, description="(later step, earlier step)")
     goal: dict[str, Any] = Field(default_factory=dict, description="simulator state the task must reach")
+    outputs: list[str] = Field(default_factory=list, description="facts from tool results the answers must state "
+                                                                 "(tau-bench's outputs; see toolcalls.states_outputs)")
 
 
 class Episode(_Strict):

@@ -11,7 +11,8 @@ Run: `python -m components.evaluate`.
 
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
 `irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
-and then a final answer) and `<pattern>_completion` (goal state reached and a final answer given); all greedy.
+and then a final answer) and `<pattern>_completion` (goal state reached, a final answer given, and the answers state
+the facts of the tool results the task asks for: `expected.outputs`, as tau-bench checks them); all greedy.
 With `evaluate.samples` = k > 1, each episode is also rolled out k times by sampling (seeded by `project.seed`) for
 `pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/passk.py), overall and per pattern. That is
 a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
@@ -43,9 +44,11 @@ def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
                                       hit_step_limit=ro.final is None and not ro.unparsable,
                                       final_state_ok=ro.goal_reached if ep.expected.goal else None)
     no_call_ok = bool(gold) or not ro.steps
+    answers = [m["content"] for m in ro.messages if m["role"] == "assistant" and not m.get("tool_calls")]
+    stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
     return {"id": ep.id, "pattern": ep.pattern, "exact": verdict.exact, "first_exact": verdict.first_step_exact,
             "tool_ok": verdict.first_step_names_ok, "unparsable": ro.unparsable, "errors": verdict.errors,
-            "completion": ro.goal_reached and answered and no_call_ok, "turns": ro.turns}
+            "completion": ro.goal_reached and answered and no_call_ok and stated, "stated": stated, "turns": ro.turns}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:

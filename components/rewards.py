@@ -57,9 +57,9 @@ def correctness(completions: list[list[dict] | str], expected: list[str], catalo
 
 
 def completion(completions: list[list[dict]], expected: list[str], goal: list[str], goal_reached: Callable[..., bool],
-               environments: list[Any] | None = None, **kwargs: Any) -> list[float]:
-    """1 when the goal state holds in the episode's simulator (the domain's `goal_reached`) and the model
-    answered at the end."""
+               environments: list[Any] | None = None, outputs: list[str] | None = None, **kwargs: Any) -> list[float]:
+    """1 when the goal state holds in the episode's simulator (the domain's `goal_reached`), the model answered at
+    the end, and its answers state the expected outputs (`outputs`: JSON lists; `toolcalls.states_outputs`)."""
     out = []
     for i, (messages, exp, g) in enumerate(zip(completions, expected, goal)):
         gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
@@ -68,7 +68,9 @@ def completion(completions: list[list[dict]], expected: list[str], goal: list[st
             continue
         env = environments[i] if environments else None
         reached = env is not None and goal_reached(env, gold, json.loads(g))
-        out.append(float(reached and _answered(messages)))
+        answers = [m.get("content") or "" for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
+        stated = toolcalls.states_outputs(answers, json.loads(outputs[i]) if outputs else [])
+        out.append(float(reached and _answered(messages) and stated))
     return out
 
 

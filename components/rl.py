@@ -42,7 +42,8 @@ def reward_functions(params: Params) -> list[tuple[str, Any, float]]:
 def rl_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The dataset columns GRPO needs. multi_turn prompts are left out: GRPO's tool loop cannot feed the user's
     follow-up turns, so their later steps could never be earned."""
-    return [{k: r[k] for k in ("prompt", "expected", "goal", "pattern")} for r in rows if r["pattern"] != "multi_turn"]
+    return [{k: r[k] for k in ("prompt", "expected", "goal", "outputs", "pattern")} for r in rows
+            if r["pattern"] != "multi_turn"]
 
 
 def run(params: Params) -> StageResult:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from components import toolcalls
 from components.domains import sim
 from components.episode import Episode, Tool
 
@@ -127,16 +128,17 @@ def draft(pattern: str, rng: random.Random, slots: dict[str, Any], held: bool, p
     raise ValueError(f"unknown pattern {pattern!r}")
 
 
-def run_turns(spec: Spec, env: Any, draft: Draft) -> list[dict[str, Any]]:
-    """Execute the gold steps turn by turn and write the trajectory's messages.
+def run_turns(spec: Spec, env: Any, draft: Draft) -> tuple[list[dict[str, Any]], list[str]]:
+    """Execute the gold steps turn by turn; returns the trajectory's messages and the outputs its answers state.
 
     Each user turn ends with an assistant answer: built from its last step's results, or the domain's
-    no-call reply when the turn needs no call.
+    no-call reply when the turn needs no call. See `facts` for the outputs.
 
     Raises:
         RuntimeError: a step failed that should succeed, or the reverse (a generator bug).
     """
     messages: list[dict[str, Any]] = []
+    outputs: list[str] = []
     k = 0  # step number over all turns
     for user, steps in draft.turns:
         messages.append({"role": "user", "content": user})
@@ -156,7 +158,31 @@ def run_turns(spec: Spec, env: Any, draft: Draft) -> list[dict[str, Any]]:
             k += 1
         reply = " ".join(spec.answer(c, r) for c, r in results) if steps else spec.no_call_reply
         messages.append({"role": "assistant", "content": reply})
-    return messages
+        asked = " ".join(m["content"] for m in messages if m["role"] == "user")
+        outputs += [f for f in facts(reply, [r for _, r in results], asked) if f not in outputs]
+    return messages, outputs
+
+
+def facts(reply: str, results: list[Any], asked: str) -> list[str]:
+    """What an answer must communicate (tau-bench's `outputs`): the values of the tool results (strings and numbers,
+    two characters or more, normalised as `toolcalls.normalise_text`) that the gold reply states and the user did
+    not say, such as a flight number, a price or a rate."""
+    said, known = toolcalls.normalise_text(reply), toolcalls.normalise_text(asked)
+    out: list[str] = []
+    for value in _leaves(results):
+        text = toolcalls.normalise_text(str(value))
+        if len(text) >= 2 and text in said and text not in known and text not in out:
+            out.append(text)
+    return out
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The strings and numbers inside nested lists and dicts, in order."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else []
 
 
 def write(spec: Spec, env: Any, draft: Draft, held: bool, idx: int, tools: list[Tool]) -> Episode:
@@ -165,12 +191,12 @@ def write(spec: Spec, env: Any, draft: Draft, held: bool, idx: int, tools: list[
     `tools` are validated `Tool` models, which pydantic takes as they are: all episodes share one catalog,
     validated once (100k episodes would otherwise each validate and hold their own copy).
     """
-    messages = run_turns(spec, env, draft)
+    messages, outputs = run_turns(spec, env, draft)
     return Episode.model_validate({
         "id": f"{spec.domain}-{'h' if held else 't'}-{idx:06d}", "domain": spec.domain, "source": "synthetic",
         "pattern": draft.pattern, "split": "test" if held else "train", "tools": tools, "messages": messages,
         "expected": {"steps": [s for _, steps in draft.turns for s in steps], "depends_on": draft.depends_on,
-                     "goal": draft.goal}})
+                     "goal": draft.goal, "outputs": outputs}})
 
 
 Make = Callable[[str, random.Random, bool, int, list[Tool]], Episode]  # (pattern, rng, held, idx, tools) -> episode

@@ -35,11 +35,12 @@ Error classes and their detection rules (`score_step` finds the per-step ones, `
 The package: `parse` (the parsers) and `check` (schema checks and scoring); import from here.
 """
 
-from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, same_call, same_value, schema_errors,
-                                        score_episode, score_step, tool_index)
+from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, normalise_text, same_call, same_value,
+                                        schema_errors, score_episode, score_step, states_outputs, tool_index)
 from components.toolcalls.parse import (CLOSE, END, OPEN, Call, Parsed, calls_of_message, parse_any,
                                         parse_json_calls, parse_output, parse_python_calls, steps_of_messages)
 
 __all__ = ["CLOSE", "END", "OPEN", "Call", "EpisodeScore", "Parsed", "StepScore", "call_errors", "calls_of_message",
-           "parse_any", "parse_json_calls", "parse_output", "parse_python_calls", "same_call", "same_value",
-           "schema_errors", "score_episode", "score_step", "steps_of_messages", "tool_index"]
+           "normalise_text", "parse_any", "parse_json_calls", "parse_output", "parse_python_calls", "same_call",
+           "same_value", "schema_errors", "score_episode", "score_step", "states_outputs", "steps_of_messages",
+           "tool_index"]

@@ -70,6 +70,18 @@ def same_call(pred: Call, gold: Call) -> bool:
             and all(same_value(pred["arguments"][k], v) for k, v in gold["arguments"].items()))
 
 
+def normalise_text(text: str) -> str:
+    """Text as tau-bench compares an output with an answer: lower case, commas removed."""
+    return text.lower().replace(",", "")
+
+
+def states_outputs(answers: list[str], outputs: list[str]) -> bool:
+    """The answers communicate every expected output: each one (normalised) is a substring of some answer, as
+    tau-bench's `outputs` check reads them. The final answer is consistent with the tool results it reports."""
+    said = [normalise_text(a) for a in answers]
+    return all(any(normalise_text(o) in a for a in said) for o in outputs)
+
+
 def call_errors(pred: Call, gold: Call, tools: dict[str, dict[str, Any]]) -> list[str]:
     """Why `pred` is not an acceptable form of `gold` (a call of the same tool); [] when it is.
 

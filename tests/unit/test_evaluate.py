@@ -7,15 +7,15 @@ SHARES = {"single": 0.4, "parallel": 0.2, "chain": 0.2, "irrelevance": 0.2}
 
 
 def _gold_rollout(ep, domain):
-    """Replay the gold trajectory through the simulator, as a perfect model would."""
-    ro = rollout.Rollout(ep.id, [])
+    """Replay the gold trajectory through the simulator, as a perfect model would (its answers included)."""
+    ro = rollout.Rollout(ep.id, ep.message_dicts())
     env = domain.env()
     for step in ep.expected.steps:
         calls = [c.model_dump() for c in step]
         ro.steps.append(calls)
         for call in calls:
             domain.execute(env, call)
-    ro.final, ro.turns = "done", len(ro.steps) + 1
+    ro.final, ro.turns = ep.messages[-1].content, len(ro.steps) + 1
     ro.goal_reached = domain.goal_reached(env, [[c.model_dump() for c in s] for s in ep.expected.steps],
                                           ep.expected.goal)
     return ro
@@ -47,6 +47,11 @@ def test_perfect_and_broken_rollouts_score_as_expected():
     looping.steps, looping.final, looping.goal_reached = looping.steps[:1] * 4, None, False
     row = evaluate.score(looping, chain)  # turn cap reached, still calling: goal never reached
     assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row["errors"]) and not row["completion"]
+    vague = _gold_rollout(chain, domain)
+    vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "All done!"}
+                      for m in vague.messages]
+    row = evaluate.score(vague, chain)  # right calls, goal reached, but the answer states none of the results
+    assert row["exact"] and not row["stated"] and not row["completion"] and chain.expected.outputs
 
 
 def test_report_tables_and_plots(tmp_path):

@@ -31,6 +31,11 @@ def test_completion_reads_simulator_state():
     exp = json.dumps([[WEATHER]])
     assert TRAVEL["completion"]([done, stopped], [exp, exp], ["{}", "{}"], environments=[env, env]) == [1.0, 0.0]
     assert TRAVEL["completion"]([done], [exp], ["{}"], environments=[travel.TravelEnv()]) == [0.0]
+    facts = [json.dumps(["sunny", "21"]), json.dumps(["rain"])]  # the answer must state the expected outputs
+    assert TRAVEL["completion"]([done, done], [exp, exp], ["{}", "{}"], environments=[env, env],
+                                outputs=facts) == [0.0, 0.0]
+    said = [*done[:2], {"role": "assistant", "content": "Sunny, highs 21 C."}]
+    assert TRAVEL["completion"]([said], [exp], ["{}"], environments=[env], outputs=facts[:1]) == [1.0]
 
 
 def test_efficiency_penalises_extra_calls():

@@ -191,3 +191,10 @@ def test_expected_call_with_acceptable_values():
     typed = {"name": "get_weather", "arguments": {**WEATHER["arguments"], "city": 7}}
     assert toolcalls.score_episode([[typed]], gold, TOOLS).errors == ["wrong_type"]
     assert Call(name="f", arguments={}).model_dump(exclude_none=True) == {"name": "f", "arguments": {}}
+
+
+def test_states_outputs_reads_answers_as_tau_bench_does():
+    answers = ["Booked Ana on TT716, confirmation C56082.", "Total: 1,234.5 USD"]
+    assert toolcalls.states_outputs(answers, ["c56082", "tt716", "1234.5"])  # case and commas do not matter
+    assert not toolcalls.states_outputs(answers, ["c56082", "tt717"])
+    assert toolcalls.states_outputs([], [])

@@ -124,26 +124,37 @@ def test_multi_turn_follow_up_and_heldout_combination(episodes):
 
 
 def test_rollout_feeds_the_follow_up_after_the_answer(episodes, monkeypatch):
-    """A scripted model that calls the gold step of the latest user turn, then answers: the rollout feeds the
-    second user turn after the first answer, and the episode scores exact and complete."""
+    """A scripted model that calls the gold step of the latest user turn, then gives its gold answer: the rollout
+    feeds the second user turn after the first answer, and the episode scores exact and complete."""
     ep = next(e for e in episodes if e.pattern == "multi_turn")
     gold = [[c.model_dump(exclude_none=True) for c in s] for s in ep.expected.steps]
+    answers = [m.content for m in ep.messages if m.role == "assistant" and not m.tool_calls]
 
     def scripted(model, tok, conversations, tools, max_new_tokens, prefixes=None, sampling=None):
         out = []
         for conv in conversations:
+            turn = sum(m["role"] == "user" for m in conv) - 1
             if conv[-1]["role"] == "tool":
-                out.append(f"Done.{END}")
+                out.append(answers[turn] + END)
                 continue
-            step = gold[sum(m["role"] == "user" for m in conv) - 1]
-            out.append("".join(f"{OPEN}{json.dumps(c)}{CLOSE}" for c in step) + END)
+            out.append("".join(f"{OPEN}{json.dumps(c)}{CLOSE}" for c in gold[turn]) + END)
         return out
 
     monkeypatch.setattr(rollout, "generate", scripted)
     ro, = rollout.run_episodes(types.SimpleNamespace(eval=lambda: None), None, [ep], domains.get("travel"),
                                "system", batch_size=2, max_new_tokens=8, max_turns=2)
-    assert ro.steps == gold and ro.final == "Done." and ro.turns == 4
+    assert ro.steps == gold and ro.final == answers[-1] and ro.turns == 4
     assert [m["content"] for m in ro.messages if m["role"] == "user"] == [m.content for m in ep.messages
                                                                          if m.role == "user"]
     row = evaluate.score(ro, ep)
     assert row["exact"] and row["completion"]
+
+
+def test_outputs_are_tool_facts_the_gold_answer_states(episodes):
+    single = next(e for e in episodes if e.pattern == "single" and e.expected.steps[0][0].name == "search_flights")
+    result = json.loads(next(m.content for m in single.messages if m.role == "tool"))
+    best = result["flights"][0]
+    assert single.expected.outputs == [best["flight_id"].lower(), str(best["price_eur"]).lower()]
+    asked = single.messages[0].content.lower()
+    assert all(o not in asked for o in single.expected.outputs)  # what the user said is no fact to report
+    assert all(not e.expected.outputs for e in episodes if e.pattern == "irrelevance")
