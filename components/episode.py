@@ -10,6 +10,7 @@ failed run never leaves a half-written file and the previous good version stays 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
 Role = Literal["system", "user", "assistant", "tool"]
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
 
 
 class DataError(ValueError):
@@ -113,7 +116,8 @@ def read_episodes(path: str | Path) -> list[Episode]:
     Raises:
         DataError: naming the file, the line and the rule broken (encoding, JSON, record schema).
     """
-    return list(iter_episodes(path))
+    with gc_paused():
+        return list(iter_episodes(path))
 
 
 def iter_episodes(path: str | Path) -> Iterator[Episode]:
@@ -150,6 +154,23 @@ def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
         loc = ".".join(str(p) for p in first["loc"])
         rid = obj.get("id", "?")
         raise DataError(f"{where} (id {rid}): rule 'record_schema': {loc}: {first['msg']}") from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a block builds many objects that all stay alive.
+
+    Reading or generating 100k episodes allocates millions of containers, and every collection walks the ones
+    already built again: half the time of such a loop. Reference counting still frees whatever dies inside
+    the block; the collector resumes (if it was on) when the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
@@ -192,7 +213,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     count = 0
     with atomic_file(path) as handle:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(_ENCODER.encode(row) + "\n")
             count += 1
     return count
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from components.config import Params, Validate
-from components.episode import DataError, Episode, Tool, atomic_dir, atomic_file, parse_line
+from components.episode import DataError, Episode, Tool, atomic_dir, atomic_file, gc_paused, parse_line
 from components.result import StageResult
 from components.toolcalls import same_call, schema_errors, tool_index
 
@@ -155,7 +155,7 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
     records: list[tuple[int, Episode]] = []
     broken: dict[str, list[tuple[str, str]]] = {}
     catalogs: dict[tuple[str, ...], list[list[Tool]]] = {}
-    with path.open("rb") as handle:
+    with path.open("rb") as handle, gc_paused():
         for lineno, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
