@@ -1,12 +1,53 @@
-"""Episode lines: GC pausing."""
+"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; GC pausing."""
 
 from __future__ import annotations
 
 import gc
+import json
+from pathlib import Path
 
 import pytest
 
-from components.episode import gc_paused
+from components.episode import DataError, Episode, gc_paused, parse_line
+
+WHERE = Path("episodes.jsonl")
+GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        "expected": {"steps": []}}
+
+
+def _line(goal_json: str) -> bytes:
+    """A good record whose `expected.goal` is the given JSON text, verbatim."""
+    text = json.dumps({**GOOD, "expected": {"steps": [], "goal": {}}})
+    return text.replace('"goal": {}', f'"goal": {goal_json}').encode()
+
+
+@pytest.mark.parametrize("goal", [
+    '{"big": 18446744073709551616, "low": -9223372036854775809}',  # past 64 bits: still ints, not floats
+    '{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "huge": 1e400, "tiny": 5e-324, "neg0": -0.0}',
+    '{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "nul": "\\u0000"}',  # the fast parser refuses lone surrogates
+    '{"a": 1, "a": 2}',  # the last duplicate wins
+    '{"deep": ' + "[" * 300 + "]" * 300 + "}",  # deeper than the fast parser goes
+])
+def test_parse_line_reads_what_json_loads_reads(goal):
+    raw = _line(goal)
+    expected = Episode.model_validate(json.loads(raw.decode()))
+    assert repr(parse_line(raw, WHERE, 1).model_dump()) == repr(expected.model_dump())  # types, signs, NaN
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"id": "caf\xe9"}', "episodes.jsonl:3: rule 'utf8': not UTF-8 text (invalid continuation byte at byte 11)"),
+    (b'{"id": "x", ', "episodes.jsonl:3: rule 'json': invalid JSON (Expecting property name enclosed in double quotes "
+                     "at column 13)"),
+    (b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), "episodes.jsonl:3: rule 'json': invalid JSON (Unexpected UTF-8 BOM "
+                                                   "(decode using utf-8-sig) at column 1)"),
+    (b"[1, 2]", "episodes.jsonl:3: rule 'record_schema': a record must be a JSON object"),
+    (json.dumps({**GOOD, "pattern": "odd"}).encode(), "episodes.jsonl:3 (id e1): rule 'record_schema': pattern: "),
+])
+def test_broken_line_names_its_rule(raw, message):
+    with pytest.raises(DataError) as info:
+        parse_line(raw, WHERE, 3)
+    assert str(info.value).startswith(message)
 
 
 @pytest.mark.parametrize("enabled", [True, False])
