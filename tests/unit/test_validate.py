@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import validate
+from components import validate, validate_tokens
 from components.config import load_params
 from components.domains import travel_tasks
 from components.episode import DataError, write_jsonl
@@ -235,7 +235,7 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     episodes = [r for _, r in validate.read_records(_write(params, rows))]
     one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
                                               return_dict=True)["input_ids"]) for e in episodes]
-    assert validate.token_counts(tok, episodes) == one_by_one  # batching changes nothing
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
     assert validate.run(params).metrics["rules_checked"] == 14
     assert "| max_tokens | passed | 0 |" in (params.path("reports") / "validation.md").read_text()
@@ -258,10 +258,10 @@ def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
         ep.tools = episodes[0].tools  # one shared catalog, as read_records makes it
     texts = tok.apply_chat_template([e.message_dicts() for e in episodes], tools=episodes[0].tool_dicts(),
                                     tokenize=False)
-    assert texts[0][:validate._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
+    assert texts[0][:validate_tokens._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
     one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
                                               return_dict=True)["input_ids"]) for e in episodes]
-    assert validate.token_counts(tok, episodes) == one_by_one
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one
 
 
 def test_crashing_expectation_is_a_bug_not_bad_data(params):
