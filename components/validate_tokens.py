@@ -8,13 +8,16 @@ Reads: the tokenizer saved in `paths.base` (`load_tokenizer`). Writes: nothing.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from components.episode import Episode
 
 TOKEN_BATCH = 512  # episodes rendered and tokenized per call of the tokenizer
+QUEUED_BATCHES = 4  # rendered batches waiting for the encoder thread at most (bounds the texts held)
 CUT_CHECKS = 16  # episodes of each batch also encoded whole, to check the shared-prefix cut
 
 
@@ -39,19 +42,39 @@ def token_counts(tokenizer: Any, episodes: list[Episode]) -> list[int]:
     encoded in one call per batch. The rendered text shared by a batch (the system turn listing the tools,
     about half of a short episode) is encoded once: `_shared_prefix` cuts it right before a special token,
     where the tokenizer splits its input anyway, and the cut is checked on the first episodes.
+
+    Rendering is Python and holds the GIL; a fast tokenizer encodes in Rust and releases it. So a worker
+    thread encodes each batch while the next one is rendered, and the two overlap on two cores; each count
+    goes to its episode's index, so the result does not depend on timing.
     """
     counts = [0] * len(episodes)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-counts") as encoder:
+        queued: deque[tuple[list[int], Future[list[int]]]] = deque()
+        for batch, texts in _rendered_batches(tokenizer, episodes):
+            queued.append((batch, encoder.submit(_lengths, tokenizer, texts)))
+            if len(queued) > QUEUED_BATCHES:
+                _store(counts, *queued.popleft())
+        while queued:
+            _store(counts, *queued.popleft())
+    return counts
+
+
+def _rendered_batches(tokenizer: Any, episodes: list[Episode]) -> Iterator[tuple[list[int], list[str]]]:
+    """(episode indexes, their texts rendered with the chat template) per batch of episodes sharing a catalog."""
     groups: dict[int, list[int]] = {}
     for i, ep in enumerate(episodes):
         groups.setdefault(id(ep.tools), []).append(i)
     for members in groups.values():
         tools = episodes[members[0]].tool_dicts()
         for batch in _chunks(members, TOKEN_BATCH):
-            texts = tokenizer.apply_chat_template([episodes[i].message_dicts() for i in batch], tools=tools,
-                                                  tokenize=False)
-            for i, n in zip(batch, _lengths(tokenizer, texts)):
-                counts[i] = n
-    return counts
+            yield batch, tokenizer.apply_chat_template([episodes[i].message_dicts() for i in batch], tools=tools,
+                                                       tokenize=False)
+
+
+def _store(counts: list[int], batch: list[int], lengths: Future[list[int]]) -> None:
+    """Put a batch's counts at its episodes' indexes (raises what the encoder thread raised)."""
+    for i, n in zip(batch, lengths.result()):
+        counts[i] = n
 
 
 def _lengths(tokenizer: Any, texts: list[str]) -> list[int]:
@@ -86,7 +109,7 @@ def _encode_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
         return []
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        return [len(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+        return [len(e) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 

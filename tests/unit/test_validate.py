@@ -264,6 +264,40 @@ def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
     assert validate_tokens.token_counts(tok, episodes) == one_by_one
 
 
+def test_token_counts_over_many_batches_and_catalogs_stay_in_episode_order(tmp_path, rows, monkeypatch):
+    """Batches of 4 (15 batches, more than the encoder thread's queue) over two interleaved catalogs."""
+    from components.episode import Episode
+    from components.models import chat_template
+
+    _save_tokenizer(tmp_path)
+    tok = validate.load_tokenizer(tmp_path)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = chat_template()
+    episodes = [Episode.model_validate(r) for r in rows]
+    catalogs = episodes[0].tools, episodes[0].tools[:3]  # the second catalog lists fewer tools
+    for k, ep in enumerate(episodes):
+        ep.tools = catalogs[k % 3 == 0]
+    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
+                                              return_dict=True)["input_ids"]) for e in episodes]
+    monkeypatch.setattr(validate_tokens, "TOKEN_BATCH", 4)
+    monkeypatch.setattr(validate_tokens, "CUT_CHECKS", 2)
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one
+
+
+def test_token_counts_raise_what_the_encoder_thread_raised(tmp_path, rows, monkeypatch):
+    from components.episode import Episode
+
+    _save_tokenizer(tmp_path)
+    tok = validate.load_tokenizer(tmp_path)
+
+    def broken(tokenizer, texts):
+        raise ValueError("encoder failed")
+
+    monkeypatch.setattr(validate_tokens, "_lengths", broken)
+    with pytest.raises(ValueError, match="encoder failed"):
+        validate_tokens.token_counts(tok, [Episode.model_validate(r) for r in rows])
+
+
 def test_crashing_expectation_is_a_bug_not_bad_data(params):
     import pandas as pd
 
