@@ -183,6 +183,25 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off every object alive now, until the block ends.
+
+    Once 100k episodes are read, each full collection walks their millions of containers again, and what
+    follows the read (heavy imports, frames, rendering) allocates enough to trigger many: validate's tokenizer
+    and GX imports took twice as long. Frozen (`gc.freeze`), they are skipped. What the block allocates is
+    collected as usual; the frozen objects rejoin the oldest generation when it ends, unless something had
+    frozen objects before (`gc.unfreeze` would thaw those too, so everything stays frozen).
+    """
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
 def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
     """Write episodes atomically; returns how many were written."""
     return write_jsonl(path, (e.model_dump(mode="json", exclude_none=True) for e in episodes))

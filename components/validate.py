@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import Params, Validate
-from components.episode import atomic_dir, atomic_file
+from components.episode import atomic_dir, atomic_file, gc_frozen
 from components.result import StageResult
 from components.validate_frames import DETAIL, call_frame, episode_frame, share_frames, split_frame
 from components.validate_gx import expectations, run_suites, split_expectations
@@ -77,13 +77,14 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
     """
     path = Path(path)
     records = read_records(path)
-    base = params.path("base")
-    tokenizer = load_tokenizer(base)
-    calls = call_frame(path, records)
-    patterns, tools = share_frames(records, calls, params.ingest.shares)
-    frames = {"episodes": episode_frame(path, records, tokenizer), "calls": calls,
-              "patterns": patterns, "tools": tools}
-    unexpected = run_suites(frames, expectations(params.validate_, tokenizer is not None), docs)
+    with gc_frozen():  # the episodes live to the end: the collections of the steps below need not walk them
+        base = params.path("base")
+        tokenizer = load_tokenizer(base)
+        calls = call_frame(path, records)
+        patterns, tools = share_frames(records, calls, params.ingest.shares)
+        frames = {"episodes": episode_frame(path, records, tokenizer), "calls": calls,
+                  "patterns": patterns, "tools": tools}
+        unexpected = run_suites(frames, expectations(params.validate_, tokenizer is not None), docs)
     file_rules = [r for r in in_report_order(RULE_FRAME) if RULE_FRAME[r] != "splits"]
     outcomes = [RuleOutcome(rule, "passed") for rule in RECORD_RULES]
     outcomes += _outcomes(frames, unexpected, file_rules, params.validate_, f"no tokenizer at {base}")

@@ -1,4 +1,4 @@
-"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; GC pausing."""
+"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; the GC helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.episode import DataError, Episode, gc_paused, parse_line
+from components.episode import DataError, Episode, gc_frozen, gc_paused, parse_line
 
 WHERE = Path("episodes.jsonl")
 GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
@@ -61,3 +61,19 @@ def test_gc_paused_restores_the_collector(enabled):
         assert gc.isenabled() == enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_gc_frozen_thaws_only_what_it_froze():
+    alive = [{"n": k} for k in range(10)]
+    assert gc.get_freeze_count() == 0
+    with gc_frozen():
+        assert gc.get_freeze_count() >= len(alive)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # frozen by someone else before: stays frozen, with what the block froze
+    try:
+        before = gc.get_freeze_count()
+        with gc_frozen():
+            pass
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()
