@@ -1,4 +1,4 @@
-"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; the GC helpers."""
+"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; writing; the GC helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.episode import DataError, Episode, gc_frozen, gc_paused, parse_line
+from components.episode import DataError, Episode, gc_frozen, gc_paused, parse_line, read_jsonl, write_episodes
 
 WHERE = Path("episodes.jsonl")
 GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
@@ -48,6 +48,16 @@ def test_broken_line_names_its_rule(raw, message):
     with pytest.raises(DataError) as info:
         parse_line(raw, WHERE, 3)
     assert str(info.value).startswith(message)
+
+
+def test_written_episodes_read_back_as_their_json_dump(tmp_path):
+    episode = Episode.model_validate(GOOD)
+    episode.expected.goal = {"nan": float("nan"), "inf": float("inf"), "big": 2**80, "small": 1e-7, "pair": (1, 2),
+                             "text": "caf\u00e9\u2028\u0000"}  # U+2028 inside a line is no line break for JSONL
+    path = tmp_path / "episodes.jsonl"
+    assert write_episodes(path, [episode, episode]) == 2
+    expected = episode.model_dump(mode="json", exclude_none=True)  # NaN and infinities become null
+    assert [repr(row) for row in read_jsonl(path)] == [repr(expected)] * 2
 
 
 @pytest.mark.parametrize("enabled", [True, False])
