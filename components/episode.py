@@ -137,7 +137,18 @@ def iter_episodes(path: str | Path) -> Iterator[Episode]:
 
 
 def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
+    """The episode on one line of `path`.
+
+    Raises:
+        DataError: "<path>:<line>[ (id X)]: rule '<rule>': <detail>" for a line that is not UTF-8 (`utf8`), not
+            JSON (`json`), or not an episode (`record_schema`).
+    """
     where = f"{path}:{lineno}"
+    return episode_of(json_object(raw, where), where)
+
+
+def json_object(raw: bytes, where: str) -> dict[str, Any]:
+    """The JSON object on a line; DataError (rule `utf8`, `json` or `record_schema`) naming `where` otherwise."""
     try:
         # pydantic's parser (jiter) gives json.loads' value for every line both accept, and reads a line faster
         obj = from_json(raw, allow_inf_nan=True)
@@ -145,6 +156,11 @@ def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
         obj = _load_json(raw, where)
     if not isinstance(obj, dict):
         raise DataError(f"{where}: rule 'record_schema': a record must be a JSON object")
+    return obj
+
+
+def episode_of(obj: dict[str, Any], where: str) -> Episode:
+    """The episode a record holds; DataError (rule `record_schema`, the first error) naming `where` otherwise."""
     try:
         return Episode.model_validate(obj)
     except ValidationError as err:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components.episode import DataError, Episode, Tool, gc_paused, parse_line
+from components.episode import DataError, Episode, Tool, episode_of, gc_paused, json_object
 from components.toolcalls import same_call
 
 RULES = {  # rule name -> what it checks, in report order
@@ -119,8 +119,9 @@ def in_report_order(rules: dict[str, Any]) -> list[str]:
 def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episode]]:
     """Parse every line of an episodes file, collecting all record-rule failures.
 
-    Episodes with equal catalogs share one `tools` list, so 100k episodes hold one copy of the catalog
-    and per-catalog work (schema index, template rendering of the tools) can be keyed on `id(ep.tools)`.
+    Episodes with equal catalogs share one `tools` list (`SharedCatalogs`), so 100k episodes hold one copy of
+    the catalog and per-catalog work (schema index, template rendering of the tools) can be keyed on
+    `id(ep.tools)`.
 
     Args:
         path: The episodes file.
@@ -137,18 +138,24 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
         raise DataError(f"{path}: file not found (run the ingest stage first)")
     records: list[tuple[int, Episode]] = []
     broken: dict[str, list[tuple[str, str]]] = {}
-    catalogs: dict[tuple[str, ...], list[list[Tool]]] = {}
+    catalogs = SharedCatalogs()
     with path.open("rb") as handle, gc_paused():
         for lineno, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            where = f"{path}:{lineno}"
             try:
-                episode = parse_line(raw, path, lineno)
+                obj = json_object(raw, where)
+                raw_tools = obj.get("tools")
+                known = catalogs.known(raw_tools)
+                if known is not None:
+                    obj["tools"] = known  # validated before: pydantic keeps model instances as they are
+                episode = episode_of(obj, where)
             except DataError as err:
-                rule, record, detail = _parse_failure(err, f"{path}:{lineno}")
+                rule, record, detail = _parse_failure(err, where)
                 broken.setdefault(rule, []).append((record, detail))
                 continue
-            episode.tools = _shared_catalog(episode.tools, catalogs)
+            episode.tools = known if known is not None else catalogs.share(raw_tools, episode.tools)
             records.append((lineno, episode))
     if not records and not broken and not allow_empty:
         broken["non_empty"] = [(str(path), "the file holds no episode")]
@@ -169,14 +176,43 @@ def _parse_failure(err: DataError, where: str) -> tuple[str, str, str]:
     return rule, match["record"], detail
 
 
-def _shared_catalog(tools: list[Tool], seen: dict[tuple[str, ...], list[list[Tool]]]) -> list[Tool]:
-    """The first equal catalog seen before (same tool names, then full equality), else `tools` itself."""
-    candidates = seen.setdefault(tuple(t.function.name for t in tools), [])
-    for known in candidates:
-        if known == tools:
-            return known
-    candidates.append(tools)
-    return tools
+class SharedCatalogs:
+    """The catalogs (`tools` lists) of the episodes read so far, each validated once and shared.
+
+    A catalog equal to an earlier one (same tool names, then full equality of the validated tools) is replaced
+    by that one. Before validating a record, `known` finds the shared catalog of an earlier record whose raw
+    `tools` JSON was equal: that catalog validated, so it is reused instead of validating and comparing 100k
+    copies of the same catalog (a third of the time of reading them).
+    """
+
+    def __init__(self) -> None:
+        self._validated: dict[tuple[str, ...], list[list[Tool]]] = {}  # tool names -> shared catalogs
+        self._raw: dict[tuple[Any, ...], list[tuple[list[Any], list[Tool]]]] = {}  # names -> (raw JSON, catalog)
+
+    def known(self, raw_tools: Any) -> list[Tool] | None:
+        """The shared catalog of an earlier record whose raw `tools` equal `raw_tools`, else None."""
+        return next((tools for raw, tools in self._raw.get(_raw_names(raw_tools), ()) if raw == raw_tools), None)
+
+    def share(self, raw_tools: Any, tools: list[Tool]) -> list[Tool]:
+        """The first shared catalog equal to the validated `tools` (else `tools` itself, now shared)."""
+        candidates = self._validated.setdefault(tuple(t.function.name for t in tools), [])
+        shared = next((known for known in candidates if known == tools), None)
+        if shared is None:
+            candidates.append(shared := tools)
+        key = _raw_names(raw_tools)
+        if key is not None:
+            self._raw.setdefault(key, []).append((raw_tools, shared))
+        return shared
+
+
+def _raw_names(raw_tools: Any) -> tuple[Any, ...] | None:
+    """The tool names of a well-formed raw `tools` list (hashable), else None."""
+    try:
+        names = tuple(tool["function"]["name"] for tool in raw_tools)
+        hash(names)
+    except (TypeError, KeyError):
+        return None
+    return names
 
 
 # ----------------------------------------------------------------------------------- episode rules

@@ -129,6 +129,29 @@ def test_record_rules_report_every_broken_line(params, rows):
     assert str(err).startswith(f"{path}: 3 rule(s) failed\n  - utf8: 1 record(s): {path}:4: not UTF-8")
 
 
+def test_equal_catalogs_are_validated_once_and_shared(params, rows):
+    """Equal raw catalogs, and raw catalogs that validate equal (a default left out), share one list."""
+    from components.episode import parse_line
+
+    rows = rows[:6]
+    del rows[1]["tools"][0]["type"]  # "function" is the default: the same catalog once validated
+    rows[2]["tools"][0]["function"]["description"] = "Another description."  # another catalog
+    rows[3]["tools"][1]["function"]["name"] = ""  # a broken catalog fails its own record only
+    path = _write(params, rows)
+    with pytest.raises(ValidationFailed) as info:
+        validate.read_records(path)
+    assert list(_rules(info.value)) == ["record_schema"]
+    failure = _rules(info.value)["record_schema"]
+    assert failure.records == (f"{path}:4 (id {rows[3]['id']})",)
+    assert failure.detail == "tools.1.function.name: String should have at least 1 character"
+    del rows[3]
+    episodes = [e for _, e in validate.read_records(_write(params, rows))]
+    assert [e.model_dump() for e in episodes] == [parse_line(line, path, 1).model_dump()
+                                                  for line in path.read_bytes().splitlines()]
+    shared = episodes[0].tools
+    assert [e.tools is shared for e in episodes] == [True, True, False, True, True]
+
+
 @pytest.mark.parametrize("content", [b"", b"\n  \n"])
 def test_empty_file_fails_non_empty(params, content):
     path = params.path("raw")
