@@ -251,13 +251,30 @@ def _save_tokenizer(folder) -> None:
     tok.save_pretrained(folder)
 
 
+def _chatml_tokenizer(folder):
+    """The toy tokenizer with ChatML's special tokens and the project's template: a batch's shared system turn
+    can be cut off before a special token."""
+    from components.models import chat_template
+
+    _save_tokenizer(folder)
+    tok = validate.load_tokenizer(folder)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = chat_template()
+    return tok
+
+
+def _one_by_one(tok, episodes) -> list[int]:
+    """Each episode's length as `apply_chat_template(..., tokenize=True)` gives it, one call per episode."""
+    return [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
+                                        return_dict=True)["input_ids"]) for e in episodes]
+
+
 def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     params = params_factory(validate={"max_tokens": 100_000})  # the word-level toy tokenizer splits punctuation
     _save_tokenizer(params.path("base"))
     tok = validate.load_tokenizer(params.path("base"))
     episodes = [r for _, r in validate.read_records(_write(params, rows))]
-    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
-                                              return_dict=True)["input_ids"]) for e in episodes]
+    one_by_one = _one_by_one(tok, episodes)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
     assert validate.run(params).metrics["rules_checked"] == 14
@@ -270,38 +287,28 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
 def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
     """With ChatML special tokens the shared system turn (tools) is encoded once; counts stay exact."""
     from components.episode import Episode
-    from components.models import chat_template
 
-    _save_tokenizer(tmp_path)
-    tok = validate.load_tokenizer(tmp_path)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tok.chat_template = chat_template()
+    tok = _chatml_tokenizer(tmp_path)
     episodes = [Episode.model_validate(r) for r in rows]
     for ep in episodes[1:]:
         ep.tools = episodes[0].tools  # one shared catalog, as read_records makes it
     texts = tok.apply_chat_template([e.message_dicts() for e in episodes], tools=episodes[0].tool_dicts(),
                                     tokenize=False)
     assert texts[0][:validate_tokens._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
-    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
-                                              return_dict=True)["input_ids"]) for e in episodes]
+    one_by_one = _one_by_one(tok, episodes)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one
 
 
 def test_token_counts_over_many_batches_and_catalogs_stay_in_episode_order(tmp_path, rows, monkeypatch):
     """Batches of 4 (15 batches, more than the encoder thread's queue) over two interleaved catalogs."""
     from components.episode import Episode
-    from components.models import chat_template
 
-    _save_tokenizer(tmp_path)
-    tok = validate.load_tokenizer(tmp_path)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tok.chat_template = chat_template()
+    tok = _chatml_tokenizer(tmp_path)
     episodes = [Episode.model_validate(r) for r in rows]
     catalogs = episodes[0].tools, episodes[0].tools[:3]  # the second catalog lists fewer tools
     for k, ep in enumerate(episodes):
         ep.tools = catalogs[k % 3 == 0]
-    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
-                                              return_dict=True)["input_ids"]) for e in episodes]
+    one_by_one = _one_by_one(tok, episodes)
     monkeypatch.setattr(validate_tokens, "TOKEN_BATCH", 4)
     monkeypatch.setattr(validate_tokens, "CUT_CHECKS", 2)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one
