@@ -15,16 +15,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
 Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
 Role = Literal["system", "user", "assistant", "tool"]
+T = TypeVar("T")
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
 
@@ -200,19 +201,22 @@ def gc_paused() -> Iterator[None]:
 
 
 @contextmanager
-def gc_frozen() -> Iterator[None]:
-    """Keep the cyclic garbage collector off every object alive now, until the block ends.
+def gc_exempt(build: Callable[[], T]) -> Iterator[T]:
+    """What `build()` returns, built with the cyclic GC paused and kept out of its collections until the block ends.
 
-    Once 100k episodes are read, each full collection walks their millions of containers again, and what
-    follows the read (heavy imports, frames, rendering) allocates enough to trigger many: validate's tokenizer
-    and GX imports took twice as long. Frozen (`gc.freeze`), they are skipped. What the block allocates is
-    collected as usual; the frozen objects rejoin the oldest generation when it ends, unless something had
-    frozen objects before (`gc.unfreeze` would thaw those too, so everything stays frozen).
+    For an object graph that lives through the block (100k episodes: millions of containers): no collection walks
+    it while it is built (`gc_paused`), and it is frozen (`gc.freeze`) before the collector resumes, so none walks
+    it after either. Each walk costs about 2 s, and what follows (heavy imports, frames, rendering) triggers many:
+    validate's tokenizer and GX imports took twice as long. What the block allocates is collected as usual; at the
+    end the frozen objects rejoin the oldest generation, unless objects had been frozen before (`gc.unfreeze`
+    would thaw those too, so all stay frozen).
     """
     frozen_before = gc.get_freeze_count()
-    gc.freeze()
+    with gc_paused():
+        built = build()
+        gc.freeze()
     try:
-        yield
+        yield built
     finally:
         if not frozen_before:
             gc.unfreeze()

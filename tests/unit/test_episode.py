@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.episode import DataError, Episode, gc_frozen, gc_paused, parse_line, read_jsonl, write_episodes
+from components.episode import DataError, Episode, gc_exempt, gc_paused, parse_line, read_jsonl, write_episodes
 
 WHERE = Path("episodes.jsonl")
 GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
@@ -73,16 +73,16 @@ def test_gc_paused_restores_the_collector(enabled):
         (gc.enable if was else gc.disable)()
 
 
-def test_gc_frozen_thaws_only_what_it_froze():
-    alive = [{"n": k} for k in range(10)]
+def test_gc_exempt_freezes_what_it_built_until_the_block_ends():
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    with gc_exempt(lambda: [{"n": k} for k in range(1000)]) as built:
+        assert len(built) == 1000 and gc.isenabled()  # the collector runs, on new objects only
+        assert gc.get_freeze_count() >= len(built)
     assert gc.get_freeze_count() == 0
-    with gc_frozen():
-        assert gc.get_freeze_count() >= len(alive)
-    assert gc.get_freeze_count() == 0
-    gc.freeze()  # frozen by someone else before: stays frozen, with what the block froze
+    gc.freeze()  # objects frozen by someone else before: they stay frozen, with the block's
     try:
         before = gc.get_freeze_count()
-        with gc_frozen():
+        with gc_exempt(list):
             pass
         assert gc.get_freeze_count() >= before
     finally:
