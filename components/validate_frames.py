@@ -91,8 +91,11 @@ def _call_verdict(name: str, arguments: dict[str, Any],
 
 
 def _call_key(catalog: int, name: str, arguments: dict[str, Any]) -> tuple | None:
-    """A memo key for a call with scalar arguments (types included: 1, 1.0 and True differ), else None."""
-    key = catalog, name, tuple(sorted((k, type(v), v) for k, v in arguments.items()))
+    """A memo key for a call with scalar arguments (types included: 1, 1.0 and True differ), else None.
+
+    The arguments keep their order: the scorer reports errors in that order, and a verdict names the first.
+    """
+    key = catalog, name, tuple((k, type(v), v) for k, v in arguments.items())
     try:
         hash(key)
     except TypeError:  # an unhashable value (list, dict): checked every time

@@ -110,6 +110,19 @@ def test_argument_schema_violations_name_the_error_class(params, rows, tool, cha
     assert failure.detail.startswith(f"{kind}: {tool}")
 
 
+def test_calls_with_the_same_arguments_in_another_order_name_their_own_first_error(params, rows):
+    first, call = _first(rows, "get_weather")
+    call["arguments"].update(city=1, start_date=2)
+    second = next(i for i, r in enumerate(rows) if i > first and r["messages"][1].get("tool_calls")
+                  and r["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather")
+    reordered = rows[second]["messages"][1]["tool_calls"][0]["function"]
+    reordered["arguments"] = {"start_date": 2, "city": 1, "end_date": call["arguments"]["end_date"]}
+    _write(params, rows)
+    failure = _rules(_fail(params))["arguments_match_schema"]
+    assert [d.split(":")[:2] for d in failure.details] == [["wrong_type", " get_weather.city"],
+                                                            ["wrong_type", " get_weather.start_date"]]
+
+
 def test_record_rules_report_every_broken_line(params, rows):
     path = params.path("raw")
     lines = [json.dumps(r).encode() for r in rows[:6]]
