@@ -6,6 +6,8 @@ messages (OpenAI chat messages; tool-call arguments are JSON objects, never stri
 
 Reads/writes: any episodes JSONL file. Writes are atomic: a temporary file renamed into place, so a
 failed run never leaves a half-written file and the previous good version stays intact.
+`gc_paused` and `gc_exempt` keep Python's cyclic garbage collector from walking 100k episodes over and over
+while they are built and used (it has nothing to free there: episodes hold no reference cycles).
 """
 
 from __future__ import annotations

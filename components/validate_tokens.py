@@ -2,7 +2,8 @@
 
 Reads: the tokenizer saved in `paths.base` (`load_tokenizer`). Writes: nothing.
 `token_counts` gives each episode's length rendered with the tokenizer's chat template, tools included: what
-`len(apply_chat_template(episode))` gives, computed in batches.
+`len(apply_chat_template(episode))` gives, computed in batches that a worker thread encodes while the next one
+is rendered.
 """
 
 from __future__ import annotations
