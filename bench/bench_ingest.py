@@ -9,10 +9,11 @@ What it measures, each part in its own child process (so each peak memory is its
 - `baseline`: what a user would otherwise write for the same file: `json.loads` of every line and
   `jsonschema` validation against the episode JSON schema (`episode_json_schema()`), nothing more.
 
-Reported per part: wall seconds, CPU seconds (user + system: what the part costs on an otherwise idle
-machine, where CPU time bounds wall time for this single-threaded work) and peak resident memory
-(`ru_maxrss`, imports included), and the validate/baseline time ratio.
-Target on a 2-core machine: ingest + validate <= 90 s and <= 3 GB peak.
+Reported per part: wall seconds, CPU seconds (user + system, all threads: validate renders on one core while
+its encoder thread tokenizes on the other, so its CPU time exceeds its wall time) and peak resident memory
+(`ru_maxrss`, imports included), the validate/baseline time ratio, and the load average before and after (other
+processes on the machine slow every part down).
+Target on a 2-core machine: ingest + validate <= 90 s and <= 3 GB peak; the exit code is 1 over either.
 
 Usage (from the repository root):
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -109,8 +111,8 @@ def child(part: str, params_path: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    """Run every part and print a table (and the numbers as JSON)."""
+def main() -> int:
+    """Run every part and print a table (and the numbers as JSON); 1 when over the time or memory target."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new one under /tmp)")
@@ -119,24 +121,29 @@ def main() -> None:
     args = parser.parse_args()
     if args.part:
         print(json.dumps(run_part(args.part, args.params)))
-        return
+        return 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tooltune-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     params_path = write_params(workdir, args.episodes)
     save_base_tokenizer(workdir / "artifacts" / "base")
+    load_before = os.getloadavg()
     print(f"{args.episodes} episodes, workdir {workdir}", flush=True)
     numbers = {}
     for part in PARTS:
         n = numbers[part] = child(part, params_path)
         print(f"  {part:<9} {n['seconds']:>7.1f} s wall  {n['cpu_seconds']:>7.1f} s CPU  {n['peak_gb']:>5.2f} GB peak",
               flush=True)
+    load = {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]}
     stage = numbers["ingest"]["seconds"] + numbers["validate"]["seconds"]
     peak = max(numbers["ingest"]["peak_gb"], numbers["validate"]["peak_gb"])
     ratio = numbers["validate"]["seconds"] / max(numbers["baseline"]["seconds"], 1e-9)
+    within = stage <= TARGET_SECONDS and peak <= TARGET_GB
     print(f"  ingest + validate {stage:.1f} s (target <= {TARGET_SECONDS:.0f}), peak {peak:.2f} GB "
-          f"(target <= {TARGET_GB:.0f}); validate / baseline time {ratio:.2f}x")
-    print(json.dumps({"episodes": args.episodes, **numbers, "validate_over_baseline": round(ratio, 2)}))
+          f"(target <= {TARGET_GB:.0f}): {'ok' if within else 'OVER'}; validate / baseline time {ratio:.2f}x")
+    print(f"  load average (1, 5, 15 min): before {load['before']}, after {load['after']}")
+    print(json.dumps({"episodes": args.episodes, **numbers, "validate_over_baseline": round(ratio, 2), "load": load}))
+    return 0 if within else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,23 +6,30 @@ messages (OpenAI chat messages; tool-call arguments are JSON objects, never stri
 
 Reads/writes: any episodes JSONL file. Writes are atomic: a temporary file renamed into place, so a
 failed run never leaves a half-written file and the previous good version stays intact.
+`gc_paused` and `gc_exempt` keep Python's cyclic garbage collector from walking 100k episodes over and over
+while they are built and used (it has nothing to free there: episodes hold no reference cycles).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
 
 Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
 Role = Literal["system", "user", "assistant", "tool"]
+T = TypeVar("T")
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
 
 
 class DataError(ValueError):
@@ -115,7 +122,8 @@ def read_episodes(path: str | Path) -> list[Episode]:
     Raises:
         DataError: naming the file, the line and the rule broken (encoding, JSON, record schema).
     """
-    return list(iter_episodes(path))
+    with gc_paused():
+        return list(iter_episodes(path))
 
 
 def iter_episodes(path: str | Path) -> Iterator[Episode]:
@@ -134,17 +142,30 @@ def iter_episodes(path: str | Path) -> Iterator[Episode]:
 
 
 def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
+    """The episode on one line of `path`.
+
+    Raises:
+        DataError: "<path>:<line>[ (id X)]: rule '<rule>': <detail>" for a line that is not UTF-8 (`utf8`), not
+            JSON (`json`), or not an episode (`record_schema`).
+    """
     where = f"{path}:{lineno}"
+    return episode_of(json_object(raw, where), where)
+
+
+def json_object(raw: bytes, where: str) -> dict[str, Any]:
+    """The JSON object on a line; DataError (rule `utf8`, `json` or `record_schema`) naming `where` otherwise."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+        # pydantic's parser (jiter) gives json.loads' value for every line both accept, and reads a line faster
+        obj = from_json(raw, allow_inf_nan=True)
+    except ValueError:  # the stdlib names what is wrong, or reads what jiter refuses (lone surrogates, deep nesting)
+        obj = _load_json(raw, where)
     if not isinstance(obj, dict):
         raise DataError(f"{where}: rule 'record_schema': a record must be a JSON object")
+    return obj
+
+
+def episode_of(obj: dict[str, Any], where: str) -> Episode:
+    """The episode a record holds; DataError (rule `record_schema`, the first error) naming `where` otherwise."""
     try:
         return Episode.model_validate(obj)
     except ValidationError as err:
@@ -154,9 +175,65 @@ def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
         raise DataError(f"{where} (id {rid}): rule 'record_schema': {loc}: {first['msg']}") from None
 
 
+def _load_json(raw: bytes, where: str) -> Any:
+    """`json.loads` of a line; DataError naming rule `utf8` or `json` when it is not UTF-8 JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a block builds many objects that all stay alive.
+
+    Reading or generating 100k episodes allocates millions of containers, and every collection walks the ones
+    already built again: half the time of such a loop. Reference counting still frees whatever dies inside
+    the block; the collector resumes (if it was on) when the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def gc_exempt(build: Callable[[], T]) -> Iterator[T]:
+    """What `build()` returns, built with the cyclic GC paused and kept out of its collections until the block ends.
+
+    For an object graph that lives through the block (100k episodes: millions of containers): no collection walks
+    it while it is built (`gc_paused`), and it is frozen (`gc.freeze`) before the collector resumes, so none walks
+    it after either. Each walk costs about 2 s, and what follows (heavy imports, frames, rendering) triggers many:
+    validate's tokenizer and GX imports took twice as long. What the block allocates is collected as usual; at the
+    end the frozen objects rejoin the oldest generation, unless objects had been frozen before (`gc.unfreeze`
+    would thaw those too, so all stay frozen).
+    """
+    frozen_before = gc.get_freeze_count()
+    with gc_paused():
+        built = build()
+        gc.freeze()
+    try:
+        yield built
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
 def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
-    """Write episodes atomically; returns how many were written."""
-    return write_jsonl(path, (e.model_dump(mode="json", exclude_none=True) for e in episodes))
+    """Write episodes atomically, each as pydantic's compact JSON (NaN and infinities as null, big ints exact);
+    returns how many were written.
+
+    pydantic serialises in Rust, in about a third of the time `model_dump` + `json.dumps` take (6-9 s less for
+    100k episodes); the values read back are the same.
+    """
+    return _write_lines(path, (e.model_dump_json(exclude_none=True) for e in episodes))
 
 
 @contextmanager
@@ -191,10 +268,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write JSON lines atomically (temporary file + rename)."""
+    return _write_lines(path, (_ENCODER.encode(row) for row in rows))
+
+
+def _write_lines(path: str | Path, lines: Iterable[str]) -> int:
+    """Write one line per item atomically; returns how many were written."""
     count = 0
     with atomic_file(path) as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for line in lines:
+            handle.write(line + "\n")
             count += 1
     return count
 

@@ -14,26 +14,29 @@ from pathlib import Path
 from components import domains
 from components.config import ConfigError, Params
 from components.domains import sim
-from components.episode import DataError, Episode, write_episodes
+from components.episode import DataError, Episode, gc_exempt, write_episodes
 from components.importers import import_file
 from components.result import StageResult
 
 
 def run(params: Params) -> StageResult:
     """Generate the synthetic episodes, append the imported ones, write them all to `paths.raw`."""
-    generated = synthetic_episodes(params, params.project.domain) if params.ingest.source == "synthetic" else []
-    episodes = generated + imported_episodes(params)
     out = params.path("raw")
-    n = write_episodes(out, episodes)
-    by_pattern = Counter(e.pattern for e in episodes)
-    by_source = Counter(e.source for e in episodes)
-    heldout = sum(e.split == "test" for e in episodes)
+    with gc_exempt(lambda: _generated(params) + imported_episodes(params)) as episodes:
+        n = write_episodes(out, episodes)
+        by_pattern = Counter(e.pattern for e in episodes)
+        by_source = Counter(e.source for e in episodes)
+        heldout = sum(e.split == "test" for e in episodes)
     return StageResult(stage="ingest", outputs={"raw": str(out)},
                        metrics={"episodes": float(n), "heldout_episodes": float(heldout),
                                 **{f"pattern_{p}": float(c) for p, c in sorted(by_pattern.items())},
                                 **{f"source_{s}": float(c) for s, c in sorted(by_source.items())}},
                        details={"source": params.ingest.source, "domain": params.project.domain,
                                 "imports": [i.model_dump(exclude_none=True) for i in params.ingest.imports]})
+
+
+def _generated(params: Params) -> list[Episode]:
+    return synthetic_episodes(params, params.project.domain) if params.ingest.source == "synthetic" else []
 
 
 def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:

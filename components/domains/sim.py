@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from components.toolcalls import same_call
@@ -50,11 +51,21 @@ def lookup(value: str, choices: Sequence[str], what: str) -> str:
     Raises:
         ToolError: none matches; the message names the closest entry, so the caller can correct its call.
     """
-    match = next((c for c in choices if c.lower() == str(value).strip().lower()), None)
+    match = _by_folded_name(tuple(choices)).get(str(value).strip().lower())
     if match is None:
         hint = closest(value, choices)
         raise ToolError(f"unknown {what} {value!r}" + (f"; did you mean {hint!r}?" if hint else ""))
     return match
+
+
+@lru_cache(maxsize=64)
+def _by_folded_name(choices: tuple[str, ...]) -> dict[str, str]:
+    """Lowercased entry -> the first entry of `choices` with that lowercase form (built once per choice list:
+    generating 100k episodes looks up a city or symbol for nearly every call)."""
+    found: dict[str, str] = {}
+    for choice in choices:
+        found.setdefault(choice.lower(), choice)
+    return found
 
 
 def record(state: dict[str, Any], name: str, arguments: dict[str, Any], result: dict[str, Any]) -> str:

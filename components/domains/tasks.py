@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from components import toolcalls
 from components.domains import sim
-from components.episode import Episode, Tool
+from components.episode import Episode, Tool, gc_paused
 
 Call = dict[str, Any]
 Pool = tuple[list, list]  # (training side, held-out side)
@@ -215,9 +215,10 @@ def generate(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str
     rng.shuffle(patterns)
     seen: set[str] = set()
     episodes = []
-    for i, pattern in enumerate(patterns):
-        draw = partial(make, pattern, rng, rng.random() < heldout_fraction, i, tools)
-        episodes.append(_new_request(draw, seen) if unique else draw())
+    with gc_paused():
+        for i, pattern in enumerate(patterns):
+            draw = partial(make, pattern, rng, rng.random() < heldout_fraction, i, tools)
+            episodes.append(_new_request(draw, seen) if unique else draw())
     return episodes
 
 

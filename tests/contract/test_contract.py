@@ -266,8 +266,8 @@ def test_only_tracking_register_and_serving_import_mlflow():
     assert importers("mlflow", "components", "flows") - allowed == set()
 
 
-def test_only_validate_imports_great_expectations():
-    assert importers("great_expectations", "components", "flows") - {"components/validate.py"} == set()
+def test_only_validate_gx_imports_great_expectations():
+    assert importers("great_expectations", "components", "flows") - {"components/validate_gx.py"} == set()
 
 
 # --- (h) the real DVC reads dvc.yaml --------------------------------------------------------------

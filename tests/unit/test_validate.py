@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import validate
+from components import validate, validate_tokens
 from components.config import load_params
 from components.domains import travel_tasks
 from components.episode import DataError, write_jsonl
@@ -109,6 +109,19 @@ def test_argument_schema_violations_name_the_error_class(params, rows, tool, cha
     assert failure.detail.startswith(f"{kind}: {tool}")
 
 
+def test_calls_with_the_same_arguments_in_another_order_name_their_own_first_error(params, rows):
+    first, call = _first(rows, "get_weather")
+    call["arguments"].update(city=1, start_date=2)
+    second = next(i for i, r in enumerate(rows) if i > first and r["messages"][1].get("tool_calls")
+                  and r["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather")
+    reordered = rows[second]["messages"][1]["tool_calls"][0]["function"]
+    reordered["arguments"] = {"start_date": 2, "city": 1, "end_date": call["arguments"]["end_date"]}
+    _write(params, rows)
+    failure = _rules(_fail(params))["arguments_match_schema"]
+    assert [d.split(":")[:2] for d in failure.details] == [["wrong_type", " get_weather.city"],
+                                                            ["wrong_type", " get_weather.start_date"]]
+
+
 def test_record_rules_report_every_broken_line(params, rows):
     path = params.path("raw")
     lines = [json.dumps(r).encode() for r in rows[:6]]
@@ -126,6 +139,29 @@ def test_record_rules_report_every_broken_line(params, rows):
     assert found["record_schema"].records == (f"{path}:5 (id {rows[4]['id']})",)
     assert found["record_schema"].detail.startswith("tools: Field required")
     assert str(err).startswith(f"{path}: 3 rule(s) failed\n  - utf8: 1 record(s): {path}:4: not UTF-8")
+
+
+def test_equal_catalogs_are_validated_once_and_shared(params, rows):
+    """Equal raw catalogs, and raw catalogs that validate equal (a default left out), share one list."""
+    from components.episode import parse_line
+
+    rows = rows[:6]
+    del rows[1]["tools"][0]["type"]  # "function" is the default: the same catalog once validated
+    rows[2]["tools"][0]["function"]["description"] = "Another description."  # another catalog
+    rows[3]["tools"][1]["function"]["name"] = ""  # a broken catalog fails its own record only
+    path = _write(params, rows)
+    with pytest.raises(ValidationFailed) as info:
+        validate.read_records(path)
+    assert list(_rules(info.value)) == ["record_schema"]
+    failure = _rules(info.value)["record_schema"]
+    assert failure.records == (f"{path}:4 (id {rows[3]['id']})",)
+    assert failure.detail == "tools.1.function.name: String should have at least 1 character"
+    del rows[3]
+    episodes = [e for _, e in validate.read_records(_write(params, rows))]
+    assert [e.model_dump() for e in episodes] == [parse_line(line, path, 1).model_dump()
+                                                  for line in path.read_bytes().splitlines()]
+    shared = episodes[0].tools
+    assert [e.tools is shared for e in episodes] == [True, True, False, True, True]
 
 
 @pytest.mark.parametrize("content", [b"", b"\n  \n"])
@@ -227,14 +263,31 @@ def _save_tokenizer(folder) -> None:
     tok.save_pretrained(folder)
 
 
+def _chatml_tokenizer(folder):
+    """The toy tokenizer with ChatML's special tokens and the project's template: a batch's shared system turn
+    can be cut off before a special token."""
+    from components.models import chat_template
+
+    _save_tokenizer(folder)
+    tok = validate.load_tokenizer(folder)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = chat_template()
+    return tok
+
+
+def _one_by_one(tok, episodes) -> list[int]:
+    """Each episode's length as `apply_chat_template(..., tokenize=True)` gives it, one call per episode."""
+    return [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
+                                        return_dict=True)["input_ids"]) for e in episodes]
+
+
 def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     params = params_factory(validate={"max_tokens": 100_000})  # the word-level toy tokenizer splits punctuation
     _save_tokenizer(params.path("base"))
     tok = validate.load_tokenizer(params.path("base"))
     episodes = [r for _, r in validate.read_records(_write(params, rows))]
-    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
-                                              return_dict=True)["input_ids"]) for e in episodes]
-    assert validate.token_counts(tok, episodes) == one_by_one  # batching changes nothing
+    one_by_one = _one_by_one(tok, episodes)
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
     assert validate.run(params).metrics["rules_checked"] == 14
     assert "| max_tokens | passed | 0 |" in (params.path("reports") / "validation.md").read_text()
@@ -246,21 +299,45 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
 def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
     """With ChatML special tokens the shared system turn (tools) is encoded once; counts stay exact."""
     from components.episode import Episode
-    from components.models import chat_template
 
-    _save_tokenizer(tmp_path)
-    tok = validate.load_tokenizer(tmp_path)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tok.chat_template = chat_template()
+    tok = _chatml_tokenizer(tmp_path)
     episodes = [Episode.model_validate(r) for r in rows]
     for ep in episodes[1:]:
         ep.tools = episodes[0].tools  # one shared catalog, as read_records makes it
     texts = tok.apply_chat_template([e.message_dicts() for e in episodes], tools=episodes[0].tool_dicts(),
                                     tokenize=False)
-    assert texts[0][:validate._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
-    one_by_one = [len(tok.apply_chat_template(e.message_dicts(), tools=e.tool_dicts(), tokenize=True,
-                                              return_dict=True)["input_ids"]) for e in episodes]
-    assert validate.token_counts(tok, episodes) == one_by_one
+    assert texts[0][:validate_tokens._shared_prefix(tok, texts)].count("Tools:") == 1  # the cut is after the tool list
+    one_by_one = _one_by_one(tok, episodes)
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one
+
+
+def test_token_counts_over_many_batches_and_catalogs_stay_in_episode_order(tmp_path, rows, monkeypatch):
+    """Batches of 4 (15 batches, more than the encoder thread's queue) over two interleaved catalogs."""
+    from components.episode import Episode
+
+    tok = _chatml_tokenizer(tmp_path)
+    episodes = [Episode.model_validate(r) for r in rows]
+    catalogs = episodes[0].tools, episodes[0].tools[:3]  # the second catalog lists fewer tools
+    for k, ep in enumerate(episodes):
+        ep.tools = catalogs[k % 3 == 0]
+    one_by_one = _one_by_one(tok, episodes)
+    monkeypatch.setattr(validate_tokens, "TOKEN_BATCH", 4)
+    monkeypatch.setattr(validate_tokens, "CUT_CHECKS", 2)
+    assert validate_tokens.token_counts(tok, episodes) == one_by_one
+
+
+def test_token_counts_raise_what_the_encoder_thread_raised(tmp_path, rows, monkeypatch):
+    from components.episode import Episode
+
+    _save_tokenizer(tmp_path)
+    tok = validate.load_tokenizer(tmp_path)
+
+    def broken(tokenizer, texts):
+        raise ValueError("encoder failed")
+
+    monkeypatch.setattr(validate_tokens, "_lengths", broken)
+    with pytest.raises(ValueError, match="encoder failed"):
+        validate_tokens.token_counts(tok, [Episode.model_validate(r) for r in rows])
 
 
 def test_crashing_expectation_is_a_bug_not_bad_data(params):

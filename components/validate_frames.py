@@ -1,0 +1,142 @@
+"""The frames the validate stage's Great Expectations suites check, and how a failing row is worded.
+
+Reads: parsed records (`validate_rules.read_records`) and, for build's cross-split check, the split files.
+Writes: nothing. One row per episode (`episode_frame`: id, each per-episode rule's verdict, the token length),
+per call made or expected (`call_frame`: the scorer's unknown-tool and argument verdicts), per pattern and per
+catalog tool (`share_frames`), and per episode of every split (`split_frame`: id and user-text key). A verdict
+column holds the error text, None when the row is sound; `DETAIL` turns a failing row into the report's words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.config import Validate
+from components.episode import Episode
+from components.toolcalls import schema_errors, tool_index
+from components.validate_rules import EPISODE_RULES, SPLITS, read_records, user_text_key
+from components.validate_tokens import token_counts
+
+DETAIL: dict[str, Callable[[pd.Series, Validate], str]] = {  # rule -> what is wrong with a failing row
+    "unique_id": lambda row, v: f"id {row['id']!r} is used by more than one record",
+    **{rule: (lambda row, v, column=f"{rule}_error": str(row[column])) for rule in EPISODE_RULES},
+    "max_tokens": lambda row, v: f"{row['n_tokens']} tokens > validate.max_tokens={v.max_tokens}",
+    "known_tool": lambda row, v: f"{row['tool_error']} ({row['where']} step {row['step']})",
+    "arguments_match_schema": lambda row, v: f"{row['args_error']} ({row['where']} step {row['step']})",
+    "pattern_share": lambda row, v: (
+        f"share {row['share']:.3f} < validate.min_pattern_share={v.min_pattern_share}" if row["count"]
+        else f"absent, though ingest.shares gives it {row['configured']}"),
+    "tool_share": lambda row, v: (f"used in {row['count']} of {row['total']} calls ({row['share']:.3f}) "
+                                  f"< validate.min_tool_share={v.min_tool_share}"),
+    "split_unique_id": lambda row, v: f"id {row['id']!r} is in more than one split",
+    "split_leakage": lambda row, v: (f"{row['pattern']} episode whose user text (key {row['key']}) is also in "
+                                     f"split(s) {row['leak_error']}"),
+}
+
+
+def _where(path: Path, line: int, episode: Episode) -> str:
+    return f"{path}:{line} (id {episode.id})"
+
+
+def episode_frame(path: Path, records: list[tuple[int, Episode]], tokenizer: Any | None) -> pd.DataFrame:
+    """One row per episode: id, `<rule>_error` per episode rule (None when sound) and, with a tokenizer,
+    the rendered length."""
+    columns = [f"{rule}_error" for rule in EPISODE_RULES]
+    rows = [(_where(path, line, ep), ep.id, *(check(ep) for check in EPISODE_RULES.values())) for line, ep in records]
+    frame = pd.DataFrame(rows, columns=["record", "id", *columns])
+    if tokenizer is not None:
+        frame["n_tokens"] = token_counts(tokenizer, [ep for _, ep in records])
+    return frame
+
+
+def call_frame(path: Path, records: list[tuple[int, Episode]]) -> pd.DataFrame:
+    """One row per call, made (`messages`) or expected (`expected`), with the scorer's verdicts.
+
+    Verdicts are memoised per (catalog, call): an expected call usually repeats the call made, and
+    generated data repeats argument sets, so the JSON-schema checks run once per distinct call.
+    """
+    rows = []
+    indexes: dict[int, dict[str, dict[str, Any]]] = {}  # id(catalog) -> tool_index (catalogs are shared)
+    verdicts: dict[tuple, tuple[str | None, str | None]] = {}
+    for line, ep in records:
+        index = indexes.get(id(ep.tools))
+        if index is None:
+            index = indexes[id(ep.tools)] = tool_index(ep.tool_dicts())
+        record = _where(path, line, ep)
+        for where, steps in (("messages", _message_steps(ep)), ("expected", ep.expected.steps)):
+            for k, step in enumerate(steps):
+                for call in step:
+                    key = _call_key(id(ep.tools), call.name, call.arguments)
+                    verdict = verdicts.get(key) if key else None
+                    if verdict is None:
+                        verdict = _call_verdict(call.name, call.arguments, index)
+                        if key:
+                            verdicts[key] = verdict
+                    rows.append((record, where, k, call.name, *verdict))
+    return pd.DataFrame(rows, columns=["record", "where", "step", "tool_name", "tool_error", "args_error"])
+
+
+def _call_verdict(name: str, arguments: dict[str, Any],
+                  index: dict[str, dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(unknown-tool error, first argument error) of one call, each None when there is none."""
+    errors = schema_errors({"name": name, "arguments": arguments}, index)
+    tool = next((d for kind, d in errors if kind == "hallucinated_tool"), None)
+    args = next((f"{kind}: {d}" for kind, d in errors if kind != "hallucinated_tool"), None)
+    return tool, args
+
+
+def _call_key(catalog: int, name: str, arguments: dict[str, Any]) -> tuple | None:
+    """A memo key for a call with scalar arguments (types included: 1, 1.0 and True differ), else None.
+
+    The arguments keep their order: the scorer reports errors in that order, and a verdict names the first.
+    """
+    key = catalog, name, tuple((k, type(v), v) for k, v in arguments.items())
+    try:
+        hash(key)
+    except TypeError:  # an unhashable value (list, dict): checked every time
+        return None
+    return key
+
+
+def _message_steps(episode: Episode) -> list[list[Any]]:
+    """The calls (`FunctionCall`s) of each assistant turn that calls tools."""
+    return [[tc.function for tc in m.tool_calls] for m in episode.messages if m.role == "assistant" and m.tool_calls]
+
+
+def share_frames(records: list[tuple[int, Episode]], calls: pd.DataFrame,
+                 shares: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pattern shares (present or configured patterns) and tool shares (over the calls made)."""
+    patterns = Counter(ep.pattern for _, ep in records)
+    names = sorted(set(patterns) | {p for p, s in shares.items() if s > 0})
+    pattern_rows = [{"record": f"pattern {p!r}", "count": patterns[p], "share": patterns[p] / len(records),
+                     "configured": shares.get(p, 0.0)} for p in names]
+    made = calls.loc[calls["where"] == "messages", "tool_name"]
+    used, total = Counter(made), len(made)
+    catalogs = {id(ep.tools): ep.tools for _, ep in records}
+    catalog = sorted({t.function.name for tools in catalogs.values() for t in tools})
+    tool_rows = [{"record": f"tool {t!r}", "count": used[t], "share": used[t] / total if total else 0.0,
+                  "total": total} for t in catalog]
+    return (pd.DataFrame(pattern_rows, columns=["record", "count", "share", "configured"]),
+            pd.DataFrame(tool_rows, columns=["record", "count", "share", "total"]))
+
+
+def split_frame(split_dir: Path, exempt: list[str], shown_as: Path) -> pd.DataFrame:
+    """One row per episode of every split file: id, user-text key and the other splits that hold that key."""
+    rows = []
+    for name in SPLITS:
+        shown = shown_as / f"{name}.jsonl"
+        rows += [(_where(shown, line, ep), name, ep.id, ep.pattern, user_text_key(ep))
+                 for line, ep in read_records(split_dir / f"{name}.jsonl", allow_empty=True)]
+    held: dict[str, set[str]] = {}
+    for _, name, _, _, key in rows:
+        held.setdefault(key, set()).add(name)
+    frame = pd.DataFrame(rows, columns=["record", "split", "id", "pattern", "key"])
+    frame["leak_error"] = [None if pattern in exempt else (", ".join(sorted(held[key] - {name})) or None)
+                           for _, name, _, pattern, key in rows]
+    return frame
+

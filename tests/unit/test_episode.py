@@ -1,0 +1,89 @@
+"""Episode lines: parsing reads what `json.loads` reads and names the rule of a broken line; writing; the GC helpers."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import pytest
+
+from components.episode import DataError, Episode, gc_exempt, gc_paused, parse_line, read_jsonl, write_episodes
+
+WHERE = Path("episodes.jsonl")
+GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        "expected": {"steps": []}}
+
+
+def _line(goal_json: str) -> bytes:
+    """A good record whose `expected.goal` is the given JSON text, verbatim."""
+    text = json.dumps({**GOOD, "expected": {"steps": [], "goal": {}}})
+    return text.replace('"goal": {}', f'"goal": {goal_json}').encode()
+
+
+@pytest.mark.parametrize("goal", [
+    '{"big": 18446744073709551616, "low": -9223372036854775809}',  # past 64 bits: still ints, not floats
+    '{"nan": NaN, "inf": Infinity, "ninf": -Infinity, "huge": 1e400, "tiny": 5e-324, "neg0": -0.0}',
+    '{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "nul": "\\u0000"}',  # the fast parser refuses lone surrogates
+    '{"a": 1, "a": 2}',  # the last duplicate wins
+    '{"deep": ' + "[" * 300 + "]" * 300 + "}",  # deeper than the fast parser goes
+])
+def test_parse_line_reads_what_json_loads_reads(goal):
+    raw = _line(goal)
+    expected = Episode.model_validate(json.loads(raw.decode()))
+    assert repr(parse_line(raw, WHERE, 1).model_dump()) == repr(expected.model_dump())  # types, signs, NaN
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"id": "caf\xe9"}', "episodes.jsonl:3: rule 'utf8': not UTF-8 text (invalid continuation byte at byte 11)"),
+    (b'{"id": "x", ', "episodes.jsonl:3: rule 'json': invalid JSON (Expecting property name enclosed in double quotes "
+                     "at column 13)"),
+    (b"\xef\xbb\xbf" + json.dumps(GOOD).encode(), "episodes.jsonl:3: rule 'json': invalid JSON (Unexpected UTF-8 BOM "
+                                                   "(decode using utf-8-sig) at column 1)"),
+    (b"[1, 2]", "episodes.jsonl:3: rule 'record_schema': a record must be a JSON object"),
+    (json.dumps({**GOOD, "pattern": "odd"}).encode(), "episodes.jsonl:3 (id e1): rule 'record_schema': pattern: "),
+])
+def test_broken_line_names_its_rule(raw, message):
+    with pytest.raises(DataError) as info:
+        parse_line(raw, WHERE, 3)
+    assert str(info.value).startswith(message)
+
+
+def test_written_episodes_read_back_as_their_json_dump(tmp_path):
+    episode = Episode.model_validate(GOOD)
+    episode.expected.goal = {"nan": float("nan"), "inf": float("inf"), "big": 2**80, "small": 1e-7, "pair": (1, 2),
+                             "text": "caf\u00e9\u2028\u0000"}  # U+2028 inside a line is no line break for JSONL
+    path = tmp_path / "episodes.jsonl"
+    assert write_episodes(path, [episode, episode]) == 2
+    expected = episode.model_dump(mode="json", exclude_none=True)  # NaN and infinities become null
+    assert [repr(row) for row in read_jsonl(path)] == [repr(expected)] * 2
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_paused_restores_the_collector(enabled):
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the block failed")
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_gc_exempt_freezes_what_it_built_until_the_block_ends():
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    with gc_exempt(lambda: [{"n": k} for k in range(1000)]) as built:
+        assert len(built) == 1000 and gc.isenabled()  # the collector runs, on new objects only
+        assert gc.get_freeze_count() >= len(built)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # objects frozen by someone else before: they stay frozen, with the block's
+    try:
+        before = gc.get_freeze_count()
+        with gc_exempt(list):
+            pass
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()
