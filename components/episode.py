@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,8 @@ Role = Literal["system", "user", "assistant", "tool"]
 T = TypeVar("T")
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 class DataError(ValueError):
@@ -109,6 +112,13 @@ class Episode(_Strict):
         msgs = self.message_dicts()
         first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         return msgs[:first]
+
+
+def user_text(episode: Episode) -> str:
+    """The episode's user turns lowercased, punctuation stripped, whitespace collapsed: how generation keeps
+    requests unique and build's leakage check compares them across splits."""
+    text = " ".join(m.content or "" for m in episode.messages if m.role == "user")
+    return " ".join(_PUNCTUATION.sub("", text.lower()).split())
 
 
 def episode_json_schema() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components.episode import DataError, Episode, Tool, episode_of, gc_paused, json_object
+from components.episode import DataError, Episode, Tool, episode_of, gc_paused, json_object, user_text
 from components.toolcalls import same_call
 
 RULES = {  # rule name -> what it checks, in report order
@@ -52,7 +52,6 @@ SPLITS = ("train", "val", "test")
 SHOWN = 3  # failing records quoted per rule
 _PARSE_ERROR = re.compile(r"^(?P<record>.*?): rule '(?P<rule>\w+)': (?P<detail>.*)$", re.DOTALL)
 _ARGUMENTS_LOC = re.compile(r"^[\w.]*\barguments: ")  # a record_schema error located at a call's `arguments`
-_PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -301,7 +300,5 @@ def episode_problems(episode: Episode) -> dict[str, str]:
 
 def user_text_key(episode: Episode) -> str:
     """Hash of the episode's user turns, lowercased, punctuation stripped and whitespace collapsed."""
-    text = " ".join(m.content or "" for m in episode.messages if m.role == "user")
-    normal = " ".join(_PUNCTUATION.sub("", text.lower()).split())
-    return hashlib.blake2b(normal.encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b(user_text(episode).encode(), digest_size=8).hexdigest()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,14 +18,13 @@ from typing import Any, TypeVar
 
 from components import toolcalls
 from components.domains import sim
-from components.episode import Episode, Tool, gc_paused
+from components.episode import Episode, Tool, user_text, gc_paused
 
 Call = dict[str, Any]
 Pool = tuple[list, list]  # (training side, held-out side)
 Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
 K = TypeVar("K")
 MAX_DRAWS = 50  # draws of one episode before `generate(unique=True)` gives up
-_PUNCTUATION = re.compile(r"[^\w\s]")
 
 # Training-side framing only (held-out phrasings stay bare): the request itself must decide the tool.
 PREFIXES = ("", "", "", "Hi! ", "Hello, ", "Quick question: ", "Please help: ", "Hey, ")
@@ -231,14 +229,11 @@ def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
     """
     for _ in range(MAX_DRAWS):
         episode = draw()
-        key = _request_key(episode)
+        key = user_text(episode)
         if not episode.expected.steps or key not in seen:
             seen.add(key)
             return episode
     raise RuntimeError(f"{episode.pattern}: no new request in {MAX_DRAWS} draws; the value pools are too small")
 
 
-def _request_key(episode: Episode) -> str:
-    """The user turns lowercased, punctuation stripped, whitespace collapsed (validate's `user_text_key` rule)."""
-    text = " ".join(m.content or "" for m in episode.messages if m.role == "user")
-    return " ".join(_PUNCTUATION.sub("", text.lower()).split())
+

@@ -114,8 +114,6 @@ FOLLOW_UPS = {
     ("search_hotels", "search_flights"): (
         [], ["How do I get there from {origin}? I'd fly on {d1}."]),
 }
-NO_CALL_REPLIES = ("I can help with weather forecasts, flights, hotels, itineraries and flight bookings. "
-                   "That request needs none of them.")
 PASSENGERS = (["Ana Silva", "Tom Becker", "Mia Rossi", "Li Wei", "Sara Novak", "John Smith", "Eva Berg"],
               ["Omar Haddad", "Nina Kovacs", "Yuki Sato"])
 LONG_RANGE_DAYS = (8, 12)  # recovery: a forecast range past the simulator's limit, in days after the start
