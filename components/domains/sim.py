@@ -28,9 +28,21 @@ def stable_hash(*parts: Any) -> int:
 def closest(value: str, choices: Sequence[str]) -> str | None:
     """The entry of `choices` fewest edits away from `value` (case-insensitive; see `edits`), if at most a third
     of its letters (at least one) differ: the hint a tool error gives for a misspelt name."""
-    typed = str(value).strip().lower()
-    best = min(choices, key=lambda c: (edits(typed, c.lower()), c))
-    return best if edits(typed, best.lower()) <= max(1, len(best) // 3) else None
+    return _closest(str(value).strip().lower(), tuple(choices))
+
+
+@lru_cache(maxsize=65536)  # generation asks again and again about the same few thousand misspellings
+def _closest(typed: str, choices: tuple[str, ...]) -> str | None:
+    best, best_edits = None, None
+    # shortest length gap first: a gap is a lower bound on the edits, so once it exceeds the best count found no
+    # later entry can beat or tie it (same result as min over all by (edits, entry), far fewer distances)
+    for c in sorted(choices, key=lambda c: abs(len(c) - len(typed))):
+        if best_edits is not None and abs(len(c) - len(typed)) > best_edits:
+            break
+        d = edits(typed, c.lower())
+        if best_edits is None or (d, c) < (best_edits, best):
+            best, best_edits = c, d
+    return best if best is not None and best_edits <= max(1, len(best) // 3) else None
 
 
 def edits(a: str, b: str) -> int:
