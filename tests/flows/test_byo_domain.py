@@ -48,7 +48,7 @@ def write_byo_data(folder: Path, n: int = 400) -> None:
     (folder / "trajectories.jsonl").write_text("".join(json.dumps(openai_record(e)) + "\n" for e in episodes))
 
 
-def test_catalog_domain_runs_the_whole_pipeline_with_single_step_fallback(tmp_path):
+def test_catalog_domain_runs_the_whole_pipeline_with_single_step_fallback(tmp_path, monkeypatch):
     write_byo_data(tmp_path / "data" / "imports")
     path = write_params(
         tmp_path, "quick",
@@ -60,6 +60,8 @@ def test_catalog_domain_runs_the_whole_pipeline_with_single_step_fallback(tmp_pa
         sft={"max_steps": 8}, reward_model={"max_steps": 2}, rl={"max_steps": 1, "batch_size": 4},
         register={"model_name": "tooltune-desk"})
     params = load_params(path, profile="")
+    # mlflow.set_tracking_uri exports $MLFLOW_TRACKING_URI, which tracking reads first: set here, so it is undone
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", params.tracking.uri)
 
     results = pipeline(params_path=str(path))
 
