@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -33,28 +34,42 @@ def closest(value: str, choices: Sequence[str]) -> str | None:
 
 @lru_cache(maxsize=65536)  # generation asks again and again about the same few thousand misspellings
 def _closest(typed: str, choices: tuple[str, ...]) -> str | None:
-    best, best_edits = None, None
-    # shortest length gap first: a gap is a lower bound on the edits, so once it exceeds the best count found no
-    # later entry can beat or tie it (same result as min over all by (edits, entry), far fewer distances)
-    for c in sorted(choices, key=lambda c: abs(len(c) - len(typed))):
-        if best_edits is not None and abs(len(c) - len(typed)) > best_edits:
-            break
-        d = edits(typed, c.lower())
-        if best_edits is None or (d, c) < (best_edits, best):
-            best, best_edits = c, d
-    return best if best is not None and best_edits <= max(1, len(best) // 3) else None
+    # Same result as min over all entries by (edits, entry), far fewer letters compared. Iterative deepening: pass
+    # `bound` looks only at entries whose length gap (a lower bound on the edits) is within it, with distances
+    # cut off above it; the first pass that finds any entry within its bound has found every entry at the least
+    # distance. An entry over `cap` edits is over its own threshold, so no pass goes beyond `cap`.
+    cap = max(1, max((len(c) for c in choices), default=0) // 3)
+    for bound in range(1, cap + 1):
+        near = [(d, c) for c in choices
+                if abs(len(c) - len(typed)) <= bound and (d := edits(typed, c.lower(), bound)) <= bound]
+        if near:
+            d, best = min(near)
+            return best if d <= max(1, len(best) // 3) else None
+    return None
 
 
-def edits(a: str, b: str) -> int:
+def edits(a: str, b: str, bound: int | None = None) -> int:
     """Letters to insert, delete, replace or swap with a neighbour to turn `a` into `b` (optimal string
-    alignment distance)."""
-    d = [[i + j if not i * j else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    alignment distance). With `bound`, exact up to `bound` and `bound + 1` for any larger distance: the rows
+    stop as soon as no alignment can come back under it."""
+    start = len(os.path.commonprefix([a, b]))  # a shared prefix or suffix costs no edit
+    end = len(os.path.commonprefix([a[start:][::-1], b[start:][::-1]]))
+    a, b = a[start:len(a) - end], b[start:len(b) - end]
+    limit = max(len(a), len(b)) if bound is None else bound
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before, row = None, list(range(len(b) + 1))
     for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
         for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (a[i - 1] != b[j - 1]))
+            if before is not None and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        # every later row holds at least min(this row, the row before + 1) (a swap reaches back two rows)
+        if min(min(current), min(row) + 1) > limit:
+            return limit + 1
+        before, row = row, current
+    return min(row[len(b)], limit + 1)
 
 
 def lookup(value: str, choices: Sequence[str], what: str) -> str:
