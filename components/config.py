@@ -92,6 +92,8 @@ class Ingest(_Frozen):
     shares: dict[str, float]
     heldout_fraction: float = Field(gt=0, lt=1)
     imports: list[Import] = Field(default_factory=list)
+    workers: int = Field(default=0, ge=0, description="processes that draw the synthetic episodes (0: one per CPU "
+                                                      "core); the episodes are the same for any number")
 
     @model_validator(mode="after")
     def _shares(self) -> "Ingest":

@@ -8,13 +8,16 @@ Run: `python -m components.ingest`.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from itertools import chain
 from pathlib import Path
 
 from components import domains
 from components.config import ConfigError, Params
 from components.domains import sim
-from components.episode import DataError, Episode, gc_exempt, write_episodes
+from components.domains.tasks import Generated
+from components.episode import DataError, Episode, gc_exempt, write_lines
 from components.importers import import_file
 from components.result import StageResult
 
@@ -22,11 +25,13 @@ from components.result import StageResult
 def run(params: Params) -> StageResult:
     """Generate the synthetic episodes, append the imported ones, write them all to `paths.raw`."""
     out = params.path("raw")
-    with gc_exempt(lambda: _generated(params) + imported_episodes(params)) as episodes:
-        n = write_episodes(out, episodes)
-        by_pattern = Counter(e.pattern for e in episodes)
-        by_source = Counter(e.source for e in episodes)
-        heldout = sum(e.split == "test" for e in episodes)
+    generated = _generated(params)
+    with gc_exempt(lambda: imported_episodes(params)) as imported:
+        n = write_lines(out, chain((g.line for g in generated),
+                                   (e.model_dump_json(exclude_none=True) for e in imported)))
+        by_pattern = Counter(g.pattern for g in generated) + Counter(e.pattern for e in imported)
+        by_source = Counter({"synthetic": len(generated)} if generated else {}) + Counter(e.source for e in imported)
+        heldout = sum(g.held for g in generated) + sum(e.split == "test" for e in imported)
     return StageResult(stage="ingest", outputs={"raw": str(out)},
                        metrics={"episodes": float(n), "heldout_episodes": float(heldout),
                                 **{f"pattern_{p}": float(c) for p, c in sorted(by_pattern.items())},
@@ -35,8 +40,14 @@ def run(params: Params) -> StageResult:
                                 "imports": [i.model_dump(exclude_none=True) for i in params.ingest.imports]})
 
 
-def _generated(params: Params) -> list[Episode]:
-    return synthetic_episodes(params, params.project.domain) if params.ingest.source == "synthetic" else []
+def _generated(params: Params) -> list[Generated]:
+    """The built-in domain's synthetic episodes as JSON lines, drawn by `ingest.workers` processes."""
+    if params.ingest.source != "synthetic":
+        return []
+    cfg = params.ingest
+    domain = _generator(params, params.project.domain)
+    workers = cfg.workers or len(os.sched_getaffinity(0))
+    return domain.generate_lines(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed, workers)
 
 
 def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
@@ -46,14 +57,23 @@ def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
         ConfigError: `domain_name` is not a built-in domain.
     """
     cfg = params.ingest
+    return _generator(params, domain_name).generate(cfg.n_episodes, cfg.shares, cfg.heldout_fraction,
+                                                    params.project.seed)
+
+
+def _generator(params: Params, domain_name: str) -> domains.Domain:
+    """The built-in domain `domain_name`, which has a generator.
+
+    Raises:
+        ConfigError: `domain_name` is the project's catalog-only domain, or no built-in domain.
+    """
     if domain_name == params.project.domain and params.project.catalog is not None:
         raise ConfigError(f"domain {domain_name!r} is a tool catalog ({params.project.catalog}) with no generator: "
                           "import its episodes instead")
     try:
-        domain = domains.get(domain_name)
+        return domains.get(domain_name)
     except KeyError as err:
         raise ConfigError(str(err.args[0])) from None
-    return domain.generate(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed)
 
 
 def source_episodes(params: Params, source: str, path: str | None, domain: str | None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,7 +38,7 @@ from components.validate_rules import (RECORD_RULES, RULE_FRAME, RULES, RuleOutc
                                        in_report_order, read_records)
 # Also the stage's API for build, importers and tests, so they need not know the modules behind it:
 from components.validate_rules import SPLITS, RuleFailure, episode_problems
-from components.validate_tokens import load_tokenizer
+from components.validate_tokens import counting_in_background
 
 
 def _outcomes(frames: dict[str, pd.DataFrame], unexpected: dict[str, list[int]], rules: list[str],
@@ -52,6 +53,14 @@ def _outcomes(frames: dict[str, pd.DataFrame], unexpected: dict[str, list[int]],
         items = [(frame.at[i, "record"], DETAIL[rule](frame.loc[i], v)) for i in unexpected[rule]]
         outcomes.append(RuleOutcome(rule, "failed", failure_of(rule, items)) if items else RuleOutcome(rule, "passed"))
     return outcomes
+
+
+def _one_per_record(counts: list[int], records: list[tuple[int, Any]], path: Path) -> list[int]:
+    """The token counts, checked to be one per record read (the child read the same file)."""
+    if len(counts) != len(records):
+        raise RuntimeError(f"{path}: {len(counts)} token counts for {len(records)} records: the file changed "
+                           "while it was validated")
+    return counts
 
 
 def _raise_failures(path: Path, outcomes: list[RuleOutcome]) -> None:
@@ -73,18 +82,22 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
 
     Raises:
         ValidationFailed: Some rule failed; it lists every broken rule.
-        RuntimeError: A GX expectation crashed (a bug, not bad data).
+        RuntimeError: A GX expectation crashed, or counting tokens did (a bug, not bad data).
     """
     path = Path(path)
-    with gc_exempt(lambda: read_records(path)) as records:  # the episodes live to the end of the checks
-        base = params.path("base")
-        tokenizer = load_tokenizer(base)
+    base = params.path("base")
+    # the token counts come from a child process that reads the file while this one checks everything else
+    with counting_in_background(path, base) as wait_for_counts, \
+            gc_exempt(lambda: read_records(path)) as records:  # the episodes live to the end of the checks
         calls = call_frame(path, records)
         configured = params.ingest.shares if params.ingest.source == "synthetic" else {}  # imports only: no quota
         patterns, tools = share_frames(records, calls, configured)
-        frames = {"episodes": episode_frame(path, records, tokenizer), "calls": calls,
-                  "patterns": patterns, "tools": tools}
-        unexpected = run_suites(frames, expectations(params.validate_, tokenizer is not None), docs)
+        episodes = episode_frame(path, records)
+        checks = expectations(params.validate_, wait_for_counts is not None)
+        if wait_for_counts is not None:
+            episodes["n_tokens"] = _one_per_record(wait_for_counts(), records, path)
+        frames = {"episodes": episodes, "calls": calls, "patterns": patterns, "tools": tools}
+        unexpected = run_suites(frames, checks, docs)
     file_rules = [r for r in in_report_order(RULE_FRAME) if RULE_FRAME[r] != "splits"]
     outcomes = [RuleOutcome(rule, "passed") for rule in RECORD_RULES]
     outcomes += _outcomes(frames, unexpected, file_rules, params.validate_, f"no tokenizer at {base}")

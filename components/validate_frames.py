@@ -1,10 +1,11 @@
 """The frames the validate stage's Great Expectations suites check, and how a failing row is worded.
 
 Reads: parsed records (`validate_rules.read_records`) and, for build's cross-split check, the split files.
-Writes: nothing. One row per episode (`episode_frame`: id, each per-episode rule's verdict, the token length),
-per call made or expected (`call_frame`: the scorer's unknown-tool and argument verdicts), per pattern and per
-catalog tool (`share_frames`), and per episode of every split (`split_frame`: id and user-text key). A verdict
-column holds the error text, None when the row is sound; `DETAIL` turns a failing row into the report's words.
+Writes: nothing. One row per episode (`episode_frame`: id and each per-episode rule's verdict; the validate stage
+adds the token length), per call made or expected (`call_frame`: the scorer's unknown-tool and argument verdicts),
+per pattern and per catalog tool (`share_frames`), and per episode of every split (`split_frame`: id and user-text
+key). A verdict column holds the error text, None when the row is sound; `DETAIL` turns a failing row into the
+report's words.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from components.config import Validate
 from components.episode import Episode
 from components.toolcalls import schema_errors, tool_index
 from components.validate_rules import EPISODE_RULES, SPLITS, read_records, user_text_key
-from components.validate_tokens import token_counts
 
 DETAIL: dict[str, Callable[[pd.Series, Validate], str]] = {  # rule -> what is wrong with a failing row
     "unique_id": lambda row, v: f"id {row['id']!r} is used by more than one record",
@@ -43,15 +43,12 @@ def _where(path: Path, line: int, episode: Episode) -> str:
     return f"{path}:{line} (id {episode.id})"
 
 
-def episode_frame(path: Path, records: list[tuple[int, Episode]], tokenizer: Any | None) -> pd.DataFrame:
-    """One row per episode: id, `<rule>_error` per episode rule (None when sound) and, with a tokenizer,
-    the rendered length."""
+def episode_frame(path: Path, records: list[tuple[int, Episode]]) -> pd.DataFrame:
+    """One row per episode: id and `<rule>_error` per episode rule (None when sound). The validate stage adds
+    the rendered length, `n_tokens`, when there is a tokenizer."""
     columns = [f"{rule}_error" for rule in EPISODE_RULES]
     rows = [(_where(path, line, ep), ep.id, *(check(ep) for check in EPISODE_RULES.values())) for line, ep in records]
-    frame = pd.DataFrame(rows, columns=["record", "id", *columns])
-    if tokenizer is not None:
-        frame["n_tokens"] = token_counts(tokenizer, [ep for _, ep in records])
-    return frame
+    return pd.DataFrame(rows, columns=["record", "id", *columns])
 
 
 def call_frame(path: Path, records: list[tuple[int, Episode]]) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +137,22 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
         raise DataError(f"{path}: file not found (run the ingest stage first)")
     records: list[tuple[int, Episode]] = []
     broken: dict[str, list[tuple[str, str]]] = {}
+    for lineno, item in iter_records(path):
+        if isinstance(item, DataError):
+            rule, record, detail = _parse_failure(item, f"{path}:{lineno}")
+            broken.setdefault(rule, []).append((record, detail))
+        else:
+            records.append((lineno, item))
+    if not records and not broken and not allow_empty:
+        broken["non_empty"] = [(str(path), "the file holds no episode")]
+    if broken:
+        raise ValidationFailed(path, [failure_of(r, broken[r]) for r in in_report_order(broken)])
+    return records
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, Episode | DataError]]:
+    """(line number, its episode, or the `DataError` naming the record rule it breaks) for every non-blank line,
+    one at a time; equal catalogs share one `tools` list (see `read_records`)."""
     catalogs = SharedCatalogs()
     with path.open("rb") as handle, gc_paused():
         for lineno, raw in enumerate(handle, start=1):
@@ -151,16 +167,10 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
                     obj["tools"] = known  # validated before: pydantic keeps model instances as they are
                 episode = episode_of(obj, where)
             except DataError as err:
-                rule, record, detail = _parse_failure(err, where)
-                broken.setdefault(rule, []).append((record, detail))
+                yield lineno, err
                 continue
             episode.tools = known if known is not None else catalogs.share(raw_tools, episode.tools)
-            records.append((lineno, episode))
-    if not records and not broken and not allow_empty:
-        broken["non_empty"] = [(str(path), "the file holds no episode")]
-    if broken:
-        raise ValidationFailed(path, [failure_of(r, broken[r]) for r in in_report_order(broken)])
-    return records
+            yield lineno, episode
 
 
 def _parse_failure(err: DataError, where: str) -> tuple[str, str, str]:

@@ -3,19 +3,26 @@
 Reads: the tokenizer saved in `paths.base` (`load_tokenizer`). Writes: nothing.
 `token_counts` gives each episode's length rendered with the tokenizer's chat template, tools included: what
 `len(apply_chat_template(episode))` gives, computed in batches that a worker thread encodes while the next one
-is rendered.
+is rendered. `counting_in_background` counts an episodes file's tokens that way in a child process, so the
+validate stage checks its other rules meanwhile; `python -m components.validate_tokens EPISODES TOKENIZER OUT`
+is that child.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components.episode import Episode
+from components import child
+from components.episode import DataError, Episode
 
 TOKEN_BATCH = 512  # episodes rendered and tokenized per call of the tokenizer
 QUEUED_BATCHES = 4  # rendered batches waiting for the encoder thread at most (bounds the texts held)
@@ -36,7 +43,48 @@ def count_tokens(tokenizer: Any, episode: Episode) -> int:
     return token_counts(tokenizer, [episode])[0]
 
 
-def token_counts(tokenizer: Any, episodes: list[Episode]) -> list[int]:
+def file_token_counts(path: Path, folder: Path) -> list[int]:
+    """`token_counts` of every episode of an episodes file, in file order, streamed from the file, with the
+    tokenizer saved in `folder`. Lines that break a record rule are skipped: the validate stage reports them.
+
+    Raises:
+        DataError: `folder` holds no tokenizer.
+    """
+    from components.validate_rules import iter_records
+
+    tokenizer = load_tokenizer(folder)
+    if tokenizer is None:
+        raise DataError(f"{folder}: no tokenizer folder")
+    return token_counts(tokenizer, (ep for _, ep in iter_records(path) if not isinstance(ep, DataError)))
+
+
+@contextmanager
+def counting_in_background(path: Path, folder: Path) -> Iterator[Callable[[], list[int]] | None]:
+    """Count the tokens of every episode of `path` (`file_token_counts`) in a child process while the caller
+    goes on; yields the function that waits for the counts, or None when `folder` holds no tokenizer.
+
+    Rendering holds the GIL, so the validate stage's own checks could not overlap it in a thread. The child
+    reads the file itself: nothing large crosses between the processes, and it holds a batch per catalog at a
+    time. Leaving the block stops a child still running (`child.started`).
+
+    The waiting function raises RuntimeError when the child failed: a bug or a broken tokenizer folder, not bad
+    episodes (the caller reports those from its own reading).
+    """
+    if not Path(folder).is_dir():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="tooltune-tokens-") as scratch:
+        out = Path(scratch) / "counts.json"
+        with child.started(__name__, [str(path), str(folder), str(out)], f"counting the tokens of {path}") as wait:
+
+            def counts() -> list[int]:
+                wait()
+                return json.loads(out.read_text(encoding="utf-8"))
+
+            yield counts
+
+
+def token_counts(tokenizer: Any, episodes: Iterable[Episode]) -> list[int]:
     """Rendered length of each episode, tools included: what `len(apply_chat_template(episode))` gives.
 
     Episodes that share a catalog are rendered in batches (the tool dicts built once per catalog) and
@@ -46,9 +94,10 @@ def token_counts(tokenizer: Any, episodes: list[Episode]) -> list[int]:
 
     Rendering is Python and holds the GIL; a fast tokenizer encodes in Rust and releases it. So a worker
     thread encodes each batch while the next one is rendered, and the two overlap on two cores; each count
-    goes to its episode's index, so the result does not depend on timing.
+    goes to its episode's index, so the result does not depend on timing. `episodes` is read once, in order,
+    and only a batch per catalog is held at a time: it may stream from a file.
     """
-    counts = [0] * len(episodes)
+    counts: dict[int, int] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-counts") as encoder:
         queued: deque[tuple[list[int], Future[list[int]]]] = deque()
         for batch, texts in _rendered_batches(tokenizer, episodes):
@@ -57,22 +106,37 @@ def token_counts(tokenizer: Any, episodes: list[Episode]) -> list[int]:
                 _store(counts, *queued.popleft())
         while queued:
             _store(counts, *queued.popleft())
-    return counts
+    return [counts[i] for i in range(len(counts))]
 
 
-def _rendered_batches(tokenizer: Any, episodes: list[Episode]) -> Iterator[tuple[list[int], list[str]]]:
+def _rendered_batches(tokenizer: Any, episodes: Iterable[Episode]) -> Iterator[tuple[list[int], list[str]]]:
     """(episode indexes, their texts rendered with the chat template) per batch of episodes sharing a catalog."""
-    groups: dict[int, list[int]] = {}
+    groups: dict[int, tuple[Episode, list[int], list[list[dict[str, Any]]]]] = {}  # catalog id -> its batch
     for i, ep in enumerate(episodes):
-        groups.setdefault(id(ep.tools), []).append(i)
-    for members in groups.values():
-        tools = episodes[members[0]].tool_dicts()
-        for batch in _chunks(members, TOKEN_BATCH):
-            yield batch, tokenizer.apply_chat_template([episodes[i].message_dicts() for i in batch], tools=tools,
-                                                       tokenize=False)
+        # a group keeps its first episode, hence its catalog, alive: the id stays that catalog's while a stream
+        # of episodes comes and goes
+        first, batch, chats = groups.setdefault(id(ep.tools), (ep, [], []))
+        batch.append(i)
+        chats.append(ep.message_dicts())
+        if len(batch) == TOKEN_BATCH:
+            yield _rendered(tokenizer, first, batch, chats)
+    for first, batch, chats in groups.values():
+        if batch:
+            yield _rendered(tokenizer, first, batch, chats)
 
 
-def _store(counts: list[int], batch: list[int], lengths: Future[list[int]]) -> None:
+def _rendered(tokenizer: Any, first: Episode, batch: list[int],
+              chats: list[list[dict[str, Any]]]) -> tuple[list[int], list[str]]:
+    """A batch's indexes and texts, rendered with the catalog of its `first` episode; empties the batch (the
+    group fills the same lists again)."""
+    texts = tokenizer.apply_chat_template(chats, tools=first.tool_dicts(), tokenize=False)
+    done = list(batch)
+    batch.clear()
+    chats.clear()
+    return done, texts
+
+
+def _store(counts: dict[int, int], batch: list[int], lengths: Future[list[int]]) -> None:
     """Put a batch's counts at its episodes' indexes (raises what the encoder thread raised)."""
     for i, n in zip(batch, lengths.result()):
         counts[i] = n
@@ -114,7 +178,12 @@ def _encode_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def main(argv: list[str] | None = None) -> None:
+    """The child of `counting_in_background`: `python -m components.validate_tokens EPISODES TOKENIZER OUT`
+    writes the token counts of EPISODES as a JSON list to OUT."""
+    path, folder, out = map(Path, sys.argv[1:] if argv is None else argv)
+    out.write_text(json.dumps(file_token_counts(path, folder)), encoding="utf-8")
 
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,8 @@ class Domain:
     env: type | None = None
     execute: Callable[[Any, dict[str, Any]], tuple[str, bool]] | None = None
     goal_reached: Callable[[Any, list[list[dict]], dict[str, Any]], bool] | None = None
-    generate: Callable[..., list] | None = None
+    generate: Callable[..., list] | None = None  # (n, shares, heldout_fraction, seed) -> episodes
+    generate_lines: Callable[..., list] | None = None  # the same as JSON lines, drawn by `workers` processes
 
     @property
     def simulated(self) -> bool:
@@ -39,9 +40,9 @@ def get(name: str) -> Domain:
     from components.domains import finance, finance_tasks, travel, travel_tasks
 
     domains = {"travel": Domain("travel", travel.catalog, travel.TravelEnv, travel.execute, travel.goal_reached,
-                                travel_tasks.generate),
+                                travel_tasks.generate, travel_tasks.generate_lines),
                "finance": Domain("finance", finance.catalog, finance.FinanceEnv, finance.execute,
-                                 finance.goal_reached, finance_tasks.generate)}
+                                 finance.goal_reached, finance_tasks.generate, finance_tasks.generate_lines)}
     if name not in domains:
         raise KeyError(f"unknown domain {name!r}; built-in: {sorted(domains)}")
     return domains[name]

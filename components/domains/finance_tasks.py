@@ -211,3 +211,10 @@ def generate(n: int, shares: dict[str, float], heldout_fraction: float, seed: in
     """Generate `n` episodes with the given pattern shares; a `heldout_fraction` share is held out. Requests are
     unique: short finance requests ("What's AAPL trading at?") would otherwise repeat across splits."""
     return tasks.generate(make_episode, finance.catalog(), n, shares, heldout_fraction, seed, unique=True)
+
+
+def generate_lines(n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
+                   workers: int = 1) -> list[tasks.Generated]:
+    """`generate`'s episodes as JSON lines, drawn by up to `workers` processes (see `tasks.generate_lines`)."""
+    return tasks.generate_lines(make_episode, finance.catalog(), n, shares, heldout_fraction, seed, unique=True,
+                                workers=workers)

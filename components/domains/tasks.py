@@ -10,13 +10,18 @@ generalisation to new wording, values and tool combinations, not recall.
 from __future__ import annotations
 
 import json
+import pickle
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import astuple, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
-from components import toolcalls
+from components import child, toolcalls
 from components.domains import sim
 from components.episode import Episode, Tool, user_text, gc_paused
 
@@ -198,26 +203,130 @@ def write(spec: Spec, env: Any, draft: Draft, held: bool, idx: int, tools: list[
 
 
 Make = Callable[[str, random.Random, bool, int, list[Tool]], Episode]  # (pattern, rng, held, idx, tools) -> episode
+CHUNK = 2000  # episodes per generation chunk; each chunk has its own random stream (see `generate`)
+CHUNKS_PER_WORKER = 4  # a generating process at most per this many chunks: starting one costs about a chunk's time
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated episode as ingest writes and counts it: its JSON line (`Episode` fields, None left out),
+    pattern and split, and its request key (`request_key`)."""
+
+    line: str
+    pattern: str
+    held: bool
+    key: str | None
+
+    @classmethod
+    def of(cls, episode: Episode) -> Generated:
+        return cls(episode.model_dump_json(exclude_none=True), episode.pattern, episode.split == "test",
+                   request_key(episode))
+
+
+def request_key(episode: Episode) -> str | None:
+    """What `unique` generation keeps unique: the user turns, compared as build's leakage check compares them;
+    None for an episode without calls (small talk may repeat)."""
+    return user_text(episode) if episode.expected.steps else None
 
 
 def generate(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str, float], heldout_fraction: float,
              seed: int, unique: bool = False) -> list[Episode]:
     """`n` episodes with the given pattern shares (shuffled), a `heldout_fraction` share of them held out.
 
-    With `unique`, an episode that calls tools is drawn again while its user turns repeat an earlier episode's
-    (compared as build's leakage check does), so no request can land in two splits.
+    The patterns are shuffled with `seed`; then each chunk of `CHUNK` episodes draws from its own random stream
+    (seeded with `seed` and the chunk's start), so chunks can be drawn in any order or process
+    (`generate_lines`) and give the same episodes.
+
+    With `unique`, an episode that calls tools is drawn again while its request (`request_key`) repeats an
+    earlier episode's, so no request can land in two splits: within a chunk as it is drawn, then across chunks,
+    in order, from a random stream of the episode's own.
     """
-    rng = random.Random(seed)
     tools = [Tool.model_validate(t) for t in catalog]
+    patterns = _patterns(n, shares, seed)
+    with gc_paused():
+        episodes = [e for c in range(0, n, CHUNK) for e in _chunk(make, tools, patterns, c, c + CHUNK,
+                                                                    heldout_fraction, seed, unique)]
+        if unique:
+            for i, episode in _redrawn(make, tools, patterns, seed, [(request_key(e), e.split == "test")
+                                                                     for e in episodes]):
+                episodes[i] = episode
+    return episodes
+
+
+def generate_lines(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str, float],
+                   heldout_fraction: float, seed: int, unique: bool = False, workers: int = 1) -> list[Generated]:
+    """What `generate` gives, as JSON lines, its chunks drawn by up to `workers` processes (the same episodes
+    however many; one per `CHUNKS_PER_WORKER` chunks at most, and none for fewer). Workers send lines back, not
+    `Episode`s: pickling 100k models would cost more than drawing them."""
+    chunks = range(0, n, CHUNK)
+    workers = min(workers, len(chunks) // CHUNKS_PER_WORKER)
+    if workers <= 1:
+        return [Generated.of(e) for e in generate(make, catalog, n, shares, heldout_fraction, seed, unique)]
+    patterns = _patterns(n, shares, seed)
+    jobs = [(make, catalog, patterns, c, c + CHUNK, heldout_fraction, seed, unique) for c in chunks]
+    parts = _in_children([jobs[w::workers] for w in range(workers)])  # worker w draws chunks w, w + workers, ...
+    drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
+    if unique:
+        tools = [Tool.model_validate(t) for t in catalog]
+        for i, episode in _redrawn(make, tools, patterns, seed, [(g.key, g.held) for g in drawn]):
+            drawn[i] = Generated.of(episode)
+    return drawn
+
+
+def _in_children(shares: list[list[tuple]]) -> list[list[list[tuple]]]:
+    """Each share of chunk jobs drawn by a child process (`main`), all at once: per share, per chunk, the
+    `Generated` fields of its episodes."""
+    with tempfile.TemporaryDirectory(prefix="tooltune-generate-") as scratch, ExitStack() as children:
+        folder = Path(scratch)
+        waits = []
+        for w, share in enumerate(shares):
+            (folder / f"jobs-{w}.pkl").write_bytes(pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL))
+            waits.append(children.enter_context(child.started(
+                __name__, [str(folder / f"jobs-{w}.pkl"), str(folder / f"lines-{w}.pkl")],
+                f"generating episodes (process {w + 1} of {len(shares)})")))
+        for wait in waits:
+            wait()
+        return [pickle.loads((folder / f"lines-{w}.pkl").read_bytes()) for w in range(len(shares))]
+
+
+def _patterns(n: int, shares: dict[str, float], seed: int) -> list[str]:
+    """The pattern of each episode: `shares` of `n` each, shuffled with `seed`."""
     patterns = [p for p, share in shares.items() for _ in range(round(share * n))]
-    rng.shuffle(patterns)
+    random.Random(seed).shuffle(patterns)
+    return patterns
+
+
+def _chunk(make: Make, tools: list[Tool], patterns: list[str], start: int, stop: int, heldout_fraction: float,
+           seed: int, unique: bool) -> list[Episode]:
+    """Episodes `start` to `stop` (or the last) from the chunk's own random stream (requests unique within it)."""
+    rng = random.Random(f"{seed}/{start}")
     seen: set[str] = set()
     episodes = []
-    with gc_paused():
-        for i, pattern in enumerate(patterns):
-            draw = partial(make, pattern, rng, rng.random() < heldout_fraction, i, tools)
-            episodes.append(_new_request(draw, seen) if unique else draw())
+    for i in range(start, min(stop, len(patterns))):
+        draw = partial(make, patterns[i], rng, rng.random() < heldout_fraction, i, tools)
+        episodes.append(_new_request(draw, seen) if unique else draw())
     return episodes
+
+
+def _chunk_fields(job: tuple) -> list[tuple]:
+    """One chunk job (`_chunk`'s arguments, with the catalog as JSON schemas) drawn: the `Generated` fields of
+    its episodes (plain tuples: a child runs this module as `__main__`, whose classes its parent cannot load)."""
+    make, catalog, patterns, *chunk = job
+    with gc_paused():
+        episodes = _chunk(make, [Tool.model_validate(t) for t in catalog], patterns, *chunk)
+        return [astuple(Generated.of(e)) for e in episodes]
+
+
+def _redrawn(make: Make, tools: list[Tool], patterns: list[str], seed: int,
+             drawn: list[tuple[str | None, bool]]) -> Iterator[tuple[int, Episode]]:
+    """(index, new episode) for each episode, given as (request key, held out), whose request an earlier chunk
+    made already: drawn again, split kept, from a stream of its own index until its request is new."""
+    seen: set[str] = set()
+    for i, (key, held) in enumerate(drawn):
+        if key is not None and key in seen:
+            yield i, _new_request(partial(make, patterns[i], random.Random(f"{seed}/again/{i}"), held, i, tools), seen)
+        elif key is not None:
+            seen.add(key)
 
 
 def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
@@ -229,11 +338,22 @@ def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
     """
     for _ in range(MAX_DRAWS):
         episode = draw()
-        key = user_text(episode)
-        if not episode.expected.steps or key not in seen:
+        key = request_key(episode)
+        if key is None:
+            return episode
+        if key not in seen:
             seen.add(key)
             return episode
     raise RuntimeError(f"{episode.pattern}: no new request in {MAX_DRAWS} draws; the value pools are too small")
 
 
+def main(argv: list[str] | None = None) -> None:
+    """A generating child of `generate_lines`: `python -m components.domains.tasks JOBS OUT` draws the chunk jobs
+    pickled in JOBS (written by its parent in a private scratch folder) and pickles their lines to OUT."""
+    jobs, out = map(Path, sys.argv[1:] if argv is None else argv)
+    out.write_bytes(pickle.dumps([_chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
+                                 protocol=pickle.HIGHEST_PROTOCOL))
 
+
+if __name__ == "__main__":
+    main()

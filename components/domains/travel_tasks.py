@@ -214,3 +214,9 @@ def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: 
 def generate(n: int, shares: dict[str, float], heldout_fraction: float, seed: int) -> list[Episode]:
     """Generate `n` episodes with the given pattern shares; a `heldout_fraction` share is held out."""
     return tasks.generate(make_episode, travel.catalog(), n, shares, heldout_fraction, seed)
+
+
+def generate_lines(n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
+                   workers: int = 1) -> list[tasks.Generated]:
+    """`generate`'s episodes as JSON lines, drawn by up to `workers` processes (see `tasks.generate_lines`)."""
+    return tasks.generate_lines(make_episode, travel.catalog(), n, shares, heldout_fraction, seed, workers=workers)

@@ -269,7 +269,7 @@ def _chatml_tokenizer(folder):
     from components.models import chat_template
 
     _save_tokenizer(folder)
-    tok = validate.load_tokenizer(folder)
+    tok = validate_tokens.load_tokenizer(folder)
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tok.chat_template = chat_template()
     return tok
@@ -284,7 +284,7 @@ def _one_by_one(tok, episodes) -> list[int]:
 def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     params = params_factory(validate={"max_tokens": 100_000})  # the word-level toy tokenizer splits punctuation
     _save_tokenizer(params.path("base"))
-    tok = validate.load_tokenizer(params.path("base"))
+    tok = validate_tokens.load_tokenizer(params.path("base"))
     episodes = [r for _, r in validate.read_records(_write(params, rows))]
     one_by_one = _one_by_one(tok, episodes)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
@@ -330,7 +330,7 @@ def test_token_counts_raise_what_the_encoder_thread_raised(tmp_path, rows, monke
     from components.episode import Episode
 
     _save_tokenizer(tmp_path)
-    tok = validate.load_tokenizer(tmp_path)
+    tok = validate_tokens.load_tokenizer(tmp_path)
 
     def broken(tokenizer, texts):
         raise ValueError("encoder failed")
@@ -338,6 +338,16 @@ def test_token_counts_raise_what_the_encoder_thread_raised(tmp_path, rows, monke
     monkeypatch.setattr(validate_tokens, "_lengths", broken)
     with pytest.raises(ValueError, match="encoder failed"):
         validate_tokens.token_counts(tok, [Episode.model_validate(r) for r in rows])
+
+
+def test_a_broken_tokenizer_folder_fails_as_a_bug_and_writes_nothing(params, rows):
+    """Token counts come from a child process: its failure is an error naming the file, not a rule failure."""
+    _write(params, rows)
+    params.path("base").mkdir(parents=True)
+    (params.path("base") / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match=r"counting the tokens of .*episodes.jsonl failed \(exit 1\): .+"):
+        validate.run(params)
+    assert not (params.path("reports") / "validation.md").exists()
 
 
 def test_crashing_expectation_is_a_bug_not_bad_data(params):
