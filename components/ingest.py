@@ -46,7 +46,9 @@ def _generated(params: Params) -> list[Generated]:
         return []
     cfg = params.ingest
     domain = _generator(params, params.project.domain)
-    workers = cfg.workers or len(os.sched_getaffinity(0))
+    # the cores this process may use (a container's share, not the machine's count); macOS has no affinity call
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = cfg.workers or cores
     return domain.generate_lines(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed, workers)
 
 
