@@ -137,12 +137,13 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
         raise DataError(f"{path}: file not found (run the ingest stage first)")
     records: list[tuple[int, Episode]] = []
     broken: dict[str, list[tuple[str, str]]] = {}
-    for lineno, item in iter_records(path):
-        if isinstance(item, DataError):
-            rule, record, detail = _parse_failure(item, f"{path}:{lineno}")
-            broken.setdefault(rule, []).append((record, detail))
-        else:
-            records.append((lineno, item))
+    with gc_paused():  # every episode stays alive: no collection need walk them as they are built
+        for lineno, item in iter_records(path):
+            if isinstance(item, DataError):
+                rule, record, detail = _parse_failure(item, f"{path}:{lineno}")
+                broken.setdefault(rule, []).append((record, detail))
+            else:
+                records.append((lineno, item))
     if not records and not broken and not allow_empty:
         broken["non_empty"] = [(str(path), "the file holds no episode")]
     if broken:
@@ -152,9 +153,10 @@ def read_records(path: Path, allow_empty: bool = False) -> list[tuple[int, Episo
 
 def iter_records(path: Path) -> Iterator[tuple[int, Episode | DataError]]:
     """(line number, its episode, or the `DataError` naming the record rule it breaks) for every non-blank line,
-    one at a time; equal catalogs share one `tools` list (see `read_records`)."""
+    one at a time; equal catalogs share one `tools` list (see `read_records`). The garbage collector keeps
+    running: a caller that streams the episodes drops them (and whatever cycles its own work makes) as it goes."""
     catalogs = SharedCatalogs()
-    with path.open("rb") as handle, gc_paused():
+    with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
