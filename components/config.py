@@ -198,6 +198,32 @@ class Tracking(_Frozen):
     experiment: str
 
 
+class StageMinutes(_Frozen):
+    """A limit in minutes for each stage; every stage must be named."""
+
+    base: float = Field(gt=0)
+    ingest: float = Field(gt=0)
+    validate_: float = Field(gt=0, alias="validate")
+    build: float = Field(gt=0)
+    sft: float = Field(gt=0)
+    reward_model: float = Field(gt=0)
+    rl: float = Field(gt=0)
+    evaluate: float = Field(gt=0)
+    register_: float = Field(gt=0, alias="register")
+
+
+class Orchestration(_Frozen):
+    """Limits of `tooltune run` (the Prefect flow); `tooltune stage` and `dvc repro` run without them."""
+
+    stage_timeout_minutes: StageMinutes = Field(description="a stage still running after this fails (no retry)")
+    remote_start_minutes: float = Field(gt=0, description="for a stage sent to the GPU deployment: time allowed, on "
+                                                          "top of its timeout, for the pool to start it")
+
+    def stage_timeout(self, stage: str) -> float:
+        """The timeout of `stage` in seconds."""
+        return 60 * getattr(self.stage_timeout_minutes, f"{stage}_" if stage in ("validate", "register") else stage)
+
+
 class Params(_Frozen):
     project: Project
     paths: Paths
@@ -211,6 +237,7 @@ class Params(_Frozen):
     evaluate: Evaluate
     register_: Register = Field(alias="register")
     tracking: Tracking
+    orchestration: Orchestration
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
 

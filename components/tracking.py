@@ -34,6 +34,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from components import workdir
 from components.config import ConfigError, Params, load_params, stage_params
 from components.episode import DataError, write_json
 from components.result import StageResult
@@ -175,7 +176,15 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
 
     Returns:
         The stage's result; its metrics are also in `metrics/<stage>.json`.
+
+    Raises:
+        WorkdirBusy: Another process runs a stage or the pipeline in `project.workdir` (see components/workdir.py).
     """
+    with workdir.hold(params.project.workdir, f"stage {stage}"):  # re-entrant: the flow already holds it
+        return _execute_stage(stage, params, parent_run_id)
+
+
+def _execute_stage(stage: str, params: Params, parent_run_id: str | None) -> StageResult:
     module = importlib.import_module(f"components.{stage}")
     flat_params = _flatten(stage_params(params, stage))
     experiment_id = _setup(params)
@@ -242,16 +251,17 @@ def _end(run_id: str, status: str) -> None:
 def stage_main(stage: str) -> None:
     """Entry of `python -m components.<stage>` (DVC): params.yaml in cwd, profile from `$TOOLTUNE_PROFILE`.
 
-    Bad inputs (`DataError`, `ConfigError`) end with `error: <message>` on stderr and exit code 1, no traceback.
+    Bad inputs (`DataError`, `ConfigError`) and a workdir another run holds (`WorkdirBusy`) end with
+    `error: <message>` on stderr and exit code 2, no traceback.
     """
     start = time.time()
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # four INFO lines per stage otherwise
     try:
         params = load_params()
         result = execute_stage(stage, params, os.environ.get(PARENT_ENV) or None)
-    except (DataError, ConfigError) as err:
+    except (DataError, ConfigError, workdir.WorkdirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
     metrics = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
     print(f"[{stage}] done in {time.time() - start:.1f}s: {metrics}".rstrip(": "))
 

@@ -6,7 +6,10 @@
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
 
-Bad input (params, data, a failed validation) prints `error: <message>` and exits 1, no traceback.
+Exit codes: 0 done; 2 user error: bad input (params, data, a failed validation: a `ConfigError` or a
+`DataError`, subclasses included) or a workdir another run holds (`WorkdirBusy`), printed as one line
+`error: <message>`, no traceback; 1 anything else (a bug, a crash, a stage timeout), with its traceback.
+`run` and `stage` hold the workdir's lock (components/workdir.py) while they run.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from components.config import ConfigError, load_params
 from components.episode import DataError, write_episodes
 from components.importers import SOURCES
 from components.ingest import source_episodes
+from components.workdir import WorkdirBusy, hold
 
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
 PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+USER_ERRORS = (ConfigError, DataError, WorkdirBusy)  # what the user must fix: one line, exit code 2
+USER_ERROR_EXIT = 2
 RUN_ENV = {
     # The ephemeral Prefect API takes longer than the default 20 s to start on small machines.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -114,11 +120,12 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
     params = load_params(args.params, args.profile)  # fail fast, before the Prefect API starts
-    from flows.pipeline import pipeline
+    with hold(params.project.workdir, "tooltune run"):  # a busy workdir too; the flow takes it again (re-entrant)
+        from flows.pipeline import pipeline
 
-    for name in PREFECT_RUN_LOGGERS:
-        logging.getLogger(name).addFilter(_drop_bad_input_traceback)
-    results = pipeline(params_path=args.params, profile=args.profile, stages=stages)
+        for name in PREFECT_RUN_LOGGERS:
+            logging.getLogger(name).addFilter(_drop_bad_input_traceback)
+        results = pipeline(params_path=args.params, profile=args.profile, stages=stages)
     print(summary_table(results))
     report = params.path("reports") / "evaluate.md"
     if "evaluate" in results and report.is_file():
@@ -149,10 +156,10 @@ def _drop_bad_input_traceback(record: logging.LogRecord) -> bool:
 
 
 def user_error(exc: BaseException) -> BaseException | None:
-    """The bad-input error behind `exc` (itself, or a cause Prefect or a library wrapped it in)."""
+    """The user error (`USER_ERRORS`, subclasses included) behind `exc`: itself, or a cause it was wrapped in."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, (ConfigError, DataError)):
+        if isinstance(exc, USER_ERRORS):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad_input is None:
             raise
         print(f"error: {bad_input}", file=sys.stderr)
-        return 1
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

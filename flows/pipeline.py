@@ -1,18 +1,22 @@
 """Prefect flow that chains the tooltune stages: ingest ─► validate ─► build ─► sft ─► … ─► register.
 
 Orchestration only: every stage's work is `components.tracking.execute_stage` (the same code DVC's
-`cmd` runs), wrapped in a task with retries for transient errors, one MLflow parent run per flow
-run, and a markdown + a table artifact per stage on the Prefect UI.
+`cmd` runs), wrapped in a task with a timeout (`orchestration.stage_timeout_minutes`) and one retry
+for transient I/O and network errors only (`is_retryable`), one MLflow parent run per flow run, and a
+markdown + a table artifact per stage on the Prefect UI. The flow holds the workdir's lock
+(components/workdir.py) from start to end, so no other run or stage can write there meanwhile.
 
 GPU stages (`GPU_STAGES`) run in-process by default. Set `TOOLTUNE_GPU_DEPLOYMENT` to a deployment
 of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) and they are sent to
-that deployment's work pool instead; see `stage_flow` for how the data travels.
+that deployment's work pool instead; see `stage_flow` for how the data travels. The wait for such a stage
+is bounded too: its timeout plus `orchestration.remote_start_minutes`.
 
 Run: `tooltune run [--profile quick]`, or `python -m flows.pipeline`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -21,30 +25,79 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+import httpx
+import requests
+import urllib3.exceptions
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.deployments import run_deployment
-from prefect.states import State
+from prefect.states import Cancelled, Cancelling, State
+from prefect.task_engine import TaskRunTimeoutError
 
 from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.episode import DataError
+from components.workdir import WorkdirBusy, hold
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
 REPORT_STAGES = ("validate", "evaluate")  # their markdown reports go into the Prefect artifact
 MAX_REPORT_CHARS = 60_000
 
+# What a retry cannot fix, even when it is also an OSError: bad input, a busy workdir, a stage out of time.
+NEVER_RETRIED = (ConfigError, DataError, WorkdirBusy, TaskRunTimeoutError)
+# OSErrors that fail the same way on the same path every time.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Network errors that are not OSErrors (requests' are: its RequestException is an IOError, handled apart).
+NETWORK_ERRORS = (urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, urllib3.exceptions.MaxRetryError,
+                  httpx.TransportError, BotoConnectionError)
+
+
+class StageTimeout(RuntimeError):  # not a TimeoutError: that is an OSError, which `is_transient` would retry
+    """A stage ran past its `orchestration.stage_timeout_minutes`, or its remote run did not end in time."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """An I/O or network error that may pass on a second try; anything else fails the same way again.
+
+    Allow-list: OSErrors (EIO, a reset or refused connection, a timeout, a stale NFS handle, ...) except the
+    path errors and a full disk, requests' connection/timeout errors and its HTTP 429/5xx, and the network
+    errors of urllib3, httpx and botocore. Not retried: `NEVER_RETRIED`, MemoryError (a CUDA OOM too),
+    RecursionError, and every other error, which comes from the code or the data.
+    """
+    if isinstance(err, NEVER_RETRIED):
+        return False
+    if isinstance(err, requests.RequestException):
+        if isinstance(err, requests.HTTPError):
+            status = getattr(err.response, "status_code", None)
+            return status is not None and (status == 429 or status >= 500)
+        return isinstance(err, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError))
+    if isinstance(err, OSError):
+        return not isinstance(err, PATH_ERRORS) and err.errno not in DISK_FULL
+    return isinstance(err, NETWORK_ERRORS)
+
 
 def is_retryable(task: Any, task_run: TaskRun, state: State) -> bool:
-    """`retry_condition_fn`: retry transient failures (I/O, runtime), never bad input.
+    """`retry_condition_fn`: retry only when the error, or the error it was raised from, is transient.
 
-    A `ConfigError` or a `DataError` (a failed validation included) fails the same way every time,
-    so it must fail fast instead of waiting out the retry delay.
+    The chain is the one a traceback shows (`__cause__`, else `__context__`), so a library error wrapping a
+    connection error (MLflow's REST client raises MlflowException from requests' Timeout) is retried. Bad
+    input anywhere in the chain is never retried.
     """
-    return not isinstance(state.data, (ConfigError, DataError))
+    err: BaseException | None = state.data if isinstance(state.data, BaseException) else None
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, NEVER_RETRIED):
+            return False
+        if is_transient(err):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    return False
 
 
 @task(task_run_name="{stage}", retries=1, retry_delay_seconds=5, retry_condition_fn=is_retryable,
@@ -108,15 +161,36 @@ def publish_artifacts(result: dict, seconds: float) -> None:
                           description=f"tooltune stage {stage}: headline metrics")
 
 
-def run_remote(deployment: str, stage: str, params_path: str, profile: str | None, parent_run_id: str) -> dict:
-    """Run `stage_flow` for one stage on another work pool and wait for its result."""
+def run_remote(deployment: str, stage: str, params_path: str, profile: str | None, parent_run_id: str,
+               timeout_s: float) -> dict:
+    """Run `stage_flow` for one stage on another work pool and wait for its result, at most `timeout_s`.
+
+    Raises:
+        StageTimeout: No result in time (no worker on the pool, a stuck run); the run is cancelled, so it
+            cannot write outputs later behind the next run's back.
+        RuntimeError: The run ended in another state than Completed.
+    """
     parameters = {"stage": stage, "params_path": params_path, "profile": profile, "parent_run_id": parent_run_id}
-    flow_run = run_deployment(deployment, parameters=parameters, timeout=None)
+    flow_run = run_deployment(deployment, parameters=parameters, timeout=timeout_s)
     state = flow_run.state
-    if state is None or not state.is_completed():
+    if state is None or not state.is_final():
+        _cancel(flow_run.id, state)
+        raise StageTimeout(f"{stage} on deployment {deployment!r}: no result within {timeout_s / 60:g} min (the "
+                           f"stage's timeout + orchestration.remote_start_minutes); flow run {flow_run.id} was "
+                           f"{state.name if state else 'without a state'} and is cancelled. Is a worker polling "
+                           "the deployment's pool?")
+    if not state.is_completed():
         raise RuntimeError(f"{stage} on deployment {deployment!r} ended "
                            f"{state.name if state else 'without a state'}: {state.message if state else ''}")
     return state.result()  # stage_flow persists its result; see MissingResult in the notes
+
+
+def _cancel(flow_run_id: Any, state: State | None) -> None:
+    """Cancel a flow run: at once if it never started, else through its worker (`Cancelling`)."""
+    started = state is not None and not (state.is_scheduled() or state.is_pending())
+    new_state = Cancelling() if started else Cancelled()
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, new_state, force=True)
 
 
 def dvc(*args: str, cwd: str | Path = ".") -> str:
@@ -150,16 +224,19 @@ def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None
     The returned dict is small (paths + metrics) and persisted, so `run_deployment` can read it.
     """
     logger = get_run_logger()
-    synced = dvc_applies(params_path, load_params(params_path, profile))
+    params = load_params(params_path, profile)
+    synced = dvc_applies(params_path, params)
     upstream = list(STAGES[:STAGES.index(stage)])
-    if synced and upstream:
-        logger.info("dvc pull %s", " ".join(upstream))
-        dvc("pull", *upstream)
-    result = run_stage(stage, params_path, profile, parent_run_id)
-    if synced:
-        logger.info("dvc commit + push %s", stage)
-        dvc("commit", "-f", stage)
-        dvc("push", stage)
+    with hold(params.project.workdir, f"tooltune-stage flow {stage}"):  # the worker's checkout: one run at a time
+        if synced and upstream:
+            logger.info("dvc pull %s", " ".join(upstream))
+            dvc("pull", *upstream)
+        result = run_stage.with_options(timeout_seconds=params.orchestration.stage_timeout(stage))(
+            stage, params_path, profile, parent_run_id)
+        if synced:
+            logger.info("dvc commit + push %s", stage)
+            dvc("commit", "-f", stage)
+            dvc("push", stage)
     return result
 
 
@@ -168,20 +245,39 @@ def _summary(result: dict) -> str:
     return ", ".join(shown)
 
 
+def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) -> dict:
+    """One stage, here or on the GPU deployment, within its timeout; returns its result dict.
+
+    Raises:
+        StageTimeout: The stage ran past `orchestration.stage_timeout_minutes.<stage>` (then it is not retried).
+    """
+    timeout_s = params.orchestration.stage_timeout(stage)
+    where = gpu_deployment(stage)
+    if where:
+        remote_s = timeout_s + 60 * params.orchestration.remote_start_minutes
+        return run_remote(where, stage, params_path, params.profile, parent_run_id, remote_s)
+    try:
+        return run_stage.with_options(timeout_seconds=timeout_s)(stage, params_path, params.profile, parent_run_id)
+    except TaskRunTimeoutError as err:
+        raise StageTimeout(f"{stage} ran past its timeout of {timeout_s / 60:g} min "
+                           f"(orchestration.stage_timeout_minutes.{stage} in {params_path})") from err
+
+
 @flow(name="tooltune-pipeline")  # no log_prints: it would capture dill's internal dis.dis output as logs
 def pipeline(params_path: str = "params.yaml", profile: str | None = None, stages: list[str] | None = None,
              record_dvc: bool = True) -> dict[str, dict]:
     """Run the stages in order under one MLflow parent run; returns `{stage: StageResult dict}`.
 
-    Each result's `details["seconds"]` holds the stage's wall time as the flow measured it. When
-    every stage ran on the default params in a DVC repo, `dvc commit -f` records the outputs so a
-    following `dvc repro` finds the pipeline up to date.
+    The workdir's lock is held from the first stage to the `dvc commit`: a second run or stage there
+    fails at once with `WorkdirBusy`. Each result's `details["seconds"]` holds the stage's wall time as
+    the flow measured it. When every stage ran on the default params in a DVC repo, `dvc commit -f`
+    records the outputs so a following `dvc repro` finds the pipeline up to date.
     """
     logger = get_run_logger()
     selected = select_stages(stages)
     params = load_params(params_path, profile)
     results: dict[str, dict] = {}
-    with tracking.pipeline_run(params) as parent_run_id:
+    with hold(params.project.workdir, "tooltune run"), tracking.pipeline_run(params) as parent_run_id:
         logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
         for i, stage in enumerate(selected, 1):
             where = gpu_deployment(stage)
@@ -189,10 +285,7 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
             logger.info("%s ...", tag)
             start = time.time()
             try:
-                if where:
-                    result = run_remote(where, stage, params_path, profile, parent_run_id)
-                else:
-                    result = run_stage(stage, params_path, profile, parent_run_id)
+                result = run_one(stage, params, params_path, parent_run_id)
             except Exception as err:
                 logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
                 raise
@@ -201,13 +294,18 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
             publish_artifacts(result, seconds)
             logger.info("%s ... ok in %.1fs  %s", tag, seconds, _summary(result))
             results[stage] = result
-    if record_dvc and selected == list(STAGES) and dvc_applies(params_path, params):
-        try:
-            dvc("commit", "-f")
-            logger.info("dvc commit -f: outputs recorded in dvc.lock")
-        except (OSError, RuntimeError) as err:
-            logger.warning("outputs not recorded in DVC: %s", err)
+        if record_dvc and selected == list(STAGES) and dvc_applies(params_path, params):
+            record_in_dvc(logger)
     return results
+
+
+def record_in_dvc(logger: Any) -> None:
+    """`dvc commit -f`: record this run's outputs in dvc.lock (a failure is a warning, the run stands)."""
+    try:
+        dvc("commit", "-f")
+        logger.info("dvc commit -f: outputs recorded in dvc.lock")
+    except (OSError, RuntimeError) as err:
+        logger.warning("outputs not recorded in DVC: %s", err)
 
 
 if __name__ == "__main__":

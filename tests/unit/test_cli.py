@@ -1,4 +1,4 @@
-"""The `tooltune` command without Prefect: listing, one stage, and how bad input is reported."""
+"""The `tooltune` command without Prefect: listing, one stage, and how bad input is reported (exit code 2)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from components.config import ConfigError
 from components.episode import DataError
+from components.validate_rules import ValidationFailed
+from components.workdir import WorkdirBusy
 from flows import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,13 +48,13 @@ def test_stage_runs_without_prefect(tmp_path, params_path, capsys):
     ["run", "--stages", "ingest,train"],
 ])
 def test_bad_input_is_one_line_no_traceback(params_path, capsys, argv):
-    assert cli.main(argv + ["--params", str(params_path)]) == 1
+    assert cli.main(argv + ["--params", str(params_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
 
 
 def test_missing_params_file(tmp_path, capsys):
-    assert cli.main(["stage", "ingest", "--params", str(tmp_path / "absent.yaml")]) == 1
+    assert cli.main(["stage", "ingest", "--params", str(tmp_path / "absent.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
 
 
@@ -65,6 +67,31 @@ def test_user_error_found_behind_wrappers():
     except RuntimeError as outer:
         assert str(cli.user_error(outer)) == "episodes.jsonl:3: bad"
     assert cli.user_error(ConfigError("x")) is not None and cli.user_error(OSError("x")) is None
+
+
+class TrackingUnavailable(DataError, OSError):
+    """An error type another module may add: a DataError subclass that is also an OSError."""
+
+
+@pytest.mark.parametrize("error", [ValidationFailed("episodes.jsonl", []), TrackingUnavailable("mlflow down"),
+                                   WorkdirBusy("workdir . is in use"), ConfigError("params.yaml: x")])
+def test_every_user_error_subclass_exits_2_in_one_line(error, monkeypatch, capsys):
+    def fail(args):
+        raise RuntimeError("wrapped by a library") from error
+
+    monkeypatch.setattr(cli, "_stages", fail)  # the command `tooltune stages` runs
+    assert cli.main(["stages"]) == 2
+    assert capsys.readouterr().err == f"error: {error}\n"
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("bug"), OSError("disk"), MemoryError()])
+def test_other_errors_keep_their_traceback(error, monkeypatch):
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_stages", fail)
+    with pytest.raises(type(error)):
+        cli.main(["stages"])
 
 
 def test_summary_table():

@@ -104,7 +104,7 @@ def test_stage_main_prints_a_summary_or_a_clean_error(params, tmp_path, monkeypa
     with pytest.raises(SystemExit) as exit_:
         tracking.stage_main("sft")
     err = capsys.readouterr().err
-    assert exit_.value.code == 1
+    assert exit_.value.code == 2
     assert err.splitlines()[-1] == "error: data/raw/episodes.jsonl: line 3: bad pattern" and "Traceback" not in err
 
     monkeypatch.chdir(tmp_path / "reports")  # no params.yaml here: ConfigError, same clean exit
