@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad_input is None:
             raise
         print(f"error: {bad_input}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":
