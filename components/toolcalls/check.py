@@ -44,6 +44,8 @@ def schema_errors(call: Call, tools: dict[str, dict[str, Any]]) -> list[tuple[st
                 by_key.setdefault(err.path[0], []).append(err)
     except referencing.exceptions.Unresolvable as err:
         raise DataError(f"rule 'schema_ref': tool {call['name']!r}: {err}") from None
+    except RecursionError:  # a recursive schema (a tree) and arguments nested deeper than the stack allows
+        return errors + [("wrong_value", f"{call['name']}: arguments nest too deeply to check against the schema")]
     for key in call["arguments"]:  # in argument order: callers report the first error
         if key in by_key:
             err = jsonschema.exceptions.best_match(by_key[key])

@@ -97,7 +97,58 @@ def _subschema_problem(root: referencing.Resource) -> tuple[str, str] | None:
             if problem:
                 return problem
         stack.extend(resource.subresources())
+    if _has_in_place_cycle(root.contents, resolver):
+        return "schema_ref", "a $ref cycle that never descends into the arguments (it would recurse forever)"
     return None
+
+
+def _in_place(node: Any, resolver: referencing.Resolver) -> list[Any]:
+    """The subschemas applied to the same value as `node` (its `$ref` target, allOf/anyOf/oneOf, not, if/then/
+    else, dependentSchemas): a cycle among these recurses without ever reaching a smaller value."""
+    if not isinstance(node, dict):
+        return []
+    out: list[Any] = []
+    if isinstance(node.get("$ref"), str):
+        out.append(resolver.lookup(node["$ref"]).contents)
+    for key in ("allOf", "anyOf", "oneOf"):
+        out += node[key] if isinstance(node.get(key), list) else []
+    out += [node[key] for key in ("not", "if", "then", "else") if key in node]
+    deps = node.get("dependentSchemas")
+    return out + (list(deps.values()) if isinstance(deps, dict) else [])
+
+
+def _has_in_place_cycle(root: Any, resolver: referencing.Resolver) -> bool:
+    """Whether some schema reaches itself through in-place subschemas only (iterative depth-first search)."""
+    done: set[int] = set()
+    for start in _all_nodes(root):
+        if id(start) in done:
+            continue
+        path, stack = {id(start)}, [(start, iter(_in_place(start, resolver)))]
+        while stack:
+            child = next(stack[-1][1], None)
+            if child is None:
+                node, _ = stack.pop()
+                path.discard(id(node))
+                done.add(id(node))
+            elif id(child) in path:
+                return True
+            elif isinstance(child, dict) and id(child) not in done:
+                path.add(id(child))
+                stack.append((child, iter(_in_place(child, resolver))))
+    return False
+
+
+def _all_nodes(root: Any) -> list[dict[str, Any]]:
+    """Every dict within `root` (schemas and a few non-schema values: harmless starting points)."""
+    out, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            out.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
 
 
 def _ref_problem(node: dict[str, Any], resolver: referencing.Resolver) -> tuple[str, str] | None:

@@ -230,6 +230,18 @@ def test_defs_enum_ingests_and_scores_through_the_cli(tmp_path, capsys):
         assert report["accuracy"] == float(valid) and report["errors"] == ({} if valid else {"wrong_value": 1})
 
 
+def test_recursive_schema_and_deep_arguments_are_a_verdict_not_a_crash():
+    """A tree schema recurses once per level of the arguments: too deep a value is wrong, never a RecursionError."""
+    tree = {"$defs": {"node": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            "properties": {"t": {"$ref": "#/$defs/node"}}}
+    assert parameters_problem(tree) is None
+    deep: list = []
+    for _ in range(2000):
+        deep = [deep]
+    assert schema_errors({"name": "f", "arguments": {"t": [[[]]]}}, {"f": tree}) == []
+    assert [kind for kind, _ in schema_errors({"name": "f", "arguments": {"t": deep}}, {"f": tree})] == ["wrong_value"]
+
+
 def test_unchecked_remote_ref_is_never_fetched():
     """A schema that skipped the entry checks still never reaches the network: the registry refuses."""
     from components.episode import DataError
