@@ -16,7 +16,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components import bfcl, score  # noqa: E402
+from components import score  # noqa: E402
+from components.importers import bfcl  # noqa: E402
 from components.episode import Episode  # noqa: E402
 
 BUDGET_S = 5.0

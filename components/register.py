@@ -32,7 +32,9 @@ from components.serving import ToolAgent, signature
 ARTIFACT = "agent"
 CHALLENGER, PREVIOUS = "challenger", "previous"
 # What the served pyfunc needs at load time, pinned to the versions that logged it.
-SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "jsonschema", "pydantic", "pyyaml")
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "jsonschema",
+                    "google-re2",  # components.toolcalls (the served parser) imports it
+                    "pydantic", "pyyaml")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """`tooltune score`: score saved model predictions against tasks with the shared scorer (`components.toolcalls`).
 
 Reads: tasks, either canonical episodes (JSON lines) or a BFCL question file plus its possible-answer file
-(`components.bfcl`); predictions, JSON lines `{"id": ..., "result": ...}` where `result` is raw model output
+(`components.importers.bfcl`); predictions, JSON lines `{"id": ..., "result": ...}` where `result` is raw model output
 (any syntax `toolcalls.parse_any` reads), a decoded list of `{"<function>": {<arguments>}}`, or, for multi-step
 episodes, the whole trajectory as a list of OpenAI messages.
 Writes: the report JSON (`--out`): accuracy overall, per category (the episode's `source`, e.g.
 `bfcl:simple_python`) and per pattern, error-class counts, and per id `{"valid", "errors"}`; prints a markdown table.
 Run: `tooltune score --tasks Q --predictions P [--answers A] --out report.json`
 
-Every task needs exactly one prediction and every prediction a task; anything else is a `DataError` naming the
-file, line and rule. As in BFCL, output that does not parse counts as "no call" on a task that needs no call.
+Every task needs exactly one prediction and every prediction a task, and every task's tool schemas must pass
+`toolcalls.parameters_problem`; anything else is a `DataError` naming the file, line and rule. As in BFCL,
+output that does not parse counts as "no call" on a task that needs no call.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import bfcl, toolcalls
-from components.episode import DataError, Episode, read_episodes, write_json
+from components import toolcalls
+from components.importers import bfcl
+from components.episode import DataError, Episode, episode_of, write_json
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,23 @@ class Prediction:
 
 def load_tasks(tasks_path: str | Path, answers_path: str | Path | None = None) -> list[Episode]:
     """Episodes from a canonical episodes file, or from a BFCL question file (told apart by its `question` field)."""
-    first = bfcl.records(tasks_path)[0][1]
-    if "question" in first and "function" in first:
+    rows = bfcl.records(tasks_path)
+    if "question" in rows[0][1] and "function" in rows[0][1]:
         return bfcl.import_episodes(tasks_path, answers_path)
     if answers_path is not None:
         raise DataError(f"{tasks_path}: rule 'answers_for_bfcl': --answers goes with a BFCL question file only")
-    return read_episodes(tasks_path)
+    return [_task(obj, f"{tasks_path}:{line}") for line, obj in rows]
+
+
+def _task(obj: dict[str, Any], where: str) -> Episode:
+    """The episode of one task line, its tools' schemas checked (`toolcalls.parameters_problem`)."""
+    episode = episode_of(obj, where)
+    for tool in episode.tools:
+        problem = toolcalls.parameters_problem(tool.function.parameters)
+        if problem:
+            raise DataError(f"{where} (id {episode.id}): rule '{problem[0]}': tool {tool.function.name!r}: "
+                            f"{problem[1]}")
+    return episode
 
 
 def load_predictions(path: str | Path) -> list[Prediction]:

@@ -4,8 +4,8 @@ per-episode rules.
 Reads: an episodes JSONL file (`read_records`: the record rules `non_empty`, `utf8`, `json`, `record_schema`,
 `arguments_json`; every broken line of the file is reported together).
 Writes: nothing. A broken rule becomes a `RuleFailure` (rule, count, first failing records), raised inside
-`ValidationFailed`. The per-episode rules (`role_order`, `tool_result`, `dependency_order`) are plain functions
-`Episode -> problem or None`; `validate_frames` puts their verdicts into the columns the GX suites check.
+`ValidationFailed`. The per-episode rules (`role_order`, `tool_result`, `dependency_order`, `tool_schema`) are
+plain functions `Episode -> problem or None`; `validate_frames` puts their verdicts into the columns the GX suites check.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components.episode import DataError, Episode, Tool, episode_of, gc_paused, json_object, user_text
-from components.toolcalls import same_call
+from components.toolcalls import parameters_problem, same_call
 
 RULES = {  # rule name -> what it checks, in report order
     "non_empty": "the file holds at least one episode",
@@ -30,6 +30,8 @@ RULES = {  # rule name -> what it checks, in report order
     "role_order": "user speaks first (after any system message); an assistant message ends the episode",
     "tool_result": "every tool message answers a call of the assistant turn before it (by tool_call_id and "
                    "name when given); every call gets exactly one result before the conversation moves on",
+    "tool_schema": "every tool's parameters are a usable JSON Schema: an object, nested at most 64 levels, "
+                   "local $refs that resolve, patterns RE2 compiles (rules schema_depth, schema_ref, schema_pattern)",
     "known_tool": "every called and every expected tool is in the episode's own `tools` catalog",
     "arguments_match_schema": "every call's arguments match the tool's JSON schema (types, required, "
                               "no unknown parameter, enums)",
@@ -44,7 +46,7 @@ RULES = {  # rule name -> what it checks, in report order
 }
 RECORD_RULES = ("non_empty", "utf8", "json", "record_schema", "arguments_json")
 RULE_FRAME = {"unique_id": "episodes", "role_order": "episodes", "tool_result": "episodes",
-              "dependency_order": "episodes", "max_tokens": "episodes",
+              "dependency_order": "episodes", "tool_schema": "episodes", "max_tokens": "episodes",
               "known_tool": "calls", "arguments_match_schema": "calls",
               "pattern_share": "patterns", "tool_share": "tools",
               "split_unique_id": "splits", "split_leakage": "splits"}
@@ -301,8 +303,29 @@ def dependency_problem(episode: Episode) -> str | None:
     return None
 
 
+_SCHEMA_VERDICTS: dict[int, tuple[list[Tool], str | None]] = {}  # id(catalog) -> (that catalog, its verdict)
+
+
+def tool_schema_problem(episode: Episode) -> str | None:
+    """What makes a tool's parameters unusable (`toolcalls.parameters_problem`, its rule named), or None.
+
+    Catalogs are shared (`SharedCatalogs`), so the verdict is kept per catalog list; the entry holds the list
+    itself, so its id cannot be reused by another list while the entry lives.
+    """
+    cached = _SCHEMA_VERDICTS.get(id(episode.tools))
+    if cached is not None and cached[0] is episode.tools:
+        return cached[1]
+    verdict = next((f"{p[0]}: tool {t.function.name!r}: {p[1]}" for t in episode.tools
+                    if (p := parameters_problem(t.function.parameters))), None)
+    if len(_SCHEMA_VERDICTS) >= 4096:
+        _SCHEMA_VERDICTS.clear()
+    _SCHEMA_VERDICTS[id(episode.tools)] = (episode.tools, verdict)
+    return verdict
+
+
 EPISODE_RULES: dict[str, Callable[[Episode], str | None]] = {
-    "role_order": role_problem, "tool_result": tool_result_problem, "dependency_order": dependency_problem}
+    "role_order": role_problem, "tool_result": tool_result_problem, "dependency_order": dependency_problem,
+    "tool_schema": tool_schema_problem}
 
 
 def episode_problems(episode: Episode) -> dict[str, str]:

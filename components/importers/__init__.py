@@ -1,6 +1,6 @@
 """Importers: outside tool-calling datasets -> canonical episodes (components.episode.Episode).
 
-One module per format (openai, sharegpt, hermes, xlam; bfcl lives in components/bfcl.py); `SOURCES` maps a
+One module per format (openai, sharegpt, hermes, xlam, bfcl); `SOURCES` maps a
 source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
 given `domain`, the record's id (else `<source>-<file stem>-<line>`), and `pattern` and `expected.steps`
 inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule.
@@ -32,7 +32,7 @@ def _records(source: str, convert: Convert) -> Importer:
 
 def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None) -> list[Episode]:
     """BFCL question file (+ possible-answer file), tagged with `domain`."""
-    from components import bfcl  # its own module; loaded only when BFCL data is imported
+    from components.importers import bfcl  # loaded only when BFCL data is imported
 
     if catalog is not None:
         raise DataError(f"{path}: rule 'catalog': BFCL questions bring their own functions; import them under a "

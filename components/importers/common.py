@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from pydantic import ValidationError
 
 from components.episode import DataError, Episode, Pattern
-from components.toolcalls import schema_errors, steps_of_messages, tool_index
+from components.toolcalls import parameters_problem, schema_errors, steps_of_messages, tool_index
+from components.toolcalls.schema import short
 
 EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -137,20 +137,19 @@ def turns(record: Record) -> list[tuple[str, str]]:
 def normalise_tools(raw: list[Any], record: Record) -> list[dict[str, Any]]:
     """OpenAI function schemas from `{"type": "function", "function": {...}}` or bare `{"name", ...}` items.
 
-    A tool without `parameters` takes no arguments; `parameters` must be a valid JSON Schema, since the
-    scorer validates every call against it.
+    A tool without `parameters` (or with `null`) takes no arguments; otherwise `parameters` must pass
+    `toolcalls.parameters_problem` (a JSON Schema object, not too deep, local `$ref`s only, RE2 patterns), since
+    the scorer validates every call against it; the error names its rule.
     """
     tools = []
     for k, item in enumerate(raw):
         fn = item.get("function", item) if isinstance(item, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise record.error("tool_schema", f"tool {k} has no string 'name'")
-        params = fn.get("parameters") or EMPTY_PARAMETERS
-        try:
-            jsonschema.validators.validator_for(params).check_schema(params)
-        except jsonschema.exceptions.SchemaError as err:
-            raise record.error("tool_schema", f"tool {fn['name']!r}: parameters are not a JSON Schema "
-                                              f"({err.message})") from None
+        params = EMPTY_PARAMETERS if fn.get("parameters") is None else fn["parameters"]
+        problem = parameters_problem(params)
+        if problem:
+            raise record.error(problem[0], f"tool {short(fn['name'])}: {problem[1]}")
         description = str(fn.get("description") or "")
         tools.append({"type": "function", "function": {"name": fn["name"], "description": description,
                                                        "parameters": params}})

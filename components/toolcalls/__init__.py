@@ -32,7 +32,9 @@ Error classes and their detection rules (`score_step` finds the per-step ones, `
 - step_limit: the rollout hit the turn cap without a final answer (caller's `hit_step_limit`).
 - wrong_final_state: the simulator's end state is not the goal (caller's `final_state_ok=False`).
 
-The package: `parse` (the parsers) and `check` (schema checks and scoring); import from here.
+The package: `parse` (the parsers), `check` (catalog checks and scoring), `schema` (tool parameter schemas: the
+entry checks `parameters_problem` and RE2-safe validators) and `bfcl_rules` (BFCL's per-argument rules); import
+from here.
 """
 
 from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, normalise_text, same_call, same_value,
@@ -40,7 +42,9 @@ from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, no
 from components.toolcalls.parse import (CLOSE, END, OPEN, Call, Parsed, calls_of_message, parse_any,
                                         parse_json_calls, parse_output, parse_python_calls, steps_of_messages)
 
+from components.toolcalls.schema import parameters_problem
+
 __all__ = ["CLOSE", "END", "OPEN", "Call", "EpisodeScore", "Parsed", "StepScore", "call_errors", "calls_of_message",
-           "normalise_text", "parse_any", "parse_json_calls", "parse_output", "parse_python_calls", "same_call",
-           "same_value", "schema_errors", "score_episode", "score_step", "states_outputs", "steps_of_messages",
-           "tool_index"]
+           "normalise_text", "parameters_problem", "parse_any", "parse_json_calls", "parse_output",
+           "parse_python_calls", "same_call", "same_value", "schema_errors", "score_episode", "score_step",
+           "states_outputs", "steps_of_messages", "tool_index"]

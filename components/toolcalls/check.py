@@ -1,18 +1,20 @@
-"""Call checking and scoring: catalog schema checks, BFCL's value rules, per-step and per-episode verdicts with
-the error classes of the package docstring of `components.toolcalls`."""
+"""Call checking and scoring: catalog schema checks (validators from `schema`), BFCL's value rules (`bfcl_rules`),
+per-step and per-episode verdicts with the error classes of the package docstring of `components.toolcalls`."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 
-from components import bfcl
+from components.episode import DataError
+from components.toolcalls import bfcl_rules
 from components.toolcalls.parse import Call
+from components.toolcalls.schema import resolved, validator
+
 
 def tool_index(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Map tool name -> its JSON Schema `parameters`, from OpenAI function schemas."""
@@ -20,15 +22,35 @@ def tool_index(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def schema_errors(call: Call, tools: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
-    """Check one call against the catalog; returns (error class, detail) pairs, empty when valid."""
+    """Check one call against the catalog; returns (error class, detail) pairs, empty when valid.
+
+    The arguments are validated against the tool's whole `parameters` schema, so local `$ref`s resolve; each
+    schema parameter the call passes gets its most relevant error. Errors on the arguments object as a whole
+    (`required`, `additionalProperties`) are left to `_shape_errors`, which names them in the scorer's classes.
+
+    Raises:
+        DataError: rule `schema_ref`, for a schema whose references were not checked where it entered
+            (`schema.parameters_problem`) and lead outside it.
+    """
     errors = _shape_errors(call, tools)
-    props = tools.get(call["name"], {}).get("properties", {})
-    for key, value in call["arguments"].items():
-        if key in props:
-            err = jsonschema.exceptions.best_match(_validator(json.dumps(props[key], sort_keys=True)).iter_errors(value))
-            if err is not None:
-                kind = "wrong_type" if err.validator == "type" else "wrong_value"
-                errors.append((kind, f"{call['name']}.{key}: {err.message}"))
+    params = tools.get(call["name"])
+    if not params or not call["arguments"]:
+        return errors
+    props = params.get("properties", {})
+    by_key: dict[str, list[jsonschema.ValidationError]] = {}
+    try:
+        for err in validator(params).iter_errors(call["arguments"]):
+            if err.path and err.path[0] in props:
+                by_key.setdefault(err.path[0], []).append(err)
+    except referencing.exceptions.Unresolvable as err:
+        raise DataError(f"rule 'schema_ref': tool {call['name']!r}: {err}") from None
+    except RecursionError:  # a recursive schema (a tree) and arguments nested deeper than the stack allows
+        return errors + [("wrong_value", f"{call['name']}: arguments nest too deeply to check against the schema")]
+    for key in call["arguments"]:  # in argument order: callers report the first error
+        if key in by_key:
+            err = jsonschema.exceptions.best_match(by_key[key])
+            kind = "wrong_type" if err.validator == "type" else "wrong_value"
+            errors.append((kind, f"{call['name']}.{key}: {err.message}"))
     return errors
 
 
@@ -41,13 +63,6 @@ def _shape_errors(call: Call, tools: dict[str, dict[str, Any]]) -> list[tuple[st
     errors = [("missing_required_argument", f"{name}: missing {k!r}")
               for k in tools[name].get("required", []) if k not in args]
     return errors + [("unknown_argument", f"{name}: {k!r} is not a parameter") for k in args if k not in props]
-
-
-@lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> jsonschema.protocols.Validator:
-    """A compiled validator per (serialised) parameter schema: checking the schema once, not per call."""
-    schema = json.loads(schema_json)
-    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def same_value(pred: Any, gold: Any) -> bool:
@@ -106,14 +121,23 @@ def _argument_errors(pred: Call, gold: Call, tools: dict[str, dict[str, Any]]) -
 def _accept_errors(pred: Call, accept: dict[str, list[Any]], tools: dict[str, dict[str, Any]]) -> list[str]:
     """BFCL's `simple_function_checker`, reporting every error instead of the first."""
     errors = [kind for kind, _ in _shape_errors(pred, tools)]
-    props = tools.get(pred["name"], {}).get("properties", {})
+    params = tools.get(pred["name"], {})
+    props = params.get("properties", {})
     for key, value in pred["arguments"].items():
         if key in props and key not in accept:
             errors.append("unexpected_argument")
-        elif key in props and (kind := bfcl.argument_error(value, accept[key], props[key])):
+        elif key in props and (kind := bfcl_rules.argument_error(value, accept[key], _bfcl_schema(params, key))):
             errors.append(kind)
     return errors + ["missing_required_argument" for key, ok in accept.items()
                      if key not in pred["arguments"] and "" not in ok]
+
+
+def _bfcl_schema(params: dict[str, Any], key: str) -> dict[str, Any]:
+    """A parameter's schema as BFCL's rules read it: local `$ref`s followed (its own and its `items`')."""
+    schema = resolved(params, params["properties"][key])
+    if isinstance(schema, dict) and isinstance(schema.get("items"), dict) and "$ref" in schema["items"]:
+        schema = {**schema, "items": resolved(params, schema["items"])}
+    return schema if isinstance(schema, dict) else {}
 
 
 @dataclass

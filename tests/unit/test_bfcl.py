@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from components import bfcl, toolcalls
+from components import toolcalls
+from components.importers import bfcl
+from components.toolcalls import bfcl_rules
 from components.episode import DataError, Episode
 
 DATA = Path(os.environ.get("BFCL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "bfcl"))
@@ -229,7 +231,7 @@ def test_schema_mapping():
     (None, [None, ""], {"type": "number"}, None),
 ])
 def test_argument_rules(value, acceptable, schema, error):
-    assert bfcl.argument_error(value, acceptable, schema) == error
+    assert bfcl_rules.argument_error(value, acceptable, schema) == error
 
 
 def test_bad_files_name_file_line_and_rule(tmp_path):

@@ -1,4 +1,4 @@
-"""BFCL (Berkeley Function Calling Leaderboard) single-turn data, and BFCL's per-argument checker rules.
+"""BFCL (Berkeley Function Calling Leaderboard) single-turn data: reading, type mapping, import.
 
 Reads: BFCL question files and their possible-answer files, JSON lines (e.g. `shared/data/bfcl/`, whose
 SOURCE.md gives the format). Writes nothing: `import_episodes` returns canonical episodes, which
@@ -10,15 +10,11 @@ dict -> object, float -> number (the description gains " This is a float type va
 `{"f": {"p": [v1, v2, ""]}}` becomes an expected call whose `arguments` hold the first acceptable value of each
 parameter (left out when only `""` is listed) and whose `accept` holds the lists as given.
 
-Checker. `argument_error` is BFCL's check of one passed argument (`ast_checker.py`, commit 6ea57973): first
-the type, with exact Python types, int accepted where float is expected, array items checked one level deep,
-and BFCL's "variable" escape hatch (when the acceptable values have another type than the schema, a value of
-their type passes and is compared by plain membership); then the value: strings after `standardize`, lists
-element by element with standardized strings, dicts key by key against some acceptable dict, lists of dicts
-position by position, anything else by membership. `toolcalls.call_errors` adds the call-level rules (name,
-required, only schema parameters, only expected parameters, no omission unless `""` is listed) and
-`toolcalls.score_step` the step rules (call count, parallel calls matched greedily in any order, irrelevance =
-no call).
+Checks. Every line is a JSON object nested at most `MAX_LINE_DEPTH` levels (rule `json_depth`), so no later
+step (type mapping, schema checks, pydantic's serialiser) can overflow; each function's mapped parameters pass
+`toolcalls.schema.parameters_problem` (rules `tool_schema`, `schema_depth`, `schema_ref`, `schema_pattern`).
+Errors name the file, line (and id) and rule. BFCL's per-argument checker rules live with the scorer, in
+`components.toolcalls.bfcl_rules`; the call-level and step rules in `components.toolcalls.check`.
 
 Known differences from BFCL's decoder: tuples are read as lists (BFCL rejects a tuple for an `array`
 parameter) and arithmetic is never evaluated (BFCL `eval`s it), so such output is `unparsable` here.
@@ -34,19 +30,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from components.episode import DataError, Episode, Pattern
+from components.toolcalls.schema import parameters_problem, short, too_deep
 
 JSON_TYPES: dict[str, str | None] = {
     "string": "string", "integer": "integer", "float": "number", "number": "number", "boolean": "boolean",
     "array": "array", "tuple": "array", "dict": "object", "object": "object", "any": None,
 }
 FLOAT_NOTE = " This is a float type value."
+MAX_LINE_DEPTH = 100  # nesting levels of one line: real BFCL lines nest under 10; pydantic stops at 255
 NO_CALL_REPLY = "None of the available functions fits this request."
 KNOWN_BAD = {  # ground truths that no answer can satisfy; BFCL's own checker fails them too
     "parallel_multiple_12": "expects `permeability`, not a parameter of calculate_voltage_difference",
     "parallel_multiple_26": "expects `type`, not a parameter of bank.calculate_balance",
 }
-_PY_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
-_PUNCTUATION = re.compile(r"[ ,./\-_*^]")
 _OMIT = object()  # a parameter whose only acceptable value is "" (must be left out)
 
 
@@ -79,12 +75,17 @@ def records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _json_object(raw: bytes, where: str) -> dict[str, Any]:
+    deep = False
     try:
         obj = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:  # the decoder recurses per nesting level and stops near 1,000
+        deep = True
+    if deep or too_deep(obj, MAX_LINE_DEPTH):
+        raise DataError(f"{where}: rule 'json_depth': the line nests deeper than {MAX_LINE_DEPTH} levels")
     if not isinstance(obj, dict):
         raise DataError(f"{where}: rule 'json_object': a record must be a JSON object")
     return obj
@@ -158,17 +159,22 @@ def _episode(record: dict[str, Any], answer: list[Any] | None, where: str) -> Ep
 def _tool(function: Any, where: str) -> dict[str, Any]:
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise DataError(f"{where}: rule 'bfcl_record': each function needs a string 'name'")
-    where = f"{where} function {function['name']}"
+    where = f"{where} function {function['name'][:80]}"  # a hostile name must not make a megabyte message
     parameters = to_json_schema(_field(function, "parameters", dict, where), where)
+    problem = parameters_problem(parameters)
+    if problem:
+        raise DataError(f"{where}: rule '{problem[0]}': {problem[1]}")
     return {"type": "function", "function": {"name": function["name"], "description": function.get("description", ""),
                                              "parameters": parameters}}
 
 
 def to_json_schema(node: dict[str, Any], where: str = "schema") -> dict[str, Any]:
     """A Gorilla schema node as JSON Schema (see the module docstring), recursing into properties and items."""
+    if not isinstance(node, dict):
+        raise DataError(f"{where}: rule 'bfcl_type': a parameter schema must be a JSON object, not {short(node)}")
     kind = str(node.get("type", "any")).lower()
     if kind not in JSON_TYPES:
-        raise DataError(f"{where}: rule 'bfcl_type': unknown type {node['type']!r}; known: {sorted(JSON_TYPES)}")
+        raise DataError(f"{where}: rule 'bfcl_type': unknown type {short(node['type'])}; known: {sorted(JSON_TYPES)}")
     out: dict[str, Any] = {"type": JSON_TYPES[kind]} if JSON_TYPES[kind] else {}
     out |= {k: v for k, v in node.items() if k not in ("type", "properties", "items", "optional")}
     if kind == "float":
@@ -208,72 +214,3 @@ def _canonical_dict(options: dict[str, list[Any]]) -> dict[str, Any]:
 
 def _first(acceptable: list[Any]) -> Any:
     return next((a for a in acceptable if a != ""), _OMIT)
-
-
-# ---------------------------------------------------------------------------------------------- checker
-
-
-def standardize(text: str) -> str:
-    """BFCL's string normalisation: spaces and `,./-_*^` deleted, lowercase, single quotes made double."""
-    return _PUNCTUATION.sub("", text).lower().replace("'", '"')
-
-
-def argument_error(value: Any, acceptable: list[Any], schema: dict[str, Any]) -> str | None:
-    """BFCL's check of one passed argument: None when it passes, else "wrong_type" or "wrong_value".
-
-    Args:
-        value: The argument as parsed (JSON-like values).
-        acceptable: Its possible-answer list (`""` = may be omitted).
-        schema: The parameter's JSON Schema; no `type` is BFCL's `any`, which its checker types as a string.
-    """
-    want = _PY_TYPES.get(schema.get("type"), str)
-    items = _PY_TYPES.get(schema["items"].get("type"), str) if want is list and "items" in schema else None
-    if want is float and type(value) is int:
-        value = float(value)
-    ok, variable = _type_ok(value, want, acceptable, items)
-    if not ok:
-        return "wrong_type"
-    if variable:
-        ok = value in acceptable
-    elif want is dict:
-        ok = _dict_ok(value, acceptable)
-    elif want is list and items is dict:
-        ok = _dict_list_ok(value, acceptable)
-    elif want is str:
-        ok = standardize(value) in [standardize(a) for a in acceptable if isinstance(a, str)]
-    elif want is list:
-        ok = [_std(v) for v in value] in [[_std(v) for v in a] for a in acceptable if isinstance(a, (list, str))]
-    else:
-        ok = value in acceptable
-    return None if ok else "wrong_value"
-
-
-def _std(value: Any) -> Any:
-    return standardize(value) if isinstance(value, str) else value
-
-
-def _type_ok(value: Any, want: type, acceptable: list[Any], items: type | None) -> tuple[bool, bool]:
-    """BFCL's `type_checker`: (type accepted, value is a "variable" compared by plain membership)."""
-    answer_type = next((type(a) for a in acceptable if a != ""), None)
-    variable = answer_type is not None and answer_type is not want
-    if type(value) is want:
-        nested_ok = items is None or any(not isinstance(a, list) or all(_type_ok(v, items, a, None)[0] for v in value)
-                                         for a in acceptable)
-        return nested_ok, variable
-    return answer_type is not None and type(value) is answer_type, True
-
-
-def _dict_ok(value: dict[str, Any], options: list[Any]) -> bool:
-    """BFCL's `dict_checker`: some acceptable dict takes every key with an acceptable value and misses no key
-    that may not be omitted."""
-    return any(isinstance(o, dict)
-               and all(k in o and _std(v) in [_std(a) for a in o[k]] for k, v in value.items())
-               and all(k in value or "" in ok for k, ok in o.items())
-               for o in options)
-
-
-def _dict_list_ok(value: list[Any], options: list[Any]) -> bool:
-    """BFCL's `list_dict_checker`: as long as some acceptable list, element i acceptable for its dict i."""
-    return any(isinstance(o, (list, str)) and len(value) == len(o)
-               and all(isinstance(v, dict) and _dict_ok(v, [d]) for v, d in zip(value, o))
-               for o in options)
