@@ -38,7 +38,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 LEASE_SUFFIX = ".promotion-lock"
-_POLL_S = 0.1
+_POLL_S = 0.1  # a file lock costs nothing to try
+_LEASE_POLL_S = 0.3  # a lease costs two server requests to try
 log = logging.getLogger(__name__)
 
 
@@ -102,7 +103,7 @@ def _registry_lease(client: MlflowClient, model_name: str, timeout_s: float) -> 
         if time.monotonic() > deadline:
             raise LockTimeout(f"registry lease {name!r}: held by another promoter for over {timeout_s} s "
                               f"(register.lock_timeout_s); delete that registered model if its holder is gone")
-        time.sleep(_POLL_S * (1 + random.random()))  # jitter: waiters do not retry in lockstep
+        time.sleep(_LEASE_POLL_S * (1 + random.random()))  # jitter: waiters do not retry in lockstep
     try:
         yield
     finally:
