@@ -55,7 +55,7 @@ def promotion_lock(client: MlflowClient, uri: str, model_name: str, timeout_s: f
         LockTimeout: Not acquired within `timeout_s`.
     """
     path = lock_file(uri)
-    with _file_lock(path, timeout_s) if path else _registry_lease(client, model_name, timeout_s):
+    with _file_lock(path, timeout_s) if path else registry_lease(client, model_name, timeout_s):
         yield
 
 
@@ -95,7 +95,12 @@ def _file_lock(path: Path, timeout_s: float) -> Iterator[None]:
 
 
 @contextmanager
-def _registry_lease(client: MlflowClient, model_name: str, timeout_s: float) -> Iterator[None]:
+def registry_lease(client: MlflowClient, model_name: str, timeout_s: float) -> Iterator[None]:
+    """Hold the lease `<model_name>.promotion-lock` in the client's registry (see the module docstring).
+
+    Raises:
+        LockTimeout: Held by another client for over `timeout_s`.
+    """
     name, token = model_name + LEASE_SUFFIX, uuid.uuid4().hex
     deadline = time.monotonic() + timeout_s
     while not _try_create(client, name, token):

@@ -24,7 +24,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components import register, tracking
+from components import promotion_lock, register, tracking
 from components.promotion_lock import LEASE_SUFFIX
 from tests.unit.test_register import make_params, scores, tiny_model  # noqa: F401 (fixtures)
 
@@ -194,3 +194,24 @@ def test_unreachable_server_fails_fast_with_one_line(params_factory, tmp_path):
         f"error: tracking.uri: no MLflow server answers at {uri} (ConnectionError after {bounds.http_max_retries} "
         f"retries, {bounds.http_timeout_s} s timeout each); start it, or set tracking.uri / $MLFLOW_TRACKING_URI")
     assert elapsed < 30, elapsed
+
+
+def test_locks_time_out_on_a_live_holder_and_a_lease_is_broken_when_stale(migrated_db, tmp_path):
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    with promotion_lock.promotion_lock(client, uri, "agent", 5):  # a live holder of the file lock
+        with pytest.raises(promotion_lock.LockTimeout, match=r"mlflow\.db\.promotion\.lock: promotion lock held"):
+            with promotion_lock.promotion_lock(MlflowClient(uri, uri), uri, "agent", 0.3):
+                pass
+
+    lease = "agent" + LEASE_SUFFIX  # the lease a server's clients use, here in the SQLite registry
+    # a live holder: acquired "now" as its clock says, a minute ahead of ours (fresh however slow this machine is)
+    client.create_registered_model(lease, tags={"owner": "someone", "acquired": f"{time.time() + 60:.3f}"})
+    with pytest.raises(promotion_lock.LockTimeout, match="registry lease 'agent.promotion-lock': held"):
+        with promotion_lock.registry_lease(client, "agent", 1):
+            pass
+    client.set_registered_model_tag(lease, "acquired", f"{time.time() - 60:.3f}")  # its holder died a minute ago
+    with promotion_lock.registry_lease(client, "agent", 30):
+        assert client.get_registered_model(lease).tags["owner"] != "someone"
+    assert client.search_registered_models(f"name = '{lease}'") == []  # released
