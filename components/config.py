@@ -191,11 +191,15 @@ class Register(_Frozen):
     model_name: str = Field(min_length=1)
     gate_metric: str
     min_gain: float = Field(ge=0)
+    lock_timeout_s: float = Field(gt=0)
 
 
 class Tracking(_Frozen):
     uri: str
     experiment: str
+    http_max_retries: int = Field(ge=0, le=10)  # MLflow refuses more than 10
+    http_backoff_factor: int = Field(ge=0, le=120)
+    http_timeout_s: int = Field(ge=1)
 
 
 class StageMinutes(_Frozen):

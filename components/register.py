@@ -2,20 +2,30 @@
 
 Reads: `metrics/evaluate.json` (flat `"<model>.<metric>"` scores), the candidate model folder (`paths.rl_model` when
 `rl` is evaluated, else `paths.sft_model`), params `register`, `tracking`, the registry's current `champion`.
-Writes: a new version of `register.model_name` (pyfunc `ToolAgent`, lineage/metric tags, description), aliases
+Writes: a version of `register.model_name` (pyfunc `ToolAgent`, lineage/metric/decision tags, description), aliases
 `champion` / `previous` / `challenger`, `metrics/register.json`.
 Run: `python -m components.register` (DVC) or the `register` task of `tooltune run`.
 
 Gate: the candidate becomes `champion` only if its gate metric beats the base model by more than `min_gain` and,
 when there is a champion, beats the champion's recorded `gate_value` by more than `min_gain`. The champion it
 replaces gets `previous`; a candidate that does not pass gets `challenger`.
+
+Concurrency: `promote` re-reads the champion, decides and moves the aliases under `promotion_lock` (a file lock
+beside a local store, a lease in a remote registry; see that module), so concurrent promoters act one at a time
+and the best version ends as champion. Every version records its decision in the `promotion` tag.
+
+Retries: a version is created with the `tooltune.register_key` tag (a hash of the candidate folder and its scores,
+set atomically with the version), and `tooltune.register_state=done` marks it finished. A rerun for the same
+candidate finds that version and finishes it (tags, decision, aliases) instead of registering another; one that
+is already done keeps and reports its recorded decision.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version as installed
 from pathlib import Path
 
@@ -26,11 +36,14 @@ from mlflow.entities.model_registry import ModelVersion
 from components import tracking
 from components.config import Params
 from components.episode import DataError
+from components.promotion_lock import promotion_lock
 from components.result import StageResult
 from components.serving import ToolAgent, signature
 
 ARTIFACT = "agent"
 CHALLENGER, PREVIOUS = "challenger", "previous"
+PROMOTION_TAG, COMPARED_TAG = "promotion", "champion_gate_value"  # the decision, the champion value it compared
+KEY_TAG, STATE_TAG, DONE = "tooltune.register_key", "tooltune.register_state", "done"
 # What the served pyfunc needs at load time, pinned to the versions that logged it.
 SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "jsonschema",
                     "google-re2",  # components.toolcalls (the served parser) imports it
@@ -41,6 +54,27 @@ SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensor
 class Decision:
     promote: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the promotion decision needs about one registered version."""
+
+    model_name: str
+    version: str
+    metric: str
+    value: float
+    base: float
+    min_gain: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A version's promotion: the decision, the alias it got, and the champion value it was compared with."""
+
+    decision: Decision
+    alias: str
+    champion_value: float | None
 
 
 def decide(gate: str, candidate: float, base: float, champion: float | None, min_gain: float,
@@ -76,7 +110,7 @@ def read_scores(path: Path, keys: list[str]) -> dict[str, float]:
 
 
 def run(params: Params) -> StageResult:
-    """Log the candidate as a new registered version and move the aliases by the gate."""
+    """Register the candidate (or finish its version from an earlier, interrupted try) and promote it by the gate."""
     cfg = params.register_
     candidate = "rl" if "rl" in params.evaluate.models else "sft"
     folder = params.path("rl_model" if candidate == "rl" else "sft_model")
@@ -84,45 +118,106 @@ def run(params: Params) -> StageResult:
     scores = read_scores(params.path("metrics") / "evaluate.json", [gate_key, f"base.{cfg.gate_metric}"])
     if not folder.is_dir():
         raise DataError(f"{folder}: candidate model folder ({candidate}) not found")
-    gate_value, base_value = float(scores[gate_key]), float(scores[f"base.{cfg.gate_metric}"])
     metrics = {k.split(".", 1)[1]: float(v) for k, v in scores.items() if k.startswith(f"{candidate}.")}
+    gate = Gate(cfg.model_name, "", cfg.gate_metric, float(scores[gate_key]),
+                float(scores[f"base.{cfg.gate_metric}"]), cfg.min_gain)
 
     if mlflow.active_run() is None:  # run alone (not through execute_stage): open our own run
         tracking.configure(params)
         with mlflow.start_run(run_name="register"):
-            return _register(params, candidate, folder, metrics, gate_value, base_value)
-    return _register(params, candidate, folder, metrics, gate_value, base_value)
+            return _register(params, candidate, folder, metrics, gate)
+    return _register(params, candidate, folder, metrics, gate)
 
 
-def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, float], gate_value: float,
-              base_value: float) -> StageResult:
+def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, float], gate: Gate) -> StageResult:
     cfg, client = params.register_, MlflowClient()
-    champion = tracking.champion_version(client, cfg.model_name)
-    champion_value = _champion_gate_value(champion, cfg.model_name, cfg.gate_metric)
-    decision = decide(cfg.gate_metric, gate_value, base_value, champion_value, cfg.min_gain,
-                      champion.version if champion else None)
-
-    version = _log_model(params, folder, metrics)
-    promotion = ("promoted: " if decision.promote else "not promoted: ") + decision.reason
-    tags = {**tracking.lineage_tags(params), "gate_metric": cfg.gate_metric, "gate_value": str(gate_value),
-            "candidate": candidate, "promotion": promotion,
-            **{f"{tracking.METRIC_TAG_PREFIX}{k}": str(v) for k, v in metrics.items()}}
-    for key, value in tags.items():
-        client.set_model_version_tag(cfg.model_name, version, key, value)
+    key = candidate_key(folder, candidate, metrics, gate)
+    version = find_version(client, cfg.model_name, key) or _log_model(params, folder, metrics, key)
+    gate = replace(gate, version=version)
+    _tag_version(client, params, gate, candidate, metrics)
+    outcome = promote(client, gate, mlflow.get_registry_uri(), cfg.lock_timeout_s)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
     client.update_model_version(cfg.model_name, version, description=(
-        f"{candidate} candidate, base {cfg.gate_metric}={base_value:.4f}. Scores: {scores}. {decision.reason}."))
-
-    alias = tracking.CHAMPION if decision.promote else CHALLENGER
-    if decision.promote and champion is not None:
-        client.set_registered_model_alias(cfg.model_name, PREVIOUS, champion.version)
-    client.set_registered_model_alias(cfg.model_name, alias, version)
+        f"{candidate} candidate, base {cfg.gate_metric}={gate.base:.4f}. Scores: {scores}. "
+        f"{outcome.decision.reason}."))
+    champion_value = outcome.champion_value
     return StageResult(
         stage="register",
-        metrics={"version": float(version), "promoted": float(decision.promote), "gate_value": gate_value,
+        metrics={"version": float(version), "promoted": float(outcome.decision.promote), "gate_value": gate.value,
                  "champion_gate_value": champion_value if champion_value is not None else -1.0},
-        details={"model_name": cfg.model_name, "version": version, "alias": alias, "reason": decision.reason,
-                 "model_uri": f"models:/{cfg.model_name}/{version}"})
+        details={"model_name": cfg.model_name, "version": version, "alias": outcome.alias,
+                 "reason": outcome.decision.reason, "model_uri": f"models:/{cfg.model_name}/{version}"})
+
+
+def candidate_key(folder: Path, candidate: str, metrics: dict[str, float], gate: Gate) -> str:
+    """A hash of the candidate's files and scores: the same candidate registered again gets the same key."""
+    digest = hashlib.sha256(json.dumps([gate.model_name, candidate, gate.metric, gate.base, sorted(metrics.items())])
+                            .encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def find_version(client: MlflowClient, model_name: str, key: str) -> str | None:
+    """The version an earlier try registered for this candidate `key`, or None."""
+    found = client.search_model_versions(f"name = '{model_name}' and tags.`{KEY_TAG}` = '{key}'")
+    return str(min(int(v.version) for v in found)) if found else None
+
+
+def _tag_version(client: MlflowClient, params: Params, gate: Gate, candidate: str, metrics: dict[str, float]) -> None:
+    """Lineage, gate and metric tags (idempotent: a retry writes the same values again)."""
+    tags = {**tracking.lineage_tags(params), "gate_metric": gate.metric, "gate_value": str(gate.value),
+            "candidate": candidate, **{f"{tracking.METRIC_TAG_PREFIX}{k}": str(v) for k, v in metrics.items()}}
+    for key, value in tags.items():
+        client.set_model_version_tag(gate.model_name, gate.version, key, value)
+
+
+def promote(client: MlflowClient, gate: Gate, registry_uri: str, lock_timeout_s: float) -> Outcome:
+    """Decide on an already-registered version and move the aliases, one promoter at a time.
+
+    Under the promotion lock the champion is re-read, so the decision compares with the champion as it is when
+    the aliases move. Idempotent: a version already marked done keeps its recorded decision; one whose earlier
+    try made it champion but died before marking it done is just marked done.
+
+    Raises:
+        LockTimeout: Another promoter held the lock for over `lock_timeout_s`.
+        DataError: The champion has no comparable `gate_value`.
+    """
+    with promotion_lock(client, registry_uri, gate.model_name, lock_timeout_s):
+        tags = client.get_model_version(gate.model_name, gate.version).tags
+        champion = tracking.champion_version(client, gate.model_name)
+        made_champion = champion is not None and str(champion.version) == gate.version and PROMOTION_TAG in tags
+        if tags.get(STATE_TAG) != DONE and not made_champion:
+            _decide_and_move(client, gate, champion)
+        client.set_model_version_tag(gate.model_name, gate.version, STATE_TAG, DONE)
+        return _recorded(client.get_model_version(gate.model_name, gate.version).tags)
+
+
+def _decide_and_move(client: MlflowClient, gate: Gate, champion: ModelVersion | None) -> None:
+    """Record the decision on the version, then move the aliases (so a version with an alias has its decision)."""
+    champion_value = _champion_gate_value(champion, gate.model_name, gate.metric)
+    decision = decide(gate.metric, gate.value, gate.base, champion_value, gate.min_gain,
+                      champion.version if champion else None)
+    prefix = "promoted: " if decision.promote else "not promoted: "
+    client.set_model_version_tag(gate.model_name, gate.version, PROMOTION_TAG, prefix + decision.reason)
+    client.set_model_version_tag(gate.model_name, gate.version, COMPARED_TAG,
+                                 "none" if champion_value is None else str(champion_value))
+    if decision.promote and champion is not None:
+        client.set_registered_model_alias(gate.model_name, PREVIOUS, champion.version)
+    client.set_registered_model_alias(gate.model_name, tracking.CHAMPION if decision.promote else CHALLENGER,
+                                      gate.version)
+
+
+def _recorded(tags: dict[str, str]) -> Outcome:
+    """The outcome recorded in a version's tags by `_decide_and_move`."""
+    promoted = tags[PROMOTION_TAG].startswith("promoted: ")
+    reason = tags[PROMOTION_TAG].split(": ", 1)[1]
+    compared = tags.get(COMPARED_TAG, "none")
+    return Outcome(Decision(promoted, reason), tracking.CHAMPION if promoted else CHALLENGER,
+                   None if compared == "none" else float(compared))
 
 
 def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_metric: str) -> float | None:
@@ -136,17 +231,20 @@ def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_me
     return float(champion.tags["gate_value"])
 
 
-def _log_model(params: Params, folder: Path, metrics: dict[str, float]) -> str:
-    """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; return the version."""
+def _log_model(params: Params, folder: Path, metrics: dict[str, float], key: str) -> str:
+    """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; return the version.
+
+    The version is created with its `key` tag in the same call, so no version exists without it.
+    """
     with warnings.catch_warnings():  # no input example on purpose: logging one would run the model
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, signature=signature(),
             model_config={"system_prompt": params.base.system_prompt},
-            registered_model_name=params.register_.model_name,
             pip_requirements=[f"{p}=={installed(p).split('+')[0]}" for p in SERVING_PACKAGES])  # drop +cpu
     mlflow.log_metrics(metrics, model_id=info.model_id)  # shown on the LoggedModel in the MLflow 3 UI
-    return str(info.registered_model_version)
+    version = mlflow.register_model(info.model_uri, params.register_.model_name, tags={KEY_TAG: key})
+    return str(version.version)
 
 
 def main() -> None:

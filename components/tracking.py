@@ -1,12 +1,15 @@
 """MLflow tracking for every stage: one parent run per pipeline run, one nested run per stage.
 
-Reads: params `tracking` (URI, experiment), `$MLFLOW_TRACKING_URI` (overrides the URI), `$TOOLTUNE_PARENT_RUN_ID`
+Reads: params `tracking` (URI, experiment, HTTP retry bounds), `$MLFLOW_TRACKING_URI` (overrides the URI), `$TOOLTUNE_PARENT_RUN_ID`
 (the pipeline run a stage nests under), git, `paths.raw` and `dvc.lock` (lineage).
 Writes: MLflow runs (params, metrics, tags, report artifacts), `metrics/<stage>.json`.
 Run: each stage's `python -m components.<stage>` enters through `stage_main`; flows call `execute_stage`.
 
 With the default `sqlite:///mlflow.db` the store is a SQLite file in `project.workdir` and artifacts go to
 `mlartifacts/` beside it, so the quick profile (`runs/quick`) never mixes with the default one.
+
+With an MLflow server, `configure` bounds MLflow's HTTP retries by `tracking.http_*` (MLflow's own default retries
+for ~4 minutes) and fails with a one-line `TrackingUnavailable` when the server does not answer.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
@@ -45,6 +49,17 @@ CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metric."  # model-version tags holding the candidate's evaluation metrics
 REPO = Path(__file__).resolve().parents[1]
 _MAX_PARAM = 6000  # MLflow's limit on a param value
+# MLflow reads these at every request; `configure` sets them from params `tracking`.
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "http_max_retries",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "http_backoff_factor",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "http_timeout_s"}
+
+
+class TrackingUnavailable(ConfigError):
+    """The MLflow server at the tracking URI did not answer within the bounded retries of `tracking.http_*`.
+
+    A `ConfigError`, so the CLI and `stage_main` print it as one line: mostly a wrong URI or a server not started.
+    """
 
 
 def configure(params: Params) -> None:
@@ -55,11 +70,14 @@ def configure(params: Params) -> None:
 def _setup(params: Params) -> str:
     """`configure`, returning the experiment id (created if missing)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(params)
+    for var, field in HTTP_ENV.items():
+        os.environ[var] = str(getattr(params.tracking, field))
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
     name = params.tracking.experiment
-    experiment = client.get_experiment_by_name(name)
+    with reachable(uri):  # the first call that reaches the server
+        experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
             experiment_id = client.create_experiment(name, artifact_location=_artifact_location(uri))
@@ -74,6 +92,27 @@ def _setup(params: Params) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+@contextmanager
+def reachable(uri: str) -> Iterator[None]:
+    """Turn MLflow's "the server did not answer" (after its bounded retries) into a one-line `TrackingUnavailable`.
+
+    MLflow wraps the `requests` failure in an `MlflowException` with a multi-line message; other errors pass.
+    """
+    try:
+        yield
+    except MlflowException as err:
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, requests.exceptions.RequestException):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        retries, timeout = (os.environ.get(var) for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                                             "MLFLOW_HTTP_REQUEST_TIMEOUT"))
+        raise TrackingUnavailable(
+            f"tracking.uri: no MLflow server answers at {uri} ({type(cause).__name__} after {retries} retries, "
+            f"{timeout} s timeout each); start it, or set tracking.uri / $MLFLOW_TRACKING_URI") from None
 
 
 def tracking_uri(params: Params) -> str:

@@ -99,6 +99,7 @@ def test_gate_moves_champion_only_for_a_better_candidate(make_params):
     assert out[0]["error"] == "no end-of-turn token (output truncated)"  # 4 random tokens never end the turn
 
     client.set_model_version_tag(name, "3", "gate_metric", "other_metric")  # a champion measured otherwise
+    scores(params, base=0.2, candidate=0.8)  # another candidate (the same one again would find v3 done)
     with pytest.raises(DataError, match=r"v3 \(alias champion\) has no `gate_value` for gate metric 'single_exact'"):
         register.run(params)
 
