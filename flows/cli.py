@@ -6,7 +6,7 @@
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
 
-Bad input (params, data, a failed validation) prints `error: <message>` and exits 1, no traceback.
+Bad input (params, data, a failed validation) prints `error: <message>` and exits 2, no traceback.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import argparse
 import logging
 import os
 import sys
-from collections import Counter
 
 from components import STAGES
 from components.config import ConfigError, load_params
-from components.episode import DataError, write_episodes
+from components.episode import DataError
 from components.importers import SOURCES
-from components.ingest import source_episodes
+from components.ingest import write_source
 
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
@@ -60,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", default=None, help="episodes file (default: paths.raw of the params file)")
     ingest.add_argument("--domain", default=None,
                         help="domain tag (default: project.domain for synthetic, else the source name)")
+    ingest.add_argument("--skip-invalid", action="store_true",
+                        help="set bad records aside in <out>.rejected.jsonl (file, line, rule, detail) instead of "
+                             "failing")
     common(ingest)
     ingest.set_defaults(func=_ingest)
     score = sub.add_parser("score", help="score saved predictions against tasks (episodes or BFCL) into a report")
@@ -79,12 +81,14 @@ def _stages(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     """One source's episodes to `--out`, written atomically: on bad input the old file stays as it was."""
     params = load_params(args.params, args.profile)
-    episodes = source_episodes(params, args.source, args.path, args.domain, args.answers)
     out = args.out or params.path("raw")
-    n = write_episodes(out, episodes)
-    patterns = Counter(e.pattern for e in episodes)
+    n, patterns, rejects = write_source(params, out, args.source, args.path, args.domain,
+                                        {"answers": args.answers, "skip_invalid": args.skip_invalid})
     counts = ", ".join(f"{p}={c}" for p, c in sorted(patterns.items()))
     print(f"ingest: {n} episodes from {args.source} -> {out}  {counts}")
+    if rejects is not None:
+        print(f"ingest: {rejects.count} record(s) rejected -> {rejects.path}  "
+              + ", ".join(f"{r}={c}" for r, c in sorted(rejects.by_rule.items())))
     return 0
 
 
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad_input is None:
             raise
         print(f"error: {bad_input}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def test_cli_reports_bad_input_without_traceback(params_path, monkeypatch, capsy
     collect.emit = lambda record: logged.append(collect.format(record))  # the text a console handler prints
     logging.getLogger("prefect.flow_runs").addHandler(collect)
     try:
-        assert cli.main(["run", "--params", str(params_path), "--stages", "ingest"]) == 1
+        assert cli.main(["run", "--params", str(params_path), "--stages", "ingest"]) == 2
     finally:
         logging.getLogger("prefect.flow_runs").removeHandler(collect)
     assert capsys.readouterr().err.endswith("error: episodes.jsonl:3: rule record_schema broken\n")

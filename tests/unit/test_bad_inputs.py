@@ -1,7 +1,7 @@
 """The bad-input corpus (tests/fixtures/bad_inputs/) through the real stage entry point, one case per file.
 
 Each malformed file must end `tooltune stage validate` (or `build`, for a leak across splits) with exit
-code 1 and one `error:` message naming the file, the line (and record id when the line parses) and the
+code 2 and one `error:` message naming the file, the line (and record id when the line parses) and the
 broken rule; no traceback for the user; no partial output; the previous good report, metrics and splits
 byte-identical.
 """
@@ -69,7 +69,7 @@ def test_bad_input_fails_with_file_line_and_rule(case, good_run, tmp_path, capsy
     before = _tree(work)
     capsys.readouterr()
 
-    assert cli(["stage", spec.get("stage", "validate"), "--params", str(params)]) == 1
+    assert cli(["stage", spec.get("stage", "validate"), "--params", str(params)]) == 2
 
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and [line[:7] for line in err.splitlines() if line.startswith("error:")] == [

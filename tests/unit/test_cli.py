@@ -46,13 +46,13 @@ def test_stage_runs_without_prefect(tmp_path, params_path, capsys):
     ["run", "--stages", "ingest,train"],
 ])
 def test_bad_input_is_one_line_no_traceback(params_path, capsys, argv):
-    assert cli.main(argv + ["--params", str(params_path)]) == 1
+    assert cli.main(argv + ["--params", str(params_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
 
 
 def test_missing_params_file(tmp_path, capsys):
-    assert cli.main(["stage", "ingest", "--params", str(tmp_path / "absent.yaml")]) == 1
+    assert cli.main(["stage", "ingest", "--params", str(tmp_path / "absent.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
 
 

@@ -304,7 +304,7 @@ def test_cli_failed_ingest_leaves_the_old_file(tmp_path, params_path, capsys, ar
     out = tmp_path / "episodes.jsonl"
     out.write_bytes(b'{"previous": "good file"}\n')
     argv = [str(bad) if a == "BAD" else a for a in argv]
-    assert cli.main(["ingest", *argv, "--out", str(out), "--params", str(params_path)]) == 1
+    assert cli.main(["ingest", *argv, "--out", str(out), "--params", str(params_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and "Traceback" not in err
     assert out.read_bytes() == b'{"previous": "good file"}\n'

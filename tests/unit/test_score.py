@@ -95,7 +95,7 @@ def test_bad_predictions_exit_1_naming_file_line_and_rule(tmp_path, capsys, line
     write_episodes(tasks, episodes)
     preds = tmp_path / "p.jsonl"
     preds.write_text("\n".join(line.replace('"E"', json.dumps(episodes[0].id)) for line in lines) + "\n")
-    assert run_cli("--tasks", tasks, "--predictions", preds, "--out", tmp_path / "r.json") == 1
+    assert run_cli("--tasks", tasks, "--predictions", preds, "--out", tmp_path / "r.json") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert re.search(message, err), err
@@ -107,9 +107,9 @@ def test_missing_files_and_unpredicted_tasks(tmp_path, capsys):
     tasks = tmp_path / "episodes.jsonl"
     write_episodes(tasks, episodes)
     preds = write_predictions(tmp_path / "p.jsonl", [{"id": episodes[0].id, "result": ""}])
-    assert run_cli("--tasks", tmp_path / "nope.jsonl", "--predictions", preds, "--out", tmp_path / "r.json") == 1
+    assert run_cli("--tasks", tmp_path / "nope.jsonl", "--predictions", preds, "--out", tmp_path / "r.json") == 2
     assert "nope.jsonl: file not found" in capsys.readouterr().err
-    assert run_cli("--tasks", tasks, "--predictions", preds, "--out", tmp_path / "r.json") == 1
+    assert run_cli("--tasks", tasks, "--predictions", preds, "--out", tmp_path / "r.json") == 2
     assert "p.jsonl: rule 'all_predicted': 1 task(s) have no prediction" in capsys.readouterr().err
-    assert run_cli("--tasks", tasks, "--answers", preds, "--predictions", preds, "--out", tmp_path / "r.json") == 1
+    assert run_cli("--tasks", tasks, "--answers", preds, "--predictions", preds, "--out", tmp_path / "r.json") == 2
     assert "rule 'answers_for_bfcl'" in capsys.readouterr().err
