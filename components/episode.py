@@ -4,7 +4,8 @@ An episode is one JSON object per line: id, domain, source, pattern, tools (Open
 messages (OpenAI chat messages; tool-call arguments are JSON objects, never strings) and expected
 (the acceptable calls per assistant step, dependency edges between steps, and the goal state).
 
-Reads/writes: any episodes JSONL file. Writes are atomic: a temporary file renamed into place, so a
+Reads/writes: any episodes JSONL file. Reads go through `components.inputs` (the one streaming JSONL reader and
+its rules, e.g. `json_depth`, `duplicate_key`; `DataError` lives there). Writes are atomic: a temporary file renamed into place, so a
 failed run never leaves a half-written file and the previous good version stays intact.
 `gc_paused` and `gc_exempt` keep Python's cyclic garbage collector from walking 100k episodes over and over
 while they are built and used (it has nothing to free there: episodes hold no reference cycles).

@@ -264,8 +264,8 @@ def infer_pattern(messages: list[dict[str, Any]], steps: list[list[dict[str, Any
 def is_error(content: Any) -> bool:
     """A tool result that reports an error: a JSON object with an `error` key."""
     try:
-        obj = json.loads(content) if isinstance(content, str) else None
-    except json.JSONDecodeError:
+        obj = loads(content) if isinstance(content, str) else None
+    except JsonError:  # text, or JSON past the limits: no error object either way
         return False
     return isinstance(obj, dict) and "error" in obj
 
