@@ -112,21 +112,38 @@ def raw_decode(text: str, pos: int, whole: bool = False) -> tuple[Any, int]:
     except ValueError:  # the only other one: an integer past the interpreter's int/str conversion limit
         raise JsonError("number_size", f"an integer has more than {sys.get_int_max_str_digits()} digits") from None
     part = text[pos:end]
-    if part.count("[") + part.count("{") > MAX_DEPTH or _SURROGATE_ESCAPE.search(part):
-        _check_tree(value)  # walks only the rare values that could break these rules
+    if part.count("[") + part.count("{") > MAX_DEPTH:  # only then can it nest too deep
+        _check_depth(value)
+    if _SURROGATE_ESCAPE.search(part):  # a lone surrogate can only come from an escape
+        _check_strings(value)
     return value, end
 
 
-def _check_tree(value: Any) -> None:
-    """Depth within `MAX_DEPTH` and no lone surrogate in any string."""
-    stack = [(value, 1)]
+def _check_depth(value: Any) -> None:
+    """Arrays/objects nested at most `MAX_DEPTH` levels (walked level by level, containers only)."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise JsonError("json_depth", f"arrays/objects nested deeper than {MAX_DEPTH} levels")
+        inner = []
+        for item in level:
+            for child in (item.values() if type(item) is dict else item if type(item) is list else ()):
+                if type(child) is dict or type(child) is list:
+                    inner.append(child)
+        level = inner
+
+
+def _check_strings(value: Any) -> None:
+    """No string (key or value) holds a lone surrogate."""
+    stack = [value]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > MAX_DEPTH:
-                raise JsonError("json_depth", f"arrays/objects nested deeper than {MAX_DEPTH} levels")
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
         elif isinstance(item, str):
             try:
                 item.encode("utf-8")
