@@ -78,6 +78,8 @@ class Import(_Frozen):
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
     heldout_fraction: float = Field(default=0.0, ge=0, lt=1, description="share of its episodes kept for the test "
                                                                          "split (by a stable hash of the id)")
+    skip_invalid: bool = Field(default=False, description="set bad records aside in <paths.raw>.rejected.jsonl "
+                                                          "instead of failing the stage")
 
     @model_validator(mode="after")
     def _answers(self) -> "Import":

@@ -4,7 +4,8 @@ An episode is one JSON object per line: id, domain, source, pattern, tools (Open
 messages (OpenAI chat messages; tool-call arguments are JSON objects, never strings) and expected
 (the acceptable calls per assistant step, dependency edges between steps, and the goal state).
 
-Reads/writes: any episodes JSONL file. Writes are atomic: a temporary file renamed into place, so a
+Reads/writes: any episodes JSONL file. Reads go through `components.inputs` (the one streaming JSONL reader and
+its rules, e.g. `json_depth`, `duplicate_key`; `DataError` lives there). Writes are atomic: a temporary file renamed into place, so a
 failed run never leaves a half-written file and the previous good version stays intact.
 `gc_paused` and `gc_exempt` keep Python's cyclic garbage collector from walking 100k episodes over and over
 while they are built and used (it has nothing to free there: episodes hold no reference cycles).
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import from_json
+
+from components.inputs import DataError, iter_json_lines, parse, schema_error
+
+__all__ = ["DataError"]  # defined in components.inputs (the reader); imported from here by most callers
 
 Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
 Role = Literal["system", "user", "assistant", "tool"]
@@ -33,10 +37,6 @@ T = TypeVar("T")
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
 
 _PUNCTUATION = re.compile(r"[^\w\s]")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, the line or record, and the rule broken."""
 
 
 class _Strict(BaseModel):
@@ -137,64 +137,46 @@ def read_episodes(path: str | Path) -> list[Episode]:
 
 
 def iter_episodes(path: str | Path) -> Iterator[Episode]:
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    with path.open("rb") as handle:
-        empty = True
-        for lineno, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            empty = False
-            yield parse_line(raw, path, lineno)
+    """The episodes of a JSONL file one at a time (`components.inputs.iter_json_lines`); the first bad line raises.
+
+    Raises:
+        DataError: naming the file, the line and the rule broken; rule `non_empty` for a file without episodes.
+    """
+    empty = True
+    for lineno, value in iter_json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        empty = False
+        yield episode_of(record_object(value, f"{path}:{lineno}"), f"{path}:{lineno}")
     if empty:
-        raise DataError(f"{path}: rule 'non_empty': the file holds no episode")
+        raise DataError(where=str(path), rule="non_empty", detail="the file holds no episode")
 
 
 def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
     """The episode on one line of `path`.
 
     Raises:
-        DataError: "<path>:<line>[ (id X)]: rule '<rule>': <detail>" for a line that is not UTF-8 (`utf8`), not
-            JSON (`json`), or not an episode (`record_schema`).
+        DataError: "<path>:<line>[ (id X)]: rule '<rule>': <detail>": a rule of `components.inputs.parse` (`utf8`,
+            `json`, `json_depth`, ...) or `record_schema`.
     """
     where = f"{path}:{lineno}"
-    return episode_of(json_object(raw, where), where)
+    return episode_of(record_object(parse(raw, where), where), where)
 
 
-def json_object(raw: bytes, where: str) -> dict[str, Any]:
-    """The JSON object on a line; DataError (rule `utf8`, `json` or `record_schema`) naming `where` otherwise."""
-    try:
-        # pydantic's parser (jiter) gives json.loads' value for every line both accept, and reads a line faster
-        obj = from_json(raw, allow_inf_nan=True)
-    except ValueError:  # the stdlib names what is wrong, or reads what jiter refuses (lone surrogates, deep nesting)
-        obj = _load_json(raw, where)
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: rule 'record_schema': a record must be a JSON object")
-    return obj
+def record_object(value: Any, where: str) -> dict[str, Any]:
+    """`value` when it is a JSON object; DataError (rule `record_schema`) naming `where` otherwise."""
+    if not isinstance(value, dict):
+        raise DataError(where=where, rule="record_schema", detail="a record must be a JSON object")
+    return value
 
 
 def episode_of(obj: dict[str, Any], where: str) -> Episode:
-    """The episode a record holds; DataError (rule `record_schema`, the first error) naming `where` otherwise."""
+    """The episode a record holds; DataError (rule `record_schema`, the first error) naming `where` and the
+    record's id otherwise."""
     try:
         return Episode.model_validate(obj)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        rid = obj.get("id", "?")
-        raise DataError(f"{where} (id {rid}): rule 'record_schema': {loc}: {first['msg']}") from None
-
-
-def _load_json(raw: bytes, where: str) -> Any:
-    """`json.loads` of a line; DataError naming rule `utf8` or `json` when it is not UTF-8 JSON."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
+        raise schema_error(err, f"{where} (id {obj.get('id', '?')})") from None
 
 
 @contextmanager
@@ -291,9 +273,14 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> int:
     return count
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def read_jsonl(path: str | Path) -> list[Any]:
+    """Every JSON value of a JSONL file (`components.inputs.iter_json_lines`); the first bad line raises DataError."""
+    out = []
+    for _, value in iter_json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        out.append(value)
+    return out
 
 
 def write_json(path: str | Path, obj: Any) -> None:

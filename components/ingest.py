@@ -1,43 +1,110 @@
 """Stage `ingest`: produce the raw episodes file: the domain's synthetic episodes, then any imported ones.
 
 Reads: params `ingest` (synthetic shares and size; `imports`: outside datasets, each with its source
-format, path under `project.workdir` and domain tag), `project` (domain, seed).
-Writes: `paths.raw` (episodes JSONL, atomic; the previous file stays intact if anything fails).
+format, path under `project.workdir` (a relative path may not lead outside it: rule `path_outside_workdir`;
+an absolute one is the user's choice), domain tag and `skip_invalid`), `project` (domain, seed).
+Writes: `paths.raw` (episodes JSONL, atomic; the previous file stays intact if anything fails). Imported
+episodes are streamed from their file to the output, never all held. An import with `skip_invalid: true` sets
+its bad records aside in `<paths.raw>.rejected.jsonl` (one row each: file, line, rule, detail; metric
+`rejected`) instead of failing the stage; strict is the default.
 Run: `python -m components.ingest`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
+from typing import TextIO
 
 from components import domains
 from components.config import ConfigError, Params
 from components.domains import sim
 from components.domains.tasks import Generated
-from components.episode import DataError, Episode, gc_exempt, write_lines
-from components.importers import import_file
+from components.episode import DataError, Episode, atomic_file, write_lines
+from components.importers import iter_import
+from components.inputs import workdir_path
 from components.result import StageResult
 
 
 def run(params: Params) -> StageResult:
-    """Generate the synthetic episodes, append the imported ones, write them all to `paths.raw`."""
+    """Generate the synthetic episodes, stream the imported ones after them, write them all to `paths.raw`."""
     out = params.path("raw")
     generated = _generated(params)
-    with gc_exempt(lambda: imported_episodes(params)) as imported:
-        n = write_lines(out, chain((g.line for g in generated),
-                                   (e.model_dump_json(exclude_none=True) for e in imported)))
-        by_pattern = Counter(g.pattern for g in generated) + Counter(e.pattern for e in imported)
-        by_source = Counter({"synthetic": len(generated)} if generated else {}) + Counter(e.source for e in imported)
-        heldout = sum(g.held for g in generated) + sum(e.split == "test" for e in imported)
-    return StageResult(stage="ingest", outputs={"raw": str(out)},
-                       metrics={"episodes": float(n), "heldout_episodes": float(heldout),
+    tally = Tally()
+    lenient = any(item.skip_invalid for item in params.ingest.imports)
+    with quarantine(out, lenient) as rejects:
+        imported = (tally.add(e).model_dump_json(exclude_none=True) for e in iter_imported(params, rejects))
+        n = write_lines(out, chain((g.line for g in generated), imported))
+    by_pattern = Counter(g.pattern for g in generated) + tally.patterns
+    by_source = Counter({"synthetic": len(generated)} if generated else {}) + tally.sources
+    heldout = sum(g.held for g in generated) + tally.heldout
+    rejected = {"rejected": float(rejects.count)} if rejects else {}
+    outputs = {"raw": str(out), **({"rejected": str(rejects.path)} if rejects else {})}
+    return StageResult(stage="ingest", outputs=outputs,
+                       metrics={"episodes": float(n), "heldout_episodes": float(heldout), **rejected,
                                 **{f"pattern_{p}": float(c) for p, c in sorted(by_pattern.items())},
                                 **{f"source_{s}": float(c) for s, c in sorted(by_source.items())}},
                        details={"source": params.ingest.source, "domain": params.project.domain,
-                                "imports": [i.model_dump(exclude_none=True) for i in params.ingest.imports]})
+                                "imports": [i.model_dump(exclude_none=True) for i in params.ingest.imports],
+                                **({"rejected_by_rule": dict(rejects.by_rule)} if rejects else {})})
+
+
+@dataclass
+class Tally:
+    """Counts of the episodes streamed past (the imported ones are never all held)."""
+
+    patterns: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)
+    heldout: int = 0
+
+    def add(self, episode: Episode) -> Episode:
+        self.patterns[episode.pattern] += 1
+        self.sources[episode.source] += 1
+        self.heldout += episode.split == "test"
+        return episode
+
+
+@dataclass
+class Quarantine:
+    """The records an import set aside (`skip_invalid`): one JSON line each in `path`, counted by rule."""
+
+    path: Path
+    handle: TextIO
+    by_rule: Counter = field(default_factory=Counter)
+
+    @property
+    def count(self) -> int:
+        return sum(self.by_rule.values())
+
+    def __call__(self, err: DataError, path: Path, line: int) -> None:
+        rule = err.rule or "record"
+        self.by_rule[rule] += 1
+        self.handle.write(json.dumps({"file": str(path), "line": line, "rule": rule,
+                                      "detail": err.detail or str(err)}) + "\n")
+
+
+def rejected_path(out: Path) -> Path:
+    """Where the records set aside while writing `out` go: `<out>.rejected.jsonl`."""
+    return out.with_name(out.name + ".rejected.jsonl")
+
+
+@contextmanager
+def quarantine(out: str | Path, wanted: bool) -> Iterator[Quarantine | None]:
+    """A `Quarantine` beside `out` when `wanted` (written atomically with it: nothing is kept if the block
+    fails), else None; a strict run that succeeds removes a quarantine file left by an earlier lenient one."""
+    path = rejected_path(Path(out))
+    if not wanted:
+        yield None
+        path.unlink(missing_ok=True)
+        return
+    with atomic_file(path) as handle:
+        yield Quarantine(path, handle)
 
 
 def _generated(params: Params) -> list[Generated]:
@@ -79,8 +146,8 @@ def _generator(params: Params, domain_name: str) -> domains.Domain:
 
 
 def source_episodes(params: Params, source: str, path: str | None, domain: str | None,
-                    answers: str | None = None) -> list[Episode]:
-    """The episodes of one source: generated (`synthetic`) or imported from `path` (`tooltune ingest`).
+                    answers: str | None = None, reject: Quarantine | None = None) -> Iterable[Episode]:
+    """The episodes of one source: generated (`synthetic`) or streamed from `path` (`tooltune ingest`).
 
     Args:
         params: Loaded params (synthetic size, shares, seed; the default domain).
@@ -88,6 +155,7 @@ def source_episodes(params: Params, source: str, path: str | None, domain: str |
         path: The input file; none for synthetic.
         domain: Domain tag; defaults to `project.domain` for synthetic, else to the source name.
         answers: BFCL only: the possible-answer file.
+        reject: Where bad records go instead of failing (`--skip-invalid`); None: the first one fails.
 
     Raises:
         DataError: An input path is missing (or given for synthetic), or the input is bad.
@@ -100,19 +168,46 @@ def source_episodes(params: Params, source: str, path: str | None, domain: str |
     if path is None:
         raise DataError(f"source {source} needs an input path")
     domain = domain or source
-    return import_file(source, path, domain, answers, _catalog(params, domain))
+    return iter_import(source, path, domain, answers, _catalog(params, domain), reject)
+
+
+def write_source(params: Params, out: str | Path, source: str, path: str | None = None,
+                 domain: str | None = None, options: dict | None = None) -> tuple[int, Counter, Quarantine | None]:
+    """`tooltune ingest`: stream one source's episodes into `out` (atomic).
+
+    Args:
+        options: `answers` (BFCL) and `skip_invalid` (set bad records aside in `<out>.rejected.jsonl`).
+
+    Returns:
+        How many episodes were written, their count per pattern, and the quarantine (None when strict).
+    """
+    options, tally = options or {}, Tally()
+    with quarantine(out, bool(options.get("skip_invalid"))) as rejects:
+        episodes = source_episodes(params, source, path, domain, options.get("answers"), rejects)
+        n = write_lines(out, (tally.add(e).model_dump_json(exclude_none=True) for e in episodes))
+    return n, tally.patterns, rejects
 
 
 def imported_episodes(params: Params) -> list[Episode]:
-    """The episodes of every `ingest.imports` entry, in order, tagged with its source and domain; those of a
-    bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`)."""
-    root = Path(params.project.workdir)
-    out = []
-    for item in params.ingest.imports:
-        episodes = import_file(item.source, root / item.path, item.domain,
-                               root / item.answers if item.answers else None, _catalog(params, item.domain))
-        out += [_hold_out(e, item.heldout_fraction) for e in episodes]
-    return out
+    """Every episode of `ingest.imports`, in memory (`iter_imported`, strict)."""
+    return list(iter_imported(params))
+
+
+def iter_imported(params: Params, reject: Quarantine | None = None) -> Iterator[Episode]:
+    """The episodes of every `ingest.imports` entry, in order, one at a time, tagged with its source and domain;
+    those of a bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`). An entry with
+    `skip_invalid` hands its bad records to `reject`.
+
+    Raises:
+        DataError: A bad record of a strict entry, or an entry's path leads outside `project.workdir`.
+    """
+    root = params.project.workdir
+    for k, item in enumerate(params.ingest.imports):
+        path = workdir_path(root, item.path, f"ingest.imports[{k}].path")
+        answers = workdir_path(root, item.answers, f"ingest.imports[{k}].answers") if item.answers else None
+        episodes = iter_import(item.source, path, item.domain, answers, _catalog(params, item.domain),
+                               reject if item.skip_invalid else None)
+        yield from (_hold_out(e, item.heldout_fraction) for e in episodes)
 
 
 def _hold_out(episode: Episode, fraction: float) -> Episode:

@@ -1,8 +1,9 @@
 """The validate stage's rules: their catalogue, how a broken rule is reported, the record rules and the
 per-episode rules.
 
-Reads: an episodes JSONL file (`read_records`: the record rules `non_empty`, `utf8`, `json`, `record_schema`,
-`arguments_json`; every broken line of the file is reported together).
+Reads: an episodes JSONL file (`read_records`, through `components.inputs.iter_json_lines`: the record rules
+`non_empty`, `utf8`, `json` (and the reader's limits: `json_depth`, `number_size`, `json_number`, `duplicate_key`,
+`unicode`, `line_size`), `record_schema`, `arguments_json`; every broken line of the file is reported together).
 Writes: nothing. A broken rule becomes a `RuleFailure` (rule, count, first failing records), raised inside
 `ValidationFailed`. The per-episode rules (`role_order`, `tool_result`, `dependency_order`, `tool_schema`) are
 plain functions `Episode -> problem or None`; `validate_frames` puts their verdicts into the columns the GX suites check.
@@ -17,13 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components.episode import DataError, Episode, Tool, episode_of, gc_paused, json_object, user_text
+from components.episode import DataError, Episode, Tool, episode_of, gc_paused, record_object, user_text
+from components.inputs import iter_json_lines
 from components.toolcalls import parameters_problem, same_call
 
 RULES = {  # rule name -> what it checks, in report order
     "non_empty": "the file holds at least one episode",
     "utf8": "every line is UTF-8 text",
     "json": "every line is valid JSON",
+    "line_size": "every line fits components.inputs.MAX_LINE_BYTES",
+    "json_depth": "no line nests arrays/objects deeper than components.inputs.MAX_DEPTH",
+    "number_size": "every integer converts to text (at most 4300 digits)",
+    "json_number": "no NaN, Infinity or number too large for a float (not JSON)",
+    "duplicate_key": "no key appears twice in one object (which value counts is ambiguous)",
+    "unicode": "no lone surrogate escape (\\ud800): every string is Unicode text",
     "record_schema": "every record satisfies the Episode model (fields, types, roles)",
     "arguments_json": "every call's `arguments` is a JSON object, not a (JSON-encoded or broken) string",
     "unique_id": "episode ids are unique",
@@ -44,7 +52,8 @@ RULES = {  # rule name -> what it checks, in report order
     "split_leakage": "(splits) no user text (lowercased, punctuation stripped, whitespace collapsed) appears in two "
                      "splits, except for the patterns in validate.leakage_exempt_patterns",
 }
-RECORD_RULES = ("non_empty", "utf8", "json", "record_schema", "arguments_json")
+RECORD_RULES = ("non_empty", "utf8", "json", "line_size", "json_depth", "number_size", "json_number", "duplicate_key",
+                "unicode", "record_schema", "arguments_json")
 RULE_FRAME = {"unique_id": "episodes", "role_order": "episodes", "tool_result": "episodes",
               "dependency_order": "episodes", "tool_schema": "episodes", "max_tokens": "episodes",
               "known_tool": "calls", "arguments_match_schema": "calls",
@@ -52,7 +61,6 @@ RULE_FRAME = {"unique_id": "episodes", "role_order": "episodes", "tool_result": 
               "split_unique_id": "splits", "split_leakage": "splits"}
 SPLITS = ("train", "val", "test")
 SHOWN = 3  # failing records quoted per rule
-_PARSE_ERROR = re.compile(r"^(?P<record>.*?): rule '(?P<rule>\w+)': (?P<detail>.*)$", re.DOTALL)
 _ARGUMENTS_LOC = re.compile(r"^[\w.]*\barguments: ")  # a record_schema error located at a call's `arguments`
 
 
@@ -158,35 +166,34 @@ def iter_records(path: Path) -> Iterator[tuple[int, Episode | DataError]]:
     one at a time; equal catalogs share one `tools` list (see `read_records`). The garbage collector keeps
     running: a caller that streams the episodes drops them (and whatever cycles its own work makes) as it goes."""
     catalogs = SharedCatalogs()
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json_object(raw, where)
-                raw_tools = obj.get("tools")
-                known = catalogs.known(raw_tools)
-                if known is not None:
-                    obj["tools"] = known  # validated before: pydantic keeps model instances as they are
-                episode = episode_of(obj, where)
-            except DataError as err:
-                yield lineno, err
-                continue
-            episode.tools = known if known is not None else catalogs.share(raw_tools, episode.tools)
-            yield lineno, episode
+    for lineno, value in iter_json_lines(path):
+        if isinstance(value, DataError):
+            yield lineno, value
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = record_object(value, where)
+            raw_tools = obj.get("tools")
+            known = catalogs.known(raw_tools)
+            if known is not None:
+                obj["tools"] = known  # validated before: pydantic keeps model instances as they are
+            episode = episode_of(obj, where)
+        except DataError as err:
+            yield lineno, err
+            continue
+        episode.tools = known if known is not None else catalogs.share(raw_tools, episode.tools)
+        yield lineno, episode
 
 
 def _parse_failure(err: DataError, where: str) -> tuple[str, str, str]:
-    """(rule, record, detail) of a `parse_line` error, "<file:line>: rule '<rule>': <detail>"."""
-    match = _PARSE_ERROR.match(str(err))
-    if not match:
+    """(rule, record, detail) of a reader or `episode_of` error (its fields; `where` when it has none)."""
+    if not err.rule:
         return "record_schema", where, str(err)
-    rule, detail = match["rule"], match["detail"]
+    rule, detail = err.rule, err.detail
     if rule == "record_schema" and _ARGUMENTS_LOC.match(detail):
         rule = "arguments_json"
         detail = f"{detail} (arguments must be a JSON object, never a JSON-encoded string)"
-    return rule, match["record"], detail
+    return rule, err.where, detail
 
 
 class SharedCatalogs:

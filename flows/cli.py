@@ -18,13 +18,12 @@ import argparse
 import logging
 import os
 import sys
-from collections import Counter
 
 from components import STAGES
 from components.config import ConfigError, load_params
-from components.episode import DataError, write_episodes
+from components.episode import DataError
 from components.importers import SOURCES
-from components.ingest import source_episodes
+from components.ingest import write_source
 from components.workdir import WorkdirBusy, hold
 
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
@@ -66,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", default=None, help="episodes file (default: paths.raw of the params file)")
     ingest.add_argument("--domain", default=None,
                         help="domain tag (default: project.domain for synthetic, else the source name)")
+    ingest.add_argument("--skip-invalid", action="store_true",
+                        help="set bad records aside in <out>.rejected.jsonl (file, line, rule, detail) instead of "
+                             "failing")
     common(ingest)
     ingest.set_defaults(func=_ingest)
     score = sub.add_parser("score", help="score saved predictions against tasks (episodes or BFCL) into a report")
@@ -85,12 +87,14 @@ def _stages(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     """One source's episodes to `--out`, written atomically: on bad input the old file stays as it was."""
     params = load_params(args.params, args.profile)
-    episodes = source_episodes(params, args.source, args.path, args.domain, args.answers)
     out = args.out or params.path("raw")
-    n = write_episodes(out, episodes)
-    patterns = Counter(e.pattern for e in episodes)
+    n, patterns, rejects = write_source(params, out, args.source, args.path, args.domain,
+                                        {"answers": args.answers, "skip_invalid": args.skip_invalid})
     counts = ", ".join(f"{p}={c}" for p, c in sorted(patterns.items()))
     print(f"ingest: {n} episodes from {args.source} -> {out}  {counts}")
+    if rejects is not None:
+        print(f"ingest: {rejects.count} record(s) rejected -> {rejects.path}  "
+              + ", ".join(f"{r}={c}" for r, c in sorted(rejects.by_rule.items())))
     return 0
 
 

@@ -57,7 +57,9 @@ def of(params: Params) -> Domain:
     """
     if params.project.catalog is None:
         return get(params.project.domain)
-    tools = read_catalog(Path(params.project.workdir) / params.project.catalog)
+    from components.inputs import workdir_path
+
+    tools = read_catalog(workdir_path(params.project.workdir, params.project.catalog, "project.catalog"))
     return Domain(params.project.domain, lambda: [dict(t) for t in tools])
 
 

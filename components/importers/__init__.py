@@ -3,35 +3,39 @@
 One module per format (openai, sharegpt, hermes, xlam, bfcl); `SOURCES` maps a
 source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
 given `domain`, the record's id (else `<source>-<file stem>-<line>`), and `pattern` and `expected.steps`
-inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule.
+inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule;
+`iter_import` streams the episodes and can set bad records aside instead (`reject`, for `--skip-invalid`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from components.episode import DataError, Episode
 from components.importers import hermes, openai, sharegpt, xlam
-from components.importers.common import Convert, import_records
+from components.importers.common import Convert, Reject, import_records
 
-Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None], list[Episode]]
+Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None, Reject | None], Iterable[Episode]]
 
 
 def _records(source: str, convert: Convert) -> Importer:
     """The importer of a record-per-line format: it takes no answers file."""
 
-    def run(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None) -> list[Episode]:
+    def run(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None,
+            reject: Reject | None) -> Iterator[Episode]:
         if answers is not None:
             raise DataError(f"{answers}: an answers file goes with the bfcl source only, not {source}")
-        return import_records(path, source, domain, convert, catalog)
+        return import_records(path, source, domain, convert, catalog, reject)
 
     return run
 
 
-def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None) -> list[Episode]:
-    """BFCL question file (+ possible-answer file), tagged with `domain`."""
+def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str, Any]] | None,
+          reject: Reject | None) -> list[Episode]:
+    """BFCL question file (+ possible-answer file), tagged with `domain`; strict (`reject` is not used: the
+    questions and answers files are checked against each other as wholes)."""
     from components.importers import bfcl  # loaded only when BFCL data is imported
 
     if catalog is not None:
@@ -51,7 +55,7 @@ SOURCES: dict[str, Importer] = {
 
 def import_file(source: str, path: str | Path, domain: str, answers: str | Path | None = None,
                 catalog: list[dict[str, Any]] | None = None) -> list[Episode]:
-    """Import one file of `source` into episodes of `domain`.
+    """Import one file of `source` into episodes of `domain` (all in memory; `iter_import` streams them).
 
     Args:
         source: A key of `SOURCES`.
@@ -64,6 +68,17 @@ def import_file(source: str, path: str | Path, domain: str, answers: str | Path 
     Raises:
         DataError: Unknown source, or bad input (file, line or record, and rule named).
     """
+    return list(iter_import(source, path, domain, answers, catalog))
+
+
+def iter_import(source: str, path: str | Path, domain: str, answers: str | Path | None = None,
+                catalog: list[dict[str, Any]] | None = None, reject: Reject | None = None) -> Iterator[Episode]:
+    """`import_file`, one episode at a time (a JSONL file is read line by line); with `reject`, each bad record
+    is handed to it and skipped instead of raising (file-level errors still raise).
+
+    Raises:
+        DataError: Unknown source, or bad input (file, line or record, and rule named).
+    """
     if source not in SOURCES:
         raise DataError(f"unknown import source {source!r}; known: {sorted(SOURCES)}")
-    return SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None, catalog)
+    yield from SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None, catalog, reject)

@@ -10,8 +10,9 @@ dict -> object, float -> number (the description gains " This is a float type va
 `{"f": {"p": [v1, v2, ""]}}` becomes an expected call whose `arguments` hold the first acceptable value of each
 parameter (left out when only `""` is listed) and whose `accept` holds the lists as given.
 
-Checks. Every line is a JSON object nested at most `MAX_LINE_DEPTH` levels (rule `json_depth`), so no later
-step (type mapping, schema checks, pydantic's serialiser) can overflow; each function's mapped parameters pass
+Checks. Every line is a JSON object read by the one strict reader (`components.inputs`: nested at most
+`inputs.MAX_DEPTH` levels, rule `json_depth`), so no later step (type mapping, schema checks, pydantic's serialiser)
+can overflow; each function's mapped parameters pass
 `toolcalls.schema.parameters_problem` (rules `tool_schema`, `schema_depth`, `schema_ref`, `schema_pattern`).
 Errors name the file, line (and id) and rule. BFCL's per-argument checker rules live with the scorer, in
 `components.toolcalls.bfcl_rules`; the call-level and step rules in `components.toolcalls.check`.
@@ -22,7 +23,6 @@ parameter) and arithmetic is never evaluated (BFCL `eval`s it), so such output i
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from components.episode import DataError, Episode, Pattern
-from components.toolcalls.schema import parameters_problem, short, too_deep
+from components.inputs import iter_json_lines
+from components.toolcalls.schema import parameters_problem, short
 
 JSON_TYPES: dict[str, str | None] = {
     "string": "string", "integer": "integer", "float": "number", "number": "number", "boolean": "boolean",
     "array": "array", "tuple": "array", "dict": "object", "object": "object", "any": None,
 }
 FLOAT_NOTE = " This is a float type value."
-MAX_LINE_DEPTH = 100  # nesting levels of one line: real BFCL lines nest under 10; pydantic stops at 255
 NO_CALL_REPLY = "None of the available functions fits this request."
 KNOWN_BAD = {  # ground truths that no answer can satisfy; BFCL's own checker fails them too
     "parallel_multiple_12": "expects `permeability`, not a parameter of calculate_voltage_difference",
@@ -60,35 +60,21 @@ def pattern(cat: str) -> Pattern:
 
 
 def records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """The JSON-object lines of a JSON-lines file, with line numbers; errors name the file, line and rule."""
+    """The JSON-object lines of a JSON-lines file, with line numbers, read by the one strict reader
+    (`components.inputs`: `json_depth`, `number_size`, `utf8`, ...); errors name the file, line and rule."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     out = []
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if raw.strip():
-                out.append((lineno, _json_object(raw, f"{path}:{lineno}")))
+    for lineno, obj in iter_json_lines(path):
+        if isinstance(obj, DataError):
+            raise obj
+        if not isinstance(obj, dict):
+            raise DataError(where=f"{path}:{lineno}", rule="json_object", detail="a record must be a JSON object")
+        out.append((lineno, obj))
     if not out:
         raise DataError(f"{path}: rule 'non_empty': the file holds no record")
     return out
-
-
-def _json_object(raw: bytes, where: str) -> dict[str, Any]:
-    deep = False
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise DataError(f"{where}: rule 'utf8': not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{where}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
-    except RecursionError:  # the decoder recurses per nesting level and stops near 1,000
-        deep = True
-    if deep or too_deep(obj, MAX_LINE_DEPTH):
-        raise DataError(f"{where}: rule 'json_depth': the line nests deeper than {MAX_LINE_DEPTH} levels")
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: rule 'json_object': a record must be a JSON object")
-    return obj
 
 
 def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:

@@ -1,15 +1,17 @@
 """Shared pieces of the importers: reading records, locating errors, building the canonical episode.
 
 Each format module only turns one input record into a tool catalog and a `Transcript`; this module
-reads the file (JSON lines or one JSON array), names every error by file, line (or record) and rule,
-checks the calls against the catalog with the project's one scorer, and infers `pattern` and
-`expected.steps` from the assistant turns.
+reads the file (JSON lines, streamed by `components.inputs`, or one JSON array, bounded in size), names every
+error by file, line (or record) and rule, checks the calls against the catalog with the project's one scorer,
+and infers `pattern` and `expected.steps` from the assistant turns. JSON text inside fields is parsed with the
+same strict rules as the lines (`components.inputs.loads`); Python literals (Hermes, xLAM) must be JSON values.
 """
 
 from __future__ import annotations
 
+import ast
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from components.episode import DataError, Episode, Pattern
+from components.inputs import JsonError, iter_json_lines, loads, read_array, schema_error, starts_with_array
 from components.toolcalls import parameters_problem, schema_errors, steps_of_messages, tool_index
 from components.toolcalls.schema import short
 
@@ -43,7 +46,7 @@ class Record:
 
     def error(self, rule: str, detail: str) -> DataError:
         """A `DataError` naming this record and the broken rule."""
-        return DataError(f"{self.where()}: rule '{rule}': {detail}")
+        return DataError(where=self.where(), rule=rule, detail=detail)
 
     def field(self, key: str, kind: type | tuple[type, ...]) -> Any:
         """The value of a required field of the given type."""
@@ -65,60 +68,75 @@ class Record:
         return value
 
     def decode(self, text: str, rule: str, what: str) -> Any:
-        """JSON-decode `text`; a failure names `what` and `rule`."""
+        """JSON-decode `text` (`components.inputs.loads`); invalid JSON breaks `rule`, a limit its own rule."""
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise self.error(rule, f"{what} is not JSON ({err.msg} at column {err.colno})") from None
+            return loads(text)
+        except JsonError as err:
+            if err.rule == "json":
+                raise self.error(rule, f"{what} is not JSON ({err.detail.removeprefix('invalid JSON (')}") from None
+            raise self.error(err.rule, f"{what}: {err.detail}") from None
+
+
+class LiteralError(ValueError):
+    """Text that is a Python literal but no JSON value (`{[1]: 2}`, a set, bytes, a complex number)."""
+
+
+def python_literal(text: str) -> Any:
+    """The JSON value a Python literal spells (`ast.literal_eval`: parsed, never executed).
+
+    Raises:
+        SyntaxError, ValueError: The text is no Python literal.
+        LiteralError: It is one, but holds what JSON cannot (unhashable keys, sets, bytes, complex, NaN).
+    """
+    try:
+        value = ast.literal_eval(text.strip())
+    except TypeError as err:  # `{[1]: 2}`: building the dict fails
+        raise LiteralError(f"not a JSON value ({err})") from None
+    except (RecursionError, MemoryError):
+        raise LiteralError("nested too deeply") from None
+    try:
+        return loads(json.dumps(value, allow_nan=False))  # tuples become lists; the rules of JSON lines apply
+    except (TypeError, ValueError) as err:
+        raise LiteralError(f"not a JSON value ({err})") from None
 
 
 def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read a JSONL file, or a file holding one JSON array of records (how many datasets ship).
+def read_records(path: str | Path) -> Iterator[tuple[int, Record | DataError]]:
+    """The records of a JSONL file (streamed line by line) or of a file holding one JSON array (how many datasets
+    ship; parsed whole, so bounded by `components.inputs.MAX_ARRAY_BYTES`), one at a time, with their line (or
+    record) number; a broken line or item comes as its `DataError`, for the caller to raise or set aside.
 
     Raises:
-        DataError: The file is missing, empty, not UTF-8, not JSON, or holds a record that is not an object.
+        DataError: The file is missing, empty, an array file is too big or not JSON (no record can be read).
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: rule 'utf8': not UTF-8 text ({err.reason})") from None
-    if text.lstrip().startswith("["):
-        records = _array_records(path, text)
-    else:
-        records = [_line_record(path, n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if not records:
-        raise DataError(f"{path}: rule 'non_empty': the file holds no record")
-    return records
+        raise DataError(where=str(path), rule="file", detail="file not found")
+    in_array = starts_with_array(path)
+    empty = True
+    for number, value in (_array_items(path) if in_array else iter_json_lines(path)):
+        empty = False
+        if isinstance(value, DataError):
+            yield number, value
+        elif not isinstance(value, dict):
+            yield number, Record(path, number, {}, in_array).error("record_type", "a record must be a JSON object")
+        else:
+            yield number, Record(path, number, value, in_array)
+    if empty:
+        raise DataError(where=str(path), rule="non_empty", detail="the file holds no record")
 
 
-def _array_records(path: Path, text: str) -> list[Record]:
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
-    for n, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise DataError(f"{path} record {n}: rule 'record_type': a record must be a JSON object")
-    return [Record(path, n, item, in_array=True) for n, item in enumerate(items, start=1)]
-
-
-def _line_record(path: Path, lineno: int, line: str) -> Record:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{lineno}: rule 'json': invalid JSON ({err.msg} at column {err.colno})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{path}:{lineno}: rule 'record_type': a record must be a JSON object")
-    return Record(path, lineno, obj)
+def _array_items(path: Path) -> Iterator[tuple[int, Any]]:
+    """(record number, item) of a JSON-array file; each item is dropped once the caller moves on."""
+    items = read_array(path)
+    items.reverse()  # pop from the end: the list frees each item as it is handed out
+    number = 0
+    while items:
+        number += 1
+        yield number, items.pop()
 
 
 def turns(record: Record) -> list[tuple[str, str]]:
@@ -245,8 +263,8 @@ def infer_pattern(messages: list[dict[str, Any]], steps: list[list[dict[str, Any
 def is_error(content: Any) -> bool:
     """A tool result that reports an error: a JSON object with an `error` key."""
     try:
-        obj = json.loads(content) if isinstance(content, str) else None
-    except json.JSONDecodeError:
+        obj = loads(content) if isinstance(content, str) else None
+    except JsonError:  # text, or JSON past the limits: no error object either way
         return False
     return isinstance(obj, dict) and "error" in obj
 
@@ -274,9 +292,7 @@ def build_episode(record: Record, source: str, domain: str, tools: list[dict[str
                                        "messages": [{k: v for k, v in m.items() if v is not None} for m in messages],
                                        "expected": {"steps": steps}})
     except ValidationError as err:
-        first_err = err.errors()[0]
-        loc = ".".join(str(p) for p in first_err["loc"])
-        raise record.error("record_schema", f"{loc}: {first_err['msg']}") from None
+        raise schema_error(err, record.where()) from None
 
 
 def _check_calls(record: Record, steps: list[list[dict[str, Any]]], index: dict[str, dict[str, Any]]) -> None:
@@ -307,25 +323,44 @@ def fit_catalog(record: Record, tools: list[dict[str, Any]], catalog: list[dict[
 
 
 Convert = Callable[[Record], tuple[list[dict[str, Any]], Transcript]]
+Reject = Callable[[DataError, Path, int], None]  # a refused record: its error, file and line (or record number)
 
 
 def import_records(path: str | Path, source: str, domain: str, convert: Convert,
-                   catalog: list[dict[str, Any]] | None = None) -> list[Episode]:
-    """Read `path` and turn every record into an episode with `convert` (catalog + transcript); with a domain
-    `catalog`, see `fit_catalog`.
+                   catalog: list[dict[str, Any]] | None = None, reject: Reject | None = None) -> Iterator[Episode]:
+    """Read `path` and turn every record into an episode with `convert` (catalog + transcript), one at a time;
+    with a domain `catalog`, see `fit_catalog`.
+
+    Args:
+        reject: None (strict): the first bad record raises. Else it is given each bad record's error, and the
+            import goes on (`--skip-invalid`).
 
     Raises:
-        DataError: The first bad record, naming file, line (or record) and rule; ids must be unique.
+        DataError: The first bad record, naming file, line (or record) and rule; ids must be unique. File-level
+            errors (missing, empty, an array file too big) raise even with `reject`.
     """
-    episodes: list[Episode] = []
     seen: set[str] = set()
-    for record in read_records(path):
-        tools, transcript = convert(record)
-        if catalog is not None:
-            tools = fit_catalog(record, tools, catalog)
-        episode = build_episode(record, source, domain, tools, transcript)
-        if episode.id in seen:
-            raise record.error("unique_id", f"id {episode.id!r} is used by an earlier record")
+    path = Path(path)
+    for number, record in read_records(path):
+        try:
+            if isinstance(record, DataError):
+                raise record
+            episode = _episode(record, source, domain, convert, catalog)
+            if episode.id in seen:
+                raise record.error("unique_id", f"id {episode.id!r} is used by an earlier record")
+        except DataError as err:
+            if reject is None:
+                raise
+            reject(err, path, number)
+            continue
         seen.add(episode.id)
-        episodes.append(episode)
-    return episodes
+        yield episode
+
+
+def _episode(record: Record, source: str, domain: str, convert: Convert,
+             catalog: list[dict[str, Any]] | None) -> Episode:
+    tools, transcript = convert(record)
+    if catalog is not None:
+        tools = fit_catalog(record, tools, catalog)
+    return build_episode(record, source, domain, tools, transcript)
+

@@ -5,18 +5,18 @@ tools inside `<tools>[...]</tools>`; gpt turns call them with `<tool_call>{...}<
 turns answer with `<tool_response>...</tool_response>` blocks, in call order. The system prompt's own
 wording ("within <tools></tools> XML tags") holds an empty block: the last non-empty one is the catalog.
 The dataset writes many blocks as Python literals (single quotes), so a block that is not JSON is read
-as a Python literal (`ast.literal_eval`: parsed, never executed). The system turn that holds the tools is dropped: its
+as a Python literal (`common.python_literal`: parsed, never executed; it must hold a JSON value, rule `literal`). The system turn that holds the tools is dropped: its
 catalog becomes the episode's `tools`, which the chat template renders with its own instructions.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from typing import Any
 
-from components.importers.common import Record, Transcript, normalise_tools, turns
+from components.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal, turns
+from components.inputs import JsonError, loads, raw_decode
 from components.toolcalls import CLOSE, OPEN
 
 SOURCE = "hermes"
@@ -41,7 +41,7 @@ def convert(record: Record) -> tuple[list[dict[str, Any]], Transcript]:
             transcript.call(calls, CALL.sub("", value).strip())
         elif who == "tool":
             _check_balanced(value, "<tool_response>", "</tool_response>", record, where)
-            transcript.answer_all([_result(block) for block in RESPONSE.findall(value)])
+            transcript.answer_all([_result(block, record, where) for block in RESPONSE.findall(value)])
         elif who in TEXT_ROLES:
             transcript.say(TEXT_ROLES[who], value)
         else:
@@ -51,27 +51,35 @@ def convert(record: Record) -> tuple[list[dict[str, Any]], Transcript]:
 
 def _literal(text: str, record: Record, what: str) -> Any:
     """A JSON value, or a Python literal (the dataset's single-quoted dicts)."""
-    value = _loads(text)
+    value = _loads(text, record, what)
     if value is _NEITHER:
         raise record.error("tool_call_json", f"{what} is neither JSON nor a Python literal: {text.strip()[:60]!r}")
     return value
 
 
-def _loads(text: str) -> Any:
-    """JSON, else a Python literal; `_NEITHER` when it is neither."""
+def _loads(text: str, record: Record, what: str) -> Any:
+    """JSON, else a Python literal; `_NEITHER` when it is neither.
+
+    Raises:
+        DataError: JSON that breaks a limit of `components.inputs.loads` (its rule), or a Python literal that is
+            no JSON value (rule `literal`).
+    """
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
+        return loads(text)
+    except JsonError as err:
+        if err.rule != "json":
+            raise record.error(err.rule, f"{what}: {err.detail}") from None
     try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, RecursionError):
+        return python_literal(text)
+    except LiteralError as err:
+        raise record.error("literal", f"{what}: a Python literal that is {err}") from None
+    except (ValueError, SyntaxError):
         return _NEITHER
 
 
 def _tool_list(text: str, record: Record, where: str) -> list[Any]:
     """The `<tools>` block: a list of schemas, or schemas one after another (the Hermes prompt template)."""
-    value = _loads(text)
+    value = _loads(text, record, f"{where} <tools>")
     if value is _NEITHER:
         value = _json_stream(text, record, where)
     if isinstance(value, dict):
@@ -83,21 +91,23 @@ def _tool_list(text: str, record: Record, where: str) -> list[Any]:
 
 def _json_stream(text: str, record: Record, where: str) -> list[Any]:
     """Consecutive JSON values, e.g. one schema per line."""
-    decoder, out, pos, text = json.JSONDecoder(), [], 0, text.strip()
+    out, pos, text = [], 0, text.strip()
     while pos < len(text):
         try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise record.error("tool_schema", f"{where}: <tools> is not JSON ({err.msg} at char {err.pos})") from None
+            value, pos = raw_decode(text, pos)
+        except JsonError as err:
+            if err.rule != "json":
+                raise record.error(err.rule, f"{where} <tools>: {err.detail}") from None
+            raise record.error("tool_schema", f"{where}: <tools> is not JSON ({err.detail})") from None
         out.append(value)
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
     return out
 
 
-def _result(block: str) -> str:
+def _result(block: str, record: Record, where: str) -> str:
     """One tool response as JSON text when it is JSON or a literal, else as the text given."""
-    value = _loads(block)
+    value = _loads(block, record, f"{where} tool_response")
     return block.strip() if value is _NEITHER else json.dumps(value, ensure_ascii=False)
 
 

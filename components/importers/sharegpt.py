@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from components.importers.common import Record, Transcript, normalise_tools, turns
+from components.inputs import JsonError, loads
 
 SOURCE = "sharegpt"
 TEXT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
@@ -56,8 +57,8 @@ def _flush(transcript: Transcript, results: list[str]) -> None:
 def _split(value: str, n: int) -> list[str]:
     """One observation for n parallel calls: a JSON list of n results becomes n results."""
     try:
-        items = json.loads(value)
-    except json.JSONDecodeError:
+        items = loads(value)
+    except JsonError:  # text (or JSON past the limits): one result as given
         return [value]
     if not isinstance(items, list) or len(items) != n:
         return [value]

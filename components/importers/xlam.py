@@ -9,11 +9,10 @@ whose `parameters` already are a JSON Schema object are kept as they are.
 
 from __future__ import annotations
 
-import ast
 import re
 from typing import Any
 
-from components.importers.common import Record, Transcript, normalise_tools
+from components.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal
 
 SOURCE = "xlam"
 SCALARS: dict[str, dict[str, Any]] = {
@@ -58,6 +57,9 @@ def _tool(tool: Any, record: Record) -> Any:
             schema, is_required = parameter_schema(spec)
         except TypeStringError as err:
             raise record.error("xlam_type", f"tool {tool.get('name')!r} parameter {name!r}: {err}") from None
+        except LiteralError as err:
+            raise record.error("literal", f"tool {tool.get('name')!r} parameter {name!r}: a default that is "
+                                          f"{err}") from None
         properties[name] = schema
         if is_required:
             required.append(name)
@@ -76,6 +78,7 @@ def parameter_schema(spec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
     Raises:
         TypeStringError: The type string (or one of its modifiers) has no mapping.
+        LiteralError: A `default=` written as a Python literal that is no JSON value (`default={[1]: 2}`).
     """
     base, *modifiers = _split_top(spec["type"])
     schema = type_schema(base)
@@ -138,8 +141,14 @@ def _split_top(text: str) -> list[str]:
 
 
 def _default_value(text: str) -> Any:
-    """A default written in a type string (`default=1.0`, `default='en'`): its literal value, else the text."""
+    """A default written in a type string (`default=1.0`, `default='en'`): its literal value, else the text.
+
+    Raises:
+        LiteralError: A Python literal that is no JSON value.
+    """
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        return python_literal(text)
+    except (ValueError, SyntaxError) as err:
+        if isinstance(err, LiteralError):
+            raise
         return text
