@@ -35,7 +35,7 @@ from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components.config import ConfigError, Params, load_params, stage_params
-from components.episode import DataError, write_json
+from components.episode import DataError, sweep_stale, write_json
 from components.result import StageResult
 
 PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
@@ -176,6 +176,7 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
     Returns:
         The stage's result; its metrics are also in `metrics/<stage>.json`.
     """
+    sweep_stale(params.project.workdir)  # finish or undo atomic writes a killed earlier stage left half-done
     module = importlib.import_module(f"components.{stage}")
     flat_params = _flatten(stage_params(params, stage))
     experiment_id = _setup(params)

@@ -144,3 +144,40 @@ def test_the_sweep_spares_other_hidden_folders_and_what_only_looks_like_scratch(
     (tmp_path / "data" / ".raw.jsonl.ab12cd34.tmp").write_text("scratch")
     assert sweep_stale(tmp_path) == [tmp_path / "data" / ".raw.jsonl.ab12cd34.tmp"]
     assert all(path.exists() for path in keep)
+
+
+def test_a_stage_starts_from_the_old_folder_a_killed_swap_left_aside(params_factory, migrated_db, tmp_path,
+                                                                      monkeypatch):
+    """`tracking.execute_stage` sweeps the workdir first: a build killed between its two renames left `splits`
+    missing and the old version at `.splits.aside`; the next stage finds `splits` whole and no scratch."""
+    import shutil
+    import types
+
+    import mlflow
+
+    from components import tracking
+    from components.result import StageResult
+
+    for var in ("MLFLOW_TRACKING_URI", tracking.PARENT_ENV, "TOOLTUNE_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    params = params_factory()
+    splits = params.path("splits")
+    old, _ = version(splits, 1, 50), version(tmp_path / "new", 2, 50)
+    child = _child(splits, tmp_path / "new", "aside")
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL and not splits.exists()
+    seen: dict = {}
+
+    def run(params):  # stands in for the stage that reads the splits
+        seen.update(splits=snapshot(splits), beside=sorted(os.listdir(splits.parent)))
+        return StageResult(stage="evaluate")
+
+    monkeypatch.setitem(sys.modules, "components.evaluate", types.ModuleType("components.evaluate"))
+    sys.modules["components.evaluate"].run = run
+    try:
+        tracking.execute_stage("evaluate", params)
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run("KILLED")
+    assert seen == {"splits": old, "beside": ["splits"]}
