@@ -326,6 +326,9 @@ def _discard(folder: Path) -> None:
     trash = folder.parent / f".{folder.name.lstrip('.')}.{secrets.token_hex(4)}.tmp"
     folder.rename(trash)
     _fsync(folder.parent)
+    if trash.is_symlink() or not trash.is_dir():  # a link is removed, never what it points to
+        trash.unlink()
+        return
     for root, dirs, files in os.walk(trash, topdown=False):
         for name in files:
             os.unlink(os.path.join(root, name))

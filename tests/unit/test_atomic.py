@@ -181,3 +181,13 @@ def test_a_stage_starts_from_the_old_folder_a_killed_swap_left_aside(params_fact
         while mlflow.active_run():
             mlflow.end_run("KILLED")
     assert seen == {"splits": old, "beside": ["splits"]}
+
+
+def test_a_link_in_the_way_is_replaced_and_what_it_points_to_kept(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "keep.txt").write_text("kept")
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert snapshot(tmp_path / "out") == {"new.txt": b"new"} and not (tmp_path / "out").is_symlink()
+    assert snapshot(tmp_path / "real") == {"keep.txt": b"kept"} and sorted(os.listdir(tmp_path)) == ["out", "real"]
