@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -37,6 +38,9 @@ T = TypeVar("T")
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
 
 _PUNCTUATION = re.compile(r"[^\w\s]")
+# scratch names of atomic_file / atomic_dir: "." + target name + "." + 8 random letters (tempfile, secrets) [+ ".tmp"]
+_SCRATCH = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<tmp>\.tmp)?$")
+_ASIDE = ".aside"  # suffix of the old folder while atomic_dir swaps the new one in
 
 
 class _Strict(BaseModel):
@@ -230,7 +234,12 @@ def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
 
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[TextIO]:
-    """Open a text handle whose content replaces `path` only when the block ends without error."""
+    """Open a text handle whose content replaces `path` only when the block ends without error.
+
+    The text goes to a scratch file `.NAME.XXXXXXXX.tmp` beside `path`, which is flushed to disk (`fsync`) before
+    it is renamed over `path`, and the folder is synced after: a crash or power cut leaves the old file or the
+    complete new one, never an empty or truncated one. A kill can leave the scratch file; `sweep_stale` removes it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -238,7 +247,10 @@ def atomic_file(path: str | Path) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync(path.parent)  # the rename itself is durable only once the folder is synced
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -246,16 +258,127 @@ def atomic_file(path: str | Path) -> Iterator[TextIO]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """A scratch folder beside `path` that replaces it only when the block ends without error."""
+    """A scratch folder beside `path` that replaces it only when the block ends without error.
+
+    The block fills `.NAME.XXXXXXXX.tmp`; then every file and folder in it is synced to disk and it is swapped in
+    by renames only: the old `path` moves aside to `.NAME.aside`, the new folder moves to `path`, and only then is
+    the old one (renamed to a scratch name first) deleted. A kill at any point leaves either the complete old
+    folder (at `path`, or at `.NAME.aside` with `path` missing) or the complete new one at `path`, plus scratch;
+    `sweep_stale`, run at every stage start, moves an orphaned `.NAME.aside` back and deletes the scratch.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        _fsync_tree(tmp)
+        _checkpoint("written")
+        _swap_in(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _checkpoint(point: str) -> None:
+    """Called at each named point of `atomic_dir`'s swap ("written", "aside", "swapped", "deleting"); does nothing.
+
+    The crash tests replace it in a child process with one that kills the process at a chosen point.
+    """
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Replace `path` with the complete folder `new` by renames (see `atomic_dir`), then delete the old one."""
+    aside = path.parent / f".{path.name}{_ASIDE}"
+    if aside.exists():  # left by a swap killed before its clean-up; the new folder replaces both
+        _discard(aside)
+    had_old = path.exists() or path.is_symlink()
+    if had_old:
+        path.rename(aside)
+        _fsync(path.parent)
+        _checkpoint("aside")
+    new.rename(path)
+    _fsync(path.parent)
+    _checkpoint("swapped")
+    if had_old:
+        _discard(aside)
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder: renamed to a scratch name first, so a kill mid-way leaves scratch, never a partial folder
+    under a name that `sweep_stale` would restore."""
+    trash = folder.parent / f".{folder.name.lstrip('.')}.{secrets.token_hex(4)}.tmp"
+    folder.rename(trash)
+    _fsync(folder.parent)
+    if trash.is_symlink() or not trash.is_dir():  # a link is removed, never what it points to
+        trash.unlink()
+        return
+    for root, dirs, files in os.walk(trash, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(root, name))
+            _checkpoint("deleting")
+        for name in dirs:
+            entry = os.path.join(root, name)
+            os.unlink(entry) if os.path.islink(entry) else os.rmdir(entry)
+    os.rmdir(trash)
+
+
+def _fsync(path: Path | str) -> None:
+    """Flush one file or folder to disk (a folder: the names it holds, e.g. a rename)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder under `root` to disk, folders after what they hold."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            entry = os.path.join(folder, name)
+            if not os.path.islink(entry):
+                _fsync(entry)
+        _fsync(folder)
+
+
+def sweep_stale(root: str | Path, other_root: str | None = None) -> list[Path]:
+    """Undo what killed atomic writes left under `root` (searched recursively, skipping other hidden folders, and
+    folders holding a file named `other_root`: another workdir, which its own runs sweep under their own lock);
+    returns the leftovers restored or removed.
+
+    - `.NAME.aside` (an old folder `atomic_dir` moved aside): moved back to NAME when NAME is missing (killed
+      between the two renames: the old version is the complete one), deleted otherwise.
+    - `.NAME.XXXXXXXX.tmp` (scratch files and folders of `atomic_file` and `atomic_dir`): deleted.
+    - a folder `.NAME.XXXXXXXX` beside an existing folder NAME (scratch of `atomic_dir` before it used `.tmp`): deleted.
+
+    Run it only where nothing writes under `root` meanwhile: at stage start (one stage at a time per workdir).
+    """
+    touched: list[Path] = []
+    for folder, dirs, _ in os.walk(root):
+        here = Path(folder)
+        for name in dirs:  # first, so that the scan below sees a restored folder
+            if name.startswith(".") and name.endswith(_ASIDE):
+                _settle_aside(here / name, here / name[1:-len(_ASIDE)])
+                touched.append(here / name)
+        kept = []
+        for entry in os.scandir(here):
+            match, is_dir = _SCRATCH.match(entry.name), entry.is_dir(follow_symlinks=False)
+            if match and (match["tmp"] or (is_dir and (here / match["name"]).is_dir())):
+                shutil.rmtree(entry.path) if is_dir else os.unlink(entry.path)
+                touched.append(Path(entry.path))
+            elif is_dir and not entry.name.startswith(".") and not (
+                    other_root and os.path.lexists(os.path.join(entry.path, other_root))):
+                kept.append(entry.name)
+        dirs[:] = sorted(kept)
+    return touched
+
+
+def _settle_aside(aside: Path, target: Path) -> None:
+    """Move an old folder left aside back to `target` if that is missing, else delete it."""
+    if target.exists() or target.is_symlink():
+        _discard(aside)
+    else:
+        aside.rename(target)
+        _fsync(target.parent)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

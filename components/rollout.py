@@ -1,7 +1,9 @@
 """Batched multi-turn rollouts of a model in a domain simulator (used by evaluation); greedy unless sampled.
 
 All live episodes decode one assistant turn together (left padding, KV cache); each turn is parsed with
-the shared parser; parsed calls run in that episode's own simulator. When the model answers without a call,
+the shared parser; parsed calls run in that episode's own simulator, where a call that fails in any way (bad
+arguments, or arguments that break the tool) becomes an error result the model reads and a count in
+`Rollout.failed_calls`, never an exception out of the rollout. When the model answers without a call,
 the episode's next user turn (multi_turn episodes) is fed and the loop goes on; it ends for an episode when
 the last user turn is answered, on unparsable output, or when one user turn reaches the turn cap.
 With a `Sampling`, every turn is sampled instead (k-sample evaluation, `evaluate.samples` > 1).
@@ -33,6 +35,7 @@ class Rollout:
     unparsable: bool = False
     turns: int = 0
     goal_reached: bool = False
+    failed_calls: int = 0  # calls the simulator answered with an error (see `sim.execute`)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
     ro.messages.append({"role": "assistant", "content": parsed.content,
                         "tool_calls": [{"type": "function", "function": c} for c in parsed.calls]})
     for call in parsed.calls:
-        content, _ = domain.execute(env, call)
+        content, ok = domain.execute(env, call)  # never raises: a failed call is an error result the model reads
+        ro.failed_calls += not ok
         ro.messages.append({"role": "tool", "name": call["name"], "content": content})
     return True
 

@@ -40,7 +40,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from components import workdir
 from components.config import ConfigError, Params, load_params, stage_params
-from components.episode import DataError, write_json
+from components.episode import DataError, sweep_stale, write_json
 from components.result import StageResult
 
 PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
@@ -220,6 +220,8 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
         WorkdirBusy: Another process runs a stage or the pipeline in `project.workdir` (see components/workdir.py).
     """
     with workdir.hold(params.project.workdir, f"stage {stage}"):  # re-entrant: the flow already holds it
+        # under the lock: finish or undo atomic writes a killed stage left (not in nested workdirs: runs/quick)
+        sweep_stale(params.project.workdir, other_root=workdir.LOCK_FILE)
         return _execute_stage(stage, params, parent_run_id)
 
 

@@ -1,5 +1,6 @@
 """What every built-in simulator shares: the error type, stable hashing, name lookup with a correction hint,
-the catalog built from an environment's methods, safe execution and the task-completion check.
+the catalog built from an environment's methods, safe execution (no tool failure escapes it) and the
+task-completion check.
 
 A domain module keeps only its own data and tools; these helpers make "a tool rejects bad arguments with a
 message the model can act on" and "the task is complete" mean the same in every domain.
@@ -15,6 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 from components.toolcalls import same_call
+
+
+MAX_ERROR_CHARS = 1000  # an error result echoing a huge argument must not flood the model's context
 
 
 class ToolError(ValueError):
@@ -116,14 +120,36 @@ def catalog(env: Any, names: Sequence[str]) -> list[dict[str, Any]]:
 def execute(env: Any, names: Sequence[str], call: dict[str, Any]) -> tuple[str, bool]:
     """Run one parsed call; returns (tool message content, succeeded).
 
-    Only the tools `names` can run: the name is looked up, never evaluated.
+    Only the tools `names` can run: the name is looked up, never evaluated. The arguments come from a model, so
+    a call can break a tool in ways no tool checks for (a year-9999 date overflows date arithmetic, a 400-digit
+    quantity overflows a float, a deeply nested value exhausts the recursion limit in a `repr`). Whatever
+    `Exception` the tool raises is the call's failure, never the caller's: like TRL's tool loop, the model gets
+    `{"error": ...}` as the tool result (ToolError's own message with its hint; else the exception's type and
+    message) and the call counts as failed. KeyboardInterrupt and SystemExit still stop the run.
     """
     if call["name"] not in names:
-        return json.dumps({"error": f"unknown tool {call['name']!r}"}), False
+        return _error(f"unknown tool {call['name']!r}"), False
     try:
         return getattr(env, call["name"])(**call["arguments"]), True
-    except (ToolError, TypeError) as err:
-        return json.dumps({"error": str(err)}), False
+    except (ToolError, TypeError) as err:  # a rejected value, or missing/unexpected argument names
+        return _error(_text(err)), False
+    except Exception as err:  # noqa: BLE001 - any other failure of a tool on model-made arguments
+        return _error(f"{call['name']} failed: {type(err).__name__}: {_text(err)}"), False
+
+
+def _error(text: str) -> str:
+    """A tool result reporting an error; long texts (an echoed huge argument) cut to `MAX_ERROR_CHARS`."""
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS - 15] + "... (truncated)"
+    return json.dumps({"error": text})
+
+
+def _text(err: BaseException) -> str:
+    """`str(err)`, or the exception's type name when even that fails (a broken `__str__`)."""
+    try:
+        return str(err)
+    except Exception:  # noqa: BLE001 - the error report must not fail in turn
+        return type(err).__name__
 
 
 def goal_reached(env: Any, names: Sequence[str], expected_steps: list[list[dict]], goal: dict[str, Any]) -> bool:
