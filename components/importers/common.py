@@ -359,7 +359,13 @@ def import_records(path: str | Path, source: str, domain: str, convert: Convert,
 
 def _episode(record: Record, source: str, domain: str, convert: Convert,
              catalog: list[dict[str, Any]] | None) -> Episode:
-    tools, transcript = convert(record)
+    try:
+        tools, transcript = convert(record)
+    except (TypeError, AttributeError, KeyError, IndexError) as err:
+        # The converters check the shapes they know; a value of a shape nobody foresaw (a dict where a name
+        # goes) is still this record's fault, and must be named as such, never escape as a traceback.
+        raise record.error("record_shape", f"a field has an unexpected type or shape "
+                                           f"({type(err).__name__}: {short(str(err), 120)})") from None
     if catalog is not None:
         tools = fit_catalog(record, tools, catalog)
     return build_episode(record, source, domain, tools, transcript)

@@ -20,7 +20,7 @@ def convert(record: Record) -> tuple[list[dict[str, Any]], Transcript]:
     tools = normalise_tools(record.field("tools", list) if "tools" in record.data else [], record)
     transcript = Transcript(record)
     for k, message in enumerate(record.field("messages", list)):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in ROLES:
             role = message.get("role") if isinstance(message, dict) else message
             raise record.error("role", f"message {k}: unknown role {role!r}; known: {sorted(ROLES)}")
         role, content = ROLES[message["role"]], _text(message.get("content"), record, k)
@@ -39,6 +39,6 @@ def _text(content: Any, record: Record, k: int) -> str | None:
     """Message content as text: a string, None, or the text parts of a list of content parts."""
     if content is None or isinstance(content, str):
         return content
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content):
         return "".join(p.get("text", "") for p in content if p.get("type") == "text")
     raise record.error("content", f"message {k}: content must be text or a list of content parts")

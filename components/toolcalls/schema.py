@@ -82,7 +82,8 @@ def _problem(params_json: str) -> tuple[str, str] | None:
         resource = specification_with(dialect, default=DRAFT202012).create_resource(params)
     except (jsonschema.exceptions.SchemaError, referencing.exceptions.CannotDetermineSpecification) as err:
         return "tool_schema", f"parameters are not a JSON Schema ({short(str(err), 200)})"
-    return _subschema_problem(resource) or _metaschema_problem(cls, params)
+    # the meta-schema first: the subschema walk below assumes each keyword has its JSON Schema type
+    return _metaschema_problem(cls, params) or _subschema_problem(resource)
 
 
 def _subschema_problem(root: referencing.Resource) -> tuple[str, str] | None:
@@ -109,7 +110,11 @@ def _in_place(node: Any, resolver: referencing.Resolver) -> list[Any]:
         return []
     out: list[Any] = []
     if isinstance(node.get("$ref"), str):
-        out.append(resolver.lookup(node["$ref"]).contents)
+        try:
+            out.append(resolver.lookup(node["$ref"]).contents)
+        except (referencing.exceptions.Unresolvable, ValueError):
+            pass  # a `$ref` key in data (a description, enum or default value): references in schema positions
+            # were checked by `_ref_problem` before, and the meta-schema check names what is wrong here
     for key in ("allOf", "anyOf", "oneOf"):
         out += node[key] if isinstance(node.get(key), list) else []
     out += [node[key] for key in ("not", "if", "then", "else") if key in node]
