@@ -1,4 +1,4 @@
-"""Benchmark: batched evaluation rollouts (`components.rollout.run_episodes` with `evaluate.batch_size`) against one
+"""Benchmark: batched evaluation rollouts (`components.evaluation.rollout.run_episodes` with `evaluate.batch_size`) against one
 episode at a time (batch_size=1), same model, same episodes, same greedy decoding, in one run. Target: ≥3× faster.
 
     python bench/bench_eval.py [--params params.yaml] [--profile NAME] [--episodes 20] [--max-new-tokens 64]
@@ -20,9 +20,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components import domains, models, rollout  # noqa: E402
+from components import domains  # noqa: E402
+from components.training import models
+from components.evaluation import rollout
 from components.config import Params, load_params  # noqa: E402
-from components.episode import Episode, read_episodes  # noqa: E402
+from components.data.episode import Episode, read_episodes  # noqa: E402
 
 TARGET = 3.0
 

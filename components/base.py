@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from components import models, training
+from components.training import models
+from components import training
 from components.config import Params
 from components.result import StageResult
 

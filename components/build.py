@@ -15,8 +15,9 @@ import random
 from collections import Counter
 
 from components.config import Params
-from components.episode import DataError, Episode, atomic_dir, read_episodes, write_episodes, write_jsonl
-from components.pairs import make_pairs
+from components.data.episode import DataError, Episode, read_episodes, write_episodes
+from components.data.fileio import atomic_dir, write_jsonl
+from components.training.pairs import make_pairs
 from components.result import StageResult
 from components.validate import validate_splits
 

@@ -70,7 +70,7 @@ class Base(_Frozen):
 
 
 class Import(_Frozen):
-    """One outside dataset appended to the synthetic episodes (components/importers/)."""
+    """One outside dataset appended to the synthetic episodes (components/data/importers/)."""
 
     source: Literal["openai", "sharegpt", "hermes", "xlam", "bfcl"]
     path: str = Field(min_length=1, description="under project.workdir")

@@ -14,10 +14,10 @@ Metrics per model: `single_exact` (first call right: tool and every argument), `
 and then a final answer) and `<pattern>_completion` (goal state reached, a final answer given, and the answers state
 the facts of the tool results the task asks for: `expected.outputs`, as tau-bench checks them); all greedy.
 With `evaluate.samples` = k > 1, each episode is also rolled out k times by sampling (seeded by `project.seed`) for
-`pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/passk.py), overall and per pattern. That is
+`pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/evaluation/passk.py), overall and per pattern. That is
 a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
 A domain without a simulator (a bring-your-own tool catalog) is scored on single-step episodes instead
-(components/single_step.py): the same metric names over steps, no `_completion`, no samples, and a note in the report.
+(components/evaluation/single_step.py): the same metric names over steps, no `_completion`, no samples, and a note in the report.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from components import domains, models, passk, rollout, single_step, toolcalls, tracking
+from components import domains, toolcalls, tracking
+from components.training import models
+from components.evaluation import passk, rollout, single_step
 from components.config import Params
-from components.episode import Episode, read_episodes, write_jsonl
+from components.data.episode import Episode, read_episodes
+from components.data.fileio import write_jsonl
 from components.result import StageResult
 
 MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
@@ -154,7 +157,7 @@ def _notes(params: Params, domain: domains.Domain) -> list[str]:
 
 
 def run(params: Params) -> StageResult:
-    from components import eval_report
+    from components.evaluation import report as eval_report
 
     episodes = read_episodes(params.path("splits") / "test.jsonl")
     reports = params.path("reports")

@@ -26,9 +26,10 @@ from components import domains
 from components.config import ConfigError, Params
 from components.domains import sim
 from components.domains.tasks import Generated
-from components.episode import DataError, Episode, atomic_file, write_lines
-from components.importers import iter_import
-from components.inputs import workdir_path
+from components.data.episode import DataError, Episode
+from components.data.fileio import atomic_file, write_lines
+from components.data.importers import iter_import
+from components.data.inputs import workdir_path
 from components.result import StageResult
 
 
@@ -151,7 +152,7 @@ def source_episodes(params: Params, source: str, path: str | None, domain: str |
 
     Args:
         params: Loaded params (synthetic size, shares, seed; the default domain).
-        source: `synthetic` or a key of `components.importers.SOURCES`.
+        source: `synthetic` or a key of `components.data.importers.SOURCES`.
         path: The input file; none for synthetic.
         domain: Domain tag; defaults to `project.domain` for synthetic, else to the source name.
         answers: BFCL only: the possible-answer file.

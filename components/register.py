@@ -35,8 +35,8 @@ from mlflow.entities.model_registry import ModelVersion
 
 from components import tracking
 from components.config import Params
-from components.episode import DataError
-from components.promotion_lock import promotion_lock
+from components.data.episode import DataError
+from components.tracking.promotion_lock import promotion_lock
 from components.result import StageResult
 from components.serving import ToolAgent, signature
 

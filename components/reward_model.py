@@ -16,7 +16,7 @@ import torch
 
 from components import training
 from components.config import Params
-from components.episode import read_jsonl
+from components.data.fileio import read_jsonl
 from components.result import StageResult
 
 

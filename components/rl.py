@@ -14,9 +14,11 @@ import tempfile
 import time
 from typing import Any
 
-from components import domains, models, rewards, single_step, training
+from components import domains, training
+from components.training import models, rewards
+from components.evaluation import single_step
 from components.config import Params
-from components.episode import read_jsonl
+from components.data.fileio import read_jsonl
 from components.result import StageResult
 
 # GRPOConfig settings that turn GRPO into each family member (TRL 1.16; PPO is not in TRL any more).
@@ -54,7 +56,7 @@ def run(params: Params) -> StageResult:
     domain = domains.of(params)
     model, tok = models.load(params.path("sft_model"))
     rows = read_jsonl(params.path("splits") / "rl.jsonl")
-    # no simulator: single-step prompts, nothing executed (components/single_step.py)
+    # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
     dataset = Dataset.from_list(rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok))
     chosen = reward_functions(params)
     funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]

@@ -14,7 +14,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
-from components import models
+from components.training import models
 from components.toolcalls import parse_output
 
 DEFAULT_MAX_NEW_TOKENS = 128

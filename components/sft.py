@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from components import models, training
+from components.training import models
+from components import training
 from components.config import Params
-from components.episode import read_jsonl
+from components.data.fileio import read_jsonl
 from components.result import StageResult
 
 

@@ -15,9 +15,10 @@ suites; GX's unexpected row indexes are mapped back to `file:line (id ...)`. Any
 stage calls `validate_splits` on the folder it is about to publish (ids and user texts unique across
 splits).
 
-This module runs the stage and writes its report; the rules themselves live beside it: `validate_rules`
-(catalogue, failures, record and per-episode rules), `validate_frames` (the frames GX checks),
-`validate_tokens` (token lengths) and `validate_gx` (expectations, suites, Data Docs).
+This module runs the stage and writes its report; the rules live in `components/validation/`: `rules` (the one
+table: each rule's description, frame, expectation and wording; failures), `records` (reading the file),
+`checks` (per-episode rules), `frames` (the frames GX checks), `tokens` (token lengths) and `gx` (expectations,
+suites, Data Docs).
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params, Validate
-from components.episode import atomic_dir, atomic_file, gc_exempt
+from components.data.fileio import atomic_dir, atomic_file, gc_exempt
 from components.result import StageResult
-from components.validate_frames import DETAIL, call_frame, episode_frame, share_frames, split_frame
-from components.validate_gx import expectations, run_suites, split_expectations
-from components.validate_rules import (RECORD_RULES, RULE_FRAME, RULES, RuleOutcome, ValidationFailed, failure_of,
-                                       in_report_order, read_records)
+from components.validation.frames import call_frame, episode_frame, share_frames, split_frame
+from components.validation.gx import expectations, run_suites, split_expectations
+from components.validation.records import read_records
+from components.validation.rules import RECORD_RULES, RULES, RuleOutcome, ValidationFailed, failure_of, frame_rules
 # Also the stage's API for build, importers and tests, so they need not know the modules behind it:
-from components.validate_rules import SPLITS, RuleFailure, episode_problems
-from components.validate_tokens import counting_in_background
+from components.validation.rules import SPLITS, RuleFailure, episode_problems
+from components.validation.tokens import counting_in_background
 
 
 def _outcomes(frames: dict[str, pd.DataFrame], unexpected: dict[str, list[int]], rules: list[str],
@@ -49,8 +50,8 @@ def _outcomes(frames: dict[str, pd.DataFrame], unexpected: dict[str, list[int]],
         if rule not in unexpected:
             outcomes.append(RuleOutcome(rule, "skipped", note=skip_note))
             continue
-        frame = frames[RULE_FRAME[rule]]
-        items = [(frame.at[i, "record"], DETAIL[rule](frame.loc[i], v)) for i in unexpected[rule]]
+        frame, detail = frames[RULES[rule].frame], RULES[rule].detail
+        items = [(frame.at[i, "record"], detail(frame.loc[i], v)) for i in unexpected[rule]]
         outcomes.append(RuleOutcome(rule, "failed", failure_of(rule, items)) if items else RuleOutcome(rule, "passed"))
     return outcomes
 
@@ -98,7 +99,7 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
             episodes["n_tokens"] = _one_per_record(wait_for_counts(), records, path)
         frames = {"episodes": episodes, "calls": calls, "patterns": patterns, "tools": tools}
         unexpected = run_suites(frames, checks, docs)
-    file_rules = [r for r in in_report_order(RULE_FRAME) if RULE_FRAME[r] != "splits"]
+    file_rules = frame_rules("episodes", "calls", "patterns", "tools")
     outcomes = [RuleOutcome(rule, "passed") for rule in RECORD_RULES]
     outcomes += _outcomes(frames, unexpected, file_rules, params.validate_, f"no tokenizer at {base}")
     _raise_failures(path, outcomes)
@@ -124,7 +125,7 @@ def validate_splits(split_dir: Path, params: Params, shown_as: Path | None = Non
     """
     shown = Path(shown_as or split_dir)
     frames = {"splits": split_frame(Path(split_dir), list(params.validate_.leakage_exempt_patterns), shown)}
-    unexpected = run_suites(frames, split_expectations())
+    unexpected = run_suites(frames, split_expectations(params.validate_))
     outcomes = _outcomes(frames, unexpected, ["split_unique_id", "split_leakage"], params.validate_)
     _raise_failures(shown, outcomes)
     return outcomes
@@ -147,7 +148,7 @@ def render_markdown(path: Path, outcomes: list[RuleOutcome], metrics: dict[str, 
         count = str(f.count) if f else ("-" if o.status == "skipped" else "0")
         first = "; ".join(f"{r}: {d}" for r, d in zip(f.records, f.details)) if f else o.note
         lines.append(f"| {o.rule} | {o.status} | {count} | {_cell(first)} |")
-    lines += ["", "## Rules", ""] + [f"- `{rule}`: {what}" for rule, what in RULES.items()]
+    lines += ["", "## Rules", ""] + [f"- `{name}`: {rule.description}" for name, rule in RULES.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -63,3 +63,17 @@ def migrated_db(tmp_path_factory) -> Path:
     if not path.exists():
         MlflowClient(f"sqlite:///{path}").search_experiments()
     return path
+
+
+@pytest.fixture(autouse=True)
+def _tracking_env_per_test():
+    """Each test starts without, and leaves behind, the tracking variables a test may export: mlflow's
+    `set_tracking_uri` exports $MLFLOW_TRACKING_URI (which `tracking.configure` reads first), and a stage run
+    exports its parent run id; one test's store must not become the next one's."""
+    names = ("MLFLOW_TRACKING_URI", "TOOLTUNE_PARENT_RUN_ID")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    yield
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value

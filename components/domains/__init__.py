@@ -3,7 +3,7 @@ executor, the goal check and the episode generator.
 
 A bring-your-own domain (`project.catalog`) is a tool catalog file and nothing else: no simulator and no
 generator. Its episodes come from `ingest.imports`; RL and evaluation fall back to single-step episodes scored by
-call correctness (components/single_step.py).
+call correctness (components/evaluation/single_step.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from components.episode import DataError
+from components.data.episode import DataError
 
 if TYPE_CHECKING:
     from components.config import Params
@@ -57,7 +57,7 @@ def of(params: Params) -> Domain:
     """
     if params.project.catalog is None:
         return get(params.project.domain)
-    from components.inputs import workdir_path
+    from components.data.inputs import workdir_path
 
     tools = read_catalog(workdir_path(params.project.workdir, params.project.catalog, "project.catalog"))
     return Domain(params.project.domain, lambda: [dict(t) for t in tools])
@@ -70,7 +70,7 @@ def read_catalog(path: Path) -> list[dict[str, Any]]:
     Raises:
         DataError: The file is missing, not JSON, holds no tool, a tool schema is invalid, or a name repeats.
     """
-    from components.importers.common import Record, normalise_tools
+    from components.data.importers.common import Record, normalise_tools
 
     if not path.is_file():
         raise DataError(f"{path}: rule 'catalog': tool catalog file not found")

@@ -15,7 +15,7 @@ from typing import Any
 
 from components.domains import finance, sim, tasks
 from components.domains.tasks import Draft, side
-from components.episode import Episode, Tool
+from components.data.episode import Episode, Tool
 
 SINGLE = {
     "get_quote": (

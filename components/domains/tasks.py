@@ -21,9 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from components import child, toolcalls
+from components.data import child
+from components import toolcalls
 from components.domains import sim
-from components.episode import Episode, Tool, user_text, gc_paused
+from components.data.episode import Episode, Tool, user_text
+from components.data.fileio import gc_paused
 
 Call = dict[str, Any]
 Pool = tuple[list, list]  # (training side, held-out side)

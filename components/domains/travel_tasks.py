@@ -16,7 +16,7 @@ from typing import Any
 
 from components.domains import sim, tasks, travel
 from components.domains.tasks import Draft, side
-from components.episode import Episode, Tool
+from components.data.episode import Episode, Tool
 
 SINGLE = {
     "get_weather": (

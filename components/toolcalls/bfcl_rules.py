@@ -6,7 +6,7 @@ acceptable values have another type than the schema, a value of their type passe
 membership); then the value: strings after `standardize`, lists element by element with standardized strings,
 dicts key by key against some acceptable dict, lists of dicts position by position, anything else by membership.
 `check.call_errors` adds the call-level rules and `check.score_step` the step rules. BFCL files themselves are
-read by `components.importers.bfcl`.
+read by `components.data.importers.bfcl`.
 """
 
 from __future__ import annotations

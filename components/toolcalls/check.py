@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import referencing.exceptions
 
-from components.episode import DataError
+from components.data.episode import DataError
 from components.toolcalls import bfcl_rules
 from components.toolcalls.parse import Call
 from components.toolcalls.schema import resolved, validator

@@ -30,7 +30,7 @@ import referencing.exceptions
 from jsonschema.exceptions import ValidationError
 from referencing.jsonschema import DRAFT202012, specification_with
 
-from components.episode import DataError
+from components.data.episode import DataError
 
 MAX_SCHEMA_DEPTH = 64  # nesting levels of one tool's parameters; real tool schemas stay under 10
 _RE2_OPTIONS = re2.Options()

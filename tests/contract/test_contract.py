@@ -184,12 +184,18 @@ def code_deps(name: str) -> set[str]:
     return {d for d in stage(name)["deps"] if not d.startswith("${")}
 
 
+# Packages that load their parts by name (a domain, an importer): a stage depends on the whole folder.
+WHOLE_PACKAGES = ("components.domains", "components.data.importers", "components.toolcalls")
+
+
 def _dep(module: str) -> str:
-    """The dvc.yaml dep of a module: its file, or its package's folder (DVC hashes folders whole)."""
-    parts = module.split(".")
-    if len(parts) > 1 and (REPO / "components" / parts[1] / "__init__.py").is_file():
-        return f"components/{parts[1]}/"
-    return module.replace(".", "/") + ".py"
+    """The dvc.yaml dep of a module: its file (a package: its __init__.py), or the folder of a package that is one
+    unit (`WHOLE_PACKAGES`; DVC hashes folders whole)."""
+    for package in WHOLE_PACKAGES:
+        if module == package or module.startswith(package + "."):
+            return package.replace(".", "/") + "/"
+    path = module.replace(".", "/")
+    return f"{path}/__init__.py" if (REPO / path / "__init__.py").is_file() else f"{path}.py"
 
 
 def imported_code(path: str, seen: set[str] | None = None) -> set[str]:
@@ -207,16 +213,17 @@ def imported_code(path: str, seen: set[str] | None = None) -> set[str]:
 
 
 def project_imports(file: Path) -> set[str]:
-    """Dotted `components...` modules a file imports (also inside functions); `from components import x` → x."""
+    """Dotted `components...` modules a file imports (also inside functions); `from components.p import m` names
+    the submodule `components.p.m` (and `components.p` only when a name defined there is imported too)."""
     found = set()
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if not all((node.module, a.name) in REPORTING_ONLY for a in node.names):
-                found.add(node.module)
-            if node.module in ("components", "components.domains"):
-                found |= {f"{node.module}.{a.name}" for a in node.names}
+            submodules = {a.name for a in node.names if module_exists(f"{node.module}.{a.name}")}
+            found |= {f"{node.module}.{name}" for name in submodules}
+            if any(a.name not in submodules and (node.module, a.name) not in REPORTING_ONLY for a in node.names):
+                found.add(node.module)  # names defined in the module itself
     return {m for m in found if m.split(".")[0] == "components" and module_exists(m)}
 
 
@@ -263,13 +270,13 @@ def test_mlflow_folder_is_not_a_package():
 
 def test_only_tracking_register_and_serving_import_mlflow():
     # promotion_lock: the registry lease is MLflow calls (register's lock, split out for size)
-    allowed = {"components/tracking.py", "components/register.py", "components/serving.py",
-               "components/promotion_lock.py"}
+    allowed = {"components/tracking/__init__.py", "components/register.py", "components/serving.py",
+               "components/tracking/promotion_lock.py"}
     assert importers("mlflow", "components", "flows") - allowed == set()
 
 
 def test_only_validate_gx_imports_great_expectations():
-    assert importers("great_expectations", "components", "flows") - {"components/validate_gx.py"} == set()
+    assert importers("great_expectations", "components", "flows") - {"components/validation/gx.py"} == set()
 
 
 # --- (h) the real DVC reads dvc.yaml --------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from components import single_step
+from components.evaluation import single_step
 from components.config import load_params
 from components.domains import finance, finance_tasks
 from flows.pipeline import pipeline

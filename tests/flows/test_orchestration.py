@@ -25,9 +25,9 @@ from prefect.task_engine import TaskRunTimeoutError
 
 from components import STAGES, tracking
 from components.config import ConfigError, load_params
-from components.episode import DataError
+from components.data.episode import DataError
 from components.result import StageResult
-from components.workdir import WorkdirBusy
+from components.tracking.workdir import WorkdirBusy
 from flows import pipeline as pipeline_module
 from flows.pipeline import StageTimeout, is_retryable, pipeline, stage_flow
 

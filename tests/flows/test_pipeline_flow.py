@@ -21,7 +21,7 @@ from prefect.states import Failed
 
 from components import tracking
 from components.config import ConfigError, load_params
-from components.episode import DataError
+from components.data.episode import DataError
 from components.result import StageResult
 from flows import cli
 from flows import pipeline as pipeline_module

@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from components import base, build, ingest, models, reward_model, rl, sft
+from components import base, build, ingest, reward_model, rl, sft
+from components.training import models
 from components.config import load_params
 from tests.conftest import write_params
 
@@ -89,7 +90,7 @@ def test_shared_prefix_sft_computes_the_same_loss_and_gradients(params):
     from trl import SFTConfig, SFTTrainer
 
     from components import training
-    from components.episode import read_jsonl
+    from components.data.fileio import read_jsonl
 
     rows = [{"messages": r["messages"], "tools": r["tools"]} for r in read_jsonl(params.path("splits") / "sft.jsonl")[:4]]
     model, tok = models.load(params.path("base"))

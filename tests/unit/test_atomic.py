@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.episode import atomic_dir, atomic_file, sweep_stale
+from components.data.fileio import atomic_dir, atomic_file, sweep_stale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,17 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import os, shutil, signal, sys
 from pathlib import Path
-from components import episode
+from components.data import fileio
 
 target, source, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 if point:
-    episode._checkpoint = lambda at: os.kill(os.getpid(), signal.SIGKILL) if at == point else None
+    fileio._checkpoint = lambda at: os.kill(os.getpid(), signal.SIGKILL) if at == point else None
 if target.suffix == ".json":
-    with episode.atomic_file(target) as handle:
+    with fileio.atomic_file(target) as handle:
         handle.write("new" * 1000)
         handle.flush()
         os.kill(os.getpid(), signal.SIGKILL)
-with episode.atomic_dir(target) as tmp:
+with fileio.atomic_dir(target) as tmp:
     shutil.copytree(source, tmp, dirs_exist_ok=True)
     print("written", flush=True)
 print("committed", flush=True)

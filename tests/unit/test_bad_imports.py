@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from components import ingest
-from components.episode import DataError, read_episodes
-from components.importers import import_file, iter_import
-from components.validate_rules import read_records
+from components.data.episode import DataError, read_episodes
+from components.data.importers import import_file, iter_import
+from components.validation.records import read_records
 from flows import cli
 from tests.conftest import REPO
 
@@ -103,7 +103,7 @@ def test_bom_and_unicode_line_separators_are_text(tmp_path):
 
 
 def test_array_file_over_the_size_limit_is_refused(tmp_path, monkeypatch):
-    from components import inputs
+    from components.data import inputs
 
     monkeypatch.setattr(inputs, "MAX_ARRAY_BYTES", 1000)
     with pytest.raises(DataError) as info:

@@ -244,7 +244,7 @@ def test_recursive_schema_and_deep_arguments_are_a_verdict_not_a_crash():
 
 def test_unchecked_remote_ref_is_never_fetched():
     """A schema that skipped the entry checks still never reaches the network: the registry refuses."""
-    from components.episode import DataError
+    from components.data.episode import DataError
 
     tools = {"f": {"type": "object", "properties": {"x": {"$ref": "https://example.invalid/x.json"}}}}
     with pytest.raises(DataError, match="rule 'schema_ref'"):

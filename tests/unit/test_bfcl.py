@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from components import toolcalls
-from components.importers import bfcl
+from components.data.importers import bfcl
 from components.toolcalls import bfcl_rules
-from components.episode import DataError, Episode
+from components.data.episode import DataError, Episode
 
 DATA = Path(os.environ.get("BFCL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "bfcl"))
 QUESTIONS = sorted(DATA.glob("BFCL_v4_*.json"))

@@ -3,7 +3,8 @@
 import json
 
 from components import build, ingest
-from components.episode import read_episodes, read_jsonl
+from components.data.episode import read_episodes
+from components.data.fileio import read_jsonl
 
 
 def test_build_splits_and_datasets(params_factory):

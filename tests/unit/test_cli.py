@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from components.config import ConfigError
-from components.episode import DataError
-from components.validate_rules import ValidationFailed
-from components.workdir import WorkdirBusy
+from components.data.episode import DataError
+from components.validation.rules import ValidationFailed
+from components.tracking.workdir import WorkdirBusy
 from flows import cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.episode import DataError, Episode, gc_exempt, gc_paused, parse_line, read_jsonl, write_episodes
+from components.data.episode import DataError, Episode, parse_line, write_episodes
+from components.data.fileio import gc_exempt, gc_paused, read_jsonl
 
 WHERE = Path("episodes.jsonl")
 GOOD = {"id": "e1", "domain": "d", "source": "s", "pattern": "single", "tools": [],
@@ -26,7 +27,7 @@ def _line(goal_json: str) -> bytes:
     '{"big": 18446744073709551616, "low": -9223372036854775809}',  # past 64 bits: still ints, not floats
     '{"tiny": 5e-324, "neg0": -0.0, "max": 1.7976931348623157e308}',
     '{"pair": "\\ud83d\\ude00", "nul": "\\u0000", "ls": "a\u2028b\u2029c\u0085d"}',  # a surrogate pair is one character
-    '{"deep": ' + "[" * 90 + "]" * 90 + "}",  # within components.inputs.MAX_DEPTH
+    '{"deep": ' + "[" * 90 + "]" * 90 + "}",  # within components.data.inputs.MAX_DEPTH
 ])
 def test_parse_line_reads_what_json_loads_reads(goal):
     raw = _line(goal)

@@ -1,6 +1,8 @@
 """Evaluation: verdicts on hand-made rollouts, headline metrics, the report, and a real rollout loop."""
 
-from components import domains, eval_report, evaluate, models, rollout
+from components import domains, evaluate
+from components.evaluation import report as eval_report, rollout
+from components.training import models
 from components.domains import travel_tasks
 
 SHARES = {"single": 0.4, "parallel": 0.2, "chain": 0.2, "irrelevance": 0.2}
@@ -105,7 +107,7 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
 
 
 def test_pass_tables_per_model_and_pattern_and_their_plot(tmp_path):
-    from components import passk
+    from components.evaluation import passk
 
     def group(pattern, exact):
         return [{"pattern": pattern, "exact": e, "completion": True} for e in exact]
@@ -163,7 +165,7 @@ def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkey
     none of it."""
     import json
 
-    from components.episode import write_jsonl
+    from components.data.fileio import write_jsonl
 
     k, evaluate_cfg = 3, {"models": ["sft"], "batch_size": 8, "max_new_tokens": 4, "max_turns": 1,
                           "compare_champion": False, "temperature": 1.0, "top_p": 1.0}
@@ -254,7 +256,7 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     import shutil
 
     from components import register, tracking
-    from components.episode import write_jsonl
+    from components.data.fileio import write_jsonl
 
     for var in ("MLFLOW_TRACKING_URI", tracking.PARENT_ENV, "TOOLTUNE_PROFILE"):
         monkeypatch.delenv(var, raising=False)

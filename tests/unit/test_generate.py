@@ -3,9 +3,10 @@ ingest's file independent of `ingest.workers`, and a failing child process named
 
 import pytest
 
-from components import child, ingest
+from components.data import child
+from components import ingest
 from components.domains import finance, finance_tasks, tasks, travel_tasks
-from components.episode import Episode, Tool, read_episodes
+from components.data.episode import Episode, Tool, read_episodes
 
 ALL = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.15, "irrelevance": 0.1, "multi_turn": 0.15}
 

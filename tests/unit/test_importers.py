@@ -11,9 +11,9 @@ import pytest
 
 from components import ingest
 from components.config import ConfigError, Import
-from components.episode import DataError, Episode, read_episodes, write_episodes
-from components.importers import SOURCES, import_file
-from components.importers.xlam import TypeStringError, parameter_schema
+from components.data.episode import DataError, Episode, read_episodes, write_episodes
+from components.data.importers import SOURCES, import_file
+from components.data.importers.xlam import TypeStringError, parameter_schema
 from components.toolcalls import schema_errors, steps_of_messages, tool_index
 from components.validate import episode_problems
 from flows import cli
@@ -252,7 +252,7 @@ def test_params_sources_are_the_registry():
     assert set(typing.get_args(Import.model_fields["source"].annotation)) == set(SOURCES)
 
 
-@pytest.mark.skipif(not HAS_BFCL, reason="components/importers/bfcl.py (the BFCL importer, another engineer's task) "
+@pytest.mark.skipif(not HAS_BFCL, reason="components/data/importers/bfcl.py (the BFCL importer, another engineer's task) "
                                           "is not written yet")
 def test_bfcl_entry_tags_the_domain():
     episodes = import_file("bfcl", FIXTURES / "bfcl_questions.jsonl", "math",

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from components import passk
+from components.evaluation import passk
 
 
 @pytest.mark.parametrize(("n", "c", "j", "at", "hat"), [

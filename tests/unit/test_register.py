@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components import models, register, tracking
+from components.training import models
+from components import register, tracking
 from components.config import load_params
-from components.episode import DataError
+from components.data.episode import DataError
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",

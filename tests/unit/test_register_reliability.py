@@ -24,8 +24,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components import promotion_lock, register, tracking
-from components.promotion_lock import LEASE_SUFFIX
+from components.tracking import promotion_lock
+from components import register, tracking
+from components.tracking.promotion_lock import LEASE_SUFFIX
 from tests.unit.test_register import make_params, scores, tiny_model  # noqa: F401 (fixtures)
 
 METRIC = "single_exact"
@@ -188,7 +189,7 @@ def test_unreachable_server_fails_fast_with_one_line(params_factory, tmp_path):
     done = subprocess.run([sys.executable, "-m", "components.register"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     elapsed = time.time() - start
-    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: tracking.uri: no MLflow server answers at {uri} (ConnectionError after {bounds.http_max_retries} "

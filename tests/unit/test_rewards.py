@@ -2,7 +2,8 @@
 
 import json
 
-from components import domains, rewards
+from components import domains
+from components.training import rewards
 from components.domains import finance, travel
 
 WEATHER = {"name": "get_weather", "arguments": {"city": "Paris", "start_date": "2026-05-01", "end_date": "2026-05-02"}}

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from components import score
+from components.toolcalls import score
 from components.domains import travel_tasks
-from components.episode import write_episodes
+from components.data.episode import write_episodes
 from flows import cli
 from tests.unit.test_bfcl import DATA, QUESTIONS, answers_of, calls_of, render
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from components import domains, evaluate, rollout
+from components import domains, evaluate
+from components.evaluation import rollout
 from components.domains import sim, travel_tasks
 from components.toolcalls.parse import CLOSE, END, OPEN
 

@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from components import domains, ingest, rewards, single_step
+from components import domains, ingest
+from components.training import rewards
+from components.evaluation import single_step
 from components.config import ConfigError
 from components.domains import travel, travel_tasks
-from components.episode import DataError
-from components.importers import import_file
+from components.data.episode import DataError
+from components.data.importers import import_file
 from components.toolcalls import END
 
 ALL = {"single": 0.2, "parallel": 0.1, "chain": 0.2, "recovery": 0.2, "irrelevance": 0.1, "multi_turn": 0.2}

@@ -180,7 +180,7 @@ def test_redundant_call_within_a_step():
 
 
 def test_expected_call_with_acceptable_values():
-    from components.episode import Call
+    from components.data.episode import Call
 
     accept = {"city": ["Paris", "paris, fr"], "start_date": ["2026-05-01"], "end_date": ["2026-05-03", ""]}
     gold = [[Call(name="get_weather", arguments=WEATHER["arguments"], accept=accept).model_dump()]]

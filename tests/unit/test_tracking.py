@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from components import tracking
-from components.episode import DataError
+from components.data.episode import DataError
 from components.result import StageResult
 
 

@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from components import domains, evaluate, rollout
+from components import domains, evaluate
+from components.evaluation import rollout
 from components.domains import travel, travel_tasks
 from components.toolcalls import CLOSE, END, OPEN, schema_errors, score_episode, steps_of_messages, tool_index
 

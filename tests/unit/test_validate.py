@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from components import validate, validate_tokens
+from components import validate
+from components.validation import tokens as validate_tokens
 from components.config import load_params
 from components.domains import travel_tasks
-from components.episode import DataError, write_jsonl
+from components.data.episode import DataError
+from components.data.fileio import write_jsonl
 from components.validate import ValidationFailed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,7 +145,7 @@ def test_record_rules_report_every_broken_line(params, rows):
 
 def test_equal_catalogs_are_validated_once_and_shared(params, rows):
     """Equal raw catalogs, and raw catalogs that validate equal (a default left out), share one list."""
-    from components.episode import parse_line
+    from components.data.episode import parse_line
 
     rows = rows[:6]
     del rows[1]["tools"][0]["type"]  # "function" is the default: the same catalog once validated
@@ -266,7 +268,7 @@ def _save_tokenizer(folder) -> None:
 def _chatml_tokenizer(folder):
     """The toy tokenizer with ChatML's special tokens and the project's template: a batch's shared system turn
     can be cut off before a special token."""
-    from components.models import chat_template
+    from components.training.models import chat_template
 
     _save_tokenizer(folder)
     tok = validate_tokens.load_tokenizer(folder)
@@ -298,7 +300,7 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
 
 def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
     """With ChatML special tokens the shared system turn (tools) is encoded once; counts stay exact."""
-    from components.episode import Episode
+    from components.data.episode import Episode
 
     tok = _chatml_tokenizer(tmp_path)
     episodes = [Episode.model_validate(r) for r in rows]
@@ -313,7 +315,7 @@ def test_token_counts_with_a_shared_prefix_cut_are_exact(tmp_path, rows):
 
 def test_token_counts_over_many_batches_and_catalogs_stay_in_episode_order(tmp_path, rows, monkeypatch):
     """Batches of 4 (15 batches, more than the encoder thread's queue) over two interleaved catalogs."""
-    from components.episode import Episode
+    from components.data.episode import Episode
 
     tok = _chatml_tokenizer(tmp_path)
     episodes = [Episode.model_validate(r) for r in rows]
@@ -327,7 +329,7 @@ def test_token_counts_over_many_batches_and_catalogs_stay_in_episode_order(tmp_p
 
 
 def test_token_counts_raise_what_the_encoder_thread_raised(tmp_path, rows, monkeypatch):
-    from components.episode import Episode
+    from components.data.episode import Episode
 
     _save_tokenizer(tmp_path)
     tok = validate_tokens.load_tokenizer(tmp_path)

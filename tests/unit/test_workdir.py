@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from components.workdir import LOCK_FILE, WorkdirBusy, hold
+from components.tracking.workdir import LOCK_FILE, WorkdirBusy, hold
 from flows import cli
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOOLTUNE_PROFILE": ""}
 HOLDER = """
 import sys, time
-from components.workdir import hold
+from components.tracking.workdir import hold
 with hold(sys.argv[1], "test holder"):
     print("held", flush=True)
     time.sleep(600)
 """
 PROBE = """
 import sys
-from components.workdir import WorkdirBusy, hold
+from components.tracking.workdir import WorkdirBusy, hold
 try:
     with hold(sys.argv[1], "probe"):
         print("free")

@@ -9,7 +9,7 @@ import random
 from typing import Any
 
 from components import toolcalls
-from components.episode import Episode
+from components.data.episode import Episode
 
 Messages = list[dict[str, Any]]
 

@@ -14,9 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components import rollout, toolcalls
-from components.episode import Episode
-from components.importers.common import is_error
+from components.evaluation import rollout
+from components import toolcalls
+from components.data.episode import Episode
+from components.data.importers.common import is_error
 
 NOTE = ("No simulator for domain {domain!r} (a tool catalog): evaluation fell back to single-step episodes, one per "
         "assistant turn of the test trajectories with the recorded history before it, scored by call correctness. "

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from components import toolcalls
 from components.domains import Domain
-from components.episode import Episode
+from components.data.episode import Episode
 
 
 @dataclass

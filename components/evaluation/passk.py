@@ -7,7 +7,7 @@ With c successes among an episode's n samples, for j = 1..n:
   arXiv 2406.12045). It falls with j when a model succeeds only sometimes.
 Both are averaged over episodes; pass@1 = pass^1 = the mean sample success.
 
-Reads/writes nothing: components/evaluate.py samples and scores, components/eval_report.py shows the numbers.
+Reads/writes nothing: components/evaluate.py samples and scores, components/evaluation/report.py shows the numbers.
 """
 
 from __future__ import annotations

@@ -38,16 +38,17 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from components import workdir
+from components.tracking import workdir
 from components.config import ConfigError, Params, load_params, stage_params
-from components.episode import DataError, sweep_stale, write_json
+from components.data.episode import DataError
+from components.data.fileio import sweep_stale, write_json
 from components.result import StageResult
 
 PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
 KIND_TAG, STAGE_TAG, ERROR_TAG = "tooltune.kind", "tooltune.stage", "tooltune.error"
 CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metric."  # model-version tags holding the candidate's evaluation metrics
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _MAX_PARAM = 6000  # MLflow's limit on a param value
 # MLflow reads these at every request; `configure` sets them from params `tracking`.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "http_max_retries",
@@ -217,7 +218,7 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
         The stage's result; its metrics are also in `metrics/<stage>.json`.
 
     Raises:
-        WorkdirBusy: Another process runs a stage or the pipeline in `project.workdir` (see components/workdir.py).
+        WorkdirBusy: Another process runs a stage or the pipeline in `project.workdir` (see components/tracking/workdir.py).
     """
     with workdir.hold(params.project.workdir, f"stage {stage}"):  # re-entrant: the flow already holds it
         # under the lock: finish or undo atomic writes a killed stage left (not in nested workdirs: runs/quick)

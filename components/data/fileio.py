@@ -1,12 +1,10 @@
-"""The canonical episode record and its JSON-lines files.
+"""File I/O every stage shares: atomic writes (files and whole folders), the sweep that finishes or undoes
+what a killed write left, small JSON/JSONL writers, and the garbage-collector pauses for big object graphs.
 
-An episode is one JSON object per line: id, domain, source, pattern, tools (OpenAI function schemas),
-messages (OpenAI chat messages; tool-call arguments are JSON objects, never strings) and expected
-(the acceptable calls per assistant step, dependency edges between steps, and the goal state).
-
-Reads/writes: any episodes JSONL file. Reads go through `components.inputs` (the one streaming JSONL reader and
-its rules, e.g. `json_depth`, `duplicate_key`; `DataError` lives there). Writes are atomic: a temporary file renamed into place, so a
-failed run never leaves a half-written file and the previous good version stays intact.
+Writes are atomic: a scratch file `.NAME.XXXXXXXX.tmp` beside the target, synced to disk, then renamed over it;
+a folder is swapped in by renames (old aside, new in, old deleted), so a kill leaves the complete old or the
+complete new version, never a mix (`sweep_stale` settles the rest at the next stage start). Reads of JSON lines
+go through `components.data.inputs`, the one strict reader.
 `gc_paused` and `gc_exempt` keep Python's cyclic garbage collector from walking 100k episodes over and over
 while they are built and used (it has nothing to free there: episodes hold no reference cycles).
 """
@@ -23,164 +21,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from components.data.inputs import DataError, iter_json_lines
 
-from components.inputs import DataError, iter_json_lines, parse, schema_error
-
-__all__ = ["DataError"]  # defined in components.inputs (the reader); imported from here by most callers
-
-Pattern = Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]
-Role = Literal["system", "user", "assistant", "tool"]
 T = TypeVar("T")
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # `json.dumps(row, ensure_ascii=False)`, built once, not per row
-
-_PUNCTUATION = re.compile(r"[^\w\s]")
 # scratch names of atomic_file / atomic_dir: "." + target name + "." + 8 random letters (tempfile, secrets) [+ ".tmp"]
 _SCRATCH = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<tmp>\.tmp)?$")
 _ASIDE = ".aside"  # suffix of the old folder while atomic_dir swaps the new one in
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FunctionSchema(_Strict):
-    name: str = Field(min_length=1)
-    description: str = ""
-    parameters: dict[str, Any]
-
-
-class Tool(_Strict):
-    type: Literal["function"] = "function"
-    function: FunctionSchema
-
-
-class FunctionCall(_Strict):
-    name: str = Field(min_length=1)
-    arguments: dict[str, Any]
-
-
-class ToolCall(_Strict):
-    type: Literal["function"] = "function"
-    id: str | None = None
-    function: FunctionCall
-
-
-class Message(_Strict):
-    role: Role
-    content: str | None = None
-    tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
-    name: str | None = None
-
-
-class Call(_Strict):
-    """One expected call: the tool name and its exact arguments, optionally every acceptable value."""
-
-    name: str
-    arguments: dict[str, Any]
-    accept: dict[str, list[Any]] | None = Field(
-        default=None, description="BFCL-style acceptable values per argument ('' among them: may be omitted); "
-                                  "when set, the scorer checks against it instead of `arguments`")
-
-
-class Expected(_Strict):
-    steps: list[list[Call]] = Field(description="acceptable calls per assistant step; [] for a no-call answer")
-    depends_on: list[tuple[int, int]] = Field(default_factory=list, description="(later step, earlier step)")
-    goal: dict[str, Any] = Field(default_factory=dict, description="simulator state the task must reach")
-    outputs: list[str] = Field(default_factory=list, description="facts from tool results the answers must state "
-                                                                 "(tau-bench's outputs; see toolcalls.states_outputs)")
-
-
-class Episode(_Strict):
-    id: str = Field(min_length=1)
-    domain: str
-    source: str
-    pattern: Pattern
-    split: Literal["train", "val", "test"] | None = None
-    tools: list[Tool]
-    messages: list[Message] = Field(min_length=2)
-    expected: Expected
-
-    def tool_dicts(self) -> list[dict[str, Any]]:
-        return [t.model_dump(exclude_none=True) for t in self.tools]
-
-    def message_dicts(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
-
-    def prompt_messages(self) -> list[dict[str, Any]]:
-        """Messages before the first assistant turn: what the model sees first."""
-        msgs = self.message_dicts()
-        first = next(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-        return msgs[:first]
-
-
-def user_text(episode: Episode) -> str:
-    """The episode's user turns lowercased, punctuation stripped, whitespace collapsed: how generation keeps
-    requests unique and build's leakage check compares them across splits."""
-    text = " ".join(m.content or "" for m in episode.messages if m.role == "user")
-    return " ".join(_PUNCTUATION.sub("", text.lower()).split())
-
-
-def episode_json_schema() -> dict[str, Any]:
-    """JSON Schema of one episode record (for users writing their own importers)."""
-    return Episode.model_json_schema()
-
-
-def read_episodes(path: str | Path) -> list[Episode]:
-    """Read and parse a JSONL file of episodes.
-
-    Raises:
-        DataError: naming the file, the line and the rule broken (encoding, JSON, record schema).
-    """
-    with gc_paused():
-        return list(iter_episodes(path))
-
-
-def iter_episodes(path: str | Path) -> Iterator[Episode]:
-    """The episodes of a JSONL file one at a time (`components.inputs.iter_json_lines`); the first bad line raises.
-
-    Raises:
-        DataError: naming the file, the line and the rule broken; rule `non_empty` for a file without episodes.
-    """
-    empty = True
-    for lineno, value in iter_json_lines(path):
-        if isinstance(value, DataError):
-            raise value
-        empty = False
-        yield episode_of(record_object(value, f"{path}:{lineno}"), f"{path}:{lineno}")
-    if empty:
-        raise DataError(where=str(path), rule="non_empty", detail="the file holds no episode")
-
-
-def parse_line(raw: bytes, path: Path, lineno: int) -> Episode:
-    """The episode on one line of `path`.
-
-    Raises:
-        DataError: "<path>:<line>[ (id X)]: rule '<rule>': <detail>": a rule of `components.inputs.parse` (`utf8`,
-            `json`, `json_depth`, ...) or `record_schema`.
-    """
-    where = f"{path}:{lineno}"
-    return episode_of(record_object(parse(raw, where), where), where)
-
-
-def record_object(value: Any, where: str) -> dict[str, Any]:
-    """`value` when it is a JSON object; DataError (rule `record_schema`) naming `where` otherwise."""
-    if not isinstance(value, dict):
-        raise DataError(where=where, rule="record_schema", detail="a record must be a JSON object")
-    return value
-
-
-def episode_of(obj: dict[str, Any], where: str) -> Episode:
-    """The episode a record holds; DataError (rule `record_schema`, the first error) naming `where` and the
-    record's id otherwise."""
-    try:
-        return Episode.model_validate(obj)
-    except ValidationError as err:
-        raise schema_error(err, f"{where} (id {obj.get('id', '?')})") from None
 
 
 @contextmanager
@@ -220,16 +70,6 @@ def gc_exempt(build: Callable[[], T]) -> Iterator[T]:
     finally:
         if not frozen_before:
             gc.unfreeze()
-
-
-def write_episodes(path: str | Path, episodes: Iterable[Episode]) -> int:
-    """Write episodes atomically, each as pydantic's compact JSON (NaN and infinities as null, big ints exact);
-    returns how many were written.
-
-    pydantic serialises in Rust, in about a third of the time `model_dump` + `json.dumps` take (6-9 s less for
-    100k episodes); the values read back are the same.
-    """
-    return write_lines(path, (e.model_dump_json(exclude_none=True) for e in episodes))
 
 
 @contextmanager
@@ -397,7 +237,7 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> int:
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
-    """Every JSON value of a JSONL file (`components.inputs.iter_json_lines`); the first bad line raises DataError."""
+    """Every JSON value of a JSONL file (`components.data.inputs.iter_json_lines`); the first bad line raises DataError."""
     out = []
     for _, value in iter_json_lines(path):
         if isinstance(value, DataError):

@@ -1,43 +1,26 @@
-"""The frames the validate stage's Great Expectations suites check, and how a failing row is worded.
+"""The frames the validate stage's Great Expectations suites check.
 
-Reads: parsed records (`validate_rules.read_records`) and, for build's cross-split check, the split files.
+Reads: parsed records (`validation.records.read_records`) and, for build's cross-split check, the split files.
 Writes: nothing. One row per episode (`episode_frame`: id and each per-episode rule's verdict; the validate stage
 adds the token length), per call made or expected (`call_frame`: the scorer's unknown-tool and argument verdicts),
 per pattern and per catalog tool (`share_frames`), and per episode of every split (`split_frame`: id and user-text
-key). A verdict column holds the error text, None when the row is sound; `DETAIL` turns a failing row into the
-report's words.
+key). A verdict column holds the error text, None when the row is sound; each rule's `detail`
+(`validation.rules.RULES`) turns a failing row into the report's words.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from components.config import Validate
-from components.episode import Episode
+from components.data.episode import Episode
 from components.toolcalls import schema_errors, tool_index
-from components.validate_rules import EPISODE_RULES, SPLITS, read_records, tool_schema_problem, user_text_key
-
-DETAIL: dict[str, Callable[[pd.Series, Validate], str]] = {  # rule -> what is wrong with a failing row
-    "unique_id": lambda row, v: f"id {row['id']!r} is used by more than one record",
-    **{rule: (lambda row, v, column=f"{rule}_error": str(row[column])) for rule in EPISODE_RULES},
-    "max_tokens": lambda row, v: f"{row['n_tokens']} tokens > validate.max_tokens={v.max_tokens}",
-    "known_tool": lambda row, v: f"{row['tool_error']} ({row['where']} step {row['step']})",
-    "arguments_match_schema": lambda row, v: f"{row['args_error']} ({row['where']} step {row['step']})",
-    "pattern_share": lambda row, v: (
-        f"share {row['share']:.3f} < validate.min_pattern_share={v.min_pattern_share}" if row["count"]
-        else f"absent, though ingest.shares gives it {row['configured']}"),
-    "tool_share": lambda row, v: (f"used in {row['count']} of {row['total']} calls ({row['share']:.3f}) "
-                                  f"< validate.min_tool_share={v.min_tool_share}"),
-    "split_unique_id": lambda row, v: f"id {row['id']!r} is in more than one split",
-    "split_leakage": lambda row, v: (f"{row['pattern']} episode whose user text (key {row['key']}) is also in "
-                                     f"split(s) {row['leak_error']}"),
-}
-
+from components.validation.checks import tool_schema_problem, user_text_key
+from components.validation.records import read_records
+from components.validation.rules import EPISODE_RULES, SPLITS
 
 def _where(path: Path, line: int, episode: Episode) -> str:
     return f"{path}:{line} (id {episode.id})"

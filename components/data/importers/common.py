@@ -1,10 +1,10 @@
 """Shared pieces of the importers: reading records, locating errors, building the canonical episode.
 
 Each format module only turns one input record into a tool catalog and a `Transcript`; this module
-reads the file (JSON lines, streamed by `components.inputs`, or one JSON array, bounded in size), names every
+reads the file (JSON lines, streamed by `components.data.inputs`, or one JSON array, bounded in size), names every
 error by file, line (or record) and rule, checks the calls against the catalog with the project's one scorer,
 and infers `pattern` and `expected.steps` from the assistant turns. JSON text inside fields is parsed with the
-same strict rules as the lines (`components.inputs.loads`); Python literals (Hermes, xLAM) must be JSON values.
+same strict rules as the lines (`components.data.inputs.loads`); Python literals (Hermes, xLAM) must be JSON values.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.episode import DataError, Episode, Pattern
-from components.inputs import JsonError, iter_json_lines, loads, read_array, schema_error, starts_with_array
+from components.data.episode import DataError, Episode, Pattern
+from components.data.inputs import JsonError, iter_json_lines, loads, read_array, schema_error, starts_with_array
 from components.toolcalls import parameters_problem, schema_errors, steps_of_messages, tool_index
 from components.toolcalls.schema import short
 
@@ -68,7 +68,7 @@ class Record:
         return value
 
     def decode(self, text: str, rule: str, what: str) -> Any:
-        """JSON-decode `text` (`components.inputs.loads`); invalid JSON breaks `rule`, a limit its own rule."""
+        """JSON-decode `text` (`components.data.inputs.loads`); invalid JSON breaks `rule`, a limit its own rule."""
         try:
             return loads(text)
         except JsonError as err:
@@ -106,7 +106,7 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 def read_records(path: str | Path) -> Iterator[tuple[int, Record | DataError]]:
     """The records of a JSONL file (streamed line by line) or of a file holding one JSON array (how many datasets
-    ship; parsed whole, so bounded by `components.inputs.MAX_ARRAY_BYTES`), one at a time, with their line (or
+    ship; parsed whole, so bounded by `components.data.inputs.MAX_ARRAY_BYTES`), one at a time, with their line (or
     record) number; a broken line or item comes as its `DataError`, for the caller to raise or set aside.
 
     Raises:

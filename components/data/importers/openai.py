@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.importers.common import Record, Transcript, normalise_tools
+from components.data.importers.common import Record, Transcript, normalise_tools
 
 SOURCE = "openai"
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}

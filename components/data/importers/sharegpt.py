@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.importers.common import Record, Transcript, normalise_tools, turns
-from components.inputs import JsonError, loads
+from components.data.importers.common import Record, Transcript, normalise_tools, turns
+from components.data.inputs import JsonError, loads
 
 SOURCE = "sharegpt"
 TEXT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}

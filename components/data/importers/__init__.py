@@ -1,4 +1,4 @@
-"""Importers: outside tool-calling datasets -> canonical episodes (components.episode.Episode).
+"""Importers: outside tool-calling datasets -> canonical episodes (components.data.episode.Episode).
 
 One module per format (openai, sharegpt, hermes, xlam, bfcl); `SOURCES` maps a
 source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from components.episode import DataError, Episode
-from components.importers import hermes, openai, sharegpt, xlam
-from components.importers.common import Convert, Reject, import_records
+from components.data.episode import DataError, Episode
+from components.data.importers import hermes, openai, sharegpt, xlam
+from components.data.importers.common import Convert, Reject, import_records
 
 Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None, Reject | None], Iterable[Episode]]
 
@@ -36,7 +36,7 @@ def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str,
           reject: Reject | None) -> list[Episode]:
     """BFCL question file (+ possible-answer file), tagged with `domain`; strict (`reject` is not used: the
     questions and answers files are checked against each other as wholes)."""
-    from components.importers import bfcl  # loaded only when BFCL data is imported
+    from components.data.importers import bfcl  # loaded only when BFCL data is imported
 
     if catalog is not None:
         raise DataError(f"{path}: rule 'catalog': BFCL questions bring their own functions; import them under a "

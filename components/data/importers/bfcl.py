@@ -10,7 +10,7 @@ dict -> object, float -> number (the description gains " This is a float type va
 `{"f": {"p": [v1, v2, ""]}}` becomes an expected call whose `arguments` hold the first acceptable value of each
 parameter (left out when only `""` is listed) and whose `accept` holds the lists as given.
 
-Checks. Every line is a JSON object read by the one strict reader (`components.inputs`: nested at most
+Checks. Every line is a JSON object read by the one strict reader (`components.data.inputs`: nested at most
 `inputs.MAX_DEPTH` levels, rule `json_depth`), so no later step (type mapping, schema checks, pydantic's serialiser)
 can overflow; each function's mapped parameters pass
 `toolcalls.schema.parameters_problem` (rules `tool_schema`, `schema_depth`, `schema_ref`, `schema_pattern`).
@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.episode import DataError, Episode, Pattern
-from components.inputs import iter_json_lines
+from components.data.episode import DataError, Episode, Pattern
+from components.data.inputs import iter_json_lines
 from components.toolcalls.schema import parameters_problem, short
 
 JSON_TYPES: dict[str, str | None] = {
@@ -61,7 +61,7 @@ def pattern(cat: str) -> Pattern:
 
 def records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """The JSON-object lines of a JSON-lines file, with line numbers, read by the one strict reader
-    (`components.inputs`: `json_depth`, `number_size`, `utf8`, ...); errors name the file, line and rule."""
+    (`components.data.inputs`: `json_depth`, `number_size`, `utf8`, ...); errors name the file, line and rule."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")

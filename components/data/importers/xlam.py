@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal
+from components.data.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal
 
 SOURCE = "xlam"
 SCALARS: dict[str, dict[str, Any]] = {

@@ -4,7 +4,7 @@ Reads: the tokenizer saved in `paths.base` (`load_tokenizer`). Writes: nothing.
 `token_counts` gives each episode's length rendered with the tokenizer's chat template, tools included: what
 `len(apply_chat_template(episode))` gives, computed in batches that a worker thread encodes while the next one
 is rendered. `counting_in_background` counts an episodes file's tokens that way in a child process, so the
-validate stage checks its other rules meanwhile; `python -m components.validate_tokens EPISODES TOKENIZER OUT`
+validate stage checks its other rules meanwhile; `python -m components.validation.tokens EPISODES TOKENIZER OUT`
 is that child.
 """
 
@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from components import child
-from components.episode import DataError, Episode
+from components.data import child
+from components.data.episode import DataError, Episode
 
 TOKEN_BATCH = 512  # episodes rendered and tokenized per call of the tokenizer
 QUEUED_BATCHES = 4  # rendered batches waiting for the encoder thread at most (bounds the texts held)
@@ -50,7 +50,7 @@ def file_token_counts(path: Path, folder: Path) -> list[int]:
     Raises:
         DataError: `folder` holds no tokenizer.
     """
-    from components.validate_rules import iter_records
+    from components.validation.records import iter_records
 
     tokenizer = load_tokenizer(folder)
     if tokenizer is None:
@@ -179,7 +179,7 @@ def _encode_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The child of `counting_in_background`: `python -m components.validate_tokens EPISODES TOKENIZER OUT`
+    """The child of `counting_in_background`: `python -m components.validation.tokens EPISODES TOKENIZER OUT`
     writes the token counts of EPISODES as a JSON list to OUT."""
     path, folder, out = map(Path, sys.argv[1:] if argv is None else argv)
     out.write_text(json.dumps(file_token_counts(path, folder)), encoding="utf-8")

@@ -1,6 +1,6 @@
 """Great Expectations for the validate stage: one expectation per frame rule, run in an ephemeral context.
 
-Reads: the frames of `validate_frames`. Writes: the GX Data Docs site (HTML) into a folder when asked.
+Reads: the frames of `validation.frames`; the expectations come from the rule table (`validation.rules`). Writes: the GX Data Docs site (HTML) into a folder when asked.
 The only module that imports great_expectations, inside its functions: GX takes seconds to import.
 """
 
@@ -12,33 +12,31 @@ from typing import Any
 import pandas as pd
 
 from components.config import Validate
-from components.validate_rules import EPISODE_RULES, RULE_FRAME
+from components.validation.rules import RULES
 
 
 def expectations(v: Validate, with_tokens: bool) -> dict[str, Any]:
-    """The GX expectation of each file rule; each carries its rule name in `meta`."""
-    import great_expectations.expectations as gxe
-
-    low = v.min_pattern_share  # a configured pattern must be present even when the minimum is 0
-    found = {
-        "unique_id": gxe.ExpectColumnValuesToBeUnique(column="id"),
-        **{rule: gxe.ExpectColumnValuesToBeNull(column=f"{rule}_error") for rule in EPISODE_RULES},
-        "known_tool": gxe.ExpectColumnValuesToBeNull(column="tool_error"),
-        "arguments_match_schema": gxe.ExpectColumnValuesToBeNull(column="args_error"),
-        "pattern_share": gxe.ExpectColumnValuesToBeBetween(column="share", min_value=low, strict_min=low == 0),
-        "tool_share": gxe.ExpectColumnValuesToBeBetween(column="share", min_value=v.min_tool_share),
-    }
-    if with_tokens:
-        found["max_tokens"] = gxe.ExpectColumnValuesToBeBetween(column="n_tokens", max_value=v.max_tokens)
-    return _tagged(found)
+    """The GX expectation of each file rule (`RULES`, frame rules but the cross-split ones; `max_tokens` only
+    `with_tokens`); each carries its rule name in `meta`."""
+    skipped = {"max_tokens"} if not with_tokens else set()
+    return _built(v, [name for name, rule in RULES.items()
+                      if rule.expect and rule.frame != "splits" and name not in skipped])
 
 
-def split_expectations() -> dict[str, Any]:
+def split_expectations(v: Validate) -> dict[str, Any]:
     """The GX expectations of the cross-split rules."""
+    return _built(v, [name for name, rule in RULES.items() if rule.frame == "splits"])
+
+
+def _built(v: Validate, names: list[str]) -> dict[str, Any]:
+    """The named rules' expectations, built from the table's class name and arguments."""
     import great_expectations.expectations as gxe
 
-    return _tagged({"split_unique_id": gxe.ExpectColumnValuesToBeUnique(column="id"),
-                    "split_leakage": gxe.ExpectColumnValuesToBeNull(column="leak_error")})
+    found = {}
+    for name in names:
+        kind, arguments = RULES[name].expect
+        found[name] = getattr(gxe, kind)(**arguments(v))
+    return _tagged(found)
 
 
 def _tagged(found: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +58,7 @@ def _crash_message(info: dict[str, Any] | None) -> str | None:
 
 def run_suites(frames: dict[str, pd.DataFrame], checks: dict[str, Any],
                docs: Path | None = None) -> dict[str, list[int]]:
-    """Run the expectations of each rule on its frame (`RULE_FRAME`) in an ephemeral GX context.
+    """Run the expectations of each rule on its frame (`RULES[rule].frame`) in an ephemeral GX context.
 
     Args:
         frames: Frame name -> frame.
@@ -86,7 +84,7 @@ def run_suites(frames: dict[str, pd.DataFrame], checks: dict[str, Any],
     source = ctx.data_sources.add_pandas(name="tooltune")
     unexpected: dict[str, list[int]] = {}
     for name, frame in frames.items():
-        mine = [exp for rule, exp in checks.items() if RULE_FRAME[rule] == name]
+        mine = [exp for rule, exp in checks.items() if RULES[rule].frame == name]
         if not mine:
             continue
         batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("all")

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from components import models
-from components.episode import atomic_dir
+from components.training import models
+from components.data.fileio import atomic_dir
 
 
 def precision() -> dict[str, bool]:

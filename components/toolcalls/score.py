@@ -1,7 +1,7 @@
 """`tooltune score`: score saved model predictions against tasks with the shared scorer (`components.toolcalls`).
 
 Reads: tasks, either canonical episodes (JSON lines) or a BFCL question file plus its possible-answer file
-(`components.importers.bfcl`); predictions, JSON lines `{"id": ..., "result": ...}` where `result` is raw model output
+(`components.data.importers.bfcl`); predictions, JSON lines `{"id": ..., "result": ...}` where `result` is raw model output
 (any syntax `toolcalls.parse_any` reads), a decoded list of `{"<function>": {<arguments>}}`, or, for multi-step
 episodes, the whole trajectory as a list of OpenAI messages.
 Writes: the report JSON (`--out`): accuracy overall, per category (the episode's `source`, e.g.
@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from components import toolcalls
-from components.importers import bfcl
-from components.episode import DataError, Episode, episode_of, write_json
+from components.data.importers import bfcl
+from components.data.episode import DataError, Episode, episode_of
+from components.data.fileio import write_json
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import json
 import re
 from typing import Any
 
-from components.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal, turns
-from components.inputs import JsonError, loads, raw_decode
+from components.data.importers.common import LiteralError, Record, Transcript, normalise_tools, python_literal, turns
+from components.data.inputs import JsonError, loads, raw_decode
 from components.toolcalls import CLOSE, OPEN
 
 SOURCE = "hermes"
@@ -61,7 +61,7 @@ def _loads(text: str, record: Record, what: str) -> Any:
     """JSON, else a Python literal; `_NEITHER` when it is neither.
 
     Raises:
-        DataError: JSON that breaks a limit of `components.inputs.loads` (its rule), or a Python literal that is
+        DataError: JSON that breaks a limit of `components.data.inputs.loads` (its rule), or a Python literal that is
             no JSON value (rule `literal`).
     """
     try:
