@@ -9,7 +9,7 @@
 Exit codes: 0 done; 2 user error: bad input (params, data, a failed validation: a `ConfigError` or a
 `DataError`, subclasses included) or a workdir another run holds (`WorkdirBusy`), printed as one line
 `error: <message>`, no traceback; 1 anything else (a bug, a crash, a stage timeout), with its traceback.
-`run` and `stage` hold the workdir's lock (components/workdir.py) while they run.
+`run` and `stage` hold the workdir's lock (components/tracking/workdir.py) while they run.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import sys
 
 from components import STAGES
 from components.config import ConfigError, load_params
-from components.episode import DataError
-from components.importers import SOURCES
+from components.data.episode import DataError
+from components.data.importers import SOURCES
 from components.ingest import write_source
-from components.workdir import WorkdirBusy, hold
+from components.tracking.workdir import WorkdirBusy, hold
 
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
@@ -99,7 +99,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from components import score
+    from components.toolcalls import score
 
     report = score.run(args.tasks, args.predictions, args.out, args.answers)
     print(score.markdown(report))

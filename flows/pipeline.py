@@ -4,7 +4,7 @@ Orchestration only: every stage's work is `components.tracking.execute_stage` (t
 `cmd` runs), wrapped in a task with a timeout (`orchestration.stage_timeout_minutes`) and one retry
 for transient I/O and network errors only (`is_retryable`), one MLflow parent run per flow run, and a
 markdown + a table artifact per stage on the Prefect UI. The flow holds the workdir's lock
-(components/workdir.py) from start to end, so no other run or stage can write there meanwhile.
+(components/tracking/workdir.py) from start to end, so no other run or stage can write there meanwhile.
 
 GPU stages (`GPU_STAGES`) run in-process by default. Set `TOOLTUNE_GPU_DEPLOYMENT` to a deployment
 of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) and they are sent to
@@ -39,8 +39,8 @@ from prefect.task_engine import TaskRunTimeoutError
 
 from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
-from components.episode import DataError
-from components.workdir import WorkdirBusy, hold
+from components.data.episode import DataError
+from components.tracking.workdir import WorkdirBusy, hold
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
