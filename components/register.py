@@ -2,8 +2,9 @@
 
 Reads: `metrics/evaluate.json` (flat `"<model>.<metric>"` scores), the candidate model folder (`paths.rl_model` when
 `rl` is evaluated, else `paths.sft_model`), params `register`, `tracking`, the registry's current `champion`.
-Writes: a new version of `register.model_name` (pyfunc `ToolAgent`, lineage/metric tags, description), aliases
-`champion` / `previous` / `challenger`, `metrics/register.json`.
+Writes: a new version of `register.model_name` (MLflow ChatModel `ToolAgent` with the `components` code, lineage/metric
+tags, the model card as description and README.md), aliases `champion` / `previous` / `challenger`,
+`metrics/register.json`.
 Run: `python -m components.register` (DVC) or the `register` task of `tooltune run`.
 
 Gate: the candidate becomes `champion` only if its gate metric beats the base model by more than `min_gain` and,
@@ -27,7 +28,8 @@ from components import tracking
 from components.config import Params
 from components.episode import DataError
 from components.result import StageResult
-from components.serving import ToolAgent, signature
+from components.serving import card
+from components.serving.pyfunc import ToolAgent, code_paths
 
 ARTIFACT = "agent"
 CHALLENGER, PREVIOUS = "challenger", "previous"
@@ -109,7 +111,8 @@ def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, f
         client.set_model_version_tag(cfg.model_name, version, key, value)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
     client.update_model_version(cfg.model_name, version, description=(
-        f"{candidate} candidate, base {cfg.gate_metric}={base_value:.4f}. Scores: {scores}. {decision.reason}."))
+        f"{candidate} candidate, base {cfg.gate_metric}={base_value:.4f}. Scores: {scores}. {decision.reason}.\n\n"
+        + card.attach(params, candidate, version)))
 
     alias = tracking.CHAMPION if decision.promote else CHALLENGER
     if decision.promote and champion is not None:
@@ -136,11 +139,12 @@ def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_me
 
 def _log_model(params: Params, folder: Path, metrics: dict[str, float]) -> str:
     """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; return the version."""
-    with warnings.catch_warnings():  # no input example on purpose: logging one would run the model
+    with warnings.catch_warnings():  # a ChatModel brings its own 10-token example, run once to validate the log
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         info = mlflow.pyfunc.log_model(
-            name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, signature=signature(),
-            model_config={"system_prompt": params.base.system_prompt},
+            name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, code_paths=code_paths(),
+            model_config={"system_prompt": params.base.system_prompt,
+                          "max_new_tokens": params.evaluate.max_new_tokens},
             registered_model_name=params.register_.model_name,
             pip_requirements=[f"{p}=={installed(p).split('+')[0]}" for p in SERVING_PACKAGES])  # drop +cpu
     mlflow.log_metrics(metrics, model_id=info.model_id)  # shown on the LoggedModel in the MLflow 3 UI

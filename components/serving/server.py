@@ -1,0 +1,72 @@
+"""`tooltune serve`: an OpenAI-compatible HTTP server (FastAPI + uvicorn) over a model folder or the registry's
+champion.
+
+Reads: `--model` (a project model folder, or `champion`: downloaded from the registry), params `base.system_prompt`
+(prepended when a request has no system message) and `evaluate.max_new_tokens` (the default token budget).
+Serves: `GET /v1/models`, `POST /v1/chat/completions` (`tools` in, `tool_calls` out; non-streaming: `stream: true`
+is answered 400). Bound to 127.0.0.1 unless `--host` says otherwise. Model output is parsed, never executed.
+
+Why not `transformers serve` (5.23): given a local folder it answers `GET /v1/models` with HTTP 500
+(`CacheNotFound`: it lists the Hugging Face cache, not the served folder), names tool calls `<uuid>_tool_call_<i>`
+rather than `call_...`, and parses with the tokenizer's response template instead of the project's parser.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from components.config import Params
+from components.serving import chat
+
+
+def app(agent: chat.Agent, max_new_tokens: int) -> FastAPI:
+    """The FastAPI application serving `agent`."""
+    api = FastAPI(title="tooltune", docs_url=None, redoc_url=None)
+    created = int(time.time())
+
+    @api.exception_handler(HTTPException)
+    async def openai_error(request: Request, err: HTTPException) -> JSONResponse:
+        """Errors in OpenAI's shape, so clients show the message (`openai.BadRequestError: ... <message>`)."""
+        return JSONResponse({"error": {"message": err.detail, "type": "invalid_request_error", "param": None,
+                                       "code": None}}, status_code=err.status_code)
+
+    @api.get("/v1/models")
+    def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": agent.name, "object": "model", "created": created,
+                                            "owned_by": "tooltune"}]}
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise HTTPException(400, "the request body must be a JSON object")
+        if body.get("stream"):
+            raise HTTPException(400, "stream=true is not supported: this server answers whole completions")
+        tools = body.get("tools")
+        if tools is not None and not isinstance(tools, list):
+            raise HTTPException(400, "`tools` must be a list of function schemas")
+        budget = body.get("max_completion_tokens") or body.get("max_tokens") or max_new_tokens
+        try:  # generation is CPU-bound: it runs in the thread pool, not on the event loop
+            return await run_in_threadpool(chat.completion, agent, body.get("messages"), tools, int(budget))
+        except ValueError as err:
+            raise HTTPException(400, str(err)) from None
+
+    return api
+
+
+def serve(params: Params, model: str, host: str, port: int) -> None:
+    """Load the model and serve it until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    with tempfile.TemporaryDirectory(prefix="tooltune-serve-") as scratch:
+        folder = chat.resolve_model(model, params, Path(scratch))
+        agent = chat.load(folder, params.base.system_prompt, "champion" if model == "champion" else folder.name)
+        print(f"serving {folder} as {agent.name!r} on http://{host}:{port}/v1", flush=True)
+        uvicorn.run(app(agent, params.evaluate.max_new_tokens), host=host, port=port, log_level="warning")
