@@ -2,9 +2,9 @@
 
 Reads: `metrics/evaluate.json` (flat `"<model>.<metric>"` scores), the candidate model folder (`paths.rl_model` when
 `rl` is evaluated, else `paths.sft_model`), params `register`, `tracking`, the registry's current `champion`.
-Writes: a new version of `register.model_name` (MLflow ChatModel `ToolAgent` with the `components` code, lineage/metric
-tags, the model card as description and README.md), aliases `champion` / `previous` / `challenger`,
-`metrics/register.json`.
+Writes: a new version of `register.model_name` (pyfunc `ToolAgent`: OpenAI chat in and out, with the `components`
+code), lineage/metric tags, the model card (description and README.md), aliases `champion` / `previous` /
+`challenger`, `metrics/register.json`.
 Run: `python -m components.register` (DVC) or the `register` task of `tooltune run`.
 
 Gate: the candidate becomes `champion` only if its gate metric beats the base model by more than `min_gain` and,
@@ -139,7 +139,7 @@ def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_me
 
 def _log_model(params: Params, folder: Path, metrics: dict[str, float]) -> str:
     """Log the folder as a `ToolAgent` pyfunc in the active run, attach its metrics, register it; return the version."""
-    with warnings.catch_warnings():  # a ChatModel brings its own 10-token example, run once to validate the log
+    with warnings.catch_warnings():  # no input example or signature on purpose: see components/serving/pyfunc.py
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, code_paths=code_paths(),

@@ -128,12 +128,13 @@ def attach(params: Params, candidate: str, version: str) -> str:
     import tempfile
 
     from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    client = MlflowClient()
     text = render(params, candidate, version)
-    model_id = client.get_model_version(params.register_.model_name, version).model_id
+    # where the version's files lie (the SQLite registry does not keep the LoggedModel id a version came from)
+    location = MlflowClient().get_model_version_download_uri(params.register_.model_name, version)
     with tempfile.TemporaryDirectory(prefix="tooltune-card-") as tmp:
         path = Path(tmp) / "README.md"
         path.write_text(text, encoding="utf-8")
-        client.log_model_artifact(model_id, str(path))
+        get_artifact_repository(location).log_artifact(str(path))
     return text
