@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from components import register, tracking
 from components.domains import travel
 from tests import serving_model as memorised
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +63,10 @@ def test_mlflow_models_serve_answers_openai_chat_with_tools(params_factory, migr
         hello = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=120,
                            json={"messages": [{"role": "user", "content": memorised.HELLO}]}).json()
         assert hello["choices"][0]["message"]["content"] == memorised.HELLO_ANSWER
+
+    # `--model champion`: tooltune chat downloads the registry's champion and runs its call in the simulator
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "chat", "--model", "champion", "--params",
+                           str(tmp_path / "params.yaml")], input=memorised.WEATHER_QUESTION + "\n\n", cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"model> {memorised.WEATHER_ANSWER}" in done.stdout and "<- result {" in done.stdout
