@@ -44,7 +44,10 @@ def app(agent: chat.Agent, max_new_tokens: int) -> FastAPI:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> dict[str, Any]:
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError as err:
+            raise HTTPException(400, f"the request body is not JSON: {err}") from None
         if not isinstance(body, dict):
             raise HTTPException(400, "the request body must be a JSON object")
         if body.get("stream"):
@@ -53,8 +56,10 @@ def app(agent: chat.Agent, max_new_tokens: int) -> FastAPI:
         if tools is not None and not isinstance(tools, list):
             raise HTTPException(400, "`tools` must be a list of function schemas")
         budget = body.get("max_completion_tokens") or body.get("max_tokens") or max_new_tokens
+        if not isinstance(budget, int) or budget < 1:
+            raise HTTPException(400, "`max_tokens` must be a positive integer")
         try:  # generation is CPU-bound: it runs in the thread pool, not on the event loop
-            return await run_in_threadpool(chat.completion, agent, body.get("messages"), tools, int(budget))
+            return await run_in_threadpool(chat.completion, agent, body.get("messages"), tools, budget)
         except ValueError as err:
             raise HTTPException(400, str(err)) from None
 

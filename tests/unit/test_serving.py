@@ -70,6 +70,8 @@ def test_serve_speaks_openai_with_tools(model_folder, params_file):
                                            messages=[{"role": "user", "content": memorised.HELLO}])
         with pytest.raises(openai.BadRequestError, match="non-empty list"):
             client.chat.completions.create(model=model_folder.name, messages=[])
+        broken = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{not json", timeout=30)
+        assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
     with pytest.raises(httpx.TransportError):  # the server is gone after the block
         httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
 
@@ -127,3 +129,10 @@ def test_model_card_holds_data_training_and_held_out_scores(params_file):
     assert "- wrong_value: 3\n- no_call: 1\n" in text and "wrong_order" not in text
     assert "## Intended use and limits" in text and "hf upload" in text
     assert "- RL:" not in card.render(params, "sft")
+
+
+def test_serve_binds_to_this_machine_only_by_default():
+    from flows.cli import _parser
+
+    args = _parser().parse_args(["serve"])
+    assert (args.host, args.model, args.port) == ("127.0.0.1", "champion", 8000)
