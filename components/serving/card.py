@@ -3,8 +3,8 @@ use it.
 
 Reads: params (`base`, `project`, `sft`, `rl`, `register`), `metrics/ingest.json` (episodes per pattern),
 `metrics/build.json` (split sizes) and `metrics/evaluate.json` (held-out scores per model and pattern).
-Writes: (`attach`) the card as `README.md` beside the registered version's MLmodel file, so a downloaded champion
-carries it and Hugging Face reads it as the model card; register also puts it in the version's description.
+Writes: (`attach`) the card as `README.md` beside the registered version's MLmodel file and in its Hugging Face
+folder (`artifacts/model`, where the Hub reads it as the model card); register also puts it in the description.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from components.config import Params
 
-PATTERN_METRICS = ("exact", "completion", "n")  # `<model>.<pattern>_<metric>` keys of evaluate.json
+HF_FOLDER = "artifacts/model"  # where MLflow puts the pyfunc artifact `model` (register's model folder)
 
 
 def _read(path: Path) -> dict[str, float]:
@@ -100,7 +100,9 @@ def _errors(scores: dict[str, float], candidate: str) -> str:
                     key=lambda kv: -kv[1])
     if not errors:
         return "None recorded.\n"
-    return "\n".join(f"- {name}: {value:g}" for name, value in errors) + "\n"
+    total = sum(v for k, v in scores.items() if k.startswith(f"{candidate}.") and k.endswith("_n"))
+    head = f"Held-out episodes showing each class (of {total:g}; the classes are defined in components/toolcalls):"
+    return "\n".join([head, "", *(f"- {name}: {value:g}" for name, value in errors)]) + "\n"
 
 
 def _limits(params: Params) -> str:
@@ -119,12 +121,15 @@ def _use(params: Params) -> str:
         "tooltune chat --model champion             # terminal chat; calls run in the domain simulator",
         f"mlflow models serve -m models:/{name}@champion --env-manager local -h 127.0.0.1 -p 5001",
         "```",
-        "Publish to the Hugging Face Hub (network needed): copy this README.md into the model folder "
-        "(`<downloaded version>/artifacts/model`) and run `hf upload <user>/<repo> <that folder>`.\n"])
+        "Publish to the Hugging Face Hub (network needed): the version's `artifacts/model` folder is a Hugging Face "
+        "model folder with this card as its README.md: "
+        f"`mlflow artifacts download -u models:/{name}@champion -d out && hf upload <user>/<repo> "
+        "out/artifacts/model`.\n"])
 
 
 def attach(params: Params, candidate: str, version: str) -> str:
-    """Render the card of registered `version`, log it as `README.md` beside its MLmodel file; return the text."""
+    """Render the card of registered `version` and log it as `README.md` beside its MLmodel file and inside its
+    Hugging Face folder (`artifacts/model`, ready for `hf upload`); return the text."""
     import tempfile
 
     from mlflow import MlflowClient
@@ -136,5 +141,7 @@ def attach(params: Params, candidate: str, version: str) -> str:
     with tempfile.TemporaryDirectory(prefix="tooltune-card-") as tmp:
         path = Path(tmp) / "README.md"
         path.write_text(text, encoding="utf-8")
-        get_artifact_repository(location).log_artifact(str(path))
+        repository = get_artifact_repository(location)
+        repository.log_artifact(str(path))
+        repository.log_artifact(str(path), HF_FOLDER)
     return text

@@ -6,9 +6,10 @@ Reads: `--model` (a project model folder, or `champion`: downloaded from the reg
 Serves: `GET /v1/models`, `POST /v1/chat/completions` (`tools` in, `tool_calls` out; non-streaming: `stream: true`
 is answered 400). Bound to 127.0.0.1 unless `--host` says otherwise. Model output is parsed, never executed.
 
-Why not `transformers serve` (5.23): given a local folder it answers `GET /v1/models` with HTTP 500
-(`CacheNotFound`: it lists the Hugging Face cache, not the served folder), names tool calls `<uuid>_tool_call_<i>`
-rather than `call_...`, and parses with the tokenizer's response template instead of the project's parser.
+Why not `transformers serve` (5.23): tried on a saved folder (`transformers serve <folder> --device cpu --dtype
+float32`), it parses this model's calls with the saved response template, but `GET /v1/models` answers HTTP 500
+(`CacheNotFound`: it lists the Hugging Face cache, never the served folder), call ids are `<uuid>_tool_call_<n>`
+rather than `call_...`, the training system prompt is not added, and a second parser would decide what a call is.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_model_card_holds_data_training_and_held_out_scores(params_file):
     assert "| single | 300 |" in text and "| irrelevance | 200 |" in text and "train 430, val 10, test 29" in text
     assert f"- SFT: {params.sft.max_steps} steps" in text and f"- RL: {params.rl.algorithm}" in text
     assert "| single | 12 | 0.200 | 0.750 | 0.800 |" in text and "| chain | 4 | - | 0.250 | 0.500 |" in text
-    assert "- wrong_value: 3\n- no_call: 1\n" in text and "wrong_order" not in text
+    assert "(of 16;" in text and "- wrong_value: 3\n- no_call: 1\n" in text and "wrong_order" not in text
     assert "## Intended use and limits" in text and "hf upload" in text
     assert "- RL:" not in card.render(params, "sft")
 
