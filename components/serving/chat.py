@@ -130,3 +130,15 @@ def completion(agent: Agent, messages: list[dict[str, Any]], tools: list[dict[st
             "model": agent.name, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion,
                       "total_tokens": n_prompt + n_completion}}
+
+
+def chunks(done: dict[str, Any]) -> list[dict[str, Any]]:
+    """A finished `chat.completion` as the `chat.completion.chunk`s a streaming client reads: the whole message in
+    one delta (tool calls with their `index`), then the finish reason. Generation is not streamed token by token."""
+    message = done["choices"][0]["message"]
+    delta = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+    head = {k: done[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    return [head | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+            head | {"choices": [{"index": 0, "delta": {}, "finish_reason": done["choices"][0]["finish_reason"]}]}]

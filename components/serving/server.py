@@ -3,8 +3,9 @@ champion.
 
 Reads: `--model` (a project model folder, or `champion`: downloaded from the registry), params `base.system_prompt`
 (prepended when a request has no system message) and `evaluate.max_new_tokens` (the default token budget).
-Serves: `GET /v1/models`, `POST /v1/chat/completions` (`tools` in, `tool_calls` out; non-streaming: `stream: true`
-is answered 400). Bound to 127.0.0.1 unless `--host` says otherwise. Model output is parsed, never executed.
+Serves: `GET /v1/models`, `POST /v1/chat/completions` (`tools` in, `tool_calls` out; with `stream: true` the finished
+turn comes as server-sent chunks, one delta, as OpenAI clients read them). Bound to 127.0.0.1 unless `--host` says
+otherwise. Model output is parsed, never executed.
 
 Why not `transformers serve` (5.23): tried on a saved folder (`transformers serve <folder> --device cpu --dtype
 float32`), it parses this model's calls with the saved response template, but `GET /v1/models` answers HTTP 500
@@ -14,13 +15,14 @@ rather than `call_...`, the training system prompt is not added, and a second pa
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from components.config import Params
@@ -44,15 +46,13 @@ def app(agent: chat.Agent, max_new_tokens: int) -> FastAPI:
                                             "owned_by": "tooltune"}]}
 
     @api.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> dict[str, Any]:
+    async def chat_completions(request: Request) -> Any:
         try:
             body = await request.json()
         except ValueError as err:
             raise HTTPException(400, f"the request body is not JSON: {err}") from None
         if not isinstance(body, dict):
             raise HTTPException(400, "the request body must be a JSON object")
-        if body.get("stream"):
-            raise HTTPException(400, "stream=true is not supported: this server answers whole completions")
         tools = body.get("tools")
         if tools is not None and not isinstance(tools, list):
             raise HTTPException(400, "`tools` must be a list of function schemas")
@@ -60,9 +60,13 @@ def app(agent: chat.Agent, max_new_tokens: int) -> FastAPI:
         if not isinstance(budget, int) or budget < 1:
             raise HTTPException(400, "`max_tokens` must be a positive integer")
         try:  # generation is CPU-bound: it runs in the thread pool, not on the event loop
-            return await run_in_threadpool(chat.completion, agent, body.get("messages"), tools, budget)
+            done = await run_in_threadpool(chat.completion, agent, body.get("messages"), tools, budget)
         except ValueError as err:
             raise HTTPException(400, str(err)) from None
+        if not body.get("stream"):
+            return done
+        events = [f"data: {json.dumps(c)}\n\n" for c in chat.chunks(done)] + ["data: [DONE]\n\n"]
+        return StreamingResponse(iter(events), media_type="text/event-stream")
 
     return api
 

@@ -65,9 +65,13 @@ def test_serve_speaks_openai_with_tools(model_folder, params_file):
         cut = client.chat.completions.create(model=model_folder.name, max_tokens=2,
                                              messages=[{"role": "user", "content": memorised.HELLO}])
         assert cut.choices[0].finish_reason == "length"
-        with pytest.raises(openai.BadRequestError, match="stream=true is not supported"):
-            client.chat.completions.create(model=model_folder.name, stream=True,
-                                           messages=[{"role": "user", "content": memorised.HELLO}])
+        streamed = list(client.chat.completions.create(
+            model=model_folder.name, tools=travel.catalog(), stream=True,
+            messages=[{"role": "user", "content": memorised.WEATHER_QUESTION}]))
+        (streamed_call,) = streamed[0].choices[0].delta.tool_calls
+        assert streamed_call.index == 0 and streamed_call.id.startswith("call_")
+        assert json.loads(streamed_call.function.arguments) == memorised.WEATHER_CALL["arguments"]
+        assert [c.choices[0].finish_reason for c in streamed] == [None, "tool_calls"]
         with pytest.raises(openai.BadRequestError, match="non-empty list"):
             client.chat.completions.create(model=model_folder.name, messages=[])
         broken = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{not json", timeout=30)
