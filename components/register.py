@@ -2,8 +2,9 @@
 
 Reads: `metrics/evaluate.json` (flat `"<model>.<metric>"` scores), the candidate model folder (`paths.rl_model` when
 `rl` is evaluated, else `paths.sft_model`), params `register`, `tracking`, the registry's current `champion`.
-Writes: a version of `register.model_name` (pyfunc `ToolAgent`, lineage/metric/decision tags, description), aliases
-`champion` / `previous` / `challenger`, `metrics/register.json`.
+Writes: a version of `register.model_name` (pyfunc `ToolAgent`: OpenAI chat in and out, with the `components`
+code), lineage/metric/decision tags, the model card (description and README.md), aliases `champion` / `previous` /
+`challenger`, `metrics/register.json`.
 Run: `python -m components.register` (DVC) or the `register` task of `tooltune run`.
 
 Gate: the candidate becomes `champion` only if its gate metric beats the base model by more than `min_gain` and,
@@ -38,7 +39,8 @@ from components.config import Params
 from components.data.episode import DataError
 from components.tracking.promotion_lock import promotion_lock
 from components.result import StageResult
-from components.serving import ToolAgent, signature
+from components.serving import card
+from components.serving.pyfunc import ToolAgent, code_paths
 
 ARTIFACT = "agent"
 CHALLENGER, PREVIOUS = "challenger", "previous"
@@ -139,7 +141,7 @@ def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, f
     scores = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
     client.update_model_version(cfg.model_name, version, description=(
         f"{candidate} candidate, base {cfg.gate_metric}={gate.base:.4f}. Scores: {scores}. "
-        f"{outcome.decision.reason}."))
+        f"{outcome.decision.reason}.\n\n" + card.attach(params, candidate, version)))
     champion_value = outcome.champion_value
     return StageResult(
         stage="register",
@@ -236,11 +238,12 @@ def _log_model(params: Params, folder: Path, metrics: dict[str, float], key: str
 
     The version is created with its `key` tag in the same call, so no version exists without it.
     """
-    with warnings.catch_warnings():  # no input example on purpose: logging one would run the model
+    with warnings.catch_warnings():  # no input example or signature on purpose: see components/serving/pyfunc.py
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         info = mlflow.pyfunc.log_model(
-            name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, signature=signature(),
-            model_config={"system_prompt": params.base.system_prompt},
+            name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, code_paths=code_paths(),
+            model_config={"system_prompt": params.base.system_prompt,
+                          "max_new_tokens": params.evaluate.max_new_tokens},
             pip_requirements=[f"{p}=={installed(p).split('+')[0]}" for p in SERVING_PACKAGES])  # drop +cpu
     mlflow.log_metrics(metrics, model_id=info.model_id)  # shown on the LoggedModel in the MLflow 3 UI
     version = mlflow.register_model(info.model_uri, params.register_.model_name, tags={KEY_TAG: key})

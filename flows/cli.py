@@ -5,6 +5,8 @@
     tooltune stages                                                        # the stage names
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
+    tooltune serve [--model champion|PATH] [--host 127.0.0.1] [--port 8000]   # OpenAI-compatible server
+    tooltune chat [--model champion|PATH]                                    # terminal chat, calls simulated
 
 Exit codes: 0 done; 2 user error: bad input (params, data, a failed validation: a `ConfigError` or a
 `DataError`, subclasses included) or a workdir another run holds (`WorkdirBusy`), printed as one line
@@ -76,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--answers", default=None, help="BFCL possible-answer file for --tasks")
     score.add_argument("--out", required=True, help="report JSON to write")
     score.set_defaults(func=_score)
+    serve = sub.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    chat = sub.add_parser("chat", help="chat with the model in the terminal; its tool calls run in the simulator")
+    for p in (serve, chat):
+        p.add_argument("--model", default="champion", help="`champion` (from the registry) or a model folder")
+        common(p)
+    serve.set_defaults(func=_serve)
+    chat.set_defaults(func=_chat)
     return parser
 
 
@@ -104,6 +115,20 @@ def _score(args: argparse.Namespace) -> int:
     report = score.run(args.tasks, args.predictions, args.out, args.answers)
     print(score.markdown(report))
     print(f"\nReport: {args.out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from components.serving import server
+
+    server.serve(load_params(args.params, args.profile), args.model, args.host, args.port)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from components.serving import terminal
+
+    terminal.main(load_params(args.params, args.profile), args.model, sys.stdin, sys.stdout)
     return 0
 
 

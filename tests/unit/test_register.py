@@ -1,4 +1,4 @@
-"""components.register and components.serving against a real MLflow SQLite registry and a tiny real model."""
+"""components.register and the MLflow model (components.serving.pyfunc) against a real MLflow SQLite registry and a tiny real model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -61,7 +60,7 @@ def scores(params, base: float, candidate: float, name: str = "rl") -> None:
                                 f"{name}.valid_json": 0.9, "base.valid_json": 0.5}))
 
 
-def test_gate_moves_champion_only_for_a_better_candidate(make_params):
+def test_gate_moves_champion_only_for_a_better_candidate(make_params, tmp_path):
     params = make_params()
     name = params.register_.model_name
 
@@ -91,13 +90,18 @@ def test_gate_moves_champion_only_for_a_better_candidate(make_params):
     aliases = {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}  # int from SQLite
     assert aliases == {"champion": "3", "previous": "1", "challenger": "2"}
 
-    agent = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    request = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS}
-    for out in (agent.predict([request, {"messages": request["messages"]}], params={"max_new_tokens": 4}),
-                agent.predict(pd.DataFrame([request]), params={"max_new_tokens": 4})):
-        assert all(set(o) == {"content", "tool_calls", "error"} and isinstance(o["content"], str)
-                   and isinstance(o["tool_calls"], list) for o in out)
-    assert out[0]["error"] == "no end-of-turn token (output truncated)"  # 4 random tokens never end the turn
+    agent = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # an MLflow ChatModel: OpenAI in, OpenAI out
+    out = agent.predict({"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": TOOLS,
+                         "max_tokens": 4})
+    assert out["object"] == "chat.completion" and isinstance(out["choices"][0]["message"]["content"], str)
+    assert out["choices"][0]["finish_reason"] == "length"  # 4 random tokens never end the turn
+    description = client.get_model_version(name, "3").description
+    assert description.startswith("rl candidate, base single_exact=0.2000.") and f"# {name} v3\n" in description
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "dl")))
+    card = (local / "README.md").read_text()  # the model card travels with the model
+    assert card.startswith(f"# {name} v3\n") and card in description and "## Held-out evaluation" in card
+    assert (local / "artifacts" / "model" / "README.md").read_text() == card  # in the Hugging Face folder too
+    assert (local / "code" / "components" / "serving" / "pyfunc.py").is_file()  # and so does the code
 
     client.set_model_version_tag(name, "3", "gate_metric", "other_metric")  # a champion measured otherwise
     scores(params, base=0.2, candidate=0.8)  # another candidate (the same one again would find v3 done)
