@@ -1,6 +1,7 @@
 """Typed, frozen view of `params.yaml`, loaded once; unknown keys are rejected.
 
-Reads: params.yaml (and, with a profile, its `profiles.<name>` preset merged over the values).
+Reads: params.yaml (and, with a profile, its `profiles.<name>` preset merged over the values; then the
+`key.path=value` overrides of `tooltune run/stage -S`, the syntax of `dvc exp run -S`).
 Writes: nothing.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,6 +248,7 @@ class Params(_Frozen):
     orchestration: Orchestration
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
+    overrides: tuple[str, ...] = Field(default=(), description="the `-S key=value` overrides applied, in order")
 
     @model_validator(mode="after")
     def _sources(self) -> "Params":
@@ -273,15 +276,19 @@ def _merge(base: dict, override: dict, where: str) -> dict:
     return out
 
 
-def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> Params:
+def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None,
+                overrides: Sequence[str] = ()) -> Params:
     """Load params.yaml into a frozen `Params`.
 
     Args:
         path: The params file.
         profile: A preset under `profiles:` merged over the values; defaults to $TOOLTUNE_PROFILE.
+        overrides: `key.path=value` strings applied after the profile, in order (`dvc exp run -S` syntax; the
+            value is read as YAML: `120`, `true`, `[a, b]`, `{r: 8}`); each key must be one params.yaml sets.
 
     Raises:
-        ConfigError: The file is missing, is not YAML, names an unknown key or breaks a rule.
+        ConfigError: The file is missing, is not YAML, names an unknown key or breaks a rule; an override names
+            an unknown key, or its value breaks a rule.
     """
     path = Path(path)
     profile = profile if profile is not None else (os.environ.get(PROFILE_ENV) or None)
@@ -299,11 +306,57 @@ def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> P
             raise ConfigError(f"{path}: unknown profile {profile!r}; known: {sorted(presets)}")
         raw = _merge({k: v for k, v in raw.items()}, presets[profile], f"{path}:profiles.{profile}")
         raw["profile"] = profile
+    raw, set_by = copy.deepcopy(raw), {}  # the profile merge shares dicts with `profiles:`; leave those intact
+    for override in overrides:
+        key, value = parse_override(override, path)
+        _set_key(raw, key, value, f"{path}: -S {override}")
+        set_by[key] = override
+    raw["overrides"] = list(overrides)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        lines = [f"{path}: " + ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in err.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join(_error_line(path, e, set_by) for e in err.errors())) from None
+
+
+def parse_override(override: str, path: str | Path = PARAMS_FILE) -> tuple[str, Any]:
+    """`"sft.max_steps=120"` -> `("sft.max_steps", 120)`: the value read as YAML, as `dvc exp run -S` does.
+
+    Raises:
+        ConfigError: Not `key.path=value`, or the value is not YAML.
+    """
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    # DVC's (Hydra's) `+key=`, `++key=` and `~key` add or delete keys; Params has a fixed set of keys
+    if not sep or not key or key[0] in "+~" or any(not part for part in key.split(".")):
+        raise ConfigError(f"{path}: -S {override}: an override is key.path=value, e.g. sft.max_steps=120")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: -S {override}: the value is not YAML: {str(err).splitlines()[0]}") from None
+    return key, value
+
+
+def _set_key(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set `raw[a][b]...` for the key `a.b...`; every part must already be there (no new keys, as in DVC)."""
+    parts = key.split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        reserved = depth == 0 and part in ("profiles", "profile", "overrides")
+        if not isinstance(node, dict) or part not in node or reserved:
+            raise ConfigError(f"{where}: {'.'.join(parts[:depth + 1])} is not a key of params.yaml")
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def _error_line(path: Path, error: Any, set_by: dict[str, str]) -> str:
+    """`<file>: <key>: <message>`, naming the override that set this key, one above it or one inside it."""
+    loc = ".".join(str(p) for p in error["loc"])
+    # the typed models name `validate`/`register` by their alias in locations, like params.yaml
+    override = next((o for k, o in set_by.items()
+                     if loc and (loc == k or loc.startswith(k + ".") or k.startswith(loc + "."))), None)
+    return f"{path}: {loc}: {error['msg']}" + (f" (set by -S {override})" if override else "")
 
 
 def stage_params(params: Params, stage: str) -> dict[str, Any]:

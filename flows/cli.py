@@ -1,7 +1,7 @@
 """The `tooltune` command.
 
-    tooltune run [--profile quick] [--params params.yaml] [--stages a,b,c]   # the Prefect flow
-    tooltune stage NAME [--profile quick] [--params params.yaml]           # one stage, no Prefect
+    tooltune run [--profile quick] [--params params.yaml] [--stages a,b,c] [-S key=value ...]   # the Prefect flow
+    tooltune stage NAME [--profile quick] [--params params.yaml] [-S key=value ...]           # one stage, no Prefect
     tooltune stages                                                        # the stage names
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
@@ -51,13 +51,20 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         p.add_argument("--profile", default=None, help="preset under `profiles:` in the params file, e.g. quick")
 
+    def set_param(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a params value for this run, as `dvc exp run -S` does (e.g. "
+                            "sft.max_steps=120; the value is read as YAML); repeatable, applied after --profile")
+
     run = sub.add_parser("run", help="run the pipeline as a Prefect flow")
     common(run)
+    set_param(run)
     run.add_argument("--stages", default=None, help="comma-separated subset, run in pipeline order")
     run.set_defaults(func=_run)
     stage = sub.add_parser("stage", help="run one stage without Prefect (what DVC's cmd runs)")
     stage.add_argument("name", choices=STAGES)
     common(stage)
+    set_param(stage)
     stage.set_defaults(func=_stage)
     sub.add_parser("stages", help="list the stage names in pipeline order").set_defaults(func=_stages)
     ingest = sub.add_parser("ingest", help="write one source's episodes to an episodes file (atomic)")
@@ -133,7 +140,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _stage(args: argparse.Namespace) -> int:
-    params = load_params(args.params, args.profile)
+    params = load_params(args.params, args.profile, args.overrides)
     from components import tracking
 
     result = tracking.execute_stage(args.name, params, os.environ.get(tracking.PARENT_ENV) or None)
@@ -148,13 +155,13 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [s for s in stages or [] if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
-    params = load_params(args.params, args.profile)  # fail fast, before the Prefect API starts
+    params = load_params(args.params, args.profile, args.overrides)  # fail fast, before the Prefect API starts
     with hold(params.project.workdir, "tooltune run"):  # a busy workdir too; the flow takes it again (re-entrant)
         from flows.pipeline import pipeline
 
         for name in PREFECT_RUN_LOGGERS:
             logging.getLogger(name).addFilter(_drop_bad_input_traceback)
-        results = pipeline(params_path=args.params, profile=args.profile, stages=stages)
+        results = pipeline(params_path=args.params, profile=args.profile, stages=stages, overrides=args.overrides)
     print(summary_table(results))
     report = params.path("reports") / "evaluate.md"
     if "evaluate" in results and report.is_file():

@@ -102,9 +102,14 @@ def is_retryable(task: Any, task_run: TaskRun, state: State) -> bool:
 
 @task(task_run_name="{stage}", retries=1, retry_delay_seconds=5, retry_condition_fn=is_retryable,
       cache_policy=NO_CACHE)  # DVC, not Prefect, decides what is stale
-def run_stage(stage: str, params_path: str, profile: str | None, parent_run_id: str | None) -> dict:
-    """Run one stage in this process, inside a nested MLflow run; returns its `StageResult` as a dict."""
-    params = load_params(params_path, profile)
+def run_stage(stage: str, params_path: str, profile: str | None, parent_run_id: str | None,
+              overrides: list[str] | None = None) -> dict:
+    """Run one stage in this process, inside a nested MLflow run; returns its `StageResult` as a dict.
+
+    The stage loads the params itself, from the file, profile and `-S` overrides it is given (no global state),
+    so a stage in a worker thread, another process or on another machine runs on the same values.
+    """
+    params = load_params(params_path, profile, overrides or ())
     return tracking.execute_stage(stage, params, parent_run_id).model_dump()
 
 
@@ -161,16 +166,19 @@ def publish_artifacts(result: dict, seconds: float) -> None:
                           description=f"tooltune stage {stage}: headline metrics")
 
 
-def run_remote(deployment: str, stage: str, params_path: str, profile: str | None, parent_run_id: str,
+def run_remote(deployment: str, stage: str, params_path: str, params: Params, parent_run_id: str,
                timeout_s: float) -> dict:
     """Run `stage_flow` for one stage on another work pool and wait for its result, at most `timeout_s`.
+
+    The worker loads `params_path` with this run's profile and overrides (`params.profile`, `params.overrides`).
 
     Raises:
         StageTimeout: No result in time (no worker on the pool, a stuck run); the run is cancelled, so it
             cannot write outputs later behind the next run's back.
         RuntimeError: The run ended in another state than Completed.
     """
-    parameters = {"stage": stage, "params_path": params_path, "profile": profile, "parent_run_id": parent_run_id}
+    parameters = {"stage": stage, "params_path": params_path, "profile": params.profile,
+                  "parent_run_id": parent_run_id, "overrides": list(params.overrides)}
     flow_run = run_deployment(deployment, parameters=parameters, timeout=timeout_s)
     state = flow_run.state
     if state is None or not state.is_final():
@@ -202,16 +210,17 @@ def dvc(*args: str, cwd: str | Path = ".") -> str:
 
 
 def dvc_applies(params_path: str, params: Params) -> bool:
-    """DVC's dvc.yaml describes this run: default params.yaml and workdir in a DVC repo here."""
+    """DVC's dvc.yaml describes this run: default params.yaml (no profile, no `-S` overrides) and workdir in a
+    DVC repo here."""
     cwd = Path.cwd().resolve()
-    return (params.profile is None and Path(params_path).resolve() == cwd / "params.yaml"
+    return (params.profile is None and not params.overrides and Path(params_path).resolve() == cwd / "params.yaml"
             and Path(params.project.workdir).resolve() == cwd
             and (cwd / "dvc.yaml").is_file() and (cwd / ".dvc").is_dir())
 
 
 @flow(name="tooltune-stage", persist_result=True)
 def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None = None,
-               parent_run_id: str | None = None) -> dict:
+               parent_run_id: str | None = None, overrides: list[str] | None = None) -> dict:
     """One stage as its own flow, for a worker on another machine (the GPU pool).
 
     Data travels through the DVC remote (S3 in a real stack), not through Prefect:
@@ -224,7 +233,7 @@ def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None
     The returned dict is small (paths + metrics) and persisted, so `run_deployment` can read it.
     """
     logger = get_run_logger()
-    params = load_params(params_path, profile)
+    params = load_params(params_path, profile, overrides or ())
     synced = dvc_applies(params_path, params)
     upstream = list(STAGES[:STAGES.index(stage)])
     with hold(params.project.workdir, f"tooltune-stage flow {stage}"):  # the worker's checkout: one run at a time
@@ -232,7 +241,7 @@ def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None
             logger.info("dvc pull %s", " ".join(upstream))
             dvc("pull", *upstream)
         result = run_stage.with_options(timeout_seconds=params.orchestration.stage_timeout(stage))(
-            stage, params_path, profile, parent_run_id)
+            stage, params_path, profile, parent_run_id, overrides)
         if synced:
             logger.info("dvc commit + push %s", stage)
             dvc("commit", "-f", stage)
@@ -255,9 +264,10 @@ def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) ->
     where = gpu_deployment(stage)
     if where:
         remote_s = timeout_s + 60 * params.orchestration.remote_start_minutes
-        return run_remote(where, stage, params_path, params.profile, parent_run_id, remote_s)
+        return run_remote(where, stage, params_path, params, parent_run_id, remote_s)
     try:
-        return run_stage.with_options(timeout_seconds=timeout_s)(stage, params_path, params.profile, parent_run_id)
+        return run_stage.with_options(timeout_seconds=timeout_s)(stage, params_path, params.profile, parent_run_id,
+                                                                 list(params.overrides))
     except TaskRunTimeoutError as err:
         raise StageTimeout(f"{stage} ran past its timeout of {timeout_s / 60:g} min "
                            f"(orchestration.stage_timeout_minutes.{stage} in {params_path})") from err
@@ -265,8 +275,11 @@ def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) ->
 
 @flow(name="tooltune-pipeline")  # no log_prints: it would capture dill's internal dis.dis output as logs
 def pipeline(params_path: str = "params.yaml", profile: str | None = None, stages: list[str] | None = None,
-             record_dvc: bool = True) -> dict[str, dict]:
+             record_dvc: bool = True, overrides: list[str] | None = None) -> dict[str, dict]:
     """Run the stages in order under one MLflow parent run; returns `{stage: StageResult dict}`.
+
+    `overrides` (`tooltune run -S key=value`) apply after the profile, for every stage: each stage task, and
+    `stage_flow` on the GPU deployment, gets them as a parameter and loads the params with them.
 
     The workdir's lock is held from the first stage to the `dvc commit`: a second run or stage there
     fails at once with `WorkdirBusy`. Each result's `details["seconds"]` holds the stage's wall time as
@@ -275,7 +288,7 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
     """
     logger = get_run_logger()
     selected = select_stages(stages)
-    params = load_params(params_path, profile)
+    params = load_params(params_path, profile, overrides or ())
     results: dict[str, dict] = {}
     with hold(params.project.workdir, "tooltune run"), tracking.pipeline_run(params) as parent_run_id:
         logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))

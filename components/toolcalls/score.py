@@ -2,8 +2,10 @@
 
 Reads: tasks, either canonical episodes (JSON lines) or a BFCL question file plus its possible-answer file
 (`components.data.importers.bfcl`); predictions, JSON lines `{"id": ..., "result": ...}` where `result` is raw model output
-(any syntax `toolcalls.parse_any` reads), a decoded list of `{"<function>": {<arguments>}}`, or, for multi-step
-episodes, the whole trajectory as a list of OpenAI messages.
+(any syntax `toolcalls.parse_any` reads, BFCL's prompt-mode Python calls too), a decoded list of
+`{"<function>": {<arguments>}}`, BFCL's FC-mode list of `{"<function>": "<arguments as a JSON string>"}` (decoded by
+the strict reader `components.data.inputs.loads`: a string it refuses makes that prediction `unparsable`, its rule in
+the verdict's `detail`), or, for multi-step episodes, the whole trajectory as a list of OpenAI messages.
 Writes: the report JSON (`--out`): accuracy overall, per category (the episode's `source`, e.g.
 `bfcl:simple_python`) and per pattern, error-class counts, and per id `{"valid", "errors"}`; prints a markdown table.
 Run: `tooltune score --tasks Q --predictions P [--answers A] --out report.json`
@@ -24,6 +26,7 @@ from components import toolcalls
 from components.data.importers import bfcl
 from components.data.episode import DataError, Episode, episode_of
 from components.data.fileio import write_json
+from components.data.inputs import JsonError, loads
 
 
 @dataclass(frozen=True)
@@ -77,17 +80,48 @@ def load_predictions(path: str | Path) -> list[Prediction]:
 
 
 def verdict(episode: Episode, result: Any) -> dict[str, Any]:
-    """One prediction's verdict: `{"valid": bool, "errors": [class, ...]}`."""
+    """One prediction's verdict: `{"valid": bool, "errors": [class, ...]}`, plus `"detail"` (the rule broken) when
+    FC-mode arguments do not decode."""
     tools = toolcalls.tool_index(episode.tool_dicts())
     gold = [[c.model_dump() for c in step] for step in episode.expected.steps]
     if _is_trajectory(result):
         score = toolcalls.score_episode(toolcalls.steps_of_messages(result), gold, tools)
-    else:
-        parsed = toolcalls.parse_any(result)
-        unparsable = parsed.unparsable and bool(gold)  # BFCL: on an irrelevance task, unparsable = no call
-        steps = [parsed.calls] if parsed.calls else []
-        score = toolcalls.score_episode(steps, gold, tools, unparsable)
-    return {"valid": score.exact, "errors": score.errors}
+        return {"valid": score.exact, "errors": score.errors}
+    result, fc_error = fc_decoded(result)
+    parsed = toolcalls.Parsed("", [], fc_error) if fc_error else toolcalls.parse_any(result)
+    unparsable = parsed.unparsable and bool(gold)  # BFCL: on an irrelevance task, unparsable = no call
+    steps = [parsed.calls] if parsed.calls else []
+    score = toolcalls.score_episode(steps, gold, tools, unparsable)
+    return {"valid": score.exact, "errors": score.errors} | ({"detail": fc_error} if fc_error else {})
+
+
+def fc_decoded(result: Any) -> tuple[Any, str | None]:
+    """A BFCL FC-mode result with its arguments decoded: `[{"f": "{\"a\": 1}"}]` -> `([{"f": {"a": 1}}], None)`.
+
+    FC form is a non-empty list of single-key dicts whose values are JSON strings or already objects, at least one
+    a string; anything else comes back as it is. Strings are read by the strict `inputs.loads` (depth, number size,
+    duplicate keys, ...), never `json.loads`, as they are untrusted model output.
+
+    Returns:
+        The decoded result and None, or None and why a string is refused (`arguments of 'f': rule '...': ...`).
+    """
+    if not (isinstance(result, list) and result
+            and all(isinstance(c, dict) and len(c) == 1 and isinstance(next(iter(c.values())), (str, dict))
+                    for c in result)
+            and any(isinstance(next(iter(c.values())), str) for c in result)):
+        return result, None
+    decoded = []
+    for call in result:
+        (name, args), = call.items()
+        if isinstance(args, str):
+            try:
+                args = loads(args)
+            except JsonError as err:
+                return None, f"arguments of {name!r}: rule '{err.rule}': {err.detail}"
+            if not isinstance(args, dict):
+                return None, f"arguments of {name!r}: rule 'fc_arguments': a JSON object, not {type(args).__name__}"
+        decoded.append({name: args})
+    return decoded, None
 
 
 def _is_trajectory(result: Any) -> bool:

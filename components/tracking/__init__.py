@@ -192,6 +192,9 @@ def pipeline_run(params: Params, name: str | None = None) -> Iterator[str]:
     os.environ[PARENT_ENV] = run_id
     status = "FAILED"
     try:
+        if params.overrides:  # `-S key=value`: one param per key (the last one wins, as when loading), comparable
+            mlflow.log_params({f"override.{o.partition('=')[0].strip()}": o.partition("=")[2].strip()[:_MAX_PARAM]
+                               for o in params.overrides})
         yield run_id
         status = "FINISHED"
     finally:

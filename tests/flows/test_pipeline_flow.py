@@ -25,7 +25,8 @@ from components.data.episode import DataError
 from components.result import StageResult
 from flows import cli
 from flows import pipeline as pipeline_module
-from flows.pipeline import GPU_STAGES, STAGES, artifact_key, gpu_deployment, is_retryable, pipeline, select_stages
+from flows.pipeline import (GPU_STAGES, STAGES, artifact_key, gpu_deployment, is_retryable, pipeline, select_stages,
+                            stage_flow)
 
 pytestmark = pytest.mark.flows
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +123,26 @@ def test_transient_error_is_retried_once(params_path, monkeypatch):
     assert calls == ["ingest", "ingest"] and results["ingest"]["metrics"] == {"n": 1.0}
 
 
+def test_overrides_reach_every_stage_and_the_parent_run(params_path, monkeypatch):
+    seen: list[tuple[str, int, tuple[str, ...]]] = []
+
+    def execute_stage(stage, params, parent_run_id):  # what each stage task loaded for itself
+        seen.append((stage, params.sft.max_steps, params.overrides))
+        return StageResult(stage=stage, metrics={"n": 1.0})
+
+    monkeypatch.setattr(tracking, "execute_stage", execute_stage)
+    overrides = ["sft.max_steps=7", "sft.lora.r=2"]
+    pipeline(params_path=str(params_path), stages=["ingest", "validate"], overrides=overrides)
+    stage_flow(stage="build", params_path=str(params_path), overrides=overrides)  # what the GPU worker runs
+    assert seen == [(s, 7, tuple(overrides)) for s in ("ingest", "validate", "build")]  # the file says 60
+
+    params = load_params(params_path, "")
+    client = mlflow.MlflowClient(params.tracking.uri)
+    experiment = client.get_experiment_by_name(params.tracking.experiment)
+    parent, = client.search_runs([experiment.experiment_id], filter_string="tags.`tooltune.kind` = 'pipeline'")
+    assert parent.data.params == {"override.sft.max_steps": "7", "override.sft.lora.r": "2"}
+
+
 # --- plain functions: no flow run -------------------------------------------------------------
 
 
@@ -175,3 +196,4 @@ def test_dvc_commit_only_for_default_params_in_a_dvc_repo(params_factory, tmp_pa
     assert pipeline_module.dvc_applies("params.yaml", params)
     assert not pipeline_module.dvc_applies(str(tmp_path / "other.yaml"), params)
     assert not pipeline_module.dvc_applies("params.yaml", params.model_copy(update={"profile": "quick"}))
+    assert not pipeline_module.dvc_applies("params.yaml", params.model_copy(update={"overrides": ("sft.max_steps=7",)}))

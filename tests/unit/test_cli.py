@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -51,6 +52,26 @@ def test_bad_input_is_one_line_no_traceback(params_path, capsys, argv):
     assert cli.main(argv + ["--params", str(params_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_stage_applies_set_param_overrides(tmp_path, params_path, capsys):
+    argv = ["stage", "base", "--params", str(params_path), "-S", "base.tiny.num_hidden_layers=3",
+            "--set-param", "base.tiny.hidden_size=32"]
+    assert cli.main(argv) == 0
+    config = json.loads((tmp_path / "artifacts" / "base" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"]) == (3, 32)  # params.yaml says 2 and 64
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["stage", "base", "-S", "base.tiny.hiden_size=32"], "base.tiny.hiden_size is not a key of params.yaml"),
+    (["run", "-S", "sft.max_steps=many"], "sft.max_steps: Input should be a valid integer"),
+    (["run", "--stages", "ingest", "-S", "sft.max_steps=0"], "sft.max_steps: Input should be greater than 0"),
+])
+def test_bad_set_param_exits_2_in_one_line(tmp_path, params_path, capsys, argv, message):
+    assert cli.main(argv + ["--params", str(params_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "artifacts").exists()  # refused before any stage ran
 
 
 def test_missing_params_file(tmp_path, capsys):

@@ -67,3 +67,47 @@ def test_k_sample_evaluation_settings_are_checked(tmp_path, key, value, rule):
 def test_k_sample_evaluation_is_off_by_default():
     assert load_params(REPO / "params.yaml", profile="").evaluate.samples == 1
     assert load_params(REPO / "params.yaml", profile="quick").evaluate.samples == 1
+
+
+# --- `-S key=value` overrides (tooltune run/stage), `dvc exp run -S` syntax ---------------------------------
+
+
+def test_overrides_change_the_loaded_values():
+    default = load_params(REPO / "params.yaml", profile="")
+    params = load_params(REPO / "params.yaml", profile="", overrides=[
+        "sft.max_steps=120", "sft.lora.r=4", "validate.max_tokens=99", "evaluate.models=[base, sft]",
+        "rl.reward_weights={correctness: 2.0, completion: 1, efficiency: 0, reward_model: 0}"])
+    assert (params.sft.max_steps, params.sft.lora.r, params.validate_.max_tokens) == (120, 4, 99)
+    assert params.evaluate.models == ["base", "sft"] and params.rl.reward_weights.correctness == 2.0
+    assert params.sft.learning_rate == default.sft.learning_rate  # only the named keys change
+    assert params.overrides == ("sft.max_steps=120", "sft.lora.r=4", "validate.max_tokens=99",
+                                "evaluate.models=[base, sft]",
+                                "rl.reward_weights={correctness: 2.0, completion: 1, efficiency: 0, reward_model: 0}")
+    assert default.overrides == ()
+
+
+def test_overrides_apply_after_the_profile_and_in_order():
+    quick = load_params(REPO / "params.yaml", profile="quick")
+    assert quick.sft.max_steps == 60  # the profile's value ...
+    params = load_params(REPO / "params.yaml", profile="quick", overrides=["sft.max_steps=7", "sft.max_steps=9"])
+    assert params.sft.max_steps == 9  # ... loses to the override; the last override wins
+    assert params.profile == "quick" and params.base.model == "tiny"  # the rest of the profile stays
+    assert params.profiles["quick"]["sft"]["max_steps"] == 60  # the preset itself is not rewritten
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("sft.max_step=120", r"-S sft\.max_step=120: sft\.max_step is not a key of params\.yaml"),
+    ("sft.lora.r.x=1", r"sft\.lora\.r\.x is not a key"),
+    ("profile=quick", r"profile is not a key"),
+    ("+sft.extra=1", r"an override is key\.path=value"),
+    ("sft.max_steps", r"an override is key\.path=value"),
+    ("sft.max_steps=[1", r"-S sft\.max_steps=\[1: the value is not YAML"),
+    ("sft.max_steps=many", r"sft\.max_steps: Input should be a valid integer.*\(set by -S sft\.max_steps=many\)"),
+    ("validate.max_tokens=-1", r"validate\.max_tokens: Input should be greater than 0 \(set by -S"),
+    ("sft.lora=3", r"sft\.lora: Input should be a valid dictionary"),
+    ("ingest.shares.single=0.9", r"ingest\.shares must sum to 1.*\(set by -S ingest\.shares\.single=0\.9\)"),
+])
+def test_bad_overrides_are_config_errors_naming_them(override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_params(REPO / "params.yaml", profile="", overrides=[override])
+    assert "\n" not in str(err.value)  # one line

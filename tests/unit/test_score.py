@@ -12,6 +12,7 @@ import pytest
 from components.toolcalls import score
 from components.domains import travel_tasks
 from components.data.episode import write_episodes
+from components.data.importers import bfcl
 from flows import cli
 from tests.unit.test_bfcl import DATA, QUESTIONS, answers_of, calls_of, render
 
@@ -59,6 +60,54 @@ def test_irrelevance_is_no_call(tmp_path):
     verdicts = [report["results"][e.id] for e in episodes[:4]]
     assert verdicts == [{"valid": True, "errors": []}, {"valid": False, "errors": ["call_when_irrelevant"]},
                         {"valid": True, "errors": []}, {"valid": True, "errors": []}]  # BFCL: unparsable = no call
+
+
+def fc_result(calls: list[dict[str, Any]]) -> Any:
+    """The calls as BFCL's FC-mode result files hold them: one `{function: arguments as a JSON string}` per call."""
+    return [{c["name"]: json.dumps(c["arguments"])} for c in calls]
+
+
+@needs_bfcl
+def test_bfcl_fc_mode_results_of_the_whole_sample(tmp_path):
+    failed, n = {}, 0
+    for questions in QUESTIONS:  # irrelevance: no call, BFCL's FC result is then the model's text
+        episodes = score.load_tasks(questions, answers_of(questions))
+        rows = [{"id": e.id, "result": fc_result(calls_of(e)) if e.expected.steps else "No function fits."}
+                for e in episodes]
+        out = tmp_path / f"{questions.stem}.report.json"
+        assert run_cli("--tasks", questions, *(["--answers", answers_of(questions)] if answers_of(questions) else []),
+                       "--predictions", write_predictions(tmp_path / f"{questions.stem}.jsonl", rows),
+                       "--out", out) == 0
+        results = json.loads(out.read_text())["results"]
+        n += len(results)
+        failed |= {rid: r["errors"] for rid, r in results.items() if not r["valid"]}
+    assert n == 620 and failed == {rid: ["unknown_argument"] for rid in bfcl.KNOWN_BAD}
+
+
+@needs_bfcl
+@pytest.mark.parametrize(("arguments", "rule"), [
+    ('{"base": 10, "height": 5', "json"),  # cut off
+    ('{"base": 10, "base": 5}', "duplicate_key"),
+    ('{"base": ' + "[" * 150 + "]" * 150 + "}", "json_depth"),
+    ('{"base": ' + "9" * 5000 + "}", "number_size"),
+    ('{"base": NaN}', "json_number"),
+    ('{"base": "\\ud800"}', "unicode"),
+    ("[10, 5]", "fc_arguments"),
+])
+def test_malformed_fc_arguments_are_unparsable_not_a_crash(tmp_path, arguments, rule):
+    questions = DATA / "BFCL_v4_simple_python.json"
+    episodes = score.load_tasks(questions, answers_of(questions))
+    rows = [{"id": e.id, "result": fc_result(calls_of(e))} for e in episodes]
+    name = next(iter(rows[0]["result"][0]))
+    rows[0]["result"] = [{name: arguments}]
+    rows[1]["result"] = [{k: json.loads(v)} for k, v in rows[1]["result"][0].items()]  # FC with decoded arguments
+    report = score.run(questions, write_predictions(tmp_path / "p.jsonl", rows), tmp_path / "r.json",
+                       answers_of(questions))
+    verdict = report["results"][episodes[0].id]
+    assert verdict["valid"] is False and verdict["errors"] == ["unparsable"]
+    assert verdict["detail"].startswith(f"arguments of {name!r}: rule '{rule}'")
+    assert report["results"][episodes[1].id] == {"valid": True, "errors": []}
+    assert report["n"] == 200 and report["accuracy"] == 0.995
 
 
 def test_canonical_episodes_with_outputs_and_trajectories(tmp_path):
