@@ -122,5 +122,5 @@ def metrics(comparisons: list[Comparison]) -> dict[str, float]:
     out = {}
     for c in comparisons:
         key = f"paired.{c.a}_vs_{c.b}.{c.metric}"
-        out[f"{key}_p"], out[f"{key}_delta"] = round(c.result.p_value, 6), round(c.result.delta, 4)
+        out[f"{key}_p"], out[f"{key}_delta"] = float(f"{c.result.p_value:.4g}"), round(c.result.delta, 4)  # p: 4 digits
     return out
