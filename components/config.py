@@ -189,6 +189,7 @@ class Evaluate(_Frozen):
     samples: int = Field(ge=1, description="k-sample evaluation (pass@k, pass^k); 1 = the greedy rollout only")
     temperature: float = Field(gt=0, description="sampling only (samples > 1)")
     top_p: float = Field(gt=0, le=1, description="sampling only (samples > 1)")
+    alpha: float = Field(gt=0, lt=1, description="level of the paired (McNemar) tests: p < alpha is a difference")
 
 
 class Register(_Frozen):

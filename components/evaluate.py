@@ -13,6 +13,11 @@ Metrics per model: `single_exact` (first call right: tool and every argument), `
 `irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
 and then a final answer) and `<pattern>_completion` (goal state reached, a final answer given, and the answers state
 the facts of the tool results the task asks for: `expected.outputs`, as tau-bench checks them); all greedy.
+Every rate also has its 95 % Wilson score interval `<rate>_low` / `<rate>_high` and its denominator (`n`,
+`<pattern>_n`, `single_first_n`). Models are also compared on the same episodes (sft vs base, rl vs sft, the register
+candidate vs the champion: `pairs`) by an exact McNemar test on `exact`, overall and per pattern, at level
+`evaluate.alpha`: metrics `paired.<a>_vs_<b>.<metric>_p` and `..._delta` (rate of a - rate of b), a table in the
+report (components/evaluation/stats.py).
 With `evaluate.samples` = k > 1, each episode is also rolled out k times by sampling (seeded by `project.seed`) for
 `pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/evaluation/passk.py), overall and per pattern. That is
 a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
@@ -30,7 +35,7 @@ from typing import Any
 
 from components import domains, toolcalls, tracking
 from components.training import models
-from components.evaluation import passk, rollout, single_step
+from components.evaluation import passk, rollout, single_step, stats
 from components.config import Params
 from components.data.episode import Episode, read_episodes
 from components.data.fileio import write_jsonl
@@ -55,35 +60,46 @@ def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Headline metrics of one model from its per-episode verdicts."""
+    """Headline metrics of one model from its per-episode verdicts; each rate with its 95 % Wilson interval
+    (`<rate>_low`, `<rate>_high`) and its denominator (`n`, `<pattern>_n`, `single_first_n`)."""
     by = defaultdict(list)
     for r in rows:
         by[r["pattern"]].append(r)
-    out: dict[str, float] = {"unparsable": _mean(r["unparsable"] for r in rows), "exact": _mean(r["exact"] for r in rows)}
+    out: dict[str, float] = {"n": float(len(rows))}
+    _rate(out, "unparsable", [r["unparsable"] for r in rows])
+    _rate(out, "exact", [r["exact"] for r in rows])
     for pattern, items in sorted(by.items()):
-        out[f"{pattern}_exact"] = _mean(r["exact"] for r in items)
+        _rate(out, f"{pattern}_exact", [r["exact"] for r in items])
         if items[0]["completion"] is not None:  # None: not measured (no simulator)
-            out[f"{pattern}_completion"] = _mean(r["completion"] for r in items)
+            _rate(out, f"{pattern}_completion", [r["completion"] for r in items])
         out[f"{pattern}_n"] = float(len(items))
     if by.get("single"):
         firsts = [r for r in by["single"] if r["first_exact"] is not None]
-        out["single_exact"] = _mean(r["first_exact"] for r in firsts)
-        out["single_tool"] = _mean(r["tool_ok"] for r in firsts)
+        _rate(out, "single_exact", [r["first_exact"] for r in firsts])
+        _rate(out, "single_tool", [r["tool_ok"] for r in firsts])
+        out["single_first_n"] = float(len(firsts))
     if by.get("irrelevance"):
-        out["irrelevance_no_call"] = out["irrelevance_exact"]
+        _rate(out, "irrelevance_no_call", [r["exact"] for r in by["irrelevance"]])
     for cls, n in Counter(e for r in rows for e in r["errors"]).items():
         out[f"errors.{cls}"] = float(n)
     return out
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return round(sum(map(float, values)) / len(values), 4) if values else 0.0
+def _rate(out: dict[str, float], key: str, flags: list[Any]) -> None:
+    """Set `key` to the share of true `flags` and `key_low` / `key_high` to its 95 % Wilson interval."""
+    hits = sum(map(bool, flags))
+    out[key] = round(hits / len(flags), 4) if flags else 0.0
+    out[f"{key}_low"], out[f"{key}_high"] = (round(x, 4) for x in stats.wilson(hits, len(flags)))
+
+
+Scored = tuple[dict[str, float], list[dict[str, Any]]]  # a model's metrics and its per-episode verdict rows
 
 
 def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: Path,
-                   folder: Path | None = None) -> dict[str, float]:
-    """Roll out and score one model (from `folder`, default its `paths` entry); writes <name>_rollouts.jsonl."""
+                   folder: Path | None = None) -> Scored:
+    """Roll out and score one model (from `folder`, default its `paths` entry); writes <name>_rollouts.jsonl.
+
+    Returns its metrics and its verdict rows (for the paired tests against the other models)."""
     cfg = params.evaluate
     model, tok = models.load(folder or params.path(MODEL_PATHS[name]))
     domain = domains.of(params)
@@ -99,7 +115,7 @@ def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: 
     metrics = summarize(rows) | {"seconds": round(time.time() - start, 1)}
     if cfg.samples > 1 and domain.simulated:
         metrics |= evaluate_samples(name, params, model, tok, episodes, out_dir)
-    return metrics
+    return metrics, rows
 
 
 def evaluate_samples(name: str, params: Params, model: Any, tok: Any, episodes: list[Episode],
@@ -124,8 +140,9 @@ def evaluate_samples(name: str, params: Params, model: Any, tok: Any, episodes: 
     return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}
 
 
-def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) -> tuple[dict[str, float] | None, str]:
-    """The champion's metrics on the same episodes (None when the registry has none yet) and a report note."""
+def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) -> tuple[Scored | None, str]:
+    """The champion's metrics and verdict rows on the same episodes (None when the registry has none yet) and a
+    report note."""
     name = params.register_.model_name
     with tempfile.TemporaryDirectory(prefix="tooltune-champion-") as tmp:
         found = tracking.download_champion(params, Path(tmp))
@@ -156,6 +173,17 @@ def _notes(params: Params, domain: domains.Domain) -> list[str]:
     return notes
 
 
+def pairs(models: list[str], evaluated: list[str]) -> list[tuple[str, str]]:
+    """The comparisons that matter, (A, B) = "A against B": each model of `evaluate.models` against the one listed
+    before it (sft vs base, rl vs sft), and the candidate `register` would register (rl when evaluated, else sft)
+    against the registry's champion when that was evaluated."""
+    out = list(zip(models[1:], models[:-1]))
+    candidate = "rl" if "rl" in models else "sft"
+    if "champion" in evaluated and candidate in evaluated:
+        out.append((candidate, "champion"))
+    return out
+
+
 def run(params: Params) -> StageResult:
     from components.evaluation import report as eval_report
 
@@ -163,15 +191,18 @@ def run(params: Params) -> StageResult:
     reports = params.path("reports")
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
+    scored = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
     notes = _notes(params, domains.of(params))
     if params.evaluate.compare_champion:
         champion, note = evaluate_champion(params, episodes, out_dir)
         notes.append(note)
         if champion is not None:
-            results["champion"] = champion
-    files = eval_report.write(results, reports / "evaluate.md", out_dir, notes)
-    metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()}
+            scored["champion"] = champion
+    results = {m: metrics for m, (metrics, _) in scored.items()}
+    comparisons = [c for a, b in pairs(params.evaluate.models, list(scored))
+                   for c in stats.compare(a, b, scored[a][1], scored[b][1], params.evaluate.alpha)]
+    files = eval_report.write(results, reports / "evaluate.md", out_dir, notes, comparisons)
+    metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()} | stats.metrics(comparisons)
     return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"),
                                                   "html": str(reports / "evaluate.html"), "dir": str(out_dir)},
                        metrics=metrics, reports=[str(reports / "evaluate.md"), *files])

@@ -1,5 +1,6 @@
-"""Evaluation report: markdown and self-contained HTML tables (models side by side per pattern), a CSV for
-`dvc plots`, PNG plots (accuracy per pattern, stacked error classes, training curves from the training stages);
+"""Evaluation report: markdown and self-contained HTML tables (models side by side per pattern, each rate with its
+95 % Wilson interval and n; paired comparisons with their McNemar p-values), a CSV for `dvc plots`, PNG plots
+(accuracy per pattern with its intervals, stacked error classes, training curves from the training stages);
 with k-sample metrics (`evaluate.samples` > 1) also a pass@j / pass^j table per model and their plot against j."""
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from components.config import PATTERNS
+from components.evaluation.stats import Comparison
 
-HEADLINE = [("single_exact", "single: exact call"), ("single_tool", "single: right tool"),
-            ("parallel_exact", "parallel: exact"), ("chain_exact", "chain: exact"),
-            ("chain_completion", "chain: task completed"), ("recovery_exact", "recovery: exact"),
-            ("recovery_completion", "recovery: task completed"), ("irrelevance_no_call", "irrelevance: no call"),
-            ("multi_turn_exact", "multi-turn: exact"), ("multi_turn_completion", "multi-turn: task completed"),
-            ("unparsable", "unparsable output"), ("exact", "all: exact")]
+# metric, row label, the metric holding its denominator (the table's n column)
+HEADLINE = [("single_exact", "single: exact call", "single_first_n"),
+            ("single_tool", "single: right tool", "single_first_n"),
+            ("parallel_exact", "parallel: exact", "parallel_n"),
+            ("chain_exact", "chain: exact", "chain_n"), ("chain_completion", "chain: task completed", "chain_n"),
+            ("recovery_exact", "recovery: exact", "recovery_n"),
+            ("recovery_completion", "recovery: task completed", "recovery_n"),
+            ("irrelevance_no_call", "irrelevance: no call", "irrelevance_n"),
+            ("multi_turn_exact", "multi-turn: exact", "multi_turn_n"),
+            ("multi_turn_completion", "multi-turn: task completed", "multi_turn_n"),
+            ("unparsable", "unparsable output", "n"), ("exact", "all: exact", "n")]
+STATS_NOTE = ("[low–high]: the 95 % Wilson score interval of the rate over its n episodes. Paired comparisons: both "
+              "models on the same episodes; only the episodes one gets right and the other wrong count, and the "
+              "exact McNemar test says how likely so lopsided a split is if the two were equally good (p). "
+              "Verdict \"better\"/\"worse\" (A against B) when p < alpha, else \"no significant difference\".")
 # CSVs the training stages write into `paths.reports` (training.write_curve), with their plot titles.
 CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
           ("reward_model_curve.csv", "Reward model loss and accuracy"))
@@ -32,23 +43,51 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _rate(metrics: dict[str, float], key: str) -> str:
+    """A rate with its Wilson interval when the metrics have one: `80.0% [69.2–87.7]`."""
+    if f"{key}_low" not in metrics:
+        return _pct(metrics.get(key))
+    return f"{_pct(metrics[key])} [{100 * metrics[f'{key}_low']:.1f}–{100 * metrics[f'{key}_high']:.1f}]"
+
+
+def _n(results: dict[str, dict[str, float]], key: str) -> str:
+    """The denominator of a row: one number when every model has the same (the same episodes), else each."""
+    ns = list(dict.fromkeys(str(int(r[key])) for r in results.values() if key in r))
+    return " / ".join(ns) or "–"
+
+
 def _classes(results: dict[str, dict[str, float]]) -> list[str]:
     return sorted({k.split(".", 1)[1] for m in results for k in results[m] if k.startswith("errors.")})
 
 
-def tables(results: dict[str, dict[str, float]]) -> list[Table]:
-    """The headline table, the error-class table (one column per model) and any pass@j / pass^j tables: what both
-    report formats show."""
+def tables(results: dict[str, dict[str, float]], comparisons: list[Comparison] = ()) -> list[Table]:
+    """The headline table, any paired comparisons, the error-class table (one column per model) and any
+    pass@j / pass^j tables: what both report formats show."""
     names = list(results)
-    rows = [[label, *(_pct(results[m].get(key)) for m in names)] for key, label in HEADLINE
+    rows = [[label, *(_rate(results[m], key) for m in names), _n(results, n_key)] for key, label, n_key in HEADLINE
             if any(key in results[m] for m in names)]  # patterns the test split has, measures that apply
     if _patterns(results):
         rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in _patterns(results)
-                                             if f"{p}_n" in results[m]) for m in names)])
+                                             if f"{p}_n" in results[m]) for m in names), ""])
     errors = [[c, *(str(int(results[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(results)]
-    return [("", ["metric", *names], rows),
+    return [("", ["metric", *names, "n"], rows), *paired_table(comparisons),
             ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]]),
             *pass_tables(results)]
+
+
+def paired_table(comparisons: list[Comparison]) -> list[Table]:
+    """One row per comparison and metric: pairs, discordant counts, delta, McNemar p, verdict ([] for none)."""
+    if not comparisons:
+        return []
+    rows = [[f"{c.a} vs {c.b}", "all" if c.metric == "exact" else c.metric.removesuffix("_exact"), str(c.result.n),
+             str(c.result.a_only), str(c.result.b_only), f"{100 * c.result.delta:+.1f} pts", _p(c.result.p_value),
+             c.verdict] for c in comparisons]
+    return [(f"Paired comparisons: exact, same episodes (exact McNemar test, alpha = {comparisons[0].alpha:g})",
+             ["A vs B", "episodes", "pairs", "only A right", "only B right", "A − B", "p", "verdict"], rows)]
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def pass_tables(results: dict[str, dict[str, float]]) -> list[Table]:
@@ -73,10 +112,10 @@ def _samples(metrics: dict[str, float]) -> int:
     return sum(key.startswith("pass_at_") for key in metrics)
 
 
-def markdown(results: dict[str, dict[str, float]], notes: list[str] = ()) -> str:
-    """Headline table, error-class table and notes (champion, missing curves) as markdown."""
+def markdown(results: dict[str, dict[str, float]], notes: list[str] = (), comparisons: list[Comparison] = ()) -> str:
+    """Headline table, paired comparisons, error-class table and notes (champion, missing curves) as markdown."""
     lines = [f"# {TITLE}", "", INTRO]
-    for title, header, rows in tables(results):
+    for title, header, rows in tables(results, comparisons):
         lines += [""] + ([f"## {title}", ""] if title else [])
         lines += ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -85,14 +124,15 @@ def markdown(results: dict[str, dict[str, float]], notes: list[str] = ()) -> str
     return "\n".join(lines) + "\n"
 
 
-def html_report(results: dict[str, dict[str, float]], out_dir: Path, notes: list[str] = ()) -> str:
+def html_report(results: dict[str, dict[str, float]], out_dir: Path, notes: list[str] = (),
+                comparisons: list[Comparison] = ()) -> str:
     """The markdown report's content as one HTML page, with the PNGs of `out_dir` inlined as base64."""
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(TITLE)}</title><style>"
              "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td:first-child{text-align:left}"
              f"</style></head><body><h1>{esc(TITLE)}</h1><p>{esc(INTRO)}</p>"]
-    for title, header, rows in tables(results):
+    for title, header, rows in tables(results, comparisons):
         parts.append(f"<h2>{esc(title)}</h2>" if title else "")
         parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
                      + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -120,8 +160,10 @@ def read_curves(reports_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], lis
     return curves, notes
 
 
-def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, notes: list[str] = ()) -> list[str]:
+def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, notes: list[str] = (),
+          comparisons: list[Comparison] = ()) -> list[str]:
     """Write evaluate.md, evaluate.html (beside it), accuracy.csv and the PNGs; returns the files besides the markdown.
+    `comparisons`: the paired tests of components/evaluation/stats.py, a table of their own.
 
     Training curves are read from the folder of `md_path` (`paths.reports`, where the training stages write them).
     """
@@ -130,7 +172,9 @@ def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, no
     matplotlib.use("Agg")
     curves, missing = read_curves(md_path.parent)
     notes = [*notes, *missing]
-    md_path.write_text(markdown(results, notes), encoding="utf-8")
+    if comparisons or any("exact_low" in r for r in results.values()):  # intervals or tests shown: say what they are
+        notes.append(STATS_NOTE)
+    md_path.write_text(markdown(results, notes, comparisons), encoding="utf-8")
     files = [_write_csv(results, out_dir / "accuracy.csv"), _plot_accuracy(results, out_dir / "accuracy.png"),
              _plot_errors(results, out_dir / "errors.png")]
     if curves:
@@ -140,7 +184,7 @@ def write(results: dict[str, dict[str, float]], md_path: Path, out_dir: Path, no
     else:  # one left by an earlier run with evaluate.samples > 1 would be inlined in the HTML
         (out_dir / "pass_k.png").unlink(missing_ok=True)
     html_path = md_path.with_suffix(".html")
-    html_path.write_text(html_report(results, out_dir, notes), encoding="utf-8")
+    html_path.write_text(html_report(results, out_dir, notes, comparisons), encoding="utf-8")
     return [*files, str(html_path)]
 
 
@@ -166,14 +210,23 @@ def _plot_accuracy(results: dict[str, dict[str, float]], path: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     width = 0.8 / len(names)
     for i, m in enumerate(names):
-        ax.bar([k + i * width for k in range(len(patterns))], [results[m].get(f"{p}_exact", 0.0) for p in patterns],
-               width, label=m)
+        values = [results[m].get(f"{p}_exact", 0.0) for p in patterns]
+        ax.bar([k + i * width for k in range(len(patterns))], values, width, label=m,
+               yerr=_errorbars(results[m], patterns, values), capsize=2)
     ax.set_xticks([k + width * (len(names) - 1) / 2 for k in range(len(patterns))], patterns)
     ax.set_ylim(0, 1)
     ax.set_ylabel("exact")
-    ax.set_title("Exact accuracy per pattern")
+    ax.set_title("Exact accuracy per pattern (bars: 95 % Wilson intervals)")
     ax.legend()
     return _save(fig, path)
+
+
+def _errorbars(metrics: dict[str, float], patterns: list[str], values: list[float]) -> list[list[float]] | None:
+    """The Wilson intervals of `<pattern>_exact` as matplotlib's (below, above) error bars; None without them."""
+    if not all(f"{p}_exact_low" in metrics for p in patterns):
+        return None
+    return [[v - metrics[f"{p}_exact_low"] for p, v in zip(patterns, values)],
+            [metrics[f"{p}_exact_high"] - v for p, v in zip(patterns, values)]]
 
 
 def _plot_errors(results: dict[str, dict[str, float]], path: Path) -> str:

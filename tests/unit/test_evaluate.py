@@ -281,4 +281,62 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     md = (params.path("reports") / "evaluate.md").read_text()
     assert "| metric | sft | champion |" in md and f"{params.register_.model_name} v1" in md
     assert second.metrics["champion.exact"] == second.metrics["sft.exact"]  # same weights, same greedy rollouts
+    assert second.metrics["paired.sft_vs_champion.exact_p"] == 1.0  # no episode tells them apart
+    assert second.metrics["paired.sft_vs_champion.exact_delta"] == 0.0 and "paired.sft_vs_champion" not in str(
+        first.metrics)
+    n = int(second.metrics["sft.n"])  # the test split's episodes
+    assert f"| sft vs champion | all | {n} | 0 | 0 | +0.0 pts | 1.000 | no significant difference |" in md
+    assert second.metrics["sft.exact_low"] <= second.metrics["sft.exact"] <= second.metrics["sft.exact_high"]
     assert (params.path("reports") / "evaluate" / "champion_rollouts.jsonl").is_file()
+
+
+def _verdicts(pattern, exact):
+    """Verdict rows as `evaluate.score` writes them (the fields `summarize` and the paired test read)."""
+    return [{"id": f"{pattern}-{i}", "pattern": pattern, "exact": e, "first_exact": e, "tool_ok": True,
+             "unparsable": False, "errors": [] if e else ["wrong_tool"], "completion": e} for i, e in enumerate(exact)]
+
+
+def test_rates_carry_wilson_intervals_and_n_in_metrics_and_report(tmp_path):
+    base = _verdicts("single", [True] * 3 + [False] * 9) + _verdicts("chain", [False] * 8 + [True] * 2)
+    sft = _verdicts("single", [True] * 11 + [False]) + _verdicts("chain", [True] * 8 + [False] * 2)
+    results = {"base": evaluate.summarize(base), "sft": evaluate.summarize(sft)}
+    m = results["sft"]
+    assert (m["chain_exact"], m["chain_exact_low"], m["chain_exact_high"]) == (0.8, 0.4902, 0.9433)  # 8/10
+    assert (m["n"], m["chain_n"], m["single_first_n"]) == (22.0, 10.0, 12.0)
+    assert all(f"{k}_low" in m and f"{k}_high" in m for k in ("exact", "unparsable", "single_exact", "single_tool",
+                                                               "chain_exact", "chain_completion"))
+    assert all(m[f"{k}_low"] <= m[k] <= m[f"{k}_high"] for k in m if f"{k}_low" in m)
+    eval_report.write(results, tmp_path / "evaluate.md", tmp_path)
+    md = (tmp_path / "evaluate.md").read_text()
+    assert "| metric | base | sft | n |" in md
+    assert "| chain: exact | 20.0% [5.7–51.0] | 80.0% [49.0–94.3] | 10 |" in md
+    assert "| all: exact | 22.7% [10.1–43.4] | 86.4% [66.7–95.2] | 22 |" in md and "Wilson score interval" in md
+    page = (tmp_path / "evaluate.html").read_text()
+    assert "<td>chain: exact</td><td>20.0% [5.7–51.0]</td><td>80.0% [49.0–94.3]</td><td>10</td>" in page
+
+
+def test_paired_comparisons_table_and_verdicts(tmp_path):
+    from components.evaluation import stats
+
+    base = _verdicts("single", [True] * 3 + [False] * 9) + _verdicts("chain", [False] * 8 + [True] * 2)
+    sft = _verdicts("single", [True] * 11 + [False]) + _verdicts("chain", [True] * 8 + [False] * 2)
+    comparisons = stats.compare("sft", "base", sft, base, alpha=0.05)
+    results = {"base": evaluate.summarize(base), "sft": evaluate.summarize(sft)}
+    eval_report.write(results, tmp_path / "evaluate.md", tmp_path, [], comparisons)
+    md = (tmp_path / "evaluate.md").read_text()
+    assert "## Paired comparisons: exact, same episodes (exact McNemar test, alpha = 0.05)" in md
+    for row in ("| sft vs base | all | 22 | 16 | 2 | +63.6 pts | 0.001 | better |",  # 2*sum C(18,0..2)/2^18
+                "| sft vs base | chain | 10 | 8 | 2 | +60.0 pts | 0.109 | no significant difference |",  # 2*56/1024
+                "| sft vs base | single | 12 | 8 | 0 | +66.7 pts | 0.008 | better |"):  # 2/256
+        assert row in md
+    page = (tmp_path / "evaluate.html").read_text()
+    assert "<td>sft vs base</td><td>chain</td><td>10</td><td>8</td><td>2</td>" in page
+    assert stats.metrics(comparisons)["paired.sft_vs_base.chain_exact_p"] == 0.1094
+
+
+def test_pairs_that_matter():
+    assert evaluate.pairs(["base", "sft", "rl"], ["base", "sft", "rl", "champion"]) == [
+        ("sft", "base"), ("rl", "sft"), ("rl", "champion")]
+    assert evaluate.pairs(["base", "sft"], ["base", "sft"]) == [("sft", "base")]
+    assert evaluate.pairs(["sft"], ["sft", "champion"]) == [("sft", "champion")]  # register's candidate: sft
+    assert evaluate.pairs(["base"], ["base", "champion"]) == []  # no candidate evaluated
