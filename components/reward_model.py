@@ -25,6 +25,8 @@ def run(params: Params) -> StageResult:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
+    from components.tracking import step_metrics_callback
+
     cfg = params.reward_model
     pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), cfg.max_steps * cfg.batch_size,
                                  params.project.seed)
@@ -40,7 +42,8 @@ def run(params: Params) -> StageResult:
                             learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1,
                             save_strategy="no", report_to="none", seed=params.project.seed, **training.precision())
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]))
+                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
+                                callbacks=[step_metrics_callback()])
         start = time.time()
         trainer.train()
         seconds = time.time() - start

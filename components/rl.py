@@ -52,6 +52,8 @@ def run(params: Params) -> StageResult:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from components.tracking import step_metrics_callback
+
     cfg = params.rl
     domain = domains.of(params)
     model, tok = models.load(params.path("sft_model"))
@@ -69,7 +71,8 @@ def run(params: Params) -> StageResult:
             report_to="none", seed=params.project.seed, **ALGORITHMS[cfg.algorithm], **training.precision())
         trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
                               environment_factory=domain.env,
-                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
+                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                              callbacks=[step_metrics_callback()])
         start = time.time()
         trainer.train()
         seconds = time.time() - start

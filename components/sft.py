@@ -26,6 +26,8 @@ def run(params: Params) -> StageResult:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from components.tracking import step_metrics_callback
+
     cfg = params.sft
     rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), cfg.max_steps * cfg.batch_size,
                                 params.project.seed)
@@ -43,7 +45,8 @@ def run(params: Params) -> StageResult:
         if cfg.share_prefix and cfg.padding_free:
             trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
         trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                             peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"))
+                             peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                             callbacks=[step_metrics_callback()])
         start = time.time()
         trainer.train()
         seconds = time.time() - start
@@ -86,8 +89,11 @@ def shared_prefix_trainer(base: type, prefix: torch.Tensor) -> type:
             shared["past_key_values"] = body(input_ids=head[None], use_cache=True).past_key_values
             counted = self._total_train_tokens
             out = super().compute_loss(model, shared, return_outputs, num_items_in_batch)
-            if model.training:  # TRL counts the 4-D mask's cells; count the episodes' tokens instead
-                self._total_train_tokens = counted + inputs["input_ids"].numel()
+            if model.training:  # TRL counted (and put in the step's metrics) the 4-D mask's cells: count the
+                # episodes' tokens, prefix included, as the plain path does
+                tokens = torch.tensor(inputs["input_ids"].numel(), device=head.device)
+                self._total_train_tokens = counted + self.accelerator.gather_for_metrics(tokens).sum().item()
+                self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
             return out
 
     return SharedPrefixSFTTrainer

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -291,6 +292,41 @@ def _end(run_id: str, status: str) -> None:
         mlflow.end_run(status)
     else:
         MlflowClient().set_terminated(run_id, status)
+
+
+def step_metrics_callback() -> Any:
+    """A `transformers.TrainerCallback` logging each `Trainer.log` (loss, learning rate, grad norm, TRL's reward,
+    KL and length metrics...) as MLflow step metrics into the run active when training starts: the stage's run
+    under `execute_stage`. Without an active run it does nothing, so `run()` called directly logs nowhere.
+
+    Not transformers' `MLflowCallback` (`report_to="mlflow"`): without an active run it starts its own, and it
+    logs every TrainingArguments and model-config field as params, asynchronously, beside the stage's own params.
+    """
+    from transformers import TrainerCallback
+
+    class StepMetrics(TrainerCallback):
+        run_id: str | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            active = mlflow.active_run()
+            self.run_id = active.info.run_id if active is not None and state.is_world_process_zero else None
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            if self.run_id is None or not logs:
+                return
+            now = int(time.time() * 1000)
+            metrics = [Metric(_metric_name(k), float(v), now, state.global_step) for k, v in logs.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if metrics:  # explicitly into the stage's run: a stage may start other runs meanwhile
+                MlflowClient().log_batch(self.run_id, metrics=metrics)
+
+    return StepMetrics()
+
+
+def _metric_name(key: str) -> str:
+    """A trainer log key as an MLflow metric name, which allows only `[/\\w.\\- :]` (`rewards/x/mean` stays)."""
+    return re.sub(r"[^/\w.\- :]", "_", key)
 
 
 def stage_main(stage: str) -> None:

@@ -31,7 +31,8 @@ UPSTREAM = {
 }
 # Imports that shape logging and reporting, not a stage's outputs: not DVC deps (editing them would
 # rerun every stage). `register` imports the whole `tracking` module for registry calls: a dep there.
-REPORTING_ONLY = {("components.tracking", "stage_main"), ("components.result", "StageResult")}
+REPORTING_ONLY = {("components.tracking", "stage_main"), ("components.tracking", "step_metrics_callback"),
+                  ("components.result", "StageResult")}
 # Data files a stage may list beyond its imports (the chat template is read, not imported).
 EXTRA_DEPS = {"components/templates/"}
 PATH_REF = re.compile(r"\$\{\s*([\w.]+)\s*\}")

@@ -1,15 +1,20 @@
-"""Real TRL training for a few steps on the tiny model: loss falls, weights change, outputs reload.
+"""Real TRL training for a few steps on the tiny model: loss falls, weights change, outputs reload, and each
+stage's step metrics land in its nested MLflow run (a real SQLite store).
 
 Marked `integration`; runs in the default suite (about a minute on 2 cores).
 """
 
 from __future__ import annotations
 
+import copy
+import shutil
+
 import pytest
 import torch
+from mlflow import MlflowClient
 from safetensors.torch import load_file
 
-from components import base, build, ingest, reward_model, rl, sft
+from components import base, build, ingest, reward_model, rl, sft, tracking
 from components.training import models
 from components.config import load_params
 from tests.conftest import write_params
@@ -18,8 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def params(tmp_path_factory):
+def params(tmp_path_factory, migrated_db):
     tmp = tmp_path_factory.mktemp("train")
+    shutil.copy(migrated_db, tmp / "mlflow.db")  # the store `tracking.uri` points at
     p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 240},
                                  sft={"max_steps": 12, "batch_size": 4}, reward_model={"max_steps": 6},
                                  rl={"max_steps": 2, "learning_rate": 1.0e-3}), profile="")
@@ -32,13 +38,34 @@ def _weights(folder) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
 
+def _tracked(params, stage: str):
+    """Run `stage` as the pipeline does (nested run under a pipeline run); its result, run id and a metric reader."""
+    with tracking.pipeline_run(params) as parent:
+        result = tracking.execute_stage(stage, params, parent)
+    client = MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name(params.tracking.experiment).experiment_id],
+                             f"tags.`tooltune.stage` = '{stage}' and tags.`mlflow.parentRunId` = '{parent}'")[0]
+    assert client.get_metric_history(parent, "loss") == []  # step metrics go into the stage's run only
+
+    def steps(key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+
+    return result, steps
+
+
 def _changed(before: dict, after: dict) -> float:
     shared = [k for k in before if k in after and before[k].shape == after[k].shape]
     return max((before[k] - after[k]).abs().max().item() for k in shared)
 
 
 def test_sft_loss_falls_and_weights_change(params):
-    result = sft.run(params)
+    result, steps = _tracked(params, "sft")
+    loss = steps("loss")
+    assert [s for s, _ in loss] == list(range(1, params.sft.max_steps + 1))  # one point per step, in its run
+    curve = (params.path("reports") / "sft_loss.csv").read_text().splitlines()[1:]
+    assert [v for _, v in loss] == pytest.approx([float(line.split(",")[1]) for line in curve])
+    for key in ("learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy"):
+        assert len(steps(key)) == params.sft.max_steps, key
     assert result.metrics["loss_last"] < result.metrics["loss_first"] * 0.9
     assert _changed(_weights(params.path("base")), _weights(params.path("sft_model"))) > 1e-4
     model, tok = models.load(params.path("sft_model"))
@@ -47,7 +74,9 @@ def test_sft_loss_falls_and_weights_change(params):
 
 
 def test_reward_model_loss_falls_and_weights_change(params):
-    result = reward_model.run(params)
+    result, steps = _tracked(params, "reward_model")
+    for key in ("loss", "accuracy", "learning_rate", "grad_norm"):
+        assert [s for s, _ in steps(key)] == list(range(1, params.reward_model.max_steps + 1)), key
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
     after = _weights(params.path("reward_model"))
     assert "score.weight" in after
@@ -61,7 +90,10 @@ def test_rl_updates_policy_with_layered_rewards(params):
         sft.run(params)
     if not params.path("reward_model").exists():
         reward_model.run(params)
-    result = rl.run(params)
+    result, steps = _tracked(params, "rl")
+    for key in ("loss", "reward", "rewards/correctness/mean", "rewards/efficiency/mean", "completions/mean_length",
+                "frac_reward_zero_std", "learning_rate"):
+        assert [s for s, _ in steps(key)] == list(range(1, params.rl.max_steps + 1)), key
     assert _changed(_weights(params.path("sft_model")), _weights(params.path("rl_model"))) > 0
     csv = (params.path("reports") / "rl_reward.csv").read_text()
     for layer in ("rewards/correctness/mean", "rewards/completion/mean", "rewards/efficiency/mean"):
@@ -84,8 +116,6 @@ def test_rl_family_settings_build_valid_configs(algorithm):
 
 def test_shared_prefix_sft_computes_the_same_loss_and_gradients(params):
     """`sft.share_prefix` runs the system turn once per batch; loss and gradients equal TRL's plain path."""
-    import copy
-
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -109,3 +139,33 @@ def test_shared_prefix_sft_computes_the_same_loss_and_gradients(params):
     (plain_loss, plain_grads), (shared_loss, shared_grads) = outcomes
     assert abs(plain_loss - shared_loss) < 1e-5 and plain_grads.keys() == shared_grads.keys()
     assert max((plain_grads[k] - shared_grads[k]).abs().max().item() for k in plain_grads) < 1e-5
+
+
+def test_shared_prefix_sft_logs_the_tokens_of_the_episodes(params):
+    """`num_tokens` of a shared-prefix run counts every episode's full length, as TRL's plain path does on the
+    same batches (the prefix runs once per batch, but each episode trained on all of its tokens)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from components import training
+    from components.data.fileio import read_jsonl
+
+    rows = [{"messages": r["messages"], "tools": r["tools"]} for r in read_jsonl(params.path("splits") / "sft.jsonl")[:12]]
+    model, tok = models.load(params.path("base"))
+    prefix = sft.prefix_ids(tok, rows[0])
+    config = SFTConfig(output_dir=str(params.path("reports") / "scratch"), per_device_train_batch_size=4, max_steps=3,
+                       padding_free=True, max_length=None, assistant_only_loss=True, logging_steps=1,
+                       save_strategy="no", report_to="none", train_sampling_strategy="sequential",
+                       **training.precision())
+    logged = []
+    for cls in (SFTTrainer, sft.shared_prefix_trainer(SFTTrainer, prefix)):
+        trainer = cls(model=copy.deepcopy(model), args=config, processing_class=tok,
+                      train_dataset=Dataset.from_list(rows, on_mixed_types="use_json"))
+        batches = list(trainer.get_train_dataloader())
+        assert all(sft.split_shared_prefix(b, prefix) is not None for b in batches)  # the shared path runs
+        trainer.train()
+        logged.append([h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h])
+    plain, shared = logged
+    tokens = [b["input_ids"].numel() for b in batches]
+    assert plain == [sum(tokens[:i + 1]) for i in range(3)]  # the reference: every token of every episode
+    assert shared == plain

@@ -86,6 +86,36 @@ def test_execute_stage_marks_failed_and_reraises(params, tmp_path, monkeypatch):
     assert mlflow.active_run() is None
 
 
+def _train_logs(callback, logs: list[dict]) -> None:
+    """Drive `callback` as `Trainer.train` does: train begin, then one `on_log` per logged step."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    args, state, control = TrainingArguments(output_dir="/tmp/unused", report_to="none"), TrainerState(), TrainerControl()
+    callback.on_train_begin(args, state, control)
+    for step, entry in enumerate(logs, 1):
+        state.global_step = step
+        callback.on_log(args, state, control, logs=entry)
+
+
+def test_step_metrics_go_into_the_active_stage_run(params):
+    tracking.configure(params)
+    with mlflow.start_run() as run:
+        _train_logs(tracking.step_metrics_callback(),
+                    [{"loss": 2.0, "learning_rate": 1e-4, "rewards/correctness/mean": 0.25, "eval(x)": 1},
+                     {"loss": 1.5, "note": "text", "flag": True}])
+    client = MlflowClient()
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")] == [(1, 2.0), (2, 1.5)]
+    assert set(client.get_run(run.info.run_id).data.metrics) == {"loss", "learning_rate", "rewards/correctness/mean",
+                                                                 "eval_x_"}  # text and booleans are not metrics
+
+
+def test_step_metrics_without_an_active_run_log_nothing(params):
+    tracking.configure(params)
+    _train_logs(tracking.step_metrics_callback(), [{"loss": 2.0}])
+    assert MlflowClient().search_runs([mlflow.get_experiment_by_name("tooltune-quick").experiment_id]) == []
+    assert mlflow.active_run() is None
+
+
 def test_pipeline_run_fails_with_its_body(params):
     with pytest.raises(ValueError):
         with tracking.pipeline_run(params) as parent:
