@@ -227,7 +227,8 @@ def _metrics_text(metrics: dict[str, float], limit: int = 5) -> str:
 
 
 def _drop_gx_docs_note(record: logging.LogRecord) -> bool:
-    """Log filter: drop GX's note on its temporary docs-site folder (no docs site is built)."""
+    """Log filter: drop GX's note on the temporary folder of its default docs site (the validation docs the project
+    builds go to `paths.reports`/validation_docs/, named in the validate report)."""
     return GX_DOCS_NOTE not in record.getMessage()
 
 
