@@ -10,7 +10,9 @@ training_curves.png from the training stages' CSVs in `paths.reports`, <model>_r
 Run: `python -m components.evaluate`.
 
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
-`irrelevance_no_call`, `unparsable` (share of episodes), and per pattern `<pattern>_exact` (every step right
+`irrelevance_no_call`, `unparsable` (share of episodes), `failed_calls` (tool calls the simulator answered with an
+error: a rejected or unknown argument, or a tool that broke on a model-made value, `Rollout.failed_calls`) and
+`any_failed_call` (share of episodes with at least one), and per pattern `<pattern>_exact` (every step right
 and then a final answer) and `<pattern>_completion` (goal state reached, a final answer given, and the answers state
 the facts of the tool results the task asks for: `expected.outputs`, as tau-bench checks them); all greedy.
 Every rate also has its 95 % Wilson score interval `<rate>_low` / `<rate>_high` and its denominator (`n`,
@@ -56,7 +58,8 @@ def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
     stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
     return {"id": ep.id, "pattern": ep.pattern, "exact": verdict.exact, "first_exact": verdict.first_step_exact,
             "tool_ok": verdict.first_step_names_ok, "unparsable": ro.unparsable, "errors": verdict.errors,
-            "completion": ro.goal_reached and answered and no_call_ok and stated, "stated": stated, "turns": ro.turns}
+            "completion": ro.goal_reached and answered and no_call_ok and stated, "stated": stated, "turns": ro.turns,
+            "failed_calls": ro.failed_calls}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -80,6 +83,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
         out["single_first_n"] = float(len(firsts))
     if by.get("irrelevance"):
         _rate(out, "irrelevance_no_call", [r["exact"] for r in by["irrelevance"]])
+    failed = [r["failed_calls"] for r in rows if "failed_calls" in r]  # none: no calls were executed (single steps)
+    if failed:
+        out["failed_calls"] = float(sum(failed))
+        _rate(out, "any_failed_call", [n > 0 for n in failed])
     for cls, n in Counter(e for r in rows for e in r["errors"]).items():
         out[f"errors.{cls}"] = float(n)
     return out

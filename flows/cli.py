@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 
-from components import STAGES
+from components import STAGES, tracking
 from components.config import ConfigError, load_params
 from components.data.episode import DataError
 from components.data.importers import SOURCES
@@ -31,6 +32,14 @@ from components.tracking.workdir import WorkdirBusy, hold
 # The flow module imports Prefect, MLflow and the stage code (seconds); it is loaded only to run the flow.
 
 PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+# Library INFO lines on every stage that tell the user nothing they can act on; their WARNINGs and errors still show.
+# MLflow's system-metrics monitor: "Started/Stopping monitoring..." four times per stage run; the CPU/memory/GPU
+# metrics themselves are still logged to each stage's MLflow run (components/tracking `_system_metrics`).
+QUIET_LOGGERS = ("mlflow.system_metrics",)
+# Great Expectations: "Created temporary directory ... for ephemeral docs site" per validate/build run. GX sets this
+# logger to INFO when it is imported (in the stage), so a level set here would not hold; a filter does.
+GX_DOCS_LOGGER, GX_DOCS_NOTE = "great_expectations.data_context.types.base", "for ephemeral docs site"
+PREFECT_UI_DEFAULT = "http://127.0.0.1:4200"  # `prefect server start`'s address
 USER_ERRORS = (ConfigError, DataError, WorkdirBusy)  # what the user must fix: one line, exit code 2
 USER_ERROR_EXIT = 2
 RUN_ENV = {
@@ -141,8 +150,6 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _stage(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile, args.overrides)
-    from components import tracking
-
     result = tracking.execute_stage(args.name, params, os.environ.get(tracking.PARENT_ENV) or None)
     print(f"{result.stage}: ok  {_metrics_text(result.metrics)}")
     for name, path in result.outputs.items():
@@ -161,11 +168,15 @@ def _run(args: argparse.Namespace) -> int:
 
         for name in PREFECT_RUN_LOGGERS:
             logging.getLogger(name).addFilter(_drop_bad_input_traceback)
+        for name in QUIET_LOGGERS:  # the stage tasks run in this process, so their loggers are these
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(GX_DOCS_LOGGER).addFilter(_drop_gx_docs_note)
         results = pipeline(params_path=args.params, profile=args.profile, stages=stages, overrides=args.overrides)
+    from prefect.settings import get_current_settings
+
     print(summary_table(results))
-    report = params.path("reports") / "evaluate.md"
-    if "evaluate" in results and report.is_file():
-        print(f"\nEvaluation report: {report}")
+    print("\n" + run_summary(results, os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri(params),
+                             get_current_settings().api.url))
     return 0
 
 
@@ -179,9 +190,46 @@ def summary_table(results: dict[str, dict]) -> str:
     return "\n".join(f"{r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]}".rstrip() for r in rows)
 
 
+def run_summary(results: dict[str, dict], tracking_uri: str, prefect_api_url: str | None) -> str:
+    """What to look at after `tooltune run`: the registry's decision, the evaluation reports, the MLflow and
+    Prefect UIs.
+
+    Args:
+        results: The flow's `{stage: StageResult dict}`; register and evaluate lines only when they ran.
+        tracking_uri: The MLflow store the run logged to.
+        prefect_api_url: `PREFECT_API_URL` (a running Prefect server), or None: the run used a temporary server.
+    """
+    lines = []
+    registered = results.get("register", {}).get("details", {})
+    if registered:
+        decision = "promoted to" if registered["alias"] == "champion" else "not promoted, alias"
+        lines.append(f"Registry: {registered['model_name']} v{registered['version']} {decision} "
+                     f"`{registered['alias']}`: {registered['reason']}.")
+    evaluated = results.get("evaluate", {}).get("outputs", {})
+    lines += [f"{label}: {evaluated[key]}" for key, label in (("html", "Evaluation report"), ("report", "  markdown"))
+              if key in evaluated]
+    if tracking_uri.startswith(("http://", "https://")):
+        lines.append(f"MLflow UI: {tracking_uri}")
+    else:
+        lines.append(f"MLflow UI: mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --host 127.0.0.1"
+                     "   (then open http://127.0.0.1:5000)")
+    if prefect_api_url:
+        lines.append(f"Prefect UI: {prefect_api_url.rstrip('/').removesuffix('/api')}")
+    else:  # the temporary server wrote to Prefect's database, which `prefect server start` serves
+        lines += [f"Prefect UI: prefect server start   (then open {PREFECT_UI_DEFAULT}; this run is there)",
+                  f"  to follow runs live, keep it running and run with PREFECT_API_URL={PREFECT_UI_DEFAULT}/api"]
+    return "\n".join(lines)
+
+
 def _metrics_text(metrics: dict[str, float], limit: int = 5) -> str:
     shown = [f"{k}={v:g}" for k, v in metrics.items() if k != "seconds"]
     return ", ".join(shown[:limit]) + (f", … (+{len(shown) - limit})" if len(shown) > limit else "")
+
+
+def _drop_gx_docs_note(record: logging.LogRecord) -> bool:
+    """Log filter: drop GX's note on the temporary folder of its default docs site (the validation docs the project
+    builds go to `paths.reports`/validation_docs/, named in the validate report)."""
+    return GX_DOCS_NOTE not in record.getMessage()
 
 
 def _drop_bad_input_traceback(record: logging.LogRecord) -> bool:

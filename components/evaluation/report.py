@@ -24,7 +24,8 @@ HEADLINE = [("single_exact", "single: exact call", "single_first_n"),
             ("irrelevance_no_call", "irrelevance: no call", "irrelevance_n"),
             ("multi_turn_exact", "multi-turn: exact", "multi_turn_n"),
             ("multi_turn_completion", "multi-turn: task completed", "multi_turn_n"),
-            ("unparsable", "unparsable output", "n"), ("exact", "all: exact", "n")]
+            ("unparsable", "unparsable output", "n"),
+            ("any_failed_call", "episodes with a failed tool call", "n"), ("exact", "all: exact", "n")]
 STATS_NOTE = ("[low–high]: the 95 % Wilson score interval of the rate over its n episodes. Paired comparisons: both "
               "models on the same episodes; only the episodes one gets right and the other wrong count, and the "
               "exact McNemar test says how likely so lopsided a split is if the two were equally good (p). "
@@ -50,6 +51,11 @@ def _rate(metrics: dict[str, float], key: str) -> str:
     return f"{_pct(metrics[key])} [{100 * metrics[f'{key}_low']:.1f}–{100 * metrics[f'{key}_high']:.1f}]"
 
 
+def _count(metrics: dict[str, float], key: str) -> str:
+    """A count metric as an integer; "–" when the model has none (not measured)."""
+    return str(int(metrics[key])) if key in metrics else "–"
+
+
 def _n(results: dict[str, dict[str, float]], key: str) -> str:
     """The denominator of a row: one number when every model has the same (the same episodes), else each."""
     ns = list(dict.fromkeys(str(int(r[key])) for r in results.values() if key in r))
@@ -66,6 +72,8 @@ def tables(results: dict[str, dict[str, float]], comparisons: list[Comparison] =
     names = list(results)
     rows = [[label, *(_rate(results[m], key) for m in names), _n(results, n_key)] for key, label, n_key in HEADLINE
             if any(key in results[m] for m in names)]  # patterns the test split has, measures that apply
+    if any("failed_calls" in results[m] for m in names):  # a count of calls, shown like the error classes' counts
+        rows.append(["failed tool calls (calls)", *(_count(results[m], "failed_calls") for m in names), ""])
     if _patterns(results):
         rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in _patterns(results)
                                              if f"{p}_n" in results[m]) for m in names), ""])

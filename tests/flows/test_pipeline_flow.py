@@ -73,11 +73,41 @@ def test_pipeline_runs_stages_in_order_with_tracking_and_artifacts(params_path):
     assert artifacts["tooltune-build-metrics"].type == "table"
 
 
-def test_cli_run_prints_summary(params_path, capsys):
-    assert cli.main(["run", "--params", str(params_path), "--stages", "ingest"]) == 0
-    out = capsys.readouterr().out
+@pytest.fixture
+def loud_loggers():
+    """The loggers `tooltune run` quiets, as the libraries leave them, for the test (and restored after it)."""
+    loggers = [logging.getLogger(name) for name in (*cli.QUIET_LOGGERS, cli.GX_DOCS_LOGGER)]
+    saved = [(lg, lg.level, list(lg.filters)) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.NOTSET)
+        lg.filters = []
+    yield
+    for lg, level, filters in saved:
+        lg.setLevel(level)
+        lg.filters = filters
+
+
+def test_cli_run_prints_summary_and_no_library_chatter(params_path, capsys, caplog, monkeypatch, loud_loggers):
+    """MLflow's system-metrics monitor logs four INFO lines per stage and Great Expectations one per validate/build;
+    `tooltune run` prints none of them, and the system metrics are still logged to each stage's run."""
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")  # a sample even in a short stage
+    caplog.set_level(logging.INFO)
+    assert cli.main(["run", "--params", str(params_path), "--stages", ",".join(RUN)]) == 0
+    captured = capsys.readouterr()
+    out, printed = captured.out, captured.out + captured.err  # MLflow logs to sys.stderr as it is at the call
+
     assert out.splitlines()[0].split() == ["stage", "seconds", "metrics"]
-    assert out.splitlines()[1].startswith("ingest")
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == RUN
+    assert "system_metrics_monitor" not in printed
+    # GX logs through the root logger, whose handlers (Prefect's console, pytest's caplog) see the same records
+    assert not [r for r in caplog.records if cli.GX_DOCS_NOTE in r.getMessage()]
+    params = load_params(params_path, "")
+    assert f"MLflow UI: mlflow ui --backend-store-uri {tracking.tracking_uri(params)} --host 127.0.0.1" in out
+    assert "Prefect UI: " in out and "Registry:" not in out  # no register stage, no decision
+    client = mlflow.MlflowClient(params.tracking.uri)
+    ingest = client.search_runs([client.get_experiment_by_name(params.tracking.experiment).experiment_id],
+                                filter_string="attributes.run_name = 'ingest'")[0]
+    assert any(key.startswith("system/") for key in ingest.data.metrics)
 
 
 def _fake_stage(monkeypatch, errors: list[Exception]) -> list[str]:

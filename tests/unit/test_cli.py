@@ -130,3 +130,46 @@ def test_console_script():
         subprocess.run([str(REPO / ".venv/bin/pip"), "install", "--no-deps", "-e", str(REPO)], check=True)
     proc = subprocess.run([str(script), "stages"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0 and proc.stdout.split() == list(cli.STAGES)
+
+
+REGISTERED = {"model_name": "tooltune-agent", "version": "3", "model_uri": "models:/tooltune-agent/3"}
+
+
+def test_run_summary_says_the_registry_decision_the_report_and_how_to_open_both_uis(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results = {"evaluate": {"outputs": {"report": "w/reports/evaluate.md", "html": "w/reports/evaluate.html"}},
+               "register": {"details": REGISTERED | {"alias": "champion", "reason": "exact 0.6000 beats base 0.2000 "
+                                                     "and no champion yet by more than 0.01"}}}
+
+    lines = cli.run_summary(results, uri, None).splitlines()
+
+    assert lines[0] == ("Registry: tooltune-agent v3 promoted to `champion`: exact 0.6000 beats base 0.2000 and no "
+                        "champion yet by more than 0.01.")
+    assert lines[1] == "Evaluation report: w/reports/evaluate.html"
+    assert lines[2].split() == ["markdown:", "w/reports/evaluate.md"]
+    command = lines[3].removeprefix("MLflow UI: ").split("   ")[0]
+    assert command == f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"
+    from mlflow.cli import cli as mlflow_cli  # the options exist in the installed MLflow
+
+    ui = mlflow_cli.get_command(None, "ui")  # an alias of `mlflow server` in MLflow 3
+    assert {"--backend-store-uri", "--host"} <= {o for p in ui.params for o in p.opts}
+    assert lines[4].startswith("Prefect UI: prefect server start")
+    assert "PREFECT_API_URL=http://127.0.0.1:4200/api" in lines[5]
+
+
+def test_run_summary_for_a_version_not_promoted_and_running_servers():
+    results = {"register": {"details": REGISTERED | {"alias": "challenger",
+                                                     "reason": "exact 0.2000 does not beat base 0.2000 by more "
+                                                               "than 0.01"}}}
+
+    lines = cli.run_summary(results, "http://mlflow.internal:5000", "http://127.0.0.1:4200/api").splitlines()
+
+    assert lines == ["Registry: tooltune-agent v3 not promoted, alias `challenger`: exact 0.2000 does not beat base "
+                     "0.2000 by more than 0.01.",
+                     "MLflow UI: http://mlflow.internal:5000", "Prefect UI: http://127.0.0.1:4200"]
+
+
+def test_run_summary_without_evaluate_or_register_names_only_the_uis():
+    lines = cli.run_summary({"ingest": {"metrics": {}, "details": {}}}, "sqlite:////w/mlflow.db", None).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["MLflow UI", "Prefect UI", "  to follow runs live, keep it "
+                                                      "running and run with PREFECT_API_URL=http"]

@@ -340,3 +340,45 @@ def test_pairs_that_matter():
     assert evaluate.pairs(["base", "sft"], ["base", "sft"]) == [("sft", "base")]
     assert evaluate.pairs(["sft"], ["sft", "champion"]) == [("sft", "champion")]  # register's candidate: sft
     assert evaluate.pairs(["base"], ["base", "champion"]) == []  # no candidate evaluated
+
+
+def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_path, monkeypatch, params_factory):
+    """A model that writes the year-9999 weather call (the tool raises OverflowError) has failed calls in its metrics,
+    and the report shows them beside a model without any."""
+    import json
+
+    from components.toolcalls.parse import CLOSE, END, OPEN
+    from tests.unit.test_sim_failures import WEATHER, _Scripted
+
+    bad = {"name": "get_weather", "arguments": WEATHER | {"start_date": "9999-12-31"}}
+    model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
+    monkeypatch.setattr(rollout, "generate", model.generate)
+    domain = domains.get("travel")
+    episodes = travel_tasks.generate(5, {"single": 1.0}, 0.0, seed=4)
+    broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
+                                  batch_size=4, max_new_tokens=8, max_turns=3)
+    rows = [evaluate.score(ro, ep) for ro, ep in zip(broken, episodes)]
+    rows += [evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
+    assert [r["failed_calls"] for r in rows] == [1, 1, 1, 0, 0]
+
+    results = {"base": evaluate.summarize(rows),
+               "sft": evaluate.summarize([evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes])}
+
+    assert (results["base"]["failed_calls"], results["base"]["any_failed_call"]) == (3.0, 0.6)
+    assert results["base"]["any_failed_call_low"] < 0.6 < results["base"]["any_failed_call_high"]
+    assert (results["sft"]["failed_calls"], results["sft"]["any_failed_call"]) == (0.0, 0.0)
+    eval_report.write(results, tmp_path / "evaluate.md", tmp_path)
+    md = (tmp_path / "evaluate.md").read_text()
+    assert "| episodes with a failed tool call | 60.0% [23.1–88.2] | 0.0% [0.0–43.5] | 5 |" in md
+    assert "| failed tool calls (calls) | 3 | 0 |  |" in md
+    page = (tmp_path / "evaluate.html").read_text()
+    assert "<td>failed tool calls (calls)</td><td>3</td><td>0</td>" in page
+
+
+def test_single_step_verdicts_have_no_failed_call_metrics():
+    """Without a simulator no call is executed: no `failed_calls` metric, no report row (not a 0 that means 'none')."""
+    rows = [{"id": "a", "pattern": "single", "exact": True, "first_exact": True, "tool_ok": True, "unparsable": False,
+             "errors": [], "completion": None}]
+    metrics = evaluate.summarize(rows)
+    assert "failed_calls" not in metrics and "any_failed_call" not in metrics
+    assert not any("failed tool call" in row[0] for row in eval_report.tables({"byo": metrics})[0][2])
