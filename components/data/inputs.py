@@ -113,25 +113,25 @@ def raw_decode(text: str, pos: int, whole: bool = False) -> tuple[Any, int]:
         raise JsonError("number_size", f"an integer has more than {sys.get_int_max_str_digits()} digits") from None
     part = text[pos:end]
     if part.count("[") + part.count("{") > MAX_DEPTH:  # only then can it nest too deep
-        _check_depth(value)
+        if too_deep(value, MAX_DEPTH):
+            raise JsonError("json_depth", f"arrays/objects nested deeper than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(part):  # a lone surrogate can only come from an escape
         _check_strings(value)
     return value, end
 
 
-def _check_depth(value: Any) -> None:
-    """Arrays/objects nested at most `MAX_DEPTH` levels (walked level by level, containers only)."""
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether a JSON value nests arrays/objects more than `limit` levels (walked level by level, containers only,
+    without recursion: deep input cannot overflow the stack)."""
     level, depth = [value], 0
     while level:
         depth += 1
-        if depth > MAX_DEPTH:
-            raise JsonError("json_depth", f"arrays/objects nested deeper than {MAX_DEPTH} levels")
-        inner = []
-        for item in level:
-            for child in (item.values() if type(item) is dict else item if type(item) is list else ()):
-                if type(child) is dict or type(child) is list:
-                    inner.append(child)
-        level = inner
+        if depth > limit:
+            return True
+        level = [child for item in level
+                 for child in (item.values() if type(item) is dict else item if type(item) is list else ())
+                 if type(child) is dict or type(child) is list]
+    return False
 
 
 def _check_strings(value: Any) -> None:

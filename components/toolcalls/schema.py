@@ -31,6 +31,7 @@ from jsonschema.exceptions import ValidationError
 from referencing.jsonschema import DRAFT202012, specification_with
 
 from components.data.episode import DataError
+from components.data.inputs import too_deep
 
 MAX_SCHEMA_DEPTH = 64  # nesting levels of one tool's parameters; real tool schemas stay under 10
 _RE2_OPTIONS = re2.Options()
@@ -49,18 +50,6 @@ def short(value: Any, limit: int = 80) -> str:
     """`repr(value)` cut to `limit` characters: a hostile value must not turn an error into a megabyte line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def too_deep(value: Any, limit: int) -> bool:
-    """Whether a JSON value nests more than `limit` levels (iteratively: deep input cannot overflow the stack)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return False
 
 
 def parameters_problem(params: Any) -> tuple[str, str] | None:
