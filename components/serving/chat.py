@@ -19,6 +19,7 @@ from typing import Any
 from components.training import models
 from components.config import Params
 from components.data.episode import DataError
+from components.evaluation import rollout
 from components.toolcalls import Parsed, parse_output
 
 TRUNCATED = "no end-of-turn token (output truncated)"  # parse_output's verdict on a cut-off turn
@@ -92,18 +93,16 @@ def _text(content: Any) -> str:
 
 def generate(agent: Agent, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
              max_new_tokens: int) -> tuple[Parsed, int, int]:
-    """One greedy assistant turn: (parsed output, prompt tokens, completion tokens)."""
-    import torch
-
-    prompt = agent.tok.apply_chat_template(template_messages(messages, agent.system_prompt), tools=tools or None,
-                                           add_generation_prompt=True, tokenize=False)
-    batch = agent.tok(prompt, return_tensors="pt", add_special_tokens=False)
-    with agent.lock, torch.inference_mode():
-        out = agent.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                   pad_token_id=agent.tok.pad_token_id, eos_token_id=agent.tok.eos_token_id)
-    new = out[0, batch["input_ids"].shape[1]:]
-    text = agent.tok.decode(new, skip_special_tokens=False)
-    return parse_output(text), int(batch["input_ids"].shape[1]), int(new.shape[0])
+    """One greedy assistant turn, decoded as the evaluation decodes (`rollout.generate`): (parsed output, prompt
+    tokens, completion tokens). Each request gets its own prefix cache: clients send any tools, and a cache kept
+    across requests would grow with every distinct tool list."""
+    conversation = template_messages(messages, agent.system_prompt)
+    with agent.lock:
+        text = rollout.generate(agent.model, agent.tok, [conversation], [tools or None], max_new_tokens)[0]
+    prompt = agent.tok.apply_chat_template(conversation, tools=tools or None, add_generation_prompt=True,
+                                           tokenize=False)
+    n_prompt, n_completion = (len(agent.tok(t, add_special_tokens=False)["input_ids"]) for t in (prompt, text))
+    return parse_output(text), n_prompt, n_completion
 
 
 def assistant_message(parsed: Parsed) -> tuple[dict[str, Any], str]:
