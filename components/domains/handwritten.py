@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from components import toolcalls
 from components.data.episode import DataError, Episode, Pattern, Tool
 from components.data.inputs import iter_json_lines, schema_error
-from components.domains import tasks
+from components.domains import get, tasks
 
 FOLDER = Path(__file__).parent / "handwritten"
 SOURCE = "handwritten"
@@ -103,8 +104,6 @@ def episodes(domain: str, path: Path | None = None) -> list[Episode]:
     if found is None or not path.is_file():
         return []
     spec, env_class = found
-    from components.domains import get
-
     catalog = get(domain).catalog()
     tools = [Tool.model_validate(t) for t in catalog]
     out: list[Episode] = []
@@ -219,11 +218,16 @@ def _check_depends_on(record: _Record, steps: list[list[_Call]], results: list[l
                                                                    f"0-{len(steps) - 1} and the later comes second")
         values = [v for c in steps[later] for v in c.arguments.values()]
         leaves = _leaves(results[earlier])
-        unsaid = [v for v in values if _among(v, leaves) and str(v).lower() not in said]
+        unsaid = [v for v in values if _among(v, leaves) and not _said(v, said)]
         if unsaid or _needs(steps, later, earlier, spec, env_class) or _divided(values, said, leaves):
             continue
         raise DataError(where=where, rule="depends_on", detail=f"step {later} takes no value from step {earlier}'s "
                                                                "results and does not need it to succeed")
+
+
+def _said(value: Any, text: str) -> bool:
+    """The user's text holds `value` as a whole word ("GOOGL" is not said by "google", the misspelling it fixes)."""
+    return re.search(rf"\b{re.escape(str(value).lower())}\b", text) is not None
 
 
 def _leaves(value: Any) -> list[Any]:
