@@ -58,6 +58,8 @@ def test_wheel_holds_every_module_and_template(wheel):
     assert _modules_in_checkout() <= in_wheel, sorted(_modules_in_checkout() - in_wheel)
     templates = {p.name for p in (REPO / "components" / "templates").glob("*.jinja")}
     assert templates and templates <= {Path(n).name for n in names if n.endswith(".jinja")}
+    handwritten = {str(p.relative_to(REPO)) for p in (REPO / "components" / "domains" / "handwritten").glob("*.jsonl")}
+    assert handwritten and handwritten <= set(names)  # the hand-written test sets are package data
 
 
 def test_wheel_in_fresh_venv_imports_every_module(wheel, tmp_path):
