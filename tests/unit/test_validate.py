@@ -11,7 +11,7 @@ import pytest
 from components import validate
 from components.validation import tokens as validate_tokens
 from components.config import load_params
-from components.domains import travel_tasks
+from components.domains import generation
 from components.data.episode import DataError
 from components.data.fileio import write_jsonl
 from components.validate import ValidationFailed
@@ -24,7 +24,7 @@ N = 60  # episodes; with the quick profile's shares every pattern and tool reach
 def good_rows() -> list[dict]:
     """Generated episodes as JSON records (generated once; tests mutate deep copies)."""
     p = load_params(REPO / "params.yaml", profile="quick")
-    episodes = travel_tasks.generate(N, p.ingest.shares, p.ingest.heldout_fraction, p.project.seed)
+    episodes = generation.generate("travel", N, p.ingest.shares, p.ingest.heldout_fraction, p.project.seed)
     return [e.model_dump(mode="json", exclude_none=True) for e in episodes]
 
 
