@@ -70,7 +70,7 @@ SYMBOLS: Pool = (["plain"], ["plain", "cashtag"])  # $AAPL: held-out only
 STYLES: Pool = (["plain", "plain", "plain", "casual"], ["plain", "plain", "terse", "rambling"])
 OPENERS: Pool = (["", "", "", "Hi! ", "Hello, ", "Hey, ", "Quick question: ", "Good morning. ", "Hi there, ",
                   "Hey there! ", "Hello! ", "OK, ", "So, "],
-                 ["", "Yo, ", "Greetings. ", "Morning! ", "Hello again, ", "Right, "])
+                 ["", "Yo, ", "Greetings. ", "Howdy! ", "Hello again, ", "Right, "])
 CLOSERS: Pool = (["", "", "", " Thanks!", " Thank you.", " Cheers.", " Thanks in advance.", " Appreciate it.",
                   " Thanks a lot."],
                  ["", " Much appreciated!", " Ta.", " Many thanks."])

@@ -40,7 +40,7 @@ INTENTS = {
          _do("check the forecast", "get me the weather forecast", "tell me the weather", "look up the weather",
              "show me the forecast", "find the weather outlook") + _say("I'd like the forecast", "I need the weather"),
          _ask("how's the weather shaping up", "what conditions should I expect") + _do("give me the outlook")),
-        {"city": (["in {city}", "for {city}", "over in {city}"], ["around {city}"]), "range": RANGE},
+        {"city": (["in {city}", "for {city}", "over in {city}"], ["in the city of {city}"]), "range": RANGE},
         ["weather {city} {d1} to {d2}", "{city} forecast {d1} to {d2}", "wx {city}, {d1} to {d2}?"]),
     "search_flights": Intent(
         (_do("find me flights", "search flights", "look up flights", "show me flights", "get me flight options",
@@ -48,9 +48,9 @@ INTENTS = {
          _ask("are there any flights", "which flights are there", "what flights do you have", "what can I fly") +
          _say("I need a flight", "I want to fly", "I'm looking for flights"),
          _ask("any departures", "what's flying") + _say("I'm after a flight")),
-        {"origin": (["from {origin}", "leaving {origin}", "out of {origin}"], ["departing {origin}"]),
+        {"origin": (["from {origin}", "leaving {origin}", "out of {origin}"], ["setting off from {origin}"]),
          "dest": (["to {city}", "into {city}", "going to {city}"], ["bound for {city}", "headed to {city}"]),
-         "date": (["on {d1}", "for {d1}", "departing on {d1}"], ["flying {d1}", "for travel on {d1}"])},
+         "date": (["on {d1}", "for {d1}", "departing on {d1}"], ["with a departure on {d1}", "for travel on {d1}"])},
         ["flights {origin} to {city} {d1}", "{origin} to {city} flights, {d1}", "fly {origin} -> {city} {d1}?"]),
     "search_hotels": Intent(
         (_do("find a hotel", "find me a room", "search hotels", "show me accommodation", "look for a place to stay",
@@ -58,7 +58,7 @@ INTENTS = {
          _ask("where can I stay", "are there hotels", "what hotels are available") +
          _say("I need a room", "I need accommodation", "I'm looking for a bed"),
          _ask("any lodging") + _say("I need somewhere to sleep") + _do("sort me out a room")),
-        {"city": (["in {city}", "somewhere in {city}"], ["around {city}"]),
+        {"city": (["in {city}", "somewhere in {city}"], ["in the city of {city}"]),
          "range": (["from {d1} to {d2}", "check-in {d1}, check-out {d2}", "arriving {d1} and leaving {d2}",
                     "for {d1} to {d2}", "from {d1} until {d2}"],
                    ["checking in {d1} and out {d2}", "for the nights {d1} to {d2}"])},
