@@ -25,7 +25,6 @@ Call = dict[str, Any]
 Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
 K = TypeVar("K")
 IRRELEVANCE_KINDS = {"chat": 0.4, "nearmiss": 0.35, "missing": 0.25}  # small talk, near misses, missing argument
-__all__ = ["Draft", "Spec", "Builders", "Ctx", "Pool", "side", "write", "build"]
 
 
 def choose(rng: random.Random, options: Mapping[K, Pool], held: bool) -> K:

@@ -2,10 +2,12 @@
 styles that never reach training, dates without ambiguous numeric forms, and irrelevance that includes near
 misses and requests lacking a required argument (no call; the reply asks for the detail)."""
 
+import random
 import re
 
 import pytest
 
+from components import domains
 from components.domains import finance_tasks, generation, phrasing, travel_tasks
 
 ALL = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.15, "irrelevance": 0.1, "multi_turn": 0.15}
@@ -34,7 +36,7 @@ def _held_only_parts(domain: str) -> tuple[list[str], list[str]]:
     the domain's heads, slot phrases, near misses, small talk, contexts, follow-ups and chain templates."""
     module, b = MODULES[domain], generation.builders(domain)
     pools = [phrasing.OPENERS, phrasing.CLOSERS, phrasing.JOINS, b.near_misses, b.small_talk, b.contexts,
-             *getattr(module, "FOLLOW_UPS").values()]
+             *module.FOLLOW_UPS.values()]
     pools += [getattr(module, name) for name in ("CHAIN_PLAN", "CHAIN_BOOK") if hasattr(module, name)]
     pools += list(getattr(module, "CHAIN", {}).values())
     parts = [p for pool in pools for p in phrasing.held_only(pool)]
@@ -86,7 +88,7 @@ def test_dates_are_2026_and_never_ambiguous_numbers(drawn):
 
 
 def test_near_misses_and_missing_arguments_expect_no_call(drawn):
-    domain, episodes = drawn
+    _, episodes = drawn
     kinds = {}
     for e in (e for e in episodes if e.pattern == "irrelevance"):
         kind = e.id.rsplit("-", 1)[1]
@@ -103,7 +105,6 @@ def test_near_misses_and_missing_arguments_expect_no_call(drawn):
 def test_missing_argument_requests_lack_the_value():
     """A flight request without its origin names no origin: the model cannot copy one, it must ask."""
     b = generation.builders("travel")
-    import random
 
     for seed in range(200):
         voice = phrasing.Voice.draw(random.Random(seed), seed % 2 == 0, b.contexts)
@@ -114,6 +115,6 @@ def test_missing_argument_requests_lack_the_value():
 @pytest.mark.parametrize("domain", ["travel", "finance"])
 def test_thousands_of_training_phrasings_per_tool(domain):
     counts = generation.phrasing_counts(domain, n=1500, seed=1)
-    tools = {t["function"]["name"] for t in __import__("components.domains", fromlist=["get"]).get(domain).catalog()}
+    tools = {t["function"]["name"] for t in domains.get(domain).catalog()}
     assert set(counts) <= tools
     assert all(c["train"] >= 1000 and c["held"] >= 500 for c in counts.values()), counts

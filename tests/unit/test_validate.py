@@ -92,7 +92,9 @@ def test_unknown_tool_names_file_line_id_and_rule(params, rows):
     path = _write(params, rows)
     err = _fail(params)
     assert isinstance(err, DataError) and list(_rules(err)) == ["known_tool"]
-    line = f"{path}:{i + 1} (id {rows[i]['id']}): tool 'book_taxi' is not in the catalog (messages step 0)"
+    steps = [[tc["function"] for tc in m["tool_calls"]] for m in rows[i]["messages"] if m.get("tool_calls")]
+    step = next(k for k, calls in enumerate(steps) if call in calls)  # a multi_turn episode may call it later
+    line = f"{path}:{i + 1} (id {rows[i]['id']}): tool 'book_taxi' is not in the catalog (messages step {step})"
     assert f"{path}: 1 rule(s) failed\n  - known_tool: 1 record(s): {line}" in str(err)
 
 
