@@ -20,13 +20,14 @@ def _tiny_corpus(params: Params) -> list[str]:
     as a tool catalog the first imported ones), its catalog, the chat template and the system prompt."""
     import json
 
-    from components import domains, ingest
+    from components import domains
+    from components.data.imports import imported_episodes
 
     domain = domains.of(params)
     if domain.generate is not None:
         episodes = domain.generate(300, params.ingest.shares, params.ingest.heldout_fraction, params.project.seed)
     else:
-        episodes = ingest.imported_episodes(params)[:300]
+        episodes = imported_episodes(params)[:300]
     return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(domain.catalog()), models.chat_template(),
                                                                 params.base.system_prompt] * 20
 

@@ -24,12 +24,11 @@ from typing import TextIO
 
 from components import domains
 from components.config import ConfigError, Params
-from components.domains import sim
-from components.domains.tasks import Generated
+from components.data.imports import catalog_for, iter_imported
+from components.domains.generation import Generated
 from components.data.episode import DataError, Episode
 from components.data.fileio import atomic_file, write_lines
 from components.data.importers import iter_import
-from components.data.inputs import workdir_path
 from components.result import StageResult
 
 
@@ -169,7 +168,7 @@ def source_episodes(params: Params, source: str, path: str | None, domain: str |
     if path is None:
         raise DataError(f"source {source} needs an input path")
     domain = domain or source
-    return iter_import(source, path, domain, answers, _catalog(params, domain), reject)
+    return iter_import(source, path, domain, answers, catalog_for(params, domain), reject)
 
 
 def write_source(params: Params, out: str | Path, source: str, path: str | None = None,
@@ -187,43 +186,6 @@ def write_source(params: Params, out: str | Path, source: str, path: str | None 
         episodes = source_episodes(params, source, path, domain, options.get("answers"), rejects)
         n = write_lines(out, (tally.add(e).model_dump_json(exclude_none=True) for e in episodes))
     return n, tally.patterns, rejects
-
-
-def imported_episodes(params: Params) -> list[Episode]:
-    """Every episode of `ingest.imports`, in memory (`iter_imported`, strict)."""
-    return list(iter_imported(params))
-
-
-def iter_imported(params: Params, reject: Quarantine | None = None) -> Iterator[Episode]:
-    """The episodes of every `ingest.imports` entry, in order, one at a time, tagged with its source and domain;
-    those of a bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`). An entry with
-    `skip_invalid` hands its bad records to `reject`.
-
-    Raises:
-        DataError: A bad record of a strict entry, or an entry's path leads outside `project.workdir`.
-    """
-    root = params.project.workdir
-    for k, item in enumerate(params.ingest.imports):
-        path = workdir_path(root, item.path, f"ingest.imports[{k}].path")
-        answers = workdir_path(root, item.answers, f"ingest.imports[{k}].answers") if item.answers else None
-        episodes = iter_import(item.source, path, item.domain, answers, _catalog(params, item.domain),
-                               reject if item.skip_invalid else None)
-        yield from (_hold_out(e, item.heldout_fraction) for e in episodes)
-
-
-def _hold_out(episode: Episode, fraction: float) -> Episode:
-    """Tag an imported episode for the test split when a stable hash of its id falls under `fraction` (the same
-    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split."""
-    if episode.split is not None or sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction:
-        return episode
-    return episode.model_copy(update={"split": "test"})
-
-
-def _catalog(params: Params, domain: str) -> list[dict] | None:
-    """The project's own tool catalog when `domain` is the project's bring-your-own domain."""
-    if params.project.catalog is None or domain != params.project.domain:
-        return None
-    return domains.of(params).catalog()
 
 
 def main() -> None:

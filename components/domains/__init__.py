@@ -1,5 +1,6 @@
 """Domains: name -> tool catalog, and for the built-in ones a simulator (a TRL-style environment class), its
-executor, the goal check and the episode generator.
+executor, the goal check and the episode generator (`generate(domain, ...)` of components/domains/generation.py,
+fed by the domain's builders).
 
 A bring-your-own domain (`project.catalog`) is a tool catalog file and nothing else: no simulator and no
 generator. Its episodes come from `ingest.imports`; RL and evaluation fall back to single-step episodes scored by
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -26,23 +28,36 @@ class Domain:
     env: type | None = None
     execute: Callable[[Any, dict[str, Any]], tuple[str, bool]] | None = None
     goal_reached: Callable[[Any, list[list[dict]], dict[str, Any]], bool] | None = None
-    generate: Callable[..., list] | None = None  # (n, shares, heldout_fraction, seed) -> episodes
-    generate_lines: Callable[..., list] | None = None  # the same as JSON lines, drawn by `workers` processes
+    generated: bool = False  # the shared generator has builders for it
 
     @property
     def simulated(self) -> bool:
         """Whether tools can run: a simulator to roll episodes out in and a goal state to check."""
         return self.env is not None
 
+    @property
+    def generate(self) -> Callable[..., list] | None:
+        """`generation.generate` for this domain: (n, shares, heldout_fraction, seed) -> episodes; None when
+        the domain has no generator."""
+        from components.domains import generation
+
+        return partial(generation.generate, self.name) if self.generated else None
+
+    @property
+    def generate_lines(self) -> Callable[..., list] | None:
+        """`generation.generate_lines` for this domain: the same as JSON lines, drawn by `workers` processes."""
+        from components.domains import generation
+
+        return partial(generation.generate_lines, self.name) if self.generated else None
+
 
 def get(name: str) -> Domain:
     """The built-in domain called `name`."""
-    from components.domains import finance, finance_tasks, travel, travel_tasks
+    from components.domains import finance, travel
 
-    domains = {"travel": Domain("travel", travel.catalog, travel.TravelEnv, travel.execute, travel.goal_reached,
-                                travel_tasks.generate, travel_tasks.generate_lines),
+    domains = {"travel": Domain("travel", travel.catalog, travel.TravelEnv, travel.execute, travel.goal_reached, True),
                "finance": Domain("finance", finance.catalog, finance.FinanceEnv, finance.execute,
-                                 finance.goal_reached, finance_tasks.generate, finance_tasks.generate_lines)}
+                                 finance.goal_reached, True)}
     if name not in domains:
         raise KeyError(f"unknown domain {name!r}; built-in: {sorted(domains)}")
     return domains[name]

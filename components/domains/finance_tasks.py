@@ -1,8 +1,10 @@
 """Task generator of the finance domain: synthetic episodes of every pattern, run through the simulator.
 
-Phrasing templates, ticker symbols, accounts and currency pairs are each split into a training side and a
-held-out side, and so are tool combinations: some parallel pairs and one follow-up combination have no
-training phrasings at all, so they appear in the test split only. Patterns: single, parallel, chain (convert
+Exports `BUILDERS` for the shared generator (components/domains/generation.py): values, gold calls and phrasing
+parts (`INTENTS`, composed by `phrasing.Voice`, with amounts and tickers in a voice's formats). Phrasing parts,
+ticker symbols, accounts and currency pairs are each split into a training side and a held-out side, and so
+are tool combinations: some parallel pairs and one follow-up combination have no training phrasings at all, so
+they appear in the test split only. Patterns: single, parallel, chain (convert
 after fetching the rate; sell a whole holding after reading the portfolio; buy what a budget affords after a
 quote), recovery (a misspelt ticker: the tool error names the symbol meant), irrelevance and multi_turn (a
 follow-up such as "buy 5 of them" needs a second call).
@@ -14,56 +16,91 @@ import random
 from typing import Any
 
 from components.domains import finance, sim, tasks
-from components.domains.tasks import Draft, side
-from components.data.episode import Episode, Tool
+from components.domains.phrasing import Head, Intent, side
+from components.domains.tasks import Ctx, Draft
 
-SINGLE = {
-    "get_quote": (
-        ["What's {symbol} trading at?", "Give me a quote for {symbol}.", "How much is one {symbol} share now?",
-         "Current price of {symbol}, please.", "Check the {symbol} stock price.", "Where is {symbol} trading today?",
-         "Look up {symbol}'s latest price.", "Is {symbol} up or down today?"],
-        ["What does {symbol} cost per share right now?", "Price check on {symbol}?",
-         "How is {symbol} doing on the market today?"]),
-    "get_fx_rate": (
-        ["What's the {base}/{quote} exchange rate?", "How many {quote} do I get for one {base}?",
-         "Exchange rate from {base} to {quote}, please.", "Look up the {base} to {quote} rate.",
-         "What is 1 {base} in {quote} today?", "Give me the current {base}-{quote} rate."],
-        ["How much {quote} is one {base} worth at the moment?", "Rate for {base} into {quote}?"]),
-    "get_portfolio": (
-        ["Show me the holdings of account {account}.", "What's in my portfolio {account}?",
-         "How much cash and stock does {account} have?", "Give me an overview of account {account}.",
-         "List the positions in {account}.", "What do I own in account {account}?"],
-        ["Summarise my brokerage account {account}.", "Balance and positions for {account}, please."]),
-    "buy": (
-        ["Buy {qty} shares of {symbol} in account {account}.", "Place a buy order for {qty} {symbol} on {account}.",
-         "Purchase {qty} {symbol} shares for account {account}.", "Get me {qty} shares of {symbol} ({account}).",
-         "Account {account}: buy {qty} {symbol}."],
-        ["Add {qty} {symbol} shares to {account}.", "I want to acquire {qty} {symbol} with account {account}."]),
-    "sell": (
-        ["Sell {sell_qty} shares of {held} from account {account}.",
-         "Place a sell order: {sell_qty} {held}, {account}.",
-         "Account {account}: sell {sell_qty} {held}.", "Get rid of {sell_qty} of my {held} shares in {account}."],
-        ["Offload {sell_qty} {held} from {account}.", "Dispose of {sell_qty} {held} shares held in {account}."]),
+def _do(*texts: str) -> list[Head]:
+    return [(t, "do") for t in texts]
+
+
+def _ask(*texts: str) -> list[Head]:
+    return [(t, "ask") for t in texts]
+
+
+def _say(*texts: str) -> list[Head]:
+    return [(t, "say") for t in texts]
+
+
+ACCOUNT = (["in account {account}", "for account {account}", "on account {account}", "with account {account}",
+            "from account {account}"], ["using {account}", "via account {account}"])
+INTENTS = {
+    "get_quote": Intent(
+        (_ask("what's {symbol} trading at", "is {symbol} up or down today", "where is {symbol} trading",
+              "how is {symbol} doing today", "what's the share price", "how much is one share") +
+         _do("give me a quote", "get the current price", "check the stock price", "look up the latest price",
+             "pull up the price") + _say("I want a quote", "I'd like the latest price"),
+         _ask("price check on {symbol}", "what does {symbol} cost per share") + _do("fetch the going rate")),
+        {"symbol": (["for {symbol}", "of {symbol}"], ["on {symbol}"])},
+        ["{symbol} price?", "quote {symbol}", "{symbol} now?"]),
+    "get_fx_rate": Intent(
+        (_ask("what's the exchange rate", "how many {quote} do I get for one {base}", "what is 1 {base} in {quote}",
+              "what's the rate") + _do("give me the exchange rate", "look up the rate", "check the fx rate") +
+         _say("I need the exchange rate"),
+         _ask("how much {quote} is one {base} worth") + _do("quote me the conversion rate")),
+        {"pair": (["from {base} to {quote}", "for {base}/{quote}", "for {base} into {quote}"],
+                  ["of {base} against {quote}"])},
+        ["{base}/{quote} rate?", "fx {base} to {quote}"]),
+    "get_portfolio": Intent(
+        (_do("show me the holdings", "give me an overview", "list the positions", "pull up the portfolio") +
+         _ask("what's in my portfolio", "how much cash and stock do I have", "what do I own") +
+         _say("I want to see my positions"),
+         _do("summarise my brokerage holdings") + _ask("what are my balance and positions")),
+        {"account": (["of account {account}", "in account {account}", "for {account}", "on account {account}"],
+                     ["under {account}"])},
+        ["{account} holdings?", "portfolio {account}"]),
+    "buy": Intent(
+        (_do("buy", "place a buy order for", "purchase", "get me") + _say("I want to buy", "I'd like to buy"),
+         _do("acquire", "pick up")),
+        {"order": (["{qty} shares of {symbol}", "{qty} {symbol}", "{qty} {symbol} shares"], ["{qty} x {symbol}"]),
+         "account": ACCOUNT},
+        ["buy {qty} {symbol} in {account}", "{account}: buy {qty} {symbol}"]),
+    "sell": Intent(
+        (_do("sell", "place a sell order for", "get rid of", "dump") + _say("I want to sell", "I'd like to sell"),
+         _do("offload", "dispose of")),
+        {"order": (["{sell_qty} shares of {held}", "{sell_qty} {held}", "{sell_qty} of my {held} shares"],
+                   ["{sell_qty} x {held}"]),
+         "account": (["from account {account}", "in {account}", "on account {account}"], ["out of {account}"])},
+        ["sell {sell_qty} {held} from {account}", "{account}: sell {sell_qty} {held}"]),
 }
-# Parallel tool combinations; an empty training side holds the combination out for the test split.
-PARALLEL = {
-    ("get_quote", "get_quote2"): (
-        ["Compare the prices of {symbol} and {symbol2}.", "Quotes for {symbol} and {symbol2}, please.",
-         "What are {symbol} and {symbol2} trading at?"],
-        ["How do {symbol} and {symbol2} stand on the market today?"]),
-    ("get_quote", "get_fx_rate"): (
-        ["What's {symbol} at, and what is the {base}/{quote} rate?",
-         "Quote {symbol} and give me the {base} to {quote} exchange rate."],
-        ["I need the {symbol} price plus the {base}-{quote} rate."]),
-    ("get_fx_rate", "get_fx_rate2"): (
-        ["Give me the {base}/{quote} and {base2}/{quote2} rates.",
-         "Exchange rates please: {base} to {quote}, and {base2} to {quote2}."],
-        ["Both rates, {base}-{quote} and {base2}-{quote2}?"]),
-    ("get_portfolio", "get_quote"): (
-        [], ["Show account {account} and tell me what {symbol} trades at."]),
-    ("get_fx_rate", "get_portfolio"): (
-        [], ["What's in {account}, and what's the {base}/{quote} rate today?"]),
-}
+# Parallel intents; a combination on the held-out side only appears in the test split only.
+PARALLEL = ([("get_quote", "get_quote2"), ("get_quote", "get_fx_rate"), ("get_fx_rate", "get_fx_rate2")],
+            [("get_quote", "get_quote2"), ("get_quote", "get_fx_rate"), ("get_fx_rate", "get_fx_rate2"),
+             ("get_portfolio", "get_quote"), ("get_fx_rate", "get_portfolio")])
+# The second of two intents of one kind, asked with the episode's second values.
+SECOND = {"get_quote2": Intent(tuple([h for h in heads if "{" not in h[0]] for heads in INTENTS["get_quote"].heads),
+                               {"symbol": (["for {symbol2}", "of {symbol2}"], ["on {symbol2}"])}, ["{symbol2} price?"]),
+          "get_fx_rate2": Intent(
+              (_ask("what's the exchange rate") + _do("give me the rate", "look up the rate"), _do("check the rate")),
+              {"pair": (["from {base2} to {quote2}", "for {base2}/{quote2}"], ["of {base2} against {quote2}"])},
+              ["{base2}/{quote2} rate?"])}
+MISSING = {"get_quote": ([("symbol",)], [("symbol",)]), "get_fx_rate": ([("pair",)], [("pair",)]),
+           "get_portfolio": ([("account",)], [("account",)]), "buy": ([("account",), ("order",)], [("account",)]),
+           "sell": ([("account",)], [("account",)])}
+ASK_FOR = {"symbol": "which stock", "pair": "which two currencies", "account": "which account",
+           "order": "which stock and how many shares"}
+NEAR_MISSES = (
+    ["Transfer 500 USD from {account} to my savings.", "What's my credit card balance?",
+     "Pay my electricity bill from {account}.", "Open a new brokerage account for me.",
+     "Set a stop-loss on {symbol} at 10% below the price.", "Show me {symbol}'s last earnings report.",
+     "Wire money to my landlord.", "What will {symbol} trade at next month?", "Apply for a mortgage for me.",
+     "Cancel my last order in {account}.", "What's the interest rate on my savings account?",
+     "Buy some bitcoin for me.", "Set up a monthly direct debit from {account}."],
+    ["Send 200 EUR to my sister.", "Close account {account} for good.", "What dividend does {symbol} pay?",
+     "Short 10 {symbol} for me.", "Lend me 1000 USD."])
+CONTEXTS = (["I'm saving for a house.", "My budget is tight.", "I'm new to investing.", "It's for my retirement.",
+             "I'm checking before the market closes.", "My advisor suggested it.", "I have a meeting soon."],
+            ["I just got my bonus.", "I'm a bit nervous about the market.", "It's for my kids' college fund.",
+             "My friend keeps talking about it."])
 CHAIN = {
     "convert": (
         ["Convert {amount} {base} to {quote}.", "How much is {amount} {base} in {quote} at today's rate?",
@@ -92,7 +129,7 @@ FOLLOW_UPS = {
         ["How much is one {held} share worth today?"]),
     ("get_portfolio", "sell"): ([], ["Sell {sell_qty} of my {held} shares from it."]),
 }
-IRRELEVANT = (
+SMALL_TALK = (
     ["Hi there!", "Thanks, that's all.", "What is a dividend?", "Explain what an ETF is.", "Tell me a joke.",
      "Should I save or invest?", "What does P/E ratio mean?", "How do bonds work?", "Good morning!",
      "I bought {symbol} years ago.", "My account number is {account}.", "What's the history of the stock market?",
@@ -153,12 +190,12 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
 
 
 SPEC = tasks.Spec(finance.NAME, finance.execute, _answer, NO_CALL_REPLIES)
-PHRASINGS = tasks.Phrasings(SINGLE, PARALLEL, IRRELEVANT)
 
 
-def _chain(rng: random.Random, s: dict[str, Any], held: bool) -> Draft:
+def _chain(c: Ctx) -> Draft:
     """A call whose arguments or preconditions come from an earlier call's result."""
-    kind, template = tasks.phrase(rng, CHAIN, held)
+    s = c.slots
+    kind, template = tasks.phrase(c.rng, CHAIN, c.held)
     if kind == "convert":
         steps = [[_call("get_fx_rate", s)], [_call("convert_amount", s)]]
     elif kind == "sell_all":
@@ -166,25 +203,27 @@ def _chain(rng: random.Random, s: dict[str, Any], held: bool) -> Draft:
     else:
         affordable = int(s["budget"] // finance.price_of(s["symbol"]))
         steps = [[_call("get_quote", s)], [_call("buy", {**s, "qty": affordable})]]
-    return Draft("chain", [(template.format(**s), steps)], [(1, 0)])
+    return Draft("chain", [(c.text(c.voice.say(template)), steps)], [(1, 0)])
 
 
-def _recovery(rng: random.Random, s: dict[str, Any], held: bool) -> Draft:
+def _recovery(c: Ctx) -> Draft:
     """A request with a misspelt ticker, the literal call the tool rejects, then the symbol its error names."""
-    intent, template = tasks.phrase(rng, {k: SINGLE[k] for k in ("get_quote", "buy")}, held)
-    symbols = side((finance.SYMBOLS_TRAIN, finance.SYMBOLS_TEST), held)
-    s = {**s, "symbol": rng.choice([x for x in symbols if len(x) >= 3])}
-    wrong = {**s, "symbol": tasks.typo(rng, s["symbol"], finance.SYMBOLS)}
-    return Draft("recovery", [(template.format(**wrong), [[_call(intent, wrong)], [_call(intent, s)]])], [(1, 0)],
+    intent = c.rng.choice(["buy", "get_quote"])
+    symbols = side((finance.SYMBOLS_TRAIN, finance.SYMBOLS_TEST), c.held)
+    s = {**c.slots, "symbol": c.rng.choice([x for x in symbols if len(x) >= 3])}
+    wrong = {**s, "symbol": tasks.typo(c.rng, s["symbol"], finance.SYMBOLS)}
+    user = c.voice.fill(c.voice.ask(INTENTS[intent]), wrong)
+    return Draft("recovery", [(user, [[_call(intent, wrong)], [_call(intent, s)]])], [(1, 0)],
                  failing=frozenset({0}))
 
 
-def _multi_turn(rng: random.Random, s: dict[str, Any], held: bool) -> Draft:
+def _multi_turn(c: Ctx) -> Draft:
     """One request, then a follow-up that refers back to it ("buy 5 of them") and needs another call."""
-    (first, second), follow = tasks.phrase(rng, FOLLOW_UPS, held)
-    opening = rng.choice(side(SINGLE[first], held)).format(**s)
+    (first, second), follow = tasks.phrase(c.rng, FOLLOW_UPS, c.held)
+    opening = c.text(c.voice.ask(INTENTS[first]))
     deps = [(1, 0)] if second == "convert_amount" else []
-    return Draft("multi_turn", [(opening, [[_call(first, s)]]), (follow.format(**s), [[_call(second, s)]])], deps)
+    return Draft("multi_turn", [(opening, [[_call(first, c.slots)]]),
+                                (c.text(c.voice.follow(follow)), [[_call(second, c.slots)]])], deps)
 
 
 def _goal(draft: Draft) -> dict[str, Any]:
@@ -196,25 +235,9 @@ def _goal(draft: Draft) -> dict[str, Any]:
     return {key: items for key, items in goal.items() if items}
 
 
-def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
-    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator."""
-    s = _slots(rng, held)
-    draft = tasks.draft(pattern, rng, s, held, PHRASINGS, _call,
-                        {"chain": lambda: _chain(rng, s, held), "recovery": lambda: _recovery(rng, s, held),
-                         "multi_turn": lambda: _multi_turn(rng, s, held)})
-    draft.goal = _goal(draft)
-    draft.frame(rng, held)
-    return tasks.write(SPEC, finance.FinanceEnv(), draft, held, idx, tools)
-
-
-def generate(n: int, shares: dict[str, float], heldout_fraction: float, seed: int) -> list[Episode]:
-    """Generate `n` episodes with the given pattern shares; a `heldout_fraction` share is held out. Requests are
-    unique: short finance requests ("What's AAPL trading at?") would otherwise repeat across splits."""
-    return tasks.generate(make_episode, finance.catalog(), n, shares, heldout_fraction, seed, unique=True)
-
-
-def generate_lines(n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
-                   workers: int = 1) -> list[tasks.Generated]:
-    """`generate`'s episodes as JSON lines, drawn by up to `workers` processes (see `tasks.generate_lines`)."""
-    return tasks.generate_lines(make_episode, finance.catalog(), n, shares, heldout_fraction, seed, unique=True,
-                                workers=workers)
+# Unique requests: short finance requests ("What's AAPL trading at?") would otherwise repeat across splits.
+BUILDERS = tasks.Builders(
+    spec=SPEC, env=finance.FinanceEnv, slots=_slots, call=_call, intents=INTENTS, parallel=PARALLEL,
+    small_talk=SMALL_TALK, near_misses=NEAR_MISSES, missing=MISSING, ask_for=ASK_FOR, contexts=CONTEXTS,
+    own={"chain": _chain, "recovery": _recovery, "multi_turn": _multi_turn}, goal=_goal, unique=True,
+    extra_intents=SECOND)

@@ -1,46 +1,30 @@
-"""What the built-in task generators share: train/held-out pools, framing, misspellings, and the writer that
-runs a drafted episode's gold steps in the simulator and records the trajectory as an `Episode`.
+"""What the built-in task generators share: the episode writer, the shared episode builders and what a domain
+hands the generator (`Builders`).
 
-A generator drafts each episode as user turns with their gold call steps (`Draft`); `write` executes them,
-checks that exactly the intended steps fail, and writes messages and `expected`. Every pool is a pair
-(training side, held-out side): held-out episodes draw only from the second side, so the test split measures
-generalisation to new wording, values and tool combinations, not recall.
+A domain drafts each episode as user turns with their gold call steps (`Draft`); `write` executes them, checks
+that exactly the intended steps fail, and writes messages and `expected`. Every pool is a pair (training side,
+held-out side): held-out episodes draw only from the second side, so the test split measures generalisation to
+new wording, values and tool combinations, not recall. The user's wording comes from `phrasing.Voice`.
+Generation itself (chunks, seeds, uniqueness, processes) is `components.domains.generation`.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import random
-import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack
-from dataclasses import astuple, dataclass, field
-from functools import partial
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from components.data import child
 from components import toolcalls
 from components.domains import sim
-from components.data.episode import Episode, Tool, user_text
-from components.data.fileio import gc_paused
+from components.domains.phrasing import Intent, Pool, Voice, side
+from components.data.episode import Episode, Tool
 
 Call = dict[str, Any]
-Pool = tuple[list, list]  # (training side, held-out side)
 Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
 K = TypeVar("K")
-MAX_DRAWS = 50  # draws of one episode before `generate(unique=True)` gives up
-
-# Training-side framing only (held-out phrasings stay bare): the request itself must decide the tool.
-PREFIXES = ("", "", "", "Hi! ", "Hello, ", "Quick question: ", "Please help: ", "Hey, ")
-SUFFIXES = ("", "", "", " Thanks!", " Thank you.", " Cheers.")
-
-
-def side(pool: Pool, held: bool) -> list:
-    """The held-out or the training side of a pool."""
-    return pool[1] if held else pool[0]
+IRRELEVANCE_KINDS = {"chat": 0.4, "nearmiss": 0.35, "missing": 0.25}  # small talk, near misses, missing argument
 
 
 def choose(rng: random.Random, options: Mapping[K, Pool], held: bool) -> K:
@@ -85,52 +69,107 @@ class Spec:
 @dataclass
 class Draft:
     """One episode before it runs: user turns with their gold steps, dependency edges between steps (numbered
-    over all turns), the goal state, and the steps that must fail (a recovery's first, slightly wrong call)."""
+    over all turns), the goal state, and the steps that must fail (a recovery's first, slightly wrong call).
+    `kind` tags the id (`travel-t-000012-missing`); `reply` replaces the domain's no-call reply (a question for
+    the missing detail)."""
 
     pattern: str
     turns: list[Turn]
     depends_on: list[tuple[int, int]] = field(default_factory=list)
     goal: dict[str, Any] = field(default_factory=dict)
     failing: frozenset[int] = frozenset()
+    kind: str = ""
+    reply: str | None = None
 
-    def frame(self, rng: random.Random, held: bool) -> None:
-        """Wrap the first user message in a greeting and a thank-you on the training side."""
-        if not held:
-            user, steps = self.turns[0]
-            self.turns[0] = (rng.choice(PREFIXES) + user + rng.choice(SUFFIXES), steps)
+
+@dataclass
+class Ctx:
+    """What an episode builder draws with: the random stream, the split side, the episode's values, a fresh
+    simulator session and the user's voice."""
+
+    rng: random.Random
+    held: bool
+    slots: dict[str, Any]
+    env: Any
+    voice: Voice
+
+    def text(self, template: str, **values: Any) -> str:
+        """A template filled with the episode's values (overridden by `values`) in the user's formats."""
+        return self.voice.fill(template, {**self.slots, **values})
 
 
 @dataclass(frozen=True)
-class Phrasings:
-    """A domain's phrasing pools for the patterns every domain drafts the same way."""
+class Builders:
+    """What a built-in domain gives the generator: its simulator, values, gold calls, phrasing parts and the
+    builders of its own patterns (`own`: chain, recovery, multi_turn); single, parallel and irrelevance are
+    built here from the parts."""
 
-    single: Mapping[str, Pool]  # intent -> request templates
-    parallel: Mapping[tuple[str, ...], Pool]  # intents answered together -> request templates
-    irrelevant: Pool  # requests no tool fits
+    spec: Spec
+    env: Callable[[], Any]
+    slots: Callable[[random.Random, bool], dict[str, Any]]  # one episode's values, from the chosen side
+    call: Callable[[str, dict[str, Any]], Call]  # intent, values -> gold call
+    intents: Mapping[str, Intent]  # single-call intents and their phrasing parts
+    parallel: Pool  # tuples of intents asked together; one on the held-out side only is a held-out combination
+    small_talk: Pool  # requests no tool fits
+    near_misses: Pool  # requests that sound like the domain but no tool fits (renting a car)
+    missing: Mapping[str, Pool]  # intent -> parts a request may lack (tuples), making the call impossible
+    ask_for: Mapping[str, str]  # part -> how the reply asks for it ("which city you are flying from")
+    contexts: Pool  # extra context sentences ("I'm going with my kids.")
+    own: Mapping[str, Callable[[Ctx], Draft]]
+    goal: Callable[[Draft], dict[str, Any]] | None = None  # the goal state, when the builders leave it empty
+    unique: bool = False  # draw again while a request repeats (short requests would land in two splits)
+    extra_intents: Mapping[str, Intent] = field(default_factory=dict)  # asked only beside others (a second quote)
 
 
-def draft(pattern: str, rng: random.Random, slots: dict[str, Any], held: bool, phrasings: Phrasings,
-          call: Callable[[str, dict[str, Any]], Call], own: Mapping[str, Callable[[], Draft]]) -> Draft:
-    """The draft of one episode: single, parallel and irrelevance from `phrasings` and the domain's `call`
-    (intent, slots -> gold call); the other patterns from the domain's own builders `own`.
+def single(b: Builders, c: Ctx) -> Draft:
+    """One request, one call."""
+    intent = c.rng.choice(sorted(b.intents))
+    return Draft("single", [(c.text(c.voice.ask(b.intents[intent])), [[b.call(intent, c.slots)]])])
 
-    Each pattern draws its own randomness inside its branch, so adding a pattern to the shares leaves the draws
-    (and episodes) of the others as they were for a given sequence of patterns.
+
+def parallel(b: Builders, c: Ctx) -> Draft:
+    """Several independent requests in one message, answered by calls in one step."""
+    intents = c.rng.choice(side(b.parallel, c.held))
+    known = {**b.intents, **b.extra_intents}
+    template = c.voice.ask_many([known[i] for i in intents])
+    return Draft("parallel", [(c.text(template), [[b.call(i, c.slots) for i in intents]])])
+
+
+def irrelevance(b: Builders, c: Ctx) -> Draft:
+    """No call: small talk, a near miss (no tool does it) or a request that lacks a required argument, answered
+    with a question for it (ask, do not guess)."""
+    kind = c.rng.choices(list(IRRELEVANCE_KINDS), list(IRRELEVANCE_KINDS.values()))[0]
+    if kind == "missing":
+        intent = c.rng.choice(sorted(b.missing))
+        omit = c.rng.choice(side(b.missing[intent], c.held))
+        user = c.text(c.voice.ask(b.intents[intent], omit))
+        wanted = " and ".join(b.ask_for[part] for part in omit)
+        return Draft("irrelevance", [(user, [])], kind=kind,
+                     reply=f"I can do that, but I need a detail first: could you tell me {wanted}?")
+    pool = b.near_misses if kind == "nearmiss" else b.small_talk
+    return Draft("irrelevance", [(c.text(c.voice.say(c.rng.choice(side(pool, c.held)))), [])], kind=kind)
+
+
+SHARED = {"single": single, "parallel": parallel, "irrelevance": irrelevance}
+
+
+def build(b: Builders, pattern: str, c: Ctx) -> Draft:
+    """The draft of one episode of `pattern`. Each pattern draws its own randomness inside its builder, so adding
+    a pattern to the shares leaves the draws (and episodes) of the others as they were for a given sequence of
+    patterns.
 
     Raises:
-        ValueError: `pattern` is none of these.
+        ValueError: `pattern` is none of the domain's.
     """
-    if pattern == "single":
-        intent, user = phrase(rng, phrasings.single, held)
-        return Draft(pattern, [(user.format(**slots), [[call(intent, slots)]])])
-    if pattern == "parallel":
-        intents, user = phrase(rng, phrasings.parallel, held)
-        return Draft(pattern, [(user.format(**slots), [[call(i, slots) for i in intents]])])
-    if pattern == "irrelevance":
-        return Draft(pattern, [(rng.choice(side(phrasings.irrelevant, held)).format(**slots), [])])
-    if pattern in own:
-        return own[pattern]()
-    raise ValueError(f"unknown pattern {pattern!r}")
+    if pattern in b.own:
+        draft = b.own[pattern](c)
+    elif pattern in SHARED:
+        draft = SHARED[pattern](b, c)
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}")
+    if b.goal is not None:
+        draft.goal = b.goal(draft)
+    return draft
 
 
 def run_turns(spec: Spec, env: Any, draft: Draft) -> tuple[list[dict[str, Any]], list[str]]:
@@ -161,7 +200,8 @@ def run_turns(spec: Spec, env: Any, draft: Draft) -> tuple[list[dict[str, Any]],
                                  "content": content})
                 results.append((tc["function"], json.loads(content)))
             k += 1
-        reply = " ".join(spec.answer(c, r) for c, r in results) if steps else spec.no_call_reply
+        reply = (" ".join(spec.answer(c, r) for c, r in results) if steps else
+                 draft.reply or spec.no_call_reply)
         messages.append({"role": "assistant", "content": reply})
         asked = " ".join(m["content"] for m in messages if m["role"] == "user")
         outputs += [f for f in facts(reply, [r for _, r in results], asked) if f not in outputs]
@@ -198,164 +238,7 @@ def write(spec: Spec, env: Any, draft: Draft, held: bool, idx: int, tools: list[
     """
     messages, outputs = run_turns(spec, env, draft)
     return Episode.model_validate({
-        "id": f"{spec.domain}-{'h' if held else 't'}-{idx:06d}", "domain": spec.domain, "source": "synthetic",
+        "id": f"{spec.domain}-{'h' if held else 't'}-{idx:06d}{'-' + draft.kind if draft.kind else ''}", "domain": spec.domain, "source": "synthetic",
         "pattern": draft.pattern, "split": "test" if held else "train", "tools": tools, "messages": messages,
         "expected": {"steps": [s for _, steps in draft.turns for s in steps], "depends_on": draft.depends_on,
                      "goal": draft.goal, "outputs": outputs}})
-
-
-Make = Callable[[str, random.Random, bool, int, list[Tool]], Episode]  # (pattern, rng, held, idx, tools) -> episode
-CHUNK = 2000  # episodes per generation chunk; each chunk has its own random stream (see `generate`)
-CHUNKS_PER_WORKER = 4  # a generating process at most per this many chunks: starting one costs about a chunk's time
-
-
-@dataclass(frozen=True)
-class Generated:
-    """One generated episode as ingest writes and counts it: its JSON line (`Episode` fields, None left out),
-    pattern and split, and its request key (`request_key`)."""
-
-    line: str
-    pattern: str
-    held: bool
-    key: str | None
-
-    @classmethod
-    def of(cls, episode: Episode) -> Generated:
-        return cls(episode.model_dump_json(exclude_none=True), episode.pattern, episode.split == "test",
-                   request_key(episode))
-
-
-def request_key(episode: Episode) -> str | None:
-    """What `unique` generation keeps unique: the user turns, compared as build's leakage check compares them;
-    None for an episode without calls (small talk may repeat)."""
-    return user_text(episode) if episode.expected.steps else None
-
-
-def generate(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str, float], heldout_fraction: float,
-             seed: int, unique: bool = False) -> list[Episode]:
-    """`n` episodes with the given pattern shares (shuffled), a `heldout_fraction` share of them held out.
-
-    The patterns are shuffled with `seed`; then each chunk of `CHUNK` episodes draws from its own random stream
-    (seeded with `seed` and the chunk's start), so chunks can be drawn in any order or process
-    (`generate_lines`) and give the same episodes.
-
-    With `unique`, an episode that calls tools is drawn again while its request (`request_key`) repeats an
-    earlier episode's, so no request can land in two splits: within a chunk as it is drawn, then across chunks,
-    in order, from a random stream of the episode's own.
-    """
-    tools = [Tool.model_validate(t) for t in catalog]
-    patterns = _patterns(n, shares, seed)
-    with gc_paused():
-        episodes = [e for c in range(0, n, CHUNK) for e in _chunk(make, tools, patterns, c, c + CHUNK,
-                                                                    heldout_fraction, seed, unique)]
-        if unique:
-            for i, episode in _redrawn(make, tools, patterns, seed, [(request_key(e), e.split == "test")
-                                                                     for e in episodes]):
-                episodes[i] = episode
-    return episodes
-
-
-def generate_lines(make: Make, catalog: list[dict[str, Any]], n: int, shares: dict[str, float],
-                   heldout_fraction: float, seed: int, unique: bool = False, workers: int = 1) -> list[Generated]:
-    """What `generate` gives, as JSON lines, its chunks drawn by up to `workers` processes (the same episodes
-    however many; one per `CHUNKS_PER_WORKER` chunks at most, and none for fewer). Workers send lines back, not
-    `Episode`s: pickling 100k models would cost more than drawing them."""
-    chunks = range(0, n, CHUNK)
-    workers = min(workers, len(chunks) // CHUNKS_PER_WORKER)
-    if workers <= 1:
-        return [Generated.of(e) for e in generate(make, catalog, n, shares, heldout_fraction, seed, unique)]
-    patterns = _patterns(n, shares, seed)
-    jobs = [(make, catalog, patterns, c, c + CHUNK, heldout_fraction, seed, unique) for c in chunks]
-    parts = _in_children([jobs[w::workers] for w in range(workers)])  # worker w draws chunks w, w + workers, ...
-    drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
-    if unique:
-        tools = [Tool.model_validate(t) for t in catalog]
-        for i, episode in _redrawn(make, tools, patterns, seed, [(g.key, g.held) for g in drawn]):
-            drawn[i] = Generated.of(episode)
-    return drawn
-
-
-def _in_children(shares: list[list[tuple]]) -> list[list[list[tuple]]]:
-    """Each share of chunk jobs drawn by a child process (`main`), all at once: per share, per chunk, the
-    `Generated` fields of its episodes."""
-    with tempfile.TemporaryDirectory(prefix="tooltune-generate-") as scratch, ExitStack() as children:
-        folder = Path(scratch)
-        waits = []
-        for w, share in enumerate(shares):
-            (folder / f"jobs-{w}.pkl").write_bytes(pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL))
-            waits.append(children.enter_context(child.started(
-                __name__, [str(folder / f"jobs-{w}.pkl"), str(folder / f"lines-{w}.pkl")],
-                f"generating episodes (process {w + 1} of {len(shares)})")))
-        for wait in waits:
-            wait()
-        return [pickle.loads((folder / f"lines-{w}.pkl").read_bytes()) for w in range(len(shares))]
-
-
-def _patterns(n: int, shares: dict[str, float], seed: int) -> list[str]:
-    """The pattern of each episode: `shares` of `n` each, shuffled with `seed`."""
-    patterns = [p for p, share in shares.items() for _ in range(round(share * n))]
-    random.Random(seed).shuffle(patterns)
-    return patterns
-
-
-def _chunk(make: Make, tools: list[Tool], patterns: list[str], start: int, stop: int, heldout_fraction: float,
-           seed: int, unique: bool) -> list[Episode]:
-    """Episodes `start` to `stop` (or the last) from the chunk's own random stream (requests unique within it)."""
-    rng = random.Random(f"{seed}/{start}")
-    seen: set[str] = set()
-    episodes = []
-    for i in range(start, min(stop, len(patterns))):
-        draw = partial(make, patterns[i], rng, rng.random() < heldout_fraction, i, tools)
-        episodes.append(_new_request(draw, seen) if unique else draw())
-    return episodes
-
-
-def _chunk_fields(job: tuple) -> list[tuple]:
-    """One chunk job (`_chunk`'s arguments, with the catalog as JSON schemas) drawn: the `Generated` fields of
-    its episodes (plain tuples: a child runs this module as `__main__`, whose classes its parent cannot load)."""
-    make, catalog, patterns, *chunk = job
-    with gc_paused():
-        episodes = _chunk(make, [Tool.model_validate(t) for t in catalog], patterns, *chunk)
-        return [astuple(Generated.of(e)) for e in episodes]
-
-
-def _redrawn(make: Make, tools: list[Tool], patterns: list[str], seed: int,
-             drawn: list[tuple[str | None, bool]]) -> Iterator[tuple[int, Episode]]:
-    """(index, new episode) for each episode, given as (request key, held out), whose request an earlier chunk
-    made already: drawn again, split kept, from a stream of its own index until its request is new."""
-    seen: set[str] = set()
-    for i, (key, held) in enumerate(drawn):
-        if key is not None and key in seen:
-            yield i, _new_request(partial(make, patterns[i], random.Random(f"{seed}/again/{i}"), held, i, tools), seen)
-        elif key is not None:
-            seen.add(key)
-
-
-def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
-    """Draw until the episode's request is not in `seen` (then add it); an episode without calls (small talk)
-    may repeat.
-
-    Raises:
-        RuntimeError: `MAX_DRAWS` draws found no new request: the generator's pools are too small.
-    """
-    for _ in range(MAX_DRAWS):
-        episode = draw()
-        key = request_key(episode)
-        if key is None:
-            return episode
-        if key not in seen:
-            seen.add(key)
-            return episode
-    raise RuntimeError(f"{episode.pattern}: no new request in {MAX_DRAWS} draws; the value pools are too small")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """A generating child of `generate_lines`: `python -m components.domains.tasks JOBS OUT` draws the chunk jobs
-    pickled in JOBS (written by its parent in a private scratch folder) and pickles their lines to OUT."""
-    jobs, out = map(Path, sys.argv[1:] if argv is None else argv)
-    out.write_bytes(pickle.dumps([_chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
-                                 protocol=pickle.HIGHEST_PROTOCOL))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,11 @@
 """Task generator of the travel domain: synthetic episodes of every pattern, run through the simulator.
 
-Phrasing templates, cities, dates, passenger names and follow-up tool combinations are each split into a
-training side and a held-out side; episodes tagged `test` use only held-out templates and values, so the test
-split measures generalisation to new wording, values and combinations, not recall. Patterns: single, parallel,
-chain, recovery (a misspelt city or a too-long forecast range: the tool error says how to correct the call),
-irrelevance and multi_turn (a follow-up question about the same trip needs a second call).
+Exports only what the shared generator (components/domains/generation.py) needs, as `BUILDERS`: values,
+gold calls, phrasing parts (`INTENTS`: heads and slot phrases composed by `phrasing.Voice`), near misses,
+requests that lack an argument, and the builders of chain, recovery (a misspelt city or a too-long forecast
+range: the tool error says how to correct the call) and multi_turn (a follow-up about the same trip needs a
+second call). Every part, city, date, passenger and tool combination is split into a training side and a
+held-out side; episodes tagged `test` use only the held-out side.
 """
 
 from __future__ import annotations
@@ -15,59 +16,82 @@ import random
 from typing import Any
 
 from components.domains import sim, tasks, travel
-from components.domains.tasks import Draft, side
-from components.data.episode import Episode, Tool
+from components.domains.phrasing import Head, Intent, side
+from components.domains.tasks import Ctx, Draft
 
-SINGLE = {
-    "get_weather": (
-        ["What's the weather in {city} from {d1} to {d2}?", "Weather forecast for {city}, {d1} to {d2}, please.",
-         "Will it rain in {city} between {d1} and {d2}?", "How warm will {city} be from {d1} until {d2}?",
-         "I'm visiting {city} {d1} to {d2}. What will the weather be like?",
-         "Check the forecast in {city} for {d1} through {d2}.", "Do I need an umbrella in {city} from {d1} to {d2}?",
-         "Tell me the weather for {city} between {d1} and {d2}.",
-         "Forecast for {city} from {d1} to {d2}?", "How's the weather looking in {city} {d1} to {d2}?",
-         "Should I pack a jacket for {city}, {d1} to {d2}?", "Is snow expected in {city} from {d1} to {d2}?",
-         "Temperature and rain outlook for {city} between {d1} and {d2}.", "Weather check: {city}, {d1} - {d2}.",
-         "I'll be in {city} from {d1} to {d2}. Is the weather good?"],
-        ["Give me the {city} forecast covering {d1} to {d2}.", "What conditions should I expect in {city}, {d1}-{d2}?",
-         "Is it going to be sunny in {city} from {d1} to {d2}?"]),
-    "search_flights": (
-        ["Find flights from {origin} to {city} on {d1}.", "Are there flights {origin} to {city} on {d1}?",
-         "I need to fly from {origin} to {city} on {d1}.", "Search flights {origin} -> {city}, departing {d1}.",
-         "Show me planes leaving {origin} for {city} on {d1}.", "Look up flights to {city} from {origin} for {d1}.",
-         "Which flights go from {origin} to {city} on {d1}?", "Get me flight options {origin} to {city} on {d1}.",
-         "Flights {origin} to {city}, {d1}?", "I want to travel by plane from {origin} to {city} on {d1}.",
-         "Just show me the flights from {origin} to {city} on {d1}, no booking yet.",
-         "My trip starts in {origin} and I fly to {city} on {d1}. Flight options?",
-         "Compare flights from {origin} to {city} for {d1}.", "What airlines fly {origin} to {city} on {d1}?"],
-        ["Can I get from {origin} to {city} by air on {d1}?", "Any departures {origin} to {city} on {d1}?",
-         "What's flying from {origin} into {city} on {d1}?"]),
-    "search_hotels": (
-        ["Find a hotel in {city} from {d1} to {d2}.", "I need a room in {city}, check-in {d1}, check-out {d2}.",
-         "Search hotels in {city} for {d1} to {d2}.", "Where can I stay in {city} from {d1} until {d2}?",
-         "Book-worthy hotels in {city}, arriving {d1} and leaving {d2}?",
-         "Show me accommodation in {city} between {d1} and {d2}.", "Hotels in {city}, {d1} to {d2}, please.",
-         "Look for a place to stay in {city} from {d1} to {d2}.",
-         "I need accommodation in {city} from {d1} to {d2}.", "Hotel options in {city}? Check in {d1}, check out {d2}.",
-         "Where should I stay in {city}? I arrive {d1} and leave {d2}.", "Looking for a bed in {city} from {d1} until {d2}.",
-         "Find me a guesthouse or hotel in {city}, {d1} to {d2}.", "Search for an inn in {city} from {d1} to {d2}."],
-        ["I need somewhere to sleep in {city}, arriving {d1}, departing {d2}.",
-         "Any lodging available in {city} for {d1} to {d2}?", "Get me a room in {city} for the nights {d1} to {d2}."]),
+def _do(*texts: str) -> list[Head]:
+    return [(t, "do") for t in texts]
+
+
+def _ask(*texts: str) -> list[Head]:
+    return [(t, "ask") for t in texts]
+
+
+def _say(*texts: str) -> list[Head]:
+    return [(t, "say") for t in texts]
+
+
+RANGE = (["from {d1} to {d2}", "between {d1} and {d2}", "{d1} through {d2}", "for {d1} to {d2}",
+          "from {d1} until {d2}"], ["from {d1} till {d2}", "{d1} to {d2} inclusive"])
+INTENTS = {
+    "get_weather": Intent(
+        (_ask("what's the weather", "what will the weather be like", "will it rain", "how warm will it be",
+              "do I need an umbrella", "should I pack a jacket", "is snow expected", "what's the forecast") +
+         _do("check the forecast", "get me the weather forecast", "tell me the weather", "look up the weather",
+             "show me the forecast", "find the weather outlook") + _say("I'd like the forecast", "I need the weather"),
+         _ask("how's the weather shaping up", "what conditions should I expect") + _do("give me the outlook")),
+        {"city": (["in {city}", "for {city}", "over in {city}"], ["in the city of {city}"]), "range": RANGE},
+        ["weather {city} {d1} to {d2}", "{city} forecast {d1} to {d2}", "wx {city}, {d1} to {d2}?"]),
+    "search_flights": Intent(
+        (_do("find me flights", "search flights", "look up flights", "show me flights", "get me flight options",
+             "compare flights", "check flights", "list the flights") +
+         _ask("are there any flights", "which flights are there", "what flights do you have", "what can I fly") +
+         _say("I need a flight", "I want to fly", "I'm looking for flights"),
+         _ask("any departures", "what's flying") + _say("I'm after a flight")),
+        {"origin": (["from {origin}", "leaving {origin}", "out of {origin}"], ["setting off from {origin}"]),
+         "dest": (["to {city}", "into {city}", "going to {city}"], ["bound for {city}", "headed to {city}"]),
+         "date": (["on {d1}", "for {d1}", "departing on {d1}"], ["with a departure on {d1}", "for travel on {d1}"])},
+        ["flights {origin} to {city} {d1}", "{origin} to {city} flights, {d1}", "fly {origin} -> {city} {d1}?"]),
+    "search_hotels": Intent(
+        (_do("find a hotel", "find me a room", "search hotels", "show me accommodation", "look for a place to stay",
+             "get me hotel options", "find me a guesthouse or hotel") +
+         _ask("where can I stay", "are there hotels", "what hotels are available") +
+         _say("I need a room", "I need accommodation", "I'm looking for a bed"),
+         _ask("any lodging") + _say("I need somewhere to sleep") + _do("sort me out a room")),
+        {"city": (["in {city}", "somewhere in {city}"], ["in the city of {city}"]),
+         "range": (["from {d1} to {d2}", "check-in {d1}, check-out {d2}", "arriving {d1} and leaving {d2}",
+                    "for {d1} to {d2}", "from {d1} until {d2}"],
+                   ["checking in {d1} and out {d2}", "for the nights {d1} to {d2}"])},
+        ["hotel {city} {d1} to {d2}", "{city} hotels, {d1} to {d2}", "room in {city}, {d1} to {d2}"]),
 }
-PARALLEL = {
-    ("get_weather", "search_hotels"): (
-        ["What's the weather in {city} from {d1} to {d2}, and find me a hotel there for those dates.",
-         "Check the {city} forecast for {d1} to {d2} and search hotels for the same stay."],
-        ["I'll be in {city} {d1} to {d2}: I need the forecast and a hotel."]),
-    ("search_flights", "search_hotels"): (
-        ["Find flights from {origin} to {city} on {d1} and a hotel in {city} from {d1} to {d2}.",
-         "Search flights {origin} to {city} on {d1}; also hotels in {city}, {d1} to {d2}."],
-        ["Flying {origin} to {city} on {d1}, staying until {d2}: show flights and hotels."]),
-    ("search_flights", "get_weather"): (
-        ["Find flights from {origin} to {city} on {d1} and tell me the weather there from {d1} to {d2}.",
-         "Search flights {origin} -> {city} on {d1}, plus the {city} forecast for {d1} to {d2}."],
-        ["Before I fly {origin} to {city} on {d1}: flights and the weather until {d2}?"]),
-}
+# Parallel intents; the held-out side also asks in an order training never uses.
+PARALLEL = ([("get_weather", "search_hotels"), ("search_flights", "search_hotels"), ("search_flights", "get_weather")],
+            [("get_weather", "search_hotels"), ("search_flights", "search_hotels"), ("search_flights", "get_weather"),
+             ("search_hotels", "get_weather")])
+# Requests without a part the call needs: the assistant asks for it (`ASK_FOR`) instead of guessing.
+MISSING = {"get_weather": ([("range",), ("city",)], [("range",), ("city",)]),
+           "search_flights": ([("origin",), ("date",), ("origin", "date"), ("dest",)],
+                              [("origin",), ("date",), ("origin", "date")]),
+           "search_hotels": ([("range",), ("city",)], [("range",)])}
+ASK_FOR = {"city": "which city", "range": "which dates", "origin": "which city you are flying from",
+           "dest": "where you are flying to", "date": "which day you want to fly"}
+NEAR_MISSES = (
+    ["Rent me a car in {city} from {d1} to {d2}.", "Book a table for two in {city} on {d1}.",
+     "Get me train tickets from {origin} to {city} on {d1}.", "Do I need a visa to visit {city}?",
+     "Book a taxi to the airport in {city}.", "Cancel my hotel reservation in {city}.",
+     "Can you get me a rental car at {city} airport on {d1}?", "Find a bus from {origin} to {city} on {d1}.",
+     "How much luggage can I take on my flight?", "Reserve a restaurant in {city} for {d1}.",
+     "Buy me travel insurance for my trip to {city}.", "Upgrade my seat to business class.",
+     "Book museum tickets in {city} for {d1}.", "Change the name on my plane ticket.",
+     "What's the exchange rate for my trip to {city}?"],
+    ["Hire a car for me in {city}, {d1} to {d2}.", "Is there a ferry from {origin} to {city} on {d1}?",
+     "Get me a dinner reservation in {city} on {d1}.", "What vaccinations do I need for {city}?",
+     "Find me a train from {origin} to {city} on {d1}."])
+CONTEXTS = (["I'm going with my kids.", "My budget is tight.", "It's a work trip.", "We're celebrating our anniversary.",
+             "I hate long layovers.", "It's my first time there.", "I'm travelling solo.", "My partner is coming too.",
+             "I prefer mornings.", "We're a family of four."],
+            ["My mum is joining me.", "Money is a bit short this month.", "I'm going for a conference.",
+             "It's a surprise for my wife.", "We are a group of five."])
 CHAIN_PLAN = (
     ["Plan my trip to {city} from {origin}, {d1} to {d2}: take the cheapest flight and plan around the weather.",
      "I fly from {origin} to {city} on {d1} and stay until {d2}. Pick the cheapest flight and build an itinerary "
@@ -135,6 +159,7 @@ def _slots(rng: random.Random, held: bool) -> dict[str, str]:
 
 
 def _call(name: str, s: dict[str, str]) -> dict[str, Any]:
+    """The gold call of one intent (here: a tool) with the episode's values."""
     args = {"get_weather": {"city": s["city"], "start_date": s["d1"], "end_date": s["d2"]},
             "search_flights": {"origin": s["origin"], "destination": s["city"], "date": s["d1"]},
             "search_hotels": {"city": s["city"], "check_in": s["d1"], "check_out": s["d2"]}}[name]
@@ -159,64 +184,51 @@ def _answer(call: dict[str, Any], result: dict[str, Any]) -> str:
 
 
 SPEC = tasks.Spec(travel.NAME, travel.execute, _answer, NO_CALL_REPLIES)
-PHRASINGS = tasks.Phrasings(SINGLE, PARALLEL, IRRELEVANT)
 
 
-def _chain(rng: random.Random, s: dict[str, str], held: bool, env: travel.TravelEnv) -> Draft:
+def _chain(c: Ctx) -> Draft:
     """Plan an itinerary from the weather and the cheapest flight, or book the cheapest flight."""
+    s = c.slots
     flight = travel.flights_for(s["origin"], s["city"], s["d1"])[0]["flight_id"]
-    if rng.random() < 0.5:
+    if c.rng.random() < 0.5:
         first = [_call("get_weather", s), _call("search_flights", s)]
-        weather = json.loads(env.get_weather(**first[0]["arguments"]))["summary"]
-        env.reset()
+        weather = json.loads(c.env.get_weather(**first[0]["arguments"]))["summary"]
+        c.env.reset()
         plan = {"name": "plan_itinerary", "arguments": {"city": s["city"], "flight_id": flight, "weather": weather}}
-        return Draft("chain", [(rng.choice(side(CHAIN_PLAN, held)).format(**s), [first, [plan]])], [(1, 0)],
+        user = c.text(c.voice.say(c.rng.choice(side(CHAIN_PLAN, c.held))))
+        return Draft("chain", [(user, [first, [plan]])], [(1, 0)],
                      {"itineraries": [{"city": s["city"], "flight_id": flight, "weather": weather}]})
     book = {"name": "book_flight", "arguments": {"flight_id": flight, "passenger": s["passenger"]}}
-    user = rng.choice(side(CHAIN_BOOK, held)).format(**s)
+    user = c.text(c.voice.say(c.rng.choice(side(CHAIN_BOOK, c.held))))
     return Draft("chain", [(user, [[_call("search_flights", s)], [book]])], [(1, 0)],
                  {"bookings": [{"flight_id": flight, "passenger": s["passenger"]}]})
 
 
-def _recovery(rng: random.Random, s: dict[str, str], held: bool) -> Draft:
+def _recovery(c: Ctx) -> Draft:
     """A request whose literal call fails, then the call the tool error corrects: a misspelt city (the error
     names the city meant) or a forecast range past the simulator's limit (the error names the last day)."""
-    if rng.random() < 0.5:
-        name, template = tasks.phrase(rng, SINGLE, held)
-        wrong = {**s, "city": tasks.typo(rng, s["city"], travel.CITIES)}
+    s = c.slots
+    if c.rng.random() < 0.5:
+        name = c.rng.choice(sorted(INTENTS))
+        wrong = {**s, "city": tasks.typo(c.rng, s["city"], travel.CITIES)}
     else:
-        name, template = "get_weather", rng.choice(side(SINGLE["get_weather"], held))
+        name = "get_weather"
         start = dt.date.fromisoformat(s["d1"])
-        wrong = {**s, "d2": (start + dt.timedelta(days=rng.randint(*LONG_RANGE_DAYS))).isoformat()}
+        wrong = {**s, "d2": (start + dt.timedelta(days=c.rng.randint(*LONG_RANGE_DAYS))).isoformat()}
         s = {**s, "d2": (start + dt.timedelta(days=travel.MAX_RANGE_DAYS - 1)).isoformat()}
-    return Draft("recovery", [(template.format(**wrong), [[_call(name, wrong)], [_call(name, s)]])], [(1, 0)],
-                 failing=frozenset({0}))
+    user = c.voice.fill(c.voice.ask(INTENTS[name]), wrong)
+    return Draft("recovery", [(user, [[_call(name, wrong)], [_call(name, s)]])], [(1, 0)], failing=frozenset({0}))
 
 
-def _multi_turn(rng: random.Random, s: dict[str, str], held: bool) -> Draft:
+def _multi_turn(c: Ctx) -> Draft:
     """One request, then a follow-up about the same trip ("and hotels there?") that needs another tool."""
-    (first, second), follow = tasks.phrase(rng, FOLLOW_UPS, held)
-    opening = rng.choice(side(SINGLE[first], held)).format(**s)
-    return Draft("multi_turn", [(opening, [[_call(first, s)]]), (follow.format(**s), [[_call(second, s)]])])
+    (first, second), follow = tasks.phrase(c.rng, FOLLOW_UPS, c.held)
+    opening = c.text(c.voice.ask(INTENTS[first]))
+    return Draft("multi_turn", [(opening, [[_call(first, c.slots)]]),
+                                (c.text(c.voice.follow(follow)), [[_call(second, c.slots)]])])
 
 
-def make_episode(pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
-    """One synthetic episode of `pattern`, its gold trajectory executed in the simulator."""
-    s = _slots(rng, held)
-    env = travel.TravelEnv()
-    draft = tasks.draft(pattern, rng, s, held, PHRASINGS, _call,
-                        {"chain": lambda: _chain(rng, s, held, env), "recovery": lambda: _recovery(rng, s, held),
-                         "multi_turn": lambda: _multi_turn(rng, s, held)})
-    draft.frame(rng, held)
-    return tasks.write(SPEC, env, draft, held, idx, tools)
-
-
-def generate(n: int, shares: dict[str, float], heldout_fraction: float, seed: int) -> list[Episode]:
-    """Generate `n` episodes with the given pattern shares; a `heldout_fraction` share is held out."""
-    return tasks.generate(make_episode, travel.catalog(), n, shares, heldout_fraction, seed)
-
-
-def generate_lines(n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
-                   workers: int = 1) -> list[tasks.Generated]:
-    """`generate`'s episodes as JSON lines, drawn by up to `workers` processes (see `tasks.generate_lines`)."""
-    return tasks.generate_lines(make_episode, travel.catalog(), n, shares, heldout_fraction, seed, workers=workers)
+BUILDERS = tasks.Builders(
+    spec=SPEC, env=travel.TravelEnv, slots=_slots, call=_call, intents=INTENTS, parallel=PARALLEL,
+    small_talk=IRRELEVANT, near_misses=NEAR_MISSES, missing=MISSING, ask_for=ASK_FOR, contexts=CONTEXTS,
+    own={"chain": _chain, "recovery": _recovery, "multi_turn": _multi_turn})

@@ -15,7 +15,7 @@ import pytest
 
 from components.evaluation import single_step
 from components.config import load_params
-from components.domains import finance, finance_tasks
+from components.domains import finance, generation
 from flows.pipeline import pipeline
 from tests.conftest import write_params
 
@@ -43,7 +43,7 @@ def write_byo_data(folder: Path, n: int = 400) -> None:
     """catalog.json and trajectories.jsonl of a made-up `desk` domain (the finance tools, no simulator)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalog.json").write_text(json.dumps(finance.catalog(), indent=1))
-    episodes = finance_tasks.generate(n, {"single": 0.45, "parallel": 0.15, "chain": 0.15, "irrelevance": 0.25},
+    episodes = generation.generate("finance", n, {"single": 0.45, "parallel": 0.15, "chain": 0.15, "irrelevance": 0.25},
                                       0.25, 0)
     (folder / "trajectories.jsonl").write_text("".join(json.dumps(openai_record(e)) + "\n" for e in episodes))
 

@@ -3,7 +3,7 @@
 from components import domains, evaluate
 from components.evaluation import report as eval_report, rollout
 from components.training import models
-from components.domains import travel_tasks
+from components.domains import generation
 
 SHARES = {"single": 0.4, "parallel": 0.2, "chain": 0.2, "irrelevance": 0.2}
 
@@ -33,7 +33,7 @@ def _tiny_chat_model(params, text: str, seed: int):
 
 def test_perfect_and_broken_rollouts_score_as_expected():
     domain = domains.get("travel")
-    episodes = travel_tasks.generate(40, SHARES, 0.0, seed=3)
+    episodes = generation.generate("travel", 40, SHARES, 0.0, seed=3)
     rows = [evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes]
     assert all(r["exact"] and r["completion"] for r in rows)
     metrics = evaluate.summarize(rows)
@@ -70,7 +70,7 @@ def test_report_tables_and_plots(tmp_path):
 def test_batched_rollout_loop_runs_a_real_model(params_factory):
     params = params_factory()
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
-    episodes = travel_tasks.generate(6, SHARES, 0.0, seed=4)
+    episodes = generation.generate("travel", 6, SHARES, 0.0, seed=4)
     outs = rollout.run_episodes(model, tok, episodes, domains.get("travel"), params.base.system_prompt,
                                 batch_size=4, max_new_tokens=8, max_turns=2)
     assert [o.episode_id for o in outs] == [e.id for e in episodes]
@@ -85,7 +85,7 @@ def test_shared_prefix_generation_matches_plain_generation(params_factory):
 
     params = params_factory()
     model, tok = _tiny_chat_model(params, "travel tools weather flights hotels", seed=1)
-    episodes = travel_tasks.generate(5, SHARES, 0.0, seed=5)
+    episodes = generation.generate("travel", 5, SHARES, 0.0, seed=5)
     convs = [[{"role": "system", "content": params.base.system_prompt}] + e.prompt_messages() for e in episodes]
     tools = [e.tool_dicts() for e in episodes]
     cache = rollout.PrefixCache(model, tok)
@@ -128,7 +128,7 @@ def test_pass_tables_per_model_and_pattern_and_their_plot(tmp_path):
 def test_sampled_rollouts_are_seeded_and_differ_from_greedy(params_factory):
     params = params_factory()
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
-    episodes = travel_tasks.generate(3, SHARES, 0.0, seed=4)
+    episodes = generation.generate("travel", 3, SHARES, 0.0, seed=4)
 
     def roll(sampling):
         return [ro.__dict__ for ro in rollout.run_episodes(model, tok, episodes, domains.get("travel"),
@@ -173,7 +173,7 @@ def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkey
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     _ends_turn_with(model, tok, 0.2)
     monkeypatch.setattr(models, "load", lambda folder: (model, tok))  # the hook lives in memory, not on disk
-    episodes = travel_tasks.generate(12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=6)
+    episodes = generation.generate("travel", 12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=6)
     write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in episodes])
     reports, out_dir = params.path("reports"), params.path("reports") / "evaluate"
 
@@ -267,7 +267,7 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     models.save(model, tok, params.path("sft_model"), {"spec": "tiny"})
     write_jsonl(params.path("splits") / "test.jsonl",
-                [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=6)])
+                [e.model_dump(mode="json") for e in generation.generate("travel", 4, SHARES, 0.0, seed=6)])
 
     first = evaluate.run(params)
     md = (params.path("reports") / "evaluate.md").read_text()
@@ -354,7 +354,7 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
     model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
     monkeypatch.setattr(rollout, "generate", model.generate)
     domain = domains.get("travel")
-    episodes = travel_tasks.generate(5, {"single": 1.0}, 0.0, seed=4)
+    episodes = generation.generate("travel", 5, {"single": 1.0}, 0.0, seed=4)
     broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
                                   batch_size=4, max_new_tokens=8, max_turns=3)
     rows = [evaluate.score(ro, ep) for ro, ep in zip(broken, episodes)]

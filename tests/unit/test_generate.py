@@ -1,11 +1,12 @@
-"""Chunked synthetic generation: the same episodes in one process or several, requests unique across chunks,
-ingest's file independent of `ingest.workers`, and a failing child process named in the error."""
+"""Chunked synthetic generation: one `generate(domain, ...)` for every built-in domain, the same episodes in one
+process or several, requests unique across chunks, ingest's file independent of `ingest.workers`, and a failing
+child process named in the error."""
 
 import pytest
 
 from components.data import child
 from components import ingest
-from components.domains import finance, finance_tasks, tasks, travel_tasks
+from components.domains import finance, generation, phrasing
 from components.data.episode import Episode, Tool, read_episodes
 
 ALL = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.15, "irrelevance": 0.1, "multi_turn": 0.15}
@@ -14,35 +15,55 @@ ALL = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.15, "irrele
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 25 episodes and a worker for every chunk, so a few hundred episodes use child processes."""
-    monkeypatch.setattr(tasks, "CHUNK", 25)
-    monkeypatch.setattr(tasks, "CHUNKS_PER_WORKER", 1)
+    monkeypatch.setattr(generation, "CHUNK", 25)
+    monkeypatch.setattr(generation, "CHUNKS_PER_WORKER", 1)
 
 
-def test_children_draw_the_episodes_one_process_draws(small_chunks):
-    episodes = travel_tasks.generate(240, ALL, 0.25, seed=4)
-    alone = travel_tasks.generate_lines(240, ALL, 0.25, seed=4, workers=1)
-    spread = travel_tasks.generate_lines(240, ALL, 0.25, seed=4, workers=3)
-    assert spread == alone == [tasks.Generated.of(e) for e in episodes]
+@pytest.mark.parametrize("domain", ["travel", "finance"])
+def test_children_draw_the_episodes_one_process_draws(small_chunks, domain):
+    episodes = generation.generate(domain, 240, ALL, 0.25, seed=4)
+    alone = generation.generate_lines(domain, 240, ALL, 0.25, seed=4, workers=1)
+    spread = generation.generate_lines(domain, 240, ALL, 0.25, seed=4, workers=3)
+    assert spread == alone == [generation.Generated.of(e) for e in episodes]
     assert [Episode.model_validate_json(g.line) for g in spread] == episodes
-    assert [e.id for e in episodes] == [f"travel-{'h' if e.split == 'test' else 't'}-{i:06d}"
-                                        for i, e in enumerate(episodes)]
+    assert [e.id.split("-")[:3] for e in episodes] == [[domain, "h" if e.split == "test" else "t", f"{i:06d}"]
+                                                       for i, e in enumerate(episodes)]
     assert {e.pattern for e in episodes} == set(ALL) and 0.1 < sum(g.held for g in spread) / 240 < 0.4
+    assert all(e.domain == domain for e in episodes)
 
 
-def test_unique_requests_hold_across_chunks(small_chunks):
+def test_same_seed_same_episodes_other_seed_others():
+    first = generation.generate("travel", 120, ALL, 0.25, seed=11)
+    assert generation.generate("travel", 120, ALL, 0.25, seed=11) == first
+    other = generation.generate("travel", 120, ALL, 0.25, seed=12)
+    assert sum(a.messages[0].content == b.messages[0].content for a, b in zip(first, other)) < 10
+
+
+def test_domain_registry_binds_the_shared_generator():
+    from components import domains
+
+    for name in ("travel", "finance"):
+        assert domains.get(name).generate(30, ALL, 0.2, 3) == generation.generate(name, 30, ALL, 0.2, 3)
+    with pytest.raises(KeyError, match="unknown domain"):
+        generation.generate("clinic", 10, ALL, 0.2, 3)
+
+
+def test_unique_requests_hold_across_chunks(small_chunks, monkeypatch):
+    # Terse requests only ("AAPL price?"): few enough phrasings that chunks repeat requests (the varied voices
+    # of the default pools rarely do at this size). In-process only: child processes would not see the patch.
+    monkeypatch.setattr(phrasing, "STYLES", (["terse"], ["terse"]))
     shares = {"single": 0.6, "parallel": 0.2, "irrelevance": 0.2}
     tools = [Tool.model_validate(t) for t in finance.catalog()]
-    patterns = tasks._patterns(400, shares, 9)
+    patterns = generation._patterns(400, shares, 9)
     chunks = [e for c in range(0, 400, 25)
-              for e in tasks._chunk(finance_tasks.make_episode, tools, patterns, c, c + 25, 0.2, 9, True)]
-    drawn_keys = [tasks.request_key(e) for e in chunks if tasks.request_key(e)]
+              for e in generation._chunk("finance", tools, patterns, c, c + 25, 0.2, 9)]
+    drawn_keys = [generation.request_key(e) for e in chunks if generation.request_key(e)]
     assert len(set(drawn_keys)) < len(drawn_keys)  # the chunks alone repeat requests: the test has teeth
 
-    lines = finance_tasks.generate_lines(400, shares, 0.2, seed=9, workers=2)
-    assert lines == [tasks.Generated.of(e) for e in finance_tasks.generate(400, shares, 0.2, seed=9)]
+    lines = [generation.Generated.of(e) for e in generation.generate("finance", 400, shares, 0.2, seed=9)]
     keys = [g.key for g in lines if g.key]
     assert len(keys) == len(set(keys)) and len(lines) == 400
-    redrawn = [i for i, (g, e) in enumerate(zip(lines, chunks)) if g != tasks.Generated.of(e)]
+    redrawn = [i for i, (g, e) in enumerate(zip(lines, chunks)) if g != generation.Generated.of(e)]
     assert redrawn and all(lines[i].held == (chunks[i].split == "test") for i in redrawn)  # splits kept
 
 
@@ -59,7 +80,7 @@ def test_ingest_file_is_the_same_for_any_number_of_workers(params_factory, small
 
 
 def test_a_failing_child_is_named_with_its_last_error_lines(tmp_path):
-    with child.started("components.domains.tasks", [str(tmp_path / "missing.pkl"), str(tmp_path / "out.pkl")],
+    with child.started("components.domains.generation", [str(tmp_path / "missing.pkl"), str(tmp_path / "out.pkl")],
                        "generating episodes (test)") as wait:
         with pytest.raises(RuntimeError, match=r"generating episodes \(test\) failed \(exit 1\): .*missing\.pkl"):
             wait()

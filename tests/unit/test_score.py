@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.toolcalls import score
-from components.domains import travel_tasks
+from components.domains import generation
 from components.data.episode import write_episodes
 from components.data.importers import bfcl
 from flows import cli
@@ -111,7 +111,7 @@ def test_malformed_fc_arguments_are_unparsable_not_a_crash(tmp_path, arguments, 
 
 
 def test_canonical_episodes_with_outputs_and_trajectories(tmp_path):
-    episodes = travel_tasks.generate(20, SHARES, 0.0, seed=5)
+    episodes = generation.generate("travel", 20, SHARES, 0.0, seed=5)
     tasks = tmp_path / "episodes.jsonl"
     write_episodes(tasks, episodes)
     rows = []
@@ -139,7 +139,7 @@ def test_canonical_episodes_with_outputs_and_trajectories(tmp_path):
     (["[1, 2]"], r"p.jsonl:1: rule 'json_object'"),
 ])
 def test_bad_predictions_exit_2_naming_file_line_and_rule(tmp_path, capsys, lines, message):
-    episodes = travel_tasks.generate(2, {"single": 1.0}, 0.0, seed=1)
+    episodes = generation.generate("travel", 2, {"single": 1.0}, 0.0, seed=1)
     tasks = tmp_path / "episodes.jsonl"
     write_episodes(tasks, episodes)
     preds = tmp_path / "p.jsonl"
@@ -152,7 +152,7 @@ def test_bad_predictions_exit_2_naming_file_line_and_rule(tmp_path, capsys, line
 
 
 def test_missing_files_and_unpredicted_tasks(tmp_path, capsys):
-    episodes = travel_tasks.generate(2, {"single": 1.0}, 0.0, seed=1)
+    episodes = generation.generate("travel", 2, {"single": 1.0}, 0.0, seed=1)
     tasks = tmp_path / "episodes.jsonl"
     write_episodes(tasks, episodes)
     preds = write_predictions(tmp_path / "p.jsonl", [{"id": episodes[0].id, "result": ""}])

@@ -9,7 +9,7 @@ import pytest
 
 from components import domains, evaluate
 from components.evaluation import rollout
-from components.domains import sim, travel_tasks
+from components.domains import generation, sim
 from components.toolcalls.parse import CLOSE, END, OPEN
 
 
@@ -89,7 +89,7 @@ def test_a_rollout_survives_a_call_that_breaks_the_simulator(monkeypatch, params
     bad = {"name": "get_weather", "arguments": WEATHER | {"start_date": "9999-12-31"}}
     model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
     monkeypatch.setattr(rollout, "generate", model.generate)
-    episodes = travel_tasks.generate(3, {"single": 1.0}, 0.0, seed=4)
+    episodes = generation.generate("travel", 3, {"single": 1.0}, 0.0, seed=4)
     outs = rollout.run_episodes(model, None, episodes, domains.get("travel"), params_factory().base.system_prompt,
                                 batch_size=4, max_new_tokens=8, max_turns=3)
     for out, episode in zip(outs, episodes):

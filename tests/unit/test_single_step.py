@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from components import domains, ingest
+from components import domains
 from components.training import rewards
 from components.evaluation import single_step
 from components.config import ConfigError
-from components.domains import travel, travel_tasks
+from components.domains import generation, travel
 from components.data.episode import DataError
+from components.data import imports
 from components.data.importers import import_file
 from components.toolcalls import END
 
@@ -21,7 +22,7 @@ ALL = {"single": 0.2, "parallel": 0.1, "chain": 0.2, "recovery": 0.2, "irrelevan
 
 @pytest.fixture(scope="module")
 def episodes():
-    return travel_tasks.generate(60, ALL, 0.25, 3)
+    return generation.generate("travel", 60, ALL, 0.25, 3)
 
 
 def _text(*calls, content: str = "") -> str:
@@ -152,8 +153,8 @@ def test_config_rules_of_a_catalog_domain(params_factory, sections, message):
 
 def test_heldout_fraction_is_a_stable_choice_by_id(episodes):
     bare = [e.model_copy(update={"split": None}) for e in episodes]
-    held = {e.id for e in bare if ingest._hold_out(e, 0.3).split == "test"}
+    held = {e.id for e in bare if imports.hold_out(e, 0.3).split == "test"}
     assert 0.1 < len(held) / len(bare) < 0.5
-    assert held == {e.id for e in reversed(bare) if ingest._hold_out(e, 0.3).split == "test"}  # order-free
-    assert held < {e.id for e in bare if ingest._hold_out(e, 0.6).split == "test"}  # a larger share adds only
-    assert ingest._hold_out(episodes[0].model_copy(update={"split": "train"}), 0.99).split == "train"
+    assert held == {e.id for e in reversed(bare) if imports.hold_out(e, 0.3).split == "test"}  # order-free
+    assert held < {e.id for e in bare if imports.hold_out(e, 0.6).split == "test"}  # a larger share adds only
+    assert imports.hold_out(episodes[0].model_copy(update={"split": "train"}), 0.99).split == "train"

@@ -11,7 +11,7 @@ import pytest
 from components import validate
 from components.validation import tokens as validate_tokens
 from components.config import load_params
-from components.domains import travel_tasks
+from components.domains import generation
 from components.data.episode import DataError
 from components.data.fileio import write_jsonl
 from components.validate import ValidationFailed
@@ -24,7 +24,7 @@ N = 60  # episodes; with the quick profile's shares every pattern and tool reach
 def good_rows() -> list[dict]:
     """Generated episodes as JSON records (generated once; tests mutate deep copies)."""
     p = load_params(REPO / "params.yaml", profile="quick")
-    episodes = travel_tasks.generate(N, p.ingest.shares, p.ingest.heldout_fraction, p.project.seed)
+    episodes = generation.generate("travel", N, p.ingest.shares, p.ingest.heldout_fraction, p.project.seed)
     return [e.model_dump(mode="json", exclude_none=True) for e in episodes]
 
 
@@ -92,7 +92,9 @@ def test_unknown_tool_names_file_line_id_and_rule(params, rows):
     path = _write(params, rows)
     err = _fail(params)
     assert isinstance(err, DataError) and list(_rules(err)) == ["known_tool"]
-    line = f"{path}:{i + 1} (id {rows[i]['id']}): tool 'book_taxi' is not in the catalog (messages step 0)"
+    steps = [[tc["function"] for tc in m["tool_calls"]] for m in rows[i]["messages"] if m.get("tool_calls")]
+    step = next(k for k, calls in enumerate(steps) if call in calls)  # a multi_turn episode may call it later
+    line = f"{path}:{i + 1} (id {rows[i]['id']}): tool 'book_taxi' is not in the catalog (messages step {step})"
     assert f"{path}: 1 rule(s) failed\n  - known_tool: 1 record(s): {line}" in str(err)
 
 

@@ -1,0 +1,56 @@
+"""The episodes of `ingest.imports`: each outside dataset streamed, tagged with its source and domain, fitted to
+a bring-your-own domain's catalog, and a stable share of it held out for the test split.
+
+Shared by the `ingest` stage (which writes them after the synthetic episodes) and the `base` stage (whose tiny
+tokenizer trains on them when the domain is a tool catalog), so neither stage imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from components.config import Params
+from components.data.episode import Episode
+from components.data.importers import iter_import
+from components.data.importers.common import Reject
+from components.data.inputs import workdir_path
+from components.domains import sim
+
+
+def imported_episodes(params: Params) -> list[Episode]:
+    """Every episode of `ingest.imports`, in memory (`iter_imported`, strict)."""
+    return list(iter_imported(params))
+
+
+def iter_imported(params: Params, reject: Reject | None = None) -> Iterator[Episode]:
+    """The episodes of every `ingest.imports` entry, in order, one at a time, tagged with its source and domain;
+    those of a bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`). An entry with
+    `skip_invalid` hands its bad records to `reject`.
+
+    Raises:
+        DataError: A bad record of a strict entry, or an entry's path leads outside `project.workdir`.
+    """
+    root = params.project.workdir
+    for k, item in enumerate(params.ingest.imports):
+        path = workdir_path(root, item.path, f"ingest.imports[{k}].path")
+        answers = workdir_path(root, item.answers, f"ingest.imports[{k}].answers") if item.answers else None
+        episodes = iter_import(item.source, path, item.domain, answers, catalog_for(params, item.domain),
+                               reject if item.skip_invalid else None)
+        yield from (hold_out(e, item.heldout_fraction) for e in episodes)
+
+
+def hold_out(episode: Episode, fraction: float) -> Episode:
+    """Tag an imported episode for the test split when a stable hash of its id falls under `fraction` (the same
+    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split."""
+    if episode.split is not None or sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction:
+        return episode
+    return episode.model_copy(update={"split": "test"})
+
+
+def catalog_for(params: Params, domain: str) -> list[dict] | None:
+    """The project's own tool catalog when `domain` is the project's bring-your-own domain."""
+    if params.project.catalog is None or domain != params.project.domain:
+        return None
+    from components import domains
+
+    return domains.of(params).catalog()
