@@ -50,7 +50,7 @@ from components.training import models
 from components.evaluation import cache, passk, rollout, single_step, stats
 from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
 from components.config import BUILTIN_DOMAINS, Params
-from components.data.episode import DataError, Episode, read_episodes
+from components.data.episode import Episode, read_episodes
 from components.data.inputs import workdir_path
 from components.data.fileio import write_jsonl
 from components.result import StageResult
@@ -241,7 +241,7 @@ def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episod
         if params.project.catalog is not None or domain.name not in BUILTIN_DOMAINS:
             return [], f"evaluate.handwritten is builtin: the domain {domain.name} has no hand-written set."
         try:
-            from components.domains import handwritten  # lazy: the module may not be in this build
+            import components.domains.handwritten as handwritten  # lazy: the module may not be in this build
         except ModuleNotFoundError as err:
             if err.name != "components.domains.handwritten":
                 raise
@@ -251,10 +251,7 @@ def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episod
         where = f"the built-in {domain.name} set"
     else:
         path = workdir_path(params.project.workdir, choice, "evaluate.handwritten")
-        episodes, where = read_episodes(path), str(path)
-        if not episodes:
-            raise DataError(where=str(path), rule="handwritten", detail="evaluate.handwritten names a file with no "
-                                                                        "episode")
+        episodes, where = read_episodes(path), str(path)  # an empty file: DataError (rule non_empty)
     if not episodes:
         return [], f"evaluate.handwritten is builtin: the domain {domain.name} has no hand-written set."
     return episodes, (f"Hand-written test set ({len(episodes)} episodes, {where}): requests written by hand, not by "
