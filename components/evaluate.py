@@ -115,7 +115,7 @@ Scored = tuple[dict[str, float], list[dict[str, Any]]]  # a model's metrics and 
 
 
 @dataclass(frozen=True)
-class TestSet:
+class EpisodeSet:
     """Episodes every model is evaluated on: the test split (`prefix` "") or the hand-written set (`HANDWRITTEN`)."""
 
     prefix: str
@@ -126,7 +126,7 @@ class TestSet:
         return f"{name}_{self.prefix.replace('.', '_')}{kind}.jsonl"
 
 
-def evaluate_model(name: str, params: Params, sets: list[TestSet], out_dir: Path,
+def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: Path,
                    folder: Path | None = None) -> dict[str, Scored]:
     """Roll out and score one model (from `folder`, default its `paths` entry) on each set; writes its rollouts.
 
@@ -154,7 +154,7 @@ def evaluate_model(name: str, params: Params, sets: list[TestSet], out_dir: Path
     return out
 
 
-def _cache_keys(params: Params, folder: Path, sets: list[TestSet]) -> list[str | None]:
+def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet]) -> list[str | None]:
     """Each set's cache key for the model in `folder`; None for all when `evaluate.reuse` is off or the folder holds
     no weights (a model that is not on disk is not keyed)."""
     model = cache.model_hash(folder) if params.evaluate.reuse else None
@@ -212,7 +212,7 @@ def evaluate_samples(name: str, params: Params, model: Any, tok: Any,
     return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}, lines
 
 
-def evaluate_champion(params: Params, sets: list[TestSet], out_dir: Path) -> tuple[dict[str, Scored] | None, str]:
+def evaluate_champion(params: Params, sets: list[EpisodeSet], out_dir: Path) -> tuple[dict[str, Scored] | None, str]:
     """The champion's metrics and verdict rows per set on the same episodes (None when the registry has none yet) and
     a report note."""
     name = params.register_.model_name
@@ -294,8 +294,8 @@ def run(params: Params) -> StageResult:
 
     domain = domains.of(params)
     hand, note = handwritten_set(params, domain)
-    sets = [TestSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
-        [TestSet(HANDWRITTEN, hand)] if hand else [])
+    sets = [EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
+        [EpisodeSet(HANDWRITTEN, hand)] if hand else [])
     reports = params.path("reports")
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
