@@ -11,7 +11,7 @@ simulator) and the code that rolls out and scores. The key is a SHA-256 over all
 - the source of `CODE` (the rollout loop, the scorer, the simulators, evaluate.py itself) and the torch and
   transformers versions.
 
-An entry is one folder `<paths.eval_cache>/<key>/` holding `entry.json` (the key's parts and the metrics),
+An entry is one folder `<paths.eval_cache>/<key>/` holding `entry.json` (the key, what was evaluated and the metrics),
 `rows.jsonl` (one verdict row per episode, its rollout included) and, with sampling, `samples.jsonl`; it is written
 with `atomic_dir`, so a killed write leaves no entry. An entry that is unreadable, names another key or does not
 cover exactly the episodes asked for is ignored (recomputed and overwritten), never trusted and never an error.
@@ -115,8 +115,8 @@ def load(root: Path, entry_key: str, episodes: list[Episode]) -> Entry | None:
 
 
 def store(root: Path, entry_key: str, entry: Entry, about: dict[str, Any]) -> Path:
-    """Write the entry `entry_key` under `root` atomically (replacing any entry there); `about` (the hashes and
-    settings behind the key) goes into entry.json for whoever inspects the cache. Returns its folder."""
+    """Write the entry `entry_key` under `root` atomically (replacing any entry there); `about` (what was evaluated:
+    the model's name and folder) goes into entry.json for whoever inspects the cache. Returns its folder."""
     folder = root / entry_key
     with atomic_dir(folder) as tmp:
         write_jsonl(tmp / "rows.jsonl", entry.rows)
