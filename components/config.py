@@ -54,6 +54,7 @@ class Paths(_Frozen):
     rl_model: str
     metrics: str
     reports: str
+    eval_cache: str = Field(description="evaluations kept for reuse, one folder per model/episodes/settings/code key")
 
 
 class TinyModel(_Frozen):
@@ -190,6 +191,10 @@ class Evaluate(_Frozen):
     temperature: float = Field(gt=0, description="sampling only (samples > 1)")
     top_p: float = Field(gt=0, le=1, description="sampling only (samples > 1)")
     alpha: float = Field(gt=0, lt=1, description="level of the paired (McNemar) tests: p < alpha is a difference")
+    reuse: bool = Field(description="read an evaluation back from paths.eval_cache when model, episodes, settings "
+                                    "and code are unchanged; false: recompute (and store) nothing")
+    handwritten: str | None = Field(description="hand-written test set: builtin (the built-in domain's), null "
+                                                "(none) or an episodes JSONL file under project.workdir")
 
 
 class Register(_Frozen):

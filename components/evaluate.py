@@ -1,12 +1,13 @@
 """Stage `evaluate`: base, SFT and RL models side by side on the held-out test split, in the simulator.
 
-Reads: `paths.splits/test.jsonl`, the model folders named in `evaluate.models`, params `evaluate`.
+Reads: `paths.splits/test.jsonl`, the model folders named in `evaluate.models`, params `evaluate`, `paths.eval_cache`.
 With `evaluate.compare_champion`, also the version holding the `champion` alias of `register.model_name` in the
 MLflow registry (`tracking`), downloaded to a temporary folder, as a fourth column `champion`; none yet: a note.
 Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate.html` (the same tables and the plots inlined,
 one self-contained file), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`, accuracy.png, errors.png,
 training_curves.png from the training stages' CSVs in `paths.reports`, <model>_rollouts.jsonl; with
-`evaluate.samples` > 1 also pass_k.png and <model>_samples.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json).
+`evaluate.samples` > 1 also pass_k.png and <model>_samples.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json);
+new entries of `paths.eval_cache`.
 Run: `python -m components.evaluate`.
 
 Metrics per model: `single_exact` (first call right: tool and every argument), `single_tool` (right tool),
@@ -25,6 +26,14 @@ With `evaluate.samples` = k > 1, each episode is also rolled out k times by samp
 a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
 A domain without a simulator (a bring-your-own tool catalog) is scored on single-step episodes instead
 (components/evaluation/single_step.py): the same metric names over steps, no `_completion`, no samples, and a note in the report.
+With `evaluate.handwritten` (builtin: the built-in domain's set from components/domains/handwritten.py; or an
+episodes file), every model is also evaluated on the hand-written set (greedy only; the model loaded once for both):
+metrics `<model>.handwritten.<metric>`, paired tests `paired.<a>_vs_<b>.handwritten.<metric>_*`, its own tables,
+rollouts in `<model>_handwritten_rollouts.jsonl`.
+With `evaluate.reuse`, each (model, episode set) evaluation is kept in `paths.eval_cache` under a hash of the model's
+files, the episodes, the output-changing settings and the evaluation code (components/evaluation/cache.py) and read
+back on a later run instead of recomputed: metric `<model>.cached` (`<model>.handwritten.cached`) is 1.0 then, and
+the report says which columns came from the cache.
 """
 
 from __future__ import annotations
@@ -32,14 +41,17 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from components import domains, toolcalls, tracking
 from components.training import models
-from components.evaluation import passk, rollout, single_step, stats
-from components.config import Params
+from components.evaluation import cache, passk, rollout, single_step, stats
+from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
+from components.config import BUILTIN_DOMAINS, Params
 from components.data.episode import Episode, read_episodes
+from components.data.inputs import workdir_path
 from components.data.fileio import write_jsonl
 from components.result import StageResult
 
@@ -102,35 +114,89 @@ def _rate(out: dict[str, float], key: str, flags: list[Any]) -> None:
 Scored = tuple[dict[str, float], list[dict[str, Any]]]  # a model's metrics and its per-episode verdict rows
 
 
-def evaluate_model(name: str, params: Params, episodes: list[Episode], out_dir: Path,
-                   folder: Path | None = None) -> Scored:
-    """Roll out and score one model (from `folder`, default its `paths` entry); writes <name>_rollouts.jsonl.
+@dataclass(frozen=True)
+class EpisodeSet:
+    """Episodes every model is evaluated on: the test split (`prefix` "") or the hand-written set (`HANDWRITTEN`)."""
 
-    Returns its metrics and its verdict rows (for the paired tests against the other models)."""
-    cfg = params.evaluate
-    model, tok = models.load(folder or params.path(MODEL_PATHS[name]))
+    prefix: str
+    episodes: list[Episode]
+
+    def file(self, name: str, kind: str = "rollouts") -> str:
+        """The file name of model `name`'s rollouts (or samples) on this set in `paths.reports/evaluate/`."""
+        return f"{name}_{self.prefix.replace('.', '_')}{kind}.jsonl"
+
+
+def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: Path,
+                   folder: Path | None = None) -> dict[str, Scored]:
+    """Roll out and score one model (from `folder`, default its `paths` entry) on each set; writes its rollouts.
+
+    The model is loaded once, and only if a set is not in the evaluation cache (`evaluate.reuse`,
+    components/evaluation/cache.py). Returns, per set prefix, the metrics (`cached`: 1.0 when read from the cache)
+    and the verdict rows (for the paired tests against the other models).
+    """
+    folder = folder or params.path(MODEL_PATHS[name])
+    keys = _cache_keys(params, folder, sets)
+    loaded: list[Any] = []  # (model, tokenizer) once a set needs it
+    out = {}
+    for test_set, entry_key in zip(sets, keys):
+        entry = cache.load(params.path("eval_cache"), entry_key, test_set.episodes) if entry_key else None
+        hit = entry is not None
+        if entry is None:
+            loaded = loaded or list(models.load(folder))
+            entry = compute(f"{name}{' ' + test_set.prefix[:-1] if test_set.prefix else ''}", params, loaded,
+                            test_set.episodes, sample=not test_set.prefix)
+            if entry_key:
+                cache.store(params.path("eval_cache"), entry_key, entry, {"model": name, "folder": str(folder)})
+        write_jsonl(out_dir / test_set.file(name), entry.rows)
+        if entry.samples is not None:
+            write_jsonl(out_dir / test_set.file(name, "samples"), entry.samples)
+        out[test_set.prefix] = (entry.metrics | {"cached": float(hit)}, entry.rows)
+    return out
+
+
+def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet]) -> list[str | None]:
+    """Each set's cache key for the model in `folder`; None for all when `evaluate.reuse` is off or the folder holds
+    no weights (a model that is not on disk is not keyed)."""
+    model = cache.model_hash(folder) if params.evaluate.reuse else None
+    if model is None:
+        return [None] * len(sets)
+    cfg, domain = params.evaluate, domains.of(params)
+    settings = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
+                "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
+                "simulated": domain.simulated}
+    sampling = {"samples": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
+                "seed": params.project.seed} if cfg.samples > 1 and domain.simulated else {}
+    code = cache.code_hash()
+    return [cache.key(model, cache.episodes_hash(s.episodes), settings | ({} if s.prefix else sampling), code)
+            for s in sets]
+
+
+def compute(label: str, params: Params, loaded: list[Any], episodes: list[Episode], sample: bool) -> cache.Entry:
+    """Evaluate the loaded (model, tokenizer) on `episodes`: greedy rollouts (or single steps without a simulator)
+    scored, and with `sample` and `evaluate.samples` > 1 the k-sample pass too."""
+    cfg, (model, tok) = params.evaluate, loaded
     domain = domains.of(params)
     start = time.time()
     if domain.simulated:
         rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt, cfg.batch_size,
-                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {name}")
+                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {label}")
         rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
     else:
         rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
-                                    cfg.max_new_tokens, desc=f"evaluate {name} (single steps)")
-    write_jsonl(out_dir / f"{name}_rollouts.jsonl", rows)
+                                    cfg.max_new_tokens, desc=f"evaluate {label} (single steps)")
     metrics = summarize(rows) | {"seconds": round(time.time() - start, 1)}
-    if cfg.samples > 1 and domain.simulated:
-        metrics |= evaluate_samples(name, params, model, tok, episodes, out_dir)
-    return metrics, rows
+    if not (sample and cfg.samples > 1 and domain.simulated):
+        return cache.Entry(metrics, rows)
+    sampled, groups = evaluate_samples(label, params, model, tok, episodes)
+    return cache.Entry(metrics | sampled, rows, groups)
 
 
-def evaluate_samples(name: str, params: Params, model: Any, tok: Any, episodes: list[Episode],
-                     out_dir: Path) -> dict[str, float]:
+def evaluate_samples(name: str, params: Params, model: Any, tok: Any,
+                     episodes: list[Episode]) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Roll every episode out `evaluate.samples` times by sampling and score each rollout like the greedy one.
 
-    Returns the pass@j / pass^j metrics and `sample_seconds`; writes <name>_samples.jsonl, one line per episode
-    with its successes (`exact`) and its k verdicts (rollouts included).
+    Returns the pass@j / pass^j metrics and `sample_seconds`, and one row per episode with its successes (`exact`)
+    and its k verdicts (rollouts included): the <name>_samples.jsonl lines.
     """
     cfg, k = params.evaluate, params.evaluate.samples
     start = time.time()
@@ -141,23 +207,55 @@ def evaluate_samples(name: str, params: Params, model: Any, tok: Any, episodes: 
                                     sampling=rollout.Sampling(cfg.temperature, cfg.top_p, params.project.seed))
     groups = [[score(ro, ep) | {"rollout": ro.__dict__} for ro in rollouts[i * k:(i + 1) * k]]
               for i, ep in enumerate(episodes)]
-    write_jsonl(out_dir / f"{name}_samples.jsonl",
-                [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v["exact"] for v in g), "samples": g}
-                 for ep, g in zip(episodes, groups)])
-    return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}
+    lines = [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v["exact"] for v in g), "samples": g}
+             for ep, g in zip(episodes, groups)]
+    return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}, lines
 
 
-def evaluate_champion(params: Params, episodes: list[Episode], out_dir: Path) -> tuple[Scored | None, str]:
-    """The champion's metrics and verdict rows on the same episodes (None when the registry has none yet) and a
-    report note."""
+def evaluate_champion(params: Params, sets: list[EpisodeSet], out_dir: Path) -> tuple[dict[str, Scored] | None, str]:
+    """The champion's metrics and verdict rows per set on the same episodes (None when the registry has none yet) and
+    a report note."""
     name = params.register_.model_name
     with tempfile.TemporaryDirectory(prefix="tooltune-champion-") as tmp:
         found = tracking.download_champion(params, Path(tmp))
         if found is None:
             return None, f"No `champion` version of {name} in the MLflow registry yet: no champion column."
         version, folder = found
-        return (evaluate_model("champion", params, episodes, out_dir, folder),
+        return (evaluate_model("champion", params, sets, out_dir, folder),
                 f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).")
+
+
+def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episode], str | None]:
+    """The hand-written episodes of `evaluate.handwritten` and a report note (None: none wanted).
+
+    "builtin": the built-in domain's fixed set (components/domains/handwritten.py; none for a domain without one, or
+    in a build without that module); a path: an episodes JSONL file under the workdir.
+
+    Raises:
+        DataError: The file is missing, outside the workdir, malformed or holds no episode.
+    """
+    choice = params.evaluate.handwritten
+    if choice is None:
+        return [], None
+    if choice == "builtin":
+        if params.project.catalog is not None or domain.name not in BUILTIN_DOMAINS:
+            return [], f"evaluate.handwritten is builtin: the domain {domain.name} has no hand-written set."
+        try:
+            import components.domains.handwritten as handwritten  # lazy: the module may not be in this build
+        except ModuleNotFoundError as err:
+            if err.name != "components.domains.handwritten":
+                raise
+            return [], "evaluate.handwritten is builtin, but this build has no components/domains/handwritten.py: " \
+                       "no hand-written column."
+        episodes = handwritten.episodes(domain.name)
+        where = f"the built-in {domain.name} set"
+    else:
+        path = workdir_path(params.project.workdir, choice, "evaluate.handwritten")
+        episodes, where = read_episodes(path), str(path)  # an empty file: DataError (rule non_empty)
+    if not episodes:
+        return [], f"evaluate.handwritten is builtin: the domain {domain.name} has no hand-written set."
+    return episodes, (f"Hand-written test set ({len(episodes)} episodes, {where}): requests written by hand, not by "
+                      "the generators; metrics `<model>.handwritten.*`, its own tables.")
 
 
 def _sampling_note(params: Params) -> str:
@@ -194,25 +292,48 @@ def pairs(models: list[str], evaluated: list[str]) -> list[tuple[str, str]]:
 def run(params: Params) -> StageResult:
     from components.evaluation import report as eval_report
 
-    episodes = read_episodes(params.path("splits") / "test.jsonl")
+    domain = domains.of(params)
+    hand, note = handwritten_set(params, domain)
+    sets = [EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
+        [EpisodeSet(HANDWRITTEN, hand)] if hand else [])
     reports = params.path("reports")
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
-    scored = {name: evaluate_model(name, params, episodes, out_dir) for name in params.evaluate.models}
-    notes = _notes(params, domains.of(params))
+    scored = {name: evaluate_model(name, params, sets, out_dir) for name in params.evaluate.models}
+    notes = _notes(params, domain) + ([note] if note else [])
     if params.evaluate.compare_champion:
-        champion, note = evaluate_champion(params, episodes, out_dir)
+        champion, note = evaluate_champion(params, sets, out_dir)
         notes.append(note)
         if champion is not None:
             scored["champion"] = champion
-    results = {m: metrics for m, (metrics, _) in scored.items()}
-    comparisons = [c for a, b in pairs(params.evaluate.models, list(scored))
-                   for c in stats.compare(a, b, scored[a][1], scored[b][1], params.evaluate.alpha)]
+    # one flat dict per model: the test split's metrics and the hand-written set's under `handwritten.`
+    results = {m: {f"{prefix}{k}": v for prefix, (metrics, _) in by_set.items() for k, v in metrics.items()}
+               for m, by_set in scored.items()}
+    comparisons = [_prefixed(c, s.prefix) for a, b in pairs(params.evaluate.models, list(scored)) for s in sets
+                   for c in stats.compare(a, b, scored[a][s.prefix][1], scored[b][s.prefix][1],
+                                          params.evaluate.alpha)]
+    notes += _cache_note(params, results)
     files = eval_report.write(results, reports / "evaluate.md", out_dir, notes, comparisons)
     metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()} | stats.metrics(comparisons)
     return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"),
                                                   "html": str(reports / "evaluate.html"), "dir": str(out_dir)},
                        metrics=metrics, reports=[str(reports / "evaluate.md"), *files])
+
+
+def _prefixed(comparison: stats.Comparison, prefix: str) -> stats.Comparison:
+    """A comparison on the hand-written set named `handwritten.<metric>` (its own table and metric names)."""
+    return replace(comparison, metric=prefix + comparison.metric) if prefix else comparison
+
+
+def _cache_note(params: Params, results: dict[str, dict[str, float]]) -> list[str]:
+    """The report's note on which columns were read from the evaluation cache ([] for none)."""
+    reused = [f"{m} ({'hand-written set' if prefix else 'test split'})" for m, res in results.items()
+              for prefix in ("", HANDWRITTEN) if res.get(f"{prefix}cached")]
+    if not reused:
+        return []
+    return [f"Read from the evaluation cache ({params.paths.eval_cache}), not recomputed: {', '.join(reused)}. The "
+            "same weights, episodes, evaluation settings and evaluation code gave these numbers on an earlier run "
+            "(`seconds`: that run's time); `evaluate.reuse: false` recomputes every column."]
 
 
 def main() -> None:

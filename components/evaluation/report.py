@@ -1,7 +1,9 @@
 """Evaluation report: markdown and self-contained HTML tables (models side by side per pattern, each rate with its
 95 % Wilson interval and n; paired comparisons with their McNemar p-values), a CSV for `dvc plots`, PNG plots
 (accuracy per pattern with its intervals, stacked error classes, training curves from the training stages);
-with k-sample metrics (`evaluate.samples` > 1) also a pass@j / pass^j table per model and their plot against j."""
+with k-sample metrics (`evaluate.samples` > 1) also a pass@j / pass^j table per model and their plot against j;
+with a hand-written set (`handwritten.*` metrics) also its own headline and paired tables (the plots and the CSV
+stay on the test split)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ STATS_NOTE = ("[low–high]: the 95 % Wilson score interval of the rate over its
               "models on the same episodes; only the episodes one gets right and the other wrong count, and the "
               "exact McNemar test says how likely so lopsided a split is if the two were equally good (p). "
               "Verdict \"better\"/\"worse\" (A against B) when p < alpha, else \"no significant difference\".")
+HANDWRITTEN = "handwritten."  # key prefix of the hand-written set's metrics and comparisons (components/evaluate.py)
+HAND_TITLE = "Hand-written test set (requests written by hand, not by the generators)"
 # CSVs the training stages write into `paths.reports` (training.write_curve), with their plot titles.
 CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
           ("reward_model_curve.csv", "Reward model loss and accuracy"))
@@ -67,8 +71,28 @@ def _classes(results: dict[str, dict[str, float]]) -> list[str]:
 
 
 def tables(results: dict[str, dict[str, float]], comparisons: list[Comparison] = ()) -> list[Table]:
-    """The headline table, any paired comparisons, the error-class table (one column per model) and any
-    pass@j / pass^j tables: what both report formats show."""
+    """The headline table, any paired comparisons, the error-class table (one column per model), any
+    pass@j / pass^j tables and, when evaluated, the hand-written set's headline and paired tables: what both report
+    formats show. `results` holds the hand-written set's metrics under `HANDWRITTEN` keys, `comparisons` its tests
+    under `HANDWRITTEN` metric names."""
+    main = {m: {k: v for k, v in r.items() if not k.startswith(HANDWRITTEN)} for m, r in results.items()}
+    hand = {m: {k.removeprefix(HANDWRITTEN): v for k, v in r.items() if k.startswith(HANDWRITTEN)}
+            for m, r in results.items()}
+    hand = {m: r for m, r in hand.items() if r}
+    names = list(main)
+    errors = [[c, *(str(int(main[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(main)]
+    out = [("", ["metric", *names, "n"], _headline(main)),
+           *paired_table([c for c in comparisons if not c.metric.startswith(HANDWRITTEN)]),
+           ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]]),
+           *pass_tables(main)]
+    if hand:
+        out.append((HAND_TITLE, ["metric", *hand, "n"], _headline(hand)))
+        out += paired_table([c for c in comparisons if c.metric.startswith(HANDWRITTEN)], " on the hand-written set")
+    return out
+
+
+def _headline(results: dict[str, dict[str, float]]) -> list[list[str]]:
+    """The headline rows: each rate of `HEADLINE` the models have, with interval and n; failed calls; episodes."""
     names = list(results)
     rows = [[label, *(_rate(results[m], key) for m in names), _n(results, n_key)] for key, label, n_key in HEADLINE
             if any(key in results[m] for m in names)]  # patterns the test split has, measures that apply
@@ -77,20 +101,21 @@ def tables(results: dict[str, dict[str, float]], comparisons: list[Comparison] =
     if _patterns(results):
         rows.append(["episodes", *(", ".join(f"{p} {int(results[m][f'{p}_n'])}" for p in _patterns(results)
                                              if f"{p}_n" in results[m]) for m in names), ""])
-    errors = [[c, *(str(int(results[m].get(f"errors.{c}", 0))) for m in names)] for c in _classes(results)]
-    return [("", ["metric", *names, "n"], rows), *paired_table(comparisons),
-            ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]]),
-            *pass_tables(results)]
+    return rows
 
 
-def paired_table(comparisons: list[Comparison]) -> list[Table]:
-    """One row per comparison and metric: pairs, discordant counts, delta, McNemar p, verdict ([] for none)."""
+def paired_table(comparisons: list[Comparison], where: str = "") -> list[Table]:
+    """One row per comparison and metric: pairs, discordant counts, delta, McNemar p, verdict ([] for none).
+    `where`: the title's words for the episodes (" on the hand-written set"); the metric names lose that prefix."""
     if not comparisons:
         return []
-    rows = [[f"{c.a} vs {c.b}", "all" if c.metric == "exact" else c.metric.removesuffix("_exact"), str(c.result.n),
-             str(c.result.a_only), str(c.result.b_only), f"{100 * c.result.delta:+.1f} pts", _p(c.result.p_value),
-             c.verdict] for c in comparisons]
-    return [(f"Paired comparisons: exact, same episodes (exact McNemar test, alpha = {comparisons[0].alpha:g})",
+    rows = []
+    for c in comparisons:
+        metric = c.metric.removeprefix(HANDWRITTEN)
+        rows.append([f"{c.a} vs {c.b}", "all" if metric == "exact" else metric.removesuffix("_exact"),
+                     str(c.result.n), str(c.result.a_only), str(c.result.b_only), f"{100 * c.result.delta:+.1f} pts",
+                     _p(c.result.p_value), c.verdict])
+    return [(f"Paired comparisons{where}: exact, same episodes (exact McNemar test, alpha = {comparisons[0].alpha:g})",
              ["A vs B", "episodes", "pairs", "only A right", "only B right", "A − B", "p", "verdict"], rows)]
 
 

@@ -44,3 +44,17 @@ def test_failed_build_keeps_previous_output(params_factory):
     else:
         raise AssertionError("build accepted an impossible test size")
     assert (params.path("splits") / "test.jsonl").read_bytes() == before
+
+
+def test_default_params_fill_a_test_split_of_300_with_40_of_every_pattern(params_factory):
+    """The default ingest (2400 episodes, a quarter held out) holds enough of every pattern for build.test_size, in
+    both built-in domains; the held-out test is >= 300 episodes, >= 40 of every pattern."""
+    from components import domains
+
+    for name in ("travel", "finance"):
+        params = params_factory(profile=None, project={"domain": name})
+        wanted, cfg = params.build.test_size, params.ingest
+        assert sum(wanted.values()) >= 300 and min(wanted.values()) >= 40 and set(wanted) == set(cfg.shares)
+        episodes = domains.get(name).generate(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed)
+        test = build.split(episodes, params)["test"]
+        assert {p: sum(e.pattern == p for e in test) for p in wanted} == wanted

@@ -281,6 +281,8 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     md = (params.path("reports") / "evaluate.md").read_text()
     assert "| metric | sft | champion |" in md and f"{params.register_.model_name} v1" in md
     assert second.metrics["champion.exact"] == second.metrics["sft.exact"]  # same weights, same greedy rollouts
+    # the registered copy of sft's files keys like sft: both read back from the first run's cache entry
+    assert (first.metrics["sft.cached"], second.metrics["sft.cached"], second.metrics["champion.cached"]) == (0, 1, 1)
     assert second.metrics["paired.sft_vs_champion.exact_p"] == 1.0  # no episode tells them apart
     assert second.metrics["paired.sft_vs_champion.exact_delta"] == 0.0 and "paired.sft_vs_champion" not in str(
         first.metrics)
@@ -382,3 +384,77 @@ def test_single_step_verdicts_have_no_failed_call_metrics():
     metrics = evaluate.summarize(rows)
     assert "failed_calls" not in metrics and "any_failed_call" not in metrics
     assert not any("failed tool call" in row[0] for row in eval_report.tables({"byo": metrics})[0][2])
+
+
+def test_handwritten_set_is_a_column_of_its_own_with_paired_tests(params_factory, monkeypatch):
+    """evaluate.handwritten as a path: each model evaluated on it too (loaded once for both sets), `handwritten.`
+    metrics with Wilson intervals, its own tables, paired McNemar tests and rollouts file."""
+    import json
+
+    from components.data.fileio import write_jsonl
+
+    params = params_factory(evaluate={"models": ["base", "sft"], "batch_size": 8, "max_new_tokens": 4, "max_turns": 1,
+                                      "compare_champion": False, "reuse": False, "handwritten": "hand.jsonl"})
+    for key, seed in (("base", 0), ("sft_model", 1)):
+        model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=seed)
+        models.save(model, tok, params.path(key), {"spec": "tiny"})
+    write_jsonl(params.path("splits") / "test.jsonl",
+                [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=6)])
+    held = [e for e in travel_tasks.generate(40, SHARES, 0.5, seed=9) if e.split == "test"][:3]  # held-out side
+    write_jsonl(params.path("splits").parent.parent / "hand.jsonl", [e.model_dump(mode="json") for e in held])
+    loads, real = [], models.load
+    monkeypatch.setattr(models, "load", lambda folder: loads.append(folder) or real(folder))
+
+    metrics = evaluate.run(params).metrics
+    assert len(loads) == 2  # one load per model for both sets
+    for m in ("base", "sft"):
+        assert metrics[f"{m}.handwritten.n"] == 3.0 and metrics[f"{m}.n"] == 5.0
+        low, rate, high = (metrics[f"{m}.handwritten.exact{s}"] for s in ("_low", "", "_high"))
+        assert 0 <= low <= rate <= high <= 1 and high - low > 0.5  # 3 episodes: a wide interval
+        pattern = held[0].pattern
+        assert f"{m}.handwritten.{pattern}_exact_low" in metrics and f"{m}.handwritten.{pattern}_n" in metrics
+    assert "paired.sft_vs_base.handwritten.exact_p" in metrics and "paired.sft_vs_base.exact_p" in metrics
+    rows = (params.path("reports") / "evaluate" / "sft_handwritten_rollouts.jsonl").read_text().splitlines()
+    assert [json.loads(r)["id"] for r in rows] == [e.id for e in held]
+    md = (params.path("reports") / "evaluate.md").read_text()
+    assert "## Hand-written test set (requests written by hand, not by the generators)" in md
+    assert "## Paired comparisons on the hand-written set: exact, same episodes" in md
+    hand_table = md.split("## Hand-written test set")[1].split("##")[0]
+    hand = {m: {k.removeprefix(f"{m}.handwritten."): v for k, v in metrics.items() if k.startswith(f"{m}.handwritten.")}
+            for m in ("base", "sft")}
+    cells = " | ".join(eval_report._rate(hand[m], "exact") for m in ("base", "sft"))
+    assert f"| all: exact | {cells} | 3 |" in hand_table  # its own rates and n, not the test split's
+    assert "Hand-written test set (3 episodes" in md and "hand.jsonl" in md
+
+
+def test_handwritten_builtin_without_the_module_and_bad_paths(params_factory, tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+    import types
+
+    import pytest
+
+    from components.data.episode import DataError
+
+    params = params_factory(evaluate={"handwritten": "builtin"})
+    episodes, note = evaluate.handwritten_set(params, domains.of(params))
+    if importlib.util.find_spec("components.domains.handwritten") is None:
+        assert episodes == [] and "no components/domains/handwritten.py" in note
+    else:  # the module merged in: the built-in travel set
+        assert episodes and "the built-in travel set" in note
+    assert evaluate.handwritten_set(params_factory(evaluate={"handwritten": None}), domains.get("travel")) == ([], None)
+    # the module's interface, `episodes(domain)`: a stand-in module with a travel set and none for finance
+    stand_in = types.ModuleType("components.domains.handwritten")
+    stand_in.episodes = lambda domain: travel_tasks.generate(3, SHARES, 0.0, seed=2) if domain == "travel" else []
+    monkeypatch.setitem(sys.modules, "components.domains.handwritten", stand_in)
+    episodes, note = evaluate.handwritten_set(params, domains.get("travel"))
+    assert len(episodes) == 4 and "(4 episodes, the built-in travel set)" in note  # generate rounds 3 up to 4
+    assert evaluate.handwritten_set(params, domains.get("finance")) == (
+        [], "evaluate.handwritten is builtin: the domain finance has no hand-written set.")
+    with pytest.raises(DataError, match="missing.jsonl"):
+        evaluate.handwritten_set(params_factory(evaluate={"handwritten": "missing.jsonl"}), domains.get("travel"))
+    with pytest.raises(DataError, match="path_outside_workdir"):
+        evaluate.handwritten_set(params_factory(evaluate={"handwritten": "../x.jsonl"}), domains.get("travel"))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="empty.jsonl: rule 'non_empty'"):
+        evaluate.handwritten_set(params_factory(evaluate={"handwritten": "empty.jsonl"}), domains.get("travel"))

@@ -17,6 +17,10 @@ from components.evaluation import stats
     (10, 10, 0.7225, 1.0),  # the mirror image of 0/10
     # 40/40: z^2/(2n) = .048018, 1 + z^2/n = 1.096037; low = (1 + .048018 - .048018 * 2) / 1.096037 = .91236
     (40, 40, 0.9124, 1.0),
+    # 30/40 (a pattern of the default test split): p = .75, z^2/n = .0960365, z^2/(2n) = .0480182;
+    # centre = .7980182 / 1.0960365 = .728096; half = 1.788227 * sqrt(.0046875 + .00060023) = 1.788227 * .0727168
+    # = .130035
+    (30, 40, 0.5981, 0.8581),
 ])
 def test_wilson_matches_hand_computed_values(x, n, low, high):
     assert stats.wilson(x, n) == pytest.approx((low, high), abs=5e-5)
@@ -47,6 +51,7 @@ def test_wilson_without_episodes_and_bad_counts():
     (0, 5, 0.0625),       # 2 / 32: five discordant pairs all one way are not enough at 5 %
     (0, 0, 1.0),          # no discordant pairs
     (3, 0, 0.25),         # 2 / 8
+    (2, 10, 0.03857421875),  # 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 2 * (1 + 12 + 66) / 4096 = 158 / 4096
 ])
 def test_mcnemar_exact_matches_hand_computed_values(a_only, b_only, p):
     assert stats.mcnemar(a_only, b_only) == pytest.approx(p, rel=1e-12)
