@@ -48,6 +48,7 @@ from typing import Any
 from components import domains, toolcalls, tracking
 from components.training import models
 from components.evaluation import cache, passk, rollout, single_step, stats
+from components.domains import handwritten
 from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
 from components.config import BUILTIN_DOMAINS, Params
 from components.data.episode import Episode, read_episodes
@@ -228,8 +229,8 @@ def evaluate_champion(params: Params, sets: list[EpisodeSet], out_dir: Path) -> 
 def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episode], str | None]:
     """The hand-written episodes of `evaluate.handwritten` and a report note (None: none wanted).
 
-    "builtin": the built-in domain's fixed set (components/domains/handwritten.py; none for a domain without one, or
-    in a build without that module); a path: an episodes JSONL file under the workdir.
+    "builtin": the built-in domain's fixed set (components/domains/handwritten.py; none for a domain without one);
+    a path: an episodes JSONL file under the workdir.
 
     Raises:
         DataError: The file is missing, outside the workdir, malformed or holds no episode.
@@ -240,13 +241,6 @@ def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episod
     if choice == "builtin":
         if params.project.catalog is not None or domain.name not in BUILTIN_DOMAINS:
             return [], f"evaluate.handwritten is builtin: the domain {domain.name} has no hand-written set."
-        try:
-            import components.domains.handwritten as handwritten  # lazy: the module may not be in this build
-        except ModuleNotFoundError as err:
-            if err.name != "components.domains.handwritten":
-                raise
-            return [], "evaluate.handwritten is builtin, but this build has no components/domains/handwritten.py: " \
-                       "no hand-written column."
         episodes = handwritten.episodes(domain.name)
         where = f"the built-in {domain.name} set"
     else:

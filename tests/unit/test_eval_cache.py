@@ -8,7 +8,7 @@ import pytest
 
 from components import evaluate
 from components.data.fileio import write_jsonl
-from components.domains import travel_tasks
+from components.domains import generation
 from components.evaluation import cache, rollout
 from components.training import models
 from tests.unit.test_evaluate import SHARES, _tiny_chat_model
@@ -36,7 +36,7 @@ def _setup(params, seeds=(0, 1), split_seed=6):
         model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=seed)
         models.save(model, tok, params.path(key), {"spec": "tiny", "seed": seed})
     write_jsonl(params.path("splits") / "test.jsonl",
-                [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=split_seed)])
+                [e.model_dump(mode="json") for e in generation.generate("travel", 4, SHARES, 0.0, seed=split_seed)])
 
 
 def _entries(params):
@@ -119,7 +119,7 @@ def test_a_corrupt_or_half_written_entry_is_recomputed_not_trusted(params_factor
 
 def test_a_row_count_that_does_not_match_the_episodes_is_a_miss(params_factory):
     params = params_factory()
-    episodes = travel_tasks.generate(3, SHARES, 0.0, seed=1)
+    episodes = generation.generate("travel", 3, SHARES, 0.0, seed=1)
     rows = [{"id": e.id, "pattern": e.pattern} for e in episodes]
     root = params.path("eval_cache")
     cache.store(root, "k", cache.Entry({"exact": 1.0}, rows[:2]), {})
@@ -140,7 +140,7 @@ def test_key_parts_follow_what_changes_the_outputs(params_factory, tmp_path):
     (folder / "tokenizer_config.json").write_text((folder / "tokenizer_config.json").read_text() + " ")
     assert cache.model_hash(folder) != before  # the tokenizer (and its chat template) shape the prompts
     assert cache.model_hash(tmp_path / "absent") is None and cache.model_hash(tmp_path) is None  # no weights: no key
-    a, b = travel_tasks.generate(3, SHARES, 0.0, seed=1), travel_tasks.generate(3, SHARES, 0.0, seed=2)
+    a, b = generation.generate("travel", 3, SHARES, 0.0, seed=1), generation.generate("travel", 3, SHARES, 0.0, seed=2)
     assert cache.episodes_hash(a) == cache.episodes_hash(list(a)) != cache.episodes_hash(b)
     edited = [a[0].model_copy(update={"id": a[0].id + "x"}), *a[1:]]
     assert cache.episodes_hash(edited) != cache.episodes_hash(a)

@@ -399,8 +399,8 @@ def test_handwritten_set_is_a_column_of_its_own_with_paired_tests(params_factory
         model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=seed)
         models.save(model, tok, params.path(key), {"spec": "tiny"})
     write_jsonl(params.path("splits") / "test.jsonl",
-                [e.model_dump(mode="json") for e in travel_tasks.generate(4, SHARES, 0.0, seed=6)])
-    held = [e for e in travel_tasks.generate(40, SHARES, 0.5, seed=9) if e.split == "test"][:3]  # held-out side
+                [e.model_dump(mode="json") for e in generation.generate("travel", 4, SHARES, 0.0, seed=6)])
+    held = [e for e in generation.generate("travel", 40, SHARES, 0.5, seed=9) if e.split == "test"][:3]  # held-out side
     write_jsonl(params.path("splits").parent.parent / "hand.jsonl", [e.model_dump(mode="json") for e in held])
     loads, real = [], models.load
     monkeypatch.setattr(models, "load", lambda folder: loads.append(folder) or real(folder))
@@ -427,30 +427,20 @@ def test_handwritten_set_is_a_column_of_its_own_with_paired_tests(params_factory
     assert "Hand-written test set (3 episodes" in md and "hand.jsonl" in md
 
 
-def test_handwritten_builtin_without_the_module_and_bad_paths(params_factory, tmp_path, monkeypatch):
-    import importlib.util
-    import sys
-    import types
-
+def test_handwritten_builtin_set_none_and_bad_paths(params_factory, tmp_path):
     import pytest
 
     from components.data.episode import DataError
 
     params = params_factory(evaluate={"handwritten": "builtin"})
-    episodes, note = evaluate.handwritten_set(params, domains.of(params))
-    if importlib.util.find_spec("components.domains.handwritten") is None:
-        assert episodes == [] and "no components/domains/handwritten.py" in note
-    else:  # the module merged in: the built-in travel set
-        assert episodes and "the built-in travel set" in note
-    assert evaluate.handwritten_set(params_factory(evaluate={"handwritten": None}), domains.get("travel")) == ([], None)
-    # the module's interface, `episodes(domain)`: a stand-in module with a travel set and none for finance
-    stand_in = types.ModuleType("components.domains.handwritten")
-    stand_in.episodes = lambda domain: travel_tasks.generate(3, SHARES, 0.0, seed=2) if domain == "travel" else []
-    monkeypatch.setitem(sys.modules, "components.domains.handwritten", stand_in)
     episodes, note = evaluate.handwritten_set(params, domains.get("travel"))
-    assert len(episodes) == 4 and "(4 episodes, the built-in travel set)" in note  # generate rounds 3 up to 4
-    assert evaluate.handwritten_set(params, domains.get("finance")) == (
-        [], "evaluate.handwritten is builtin: the domain finance has no hand-written set.")
+    assert len(episodes) >= 60 and {e.source for e in episodes} == {"handwritten"}
+    assert f"({len(episodes)} episodes, the built-in travel set)" in note
+    assert len(evaluate.handwritten_set(params, domains.get("finance"))[0]) >= 60
+    assert evaluate.handwritten_set(params_factory(evaluate={"handwritten": None}), domains.get("travel")) == ([], None)
+    own = domains.Domain("clinic", lambda: [])  # a bring-your-own domain has no built-in set
+    assert evaluate.handwritten_set(params, own) == (
+        [], "evaluate.handwritten is builtin: the domain clinic has no hand-written set.")
     with pytest.raises(DataError, match="missing.jsonl"):
         evaluate.handwritten_set(params_factory(evaluate={"handwritten": "missing.jsonl"}), domains.get("travel"))
     with pytest.raises(DataError, match="path_outside_workdir"):
