@@ -110,3 +110,15 @@ def test_a_taken_port_given_by_flag_is_a_user_error(tmp_path):
         port = sock.getsockname()[1]
         with pytest.raises(ConfigError, match=f"--s3-port {port} is taken"):
             stack.up(tmp_path, {"s3": port}, services=("s3",))
+
+
+def test_a_stale_record_is_down_and_its_pid_is_never_signalled(tmp_path, capsys):
+    """After a reboot stack.json names pids that are gone or reused: status says down, down signals nothing."""
+    import os
+
+    stale = {"pid": os.getpid(), "create_time": 0.0, "port": 1, "url": "http://127.0.0.1:1", "log": "x"}  # reused pid
+    stack.save_state(tmp_path, {"mlflow": stale})
+    assert cli.main(["stack", "status", "--dir", str(tmp_path)]) == 0
+    assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]] == ["down"] * 3
+    assert cli.main(["stack", "down", "--dir", str(tmp_path)]) == 0  # this test process is still alive after it
+    assert "nothing running" in capsys.readouterr().out and stack.load_state(tmp_path) == {}
