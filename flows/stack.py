@@ -149,7 +149,7 @@ def start(service: str, root: Path, port: int) -> dict[str, Any]:
             "url": url(service, port), "log": str(log)}
 
 
-def wait_healthy(root: Path, started: dict[str, dict[str, Any]], timeout: float) -> None:
+def wait_healthy(started: dict[str, dict[str, Any]], timeout: float) -> None:
     """Wait until every started service answers its health check; StackError naming the first that cannot."""
     deadline, pending = time.monotonic() + timeout, dict(started)
     while pending:
@@ -188,10 +188,12 @@ def up(root: str | Path, ports: dict[str, int | None] | None = None, services: t
     running = {s: r for s, r in load_state(root).items() if process(r) is not None}
     missing = [s for s in services if s not in running]
     chosen = {s: choose_port(s, (ports or {}).get(s)) for s in missing}
-    started = {s: start(s, root, chosen[s]) for s in missing}
-    save_state(root, {**running, **started})
+    started: dict[str, dict[str, Any]] = {}
     try:
-        wait_healthy(root, started, timeout)
+        for service in missing:
+            started[service] = start(service, root, chosen[service])
+        save_state(root, {**running, **started})
+        wait_healthy(started, timeout)
         if "s3" in started:
             restore_s3(root, started["s3"])
     except BaseException:
