@@ -7,10 +7,12 @@
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
     tooltune serve [--model champion|PATH] [--host 127.0.0.1] [--port 8000]   # OpenAI-compatible server
     tooltune chat [--model champion|PATH]                                    # terminal chat, calls simulated
+    tooltune stack up|down|status [--dir .stack] [--mlflow-port N] ...       # MLflow + Prefect + S3 on 127.0.0.1
 
 Exit codes: 0 done; 2 user error: bad input (params, data, a failed validation: a `ConfigError` or a
 `DataError`, subclasses included) or a workdir another run holds (`WorkdirBusy`), printed as one line
-`error: <message>`, no traceback; 1 anything else (a bug, a crash, a stage timeout), with its traceback.
+`error: <message>`, no traceback; 1 a stack service that did not come up or stop (one `error:` line naming its
+log) and anything else (a bug, a crash, a stage timeout), with its traceback.
 `run` and `stage` hold the workdir's lock (components/tracking/workdir.py) while they run.
 """
 
@@ -103,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         common(p)
     serve.set_defaults(func=_serve)
     chat.set_defaults(func=_chat)
+    stack = sub.add_parser("stack", help="MLflow, Prefect and S3 servers on 127.0.0.1 for the pipeline (up, down, "
+                                          "status)")
+    stack.add_argument("action", choices=("up", "down", "status"))
+    stack.add_argument("--dir", default=".stack", help="data, logs, stack.json and stack.env (default: .stack)")
+    for name in ("mlflow", "prefect", "s3"):
+        stack.add_argument(f"--{name}-port", type=int, default=None,
+                           help=f"{name} port (default: its usual port when free, else any free one)")
+    stack.set_defaults(func=_stack)
     return parser
 
 
@@ -145,6 +155,29 @@ def _chat(args: argparse.Namespace) -> int:
     from components.serving import terminal
 
     terminal.main(load_params(args.params, args.profile), args.model, sys.stdin, sys.stdout)
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from flows import stack
+
+    try:
+        if args.action == "up":
+            ports = {name: getattr(args, f"{name}_port") for name in stack.SERVICES}
+            state, started = stack.up(args.dir, ports)
+            print(f"stack: started {', '.join(started)}" if started else f"stack: already up in {args.dir}")
+            print(stack.table(stack.status(args.dir)))
+            print(f"\n# point the pipeline at it: source {os.path.join(args.dir, stack.ENV_FILE)}")
+            print("\n".join(stack.env_lines(state)))
+        elif args.action == "down":
+            stopped = stack.down(args.dir)
+            print(f"stack: stopped {', '.join(stopped)}; data kept in {args.dir}" if stopped
+                  else f"stack: nothing running in {args.dir}")
+        else:
+            print(stack.table(stack.status(args.dir)))
+    except stack.StackError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -215,6 +215,8 @@ def test_prefect_yaml_deployments_resolve():
     assert deployments["tooltune-stage-gpu"]["work_pool"]["name"] == "gpu"
     gpu_name = f"{flows['tooltune-stage-gpu'].name}/tooltune-stage-gpu"
     assert nightly["work_pool"]["job_variables"]["env"]["TOOLTUNE_GPU_DEPLOYMENT"] == gpu_name
+    # the code comes from a git_clone pull step (tests/integration/test_worker.py runs it), no fixed checkout path
+    assert [next(iter(step)) for step in spec["pull"]] == ["prefect.deployments.steps.git_clone"]
     template = json.loads((REPO / "infra/workpools/gpu-job-template.json").read_text())
     assert "nvidia.com/gpu" in json.dumps(template["job_configuration"]["job_manifest"])
 

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from components.tracking import promotion_lock
 from components import register, tracking
 from components.tracking.promotion_lock import LEASE_SUFFIX
+from flows import stack
 from tests.unit.test_register import make_params, scores, tiny_model  # noqa: F401 (fixtures)
 
 METRIC = "single_exact"
@@ -111,27 +112,14 @@ def free_port() -> int:
 
 @pytest.fixture
 def mlflow_server(migrated_db, tmp_path):
-    """A real `mlflow server` on 127.0.0.1 over a copy of the migrated DB; yields its URI."""
-    shutil.copy(migrated_db, tmp_path / "server.db")
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and server.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    assert server.poll() is None and time.time() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-    yield uri
-    os.killpg(server.pid, 15)  # the server's own process group (uvicorn workers included)
-    server.wait(30)
+    """A real `mlflow server` on 127.0.0.1 over a copy of the migrated DB, started (and health-checked) the way
+    `tooltune stack up` starts it; yields its URI."""
+    root = tmp_path / "server"
+    (root / "mlflow").mkdir(parents=True)
+    shutil.copy(migrated_db, root / "mlflow" / "mlflow.db")
+    state, _ = stack.up(root, {"mlflow": 0}, services=("mlflow",), timeout=90)
+    yield state["mlflow"]["url"]
+    stack.down(root)  # SIGTERM to the server's process group (uvicorn workers included), SIGKILL if it lingers
 
 
 def test_concurrent_promoters_through_a_server_share_the_registry_lease(mlflow_server, tmp_path, monkeypatch):
