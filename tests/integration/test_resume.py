@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
-from components import base, build, ingest, sft, tracking
+from components import base, build, ingest, reward_model, sft, tracking
 from components.config import load_params
 from components.training import checkpoints
 from tests.conftest import write_params
@@ -166,20 +166,6 @@ def test_changed_data_or_start_model_changes_the_key(workdir, tmp_path):
     assert checkpoints.run_key(params, "sft", [data, model]) != key
 
 
-def test_rl_resumes_after_a_kill(workdir):
-    params = _params(workdir)
-    if not params.path("sft_model").exists():
-        sft.run(params)
-    _killed(workdir, "rl", 1, "sealed")
-    assert _saved(checkpoints.folder(params, "rl")) == [(1, True)]
-    result, logged = _tracked(params, "rl")
-    assert result.metrics["resumed_from_step"] == 1
-    assert logged == list(range(2, params.rl.max_steps + 1))
-    assert _curve_steps(params.path("reports") / "rl_reward.csv") == list(range(1, params.rl.max_steps + 1))
-    assert _changed(params.path("sft_model"), params.path("rl_model")) > 0
-    assert not params.path("checkpoints").exists()
-
-
 def test_reward_model_resumes_after_a_kill(workdir):
     params = _params(workdir)
     _killed(workdir, "reward_model", 2, "sealed")
@@ -191,4 +177,19 @@ def test_reward_model_resumes_after_a_kill(workdir):
     assert _curve_steps(curve) == list(range(1, params.reward_model.max_steps + 1))
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
     assert _changed(params.path("base"), params.path("reward_model")) > 1e-4
+    assert not params.path("checkpoints").exists()
+
+
+def test_rl_resumes_after_a_kill(workdir):
+    params = _params(workdir)
+    for stage, out in ((sft, "sft_model"), (reward_model, "reward_model")):  # quick: the reward model rewards too
+        if not params.path(out).exists():
+            stage.run(params)
+    _killed(workdir, "rl", 1, "sealed")
+    assert _saved(checkpoints.folder(params, "rl")) == [(1, True)]
+    result, logged = _tracked(params, "rl")
+    assert result.metrics["resumed_from_step"] == 1
+    assert logged == list(range(2, params.rl.max_steps + 1))
+    assert _curve_steps(params.path("reports") / "rl_reward.csv") == list(range(1, params.rl.max_steps + 1))
+    assert _changed(params.path("sft_model"), params.path("rl_model")) > 0
     assert not params.path("checkpoints").exists()
