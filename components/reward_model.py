@@ -16,10 +16,10 @@ import time
 import torch
 
 from components import training
-from components.training import checkpoints
 from components.config import Params
 from components.data.fileio import read_jsonl
 from components.result import StageResult
+from components.training import checkpoints
 
 
 def run(params: Params) -> StageResult:

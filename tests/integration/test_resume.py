@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 from safetensors.torch import load_file
 
 from components import base, build, ingest, reward_model, sft, tracking
 from components.config import load_params
 from components.training import checkpoints
+from mlflow import MlflowClient
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def _killed(workdir: Path, stage: str, step: int, point: str) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "HF_HUB_OFFLINE": "1", "TOOLTUNE_PROFILE": ""}
     child = subprocess.run([sys.executable, "-c", CHILD, stage, str(step), point], capture_output=True, text=True,
-                           cwd=workdir, env=env, timeout=600)
+                           check=False, cwd=workdir, env=env, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     return child.stdout
 
