@@ -55,6 +55,7 @@ class Paths(_Frozen):
     metrics: str
     reports: str
     eval_cache: str = Field(description="evaluations kept for reuse, one folder per model/episodes/settings/code key")
+    checkpoints: str = Field(description="training checkpoints, one folder per stage, deleted once its model is saved")
 
 
 class TinyModel(_Frozen):
@@ -138,6 +139,7 @@ class Sft(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
+    save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     max_length: int = Field(gt=0)
     padding_free: bool
     share_prefix: bool
@@ -147,6 +149,7 @@ class Sft(_Frozen):
 
 class RewardModel(_Frozen):
     max_steps: int = Field(gt=0)
+    save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     max_length: int = Field(gt=0)
@@ -163,6 +166,7 @@ class RewardWeights(_Frozen):
 class Rl(_Frozen):
     algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo"]
     max_steps: int = Field(gt=0)
+    save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
     learning_rate: float = Field(gt=0)

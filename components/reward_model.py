@@ -2,14 +2,15 @@
 (wrong tool, wrong argument, missing step, wrong order, premature stop), with TRL RewardTrainer.
 
 Reads: `paths.base`, `paths.splits/pairs.jsonl`, params `reward_model`.
-Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`.
+Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`;
+while training, a checkpoint every `reward_model.save_steps` under `paths.checkpoints/reward_model/`, resumed by a
+rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 
 import torch
@@ -18,6 +19,7 @@ from components import training
 from components.config import Params
 from components.data.fileio import read_jsonl
 from components.result import StageResult
+from components.training import checkpoints
 
 
 def run(params: Params) -> StageResult:
@@ -37,16 +39,18 @@ def run(params: Params) -> StageResult:
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32,
                                                                use_safetensors=True)
     model.config.pad_token_id = tok.pad_token_id
-    with tempfile.TemporaryDirectory() as scratch:
-        args = RewardConfig(output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-                            learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1,
-                            save_strategy="no", report_to="none", seed=params.project.seed, **training.precision())
-        trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
-                                callbacks=[step_metrics_callback()])
-        start = time.time()
-        trainer.train()
-        seconds = time.time() - start
+    resume = checkpoints.start(params, "reward_model", [params.path("splits") / "pairs.jsonl", base])
+    args = RewardConfig(max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+                        learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1, report_to="none",
+                        seed=params.project.seed, **checkpoints.trainer_args(params, "reward_model", cfg.save_steps),
+                        **training.precision())
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                            peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
+                            callbacks=[step_metrics_callback(), checkpoints.sealer()])
+    trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
+    start = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.time() - start
     history = trainer.state.log_history
     reports = params.path("reports")
     training.write_curve(history, ["loss", "accuracy"], reports / "reward_model_curve.csv",
@@ -55,9 +59,11 @@ def run(params: Params) -> StageResult:
     _, acc = training.first_last(history, "accuracy")
     out = params.path("reward_model")
     training.save_trained(trainer.model, tok, out, {"stage": "reward_model", "base": params.base.model})
+    checkpoints.finish(params, "reward_model")
     return StageResult(stage="reward_model", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "accuracy_last": acc,
-                                "pairs": float(len(pairs)), "train_seconds": round(seconds, 1)},
+                                "pairs": float(len(pairs)), "train_seconds": round(seconds, 1),
+                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "reward_model_curve.png")])
 
 

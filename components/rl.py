@@ -4,18 +4,19 @@ DAPO), the model calling the simulator's tools live (`environment_factory`), rew
 bring-your-own tool catalog) trains on single-step prompts instead, without the completion layer.
 
 Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
-Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`.
+Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`; while training, a checkpoint every
+`rl.save_steps` under `paths.checkpoints/rl/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.rl`.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from components import domains, training
-from components.training import models, rewards
+from components.training import checkpoints, models, rewards
 from components.evaluation import single_step
 from components.config import Params
 from components.data.fileio import read_jsonl
@@ -48,6 +49,13 @@ def rl_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if r["pattern"] != "multi_turn"]
 
 
+def resume_inputs(params: Params) -> list[Path]:
+    """What a checkpoint of this stage depends on besides params: the prompts, the start model and, when it is used,
+    the reward model."""
+    used = [params.path("reward_model")] if params.rl.reward_weights.reward_model > 0 else []
+    return [params.path("splits") / "rl.jsonl", params.path("sft_model"), *used]
+
+
 def run(params: Params) -> StageResult:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -62,20 +70,22 @@ def run(params: Params) -> StageResult:
     dataset = Dataset.from_list(rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok))
     chosen = reward_functions(params)
     funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
-    with tempfile.TemporaryDirectory() as scratch:
-        args = GRPOConfig(
-            output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-            num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
-            max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
-            temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, save_strategy="no",
-            report_to="none", seed=params.project.seed, **ALGORITHMS[cfg.algorithm], **training.precision())
-        trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
-                              environment_factory=domain.env,
-                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
-                              callbacks=[step_metrics_callback()])
-        start = time.time()
-        trainer.train()
-        seconds = time.time() - start
+    resume = checkpoints.start(params, "rl", resume_inputs(params))
+    args = GRPOConfig(
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+        max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
+        temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, report_to="none",
+        seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
+        **ALGORITHMS[cfg.algorithm], **training.precision())
+    trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
+                          environment_factory=domain.env,
+                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                          callbacks=[step_metrics_callback(), checkpoints.sealer()])
+    trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
+    start = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.time() - start
     history = trainer.state.log_history
     keys = ["reward"] + [f"rewards/{name}/mean" for name, fn, _ in chosen if callable(fn)]
     reports = params.path("reports")
@@ -84,10 +94,12 @@ def run(params: Params) -> StageResult:
     first, last = training.first_last(history, "reward", window=1)
     out = params.path("rl_model")
     training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps})
+    checkpoints.finish(params, "rl")
     calls = [h["tools/call_frequency"] for h in history if "tools/call_frequency" in h]
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
-                                "tool_call_frequency": sum(calls) / len(calls) if calls else 0.0},
+                                "tool_call_frequency": sum(calls) / len(calls) if calls else 0.0,
+                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
                        details={"algorithm": cfg.algorithm,
                                 "episodes": "multi-step in the simulator" if domain.simulated

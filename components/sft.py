@@ -2,20 +2,21 @@
 assistant-only loss: tool-call turns and final answers carry loss, prompts and tool results do not).
 
 Reads: `paths.base` (model), `paths.splits/sft.jsonl`, params `sft`.
-Writes: `paths.sft_model` (merged weights, safetensors), `paths.reports/sft_loss.{csv,png}`.
+Writes: `paths.sft_model` (merged weights, safetensors), `paths.reports/sft_loss.{csv,png}`; while training, a
+checkpoint every `sft.save_steps` under `paths.checkpoints/sft/`, resumed by a rerun after a kill
+(components/training/checkpoints.py).
 Run: `python -m components.sft`.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from typing import Any
 
 import torch
 
-from components.training import models
+from components.training import checkpoints, models
 from components import training
 from components.config import Params
 from components.data.fileio import read_jsonl
@@ -34,22 +35,24 @@ def run(params: Params) -> StageResult:
     rows = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
     dataset = Dataset.from_list(rows, on_mixed_types="use_json")
     model, tok = models.load(params.path("base"))
-    with tempfile.TemporaryDirectory() as scratch:
-        args = SFTConfig(
-            output_dir=scratch, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
-            max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
-            train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, save_strategy="no",
-            report_to="none", seed=params.project.seed, **training.precision())
-        trainer_cls = SFTTrainer
-        if cfg.share_prefix and cfg.padding_free:
-            trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
-        trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                             peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
-                             callbacks=[step_metrics_callback()])
-        start = time.time()
-        trainer.train()
-        seconds = time.time() - start
+    data = params.path("splits") / "sft.jsonl"
+    resume = checkpoints.start(params, "sft", [data, params.path("base")])
+    args = SFTConfig(
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
+        max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
+        train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
+        seed=params.project.seed, **checkpoints.trainer_args(params, "sft", cfg.save_steps), **training.precision())
+    trainer_cls = SFTTrainer
+    if cfg.share_prefix and cfg.padding_free:
+        trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                         callbacks=[step_metrics_callback(), checkpoints.sealer()])
+    trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
+    start = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.time() - start
     history = trainer.state.log_history
     reports = params.path("reports")
     training.write_curve(history, ["loss"], reports / "sft_loss.csv", reports / "sft_loss.png", "SFT loss")
@@ -57,9 +60,11 @@ def run(params: Params) -> StageResult:
     out = params.path("sft_model")
     training.save_trained(trainer.model, tok, out, {"stage": "sft", "base": params.base.model,
                                                     "lora": cfg.lora.enabled, "steps": cfg.max_steps})
+    checkpoints.finish(params, "sft")
     return StageResult(stage="sft", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
-                                "episodes_seen": float(cfg.max_steps * cfg.batch_size)},
+                                "episodes_seen": float(cfg.max_steps * cfg.batch_size),
+                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
 
 
