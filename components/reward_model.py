@@ -42,7 +42,7 @@ def run(params: Params) -> StageResult:
                             learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1,
                             save_strategy="no", report_to="none", seed=params.project.seed, **training.precision())
         trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
+                                peft_config=training.lora_config(cfg.lora, "SEQ_CLS", model, modules_to_save=["score"]),
                                 callbacks=[step_metrics_callback()])
         start = time.time()
         trainer.train()

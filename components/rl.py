@@ -71,7 +71,7 @@ def run(params: Params) -> StageResult:
             report_to="none", seed=params.project.seed, **ALGORITHMS[cfg.algorithm], **training.precision())
         trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
                               environment_factory=domain.env,
-                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                              peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                               callbacks=[step_metrics_callback()])
         start = time.time()
         trainer.train()
