@@ -41,7 +41,8 @@ def main() -> None:
     rows = episode_rows(params, (args.steps + 1) * args.batch)
     prompt_lengths(tok, params.base.system_prompt, rows)
     arms = {"all layers": None, **{f"top {n}": n for n in args.layers}}
-    trainers = {name: make_trainer(params, model, tok, rows, n, args.batch) for name, n in arms.items()}
+    scratch = tempfile.TemporaryDirectory(prefix="bench_sft_layers_")  # the trainers' unused output_dir
+    trainers = {name: make_trainer(params, model, tok, rows, n, args.batch, scratch.name) for name, n in arms.items()}
     batches = list(next(iter(trainers.values())).get_train_dataloader())  # one batch order for every arm
     times: dict[str, list[float]] = {name: [] for name in arms}
     losses: dict[str, list[float]] = {name: [] for name in arms}
@@ -55,6 +56,7 @@ def main() -> None:
     tokens = [b["input_ids"].numel() for b in batches[1:]]
     report(trainers, times, losses, tokens, len(model.model.layers))
     print(f"load average after: {os.getloadavg()} (2 shared cores: numbers under contention)")
+    scratch.cleanup()
 
 
 def episode_rows(params: Any, n: int) -> list[dict[str, Any]]:
@@ -67,14 +69,14 @@ def episode_rows(params: Any, n: int) -> list[dict[str, Any]]:
 
 
 def make_trainer(params: Any, model: torch.nn.Module, tok: Any, rows: list[dict[str, Any]], layers: int | None,
-                 batch: int) -> Any:
+                 batch: int, scratch: str) -> Any:
     """SFT trainer as `components/sft.py` builds it, on a copy of `model`, LoRA on the top `layers` (None: all)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     cfg = params.sft
     args = SFTConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench_sft_layers_"), max_steps=len(rows) // batch,
+        output_dir=scratch, max_steps=len(rows) // batch,
         per_device_train_batch_size=batch, learning_rate=cfg.learning_rate, lr_scheduler_type="constant",
         max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, save_strategy="no", report_to="none",
