@@ -42,7 +42,7 @@ def main() -> None:
     results = {}
     for name, cls in (("trl padding-free", SFTTrainer), ("shared prefix", shared_cls)):
         trainer = cls(model=copy.deepcopy(model), args=config, train_dataset=dataset, processing_class=tok,
-                      peft_config=training.lora_config(params.sft.lora, "CAUSAL_LM"))
+                      peft_config=training.lora_config(params.sft.lora, "CAUSAL_LM", model))
         trainer.model.train()
         batches = list(trainer.get_train_dataloader())
         tokens = sum(b["input_ids"].numel() for b in batches)

@@ -132,6 +132,8 @@ class Lora(_Frozen):
     alpha: int = Field(gt=0)
     dropout: float = Field(ge=0, lt=1)
     target_modules: str
+    layers: int | None = Field(gt=0, description="adapt only the top N decoder layers (no backward below them; "
+                                                 "needs target_modules all-linear); null: every layer")
 
 
 class Sft(_Frozen):

@@ -45,7 +45,7 @@ def run(params: Params) -> StageResult:
                         seed=params.project.seed, **checkpoints.trainer_args(params, "reward_model", cfg.save_steps),
                         **training.precision())
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                            peft_config=training.lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
+                            peft_config=training.lora_config(cfg.lora, "SEQ_CLS", model, modules_to_save=["score"]),
                             callbacks=[step_metrics_callback(), checkpoints.sealer()])
     trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
     start = time.time()

@@ -80,7 +80,7 @@ def run(params: Params) -> StageResult:
         **ALGORITHMS[cfg.algorithm], **training.precision())
     trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
                           environment_factory=domain.env,
-                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                           callbacks=[step_metrics_callback(), checkpoints.sealer()])
     trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
     start = time.time()

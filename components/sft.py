@@ -47,7 +47,7 @@ def run(params: Params) -> StageResult:
     if cfg.share_prefix and cfg.padding_free:
         trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM"),
+                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                          callbacks=[step_metrics_callback(), checkpoints.sealer()])
     trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
     start = time.time()

@@ -18,14 +18,64 @@ def precision() -> dict[str, bool]:
     return {"bf16": gpu and torch.cuda.is_bf16_supported(), "use_cpu": not gpu, "gradient_checkpointing": False}
 
 
-def lora_config(cfg: Any, task_type: str, **extra: Any) -> Any:
-    """A PEFT `LoraConfig` from a params `lora` section, or None when LoRA is off."""
+def lora_config(cfg: Any, task_type: str, model: torch.nn.Module, **extra: Any) -> Any:
+    """A PEFT `LoraConfig` from a params `lora` section, or None when LoRA is off.
+
+    Args:
+        cfg: The `lora` section (components.config.Lora).
+        task_type: PEFT task type, e.g. "CAUSAL_LM" or "SEQ_CLS".
+        model: The model the adapter goes on; `cfg.layers` is counted from the top of its decoder stack.
+        **extra: Further `LoraConfig` arguments (e.g. `modules_to_save`).
+    """
     if not cfg.enabled:
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
-                      task_type=task_type, **extra)
+    placement = {"target_modules": cfg.target_modules}
+    if cfg.layers is not None:
+        placement = top_layers(model, cfg.layers, cfg.target_modules)
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, task_type=task_type, **placement,
+                      **extra)
+
+
+def top_layers(model: torch.nn.Module, n: int, target_modules: str) -> dict[str, Any]:
+    """`LoraConfig` arguments that put LoRA on the top `n` decoder layers of `model` only.
+
+    Nothing below the lowest adapted layer then needs a gradient: autograd stops there, so a step skips the
+    frozen bottom's backward (about two thirds of a step's FLOPs are backward). PEFT refuses
+    `layers_to_transform` with a string `target_modules`, so "all-linear" becomes the list of the linear
+    modules' names inside one decoder layer (what PEFT's own expansion picks there).
+
+    Raises:
+        ValueError: `n` exceeds the number of layers, `target_modules` is not "all-linear", or the decoder
+            stack cannot be told apart.
+    """
+    pattern, stack = decoder_stack(model)
+    if n > len(stack):
+        raise ValueError(f"lora.layers: {n} is more than the {len(stack)} decoder layers of "
+                         f"{type(model).__name__}")
+    if target_modules != "all-linear":
+        raise ValueError(f"lora.layers needs lora.target_modules: all-linear (got {target_modules!r}): PEFT "
+                         "cannot restrict a regex target to some layers")
+    from transformers.pytorch_utils import Conv1D
+
+    linear = sorted({name.rsplit(".", 1)[-1] for name, module in stack[0].named_modules()
+                     if isinstance(module, (torch.nn.Linear, Conv1D))})
+    return {"target_modules": linear, "layers_to_transform": list(range(len(stack) - n, len(stack))),
+            "layers_pattern": pattern}
+
+
+def decoder_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+    """The attribute name (PEFT's `layers_pattern`: "layers" for Llama/Qwen2, "h" for GPT-2) and the module
+    list of `model`'s decoder layers: the one `ModuleList` as long as the config's layer count."""
+    count = model.config.get_text_config().num_hidden_layers
+    lists = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)}
+    found = [name for name, m in lists.items() if len(m) == count]
+    leaf = found[0].rsplit(".", 1)[-1] if len(found) == 1 else None
+    if leaf is None or sum(name.rsplit(".", 1)[-1] == leaf for name in lists) > 1:
+        raise ValueError(f"lora.layers: cannot tell {type(model).__name__}'s decoder layers apart (module lists "
+                         f"of {count} layers: {found or 'none'}); set lora.layers: null")
+    return leaf, lists[found[0]]
 
 
 def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any]) -> None:
