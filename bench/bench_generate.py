@@ -78,7 +78,10 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=60)
     ap.add_argument("--batch-size", type=int, default=None, help="default: evaluate.batch_size")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default: evaluate.max_new_tokens")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's); 1 on a loaded machine")
     args = ap.parse_args()
+    if args.threads:  # two threads on two cores busy with other work wait on each other: 5-10x slower forwards
+        torch.set_num_threads(args.threads)
     params = load_params(args.params, args.profile)
     batch = args.batch_size or params.evaluate.batch_size
     max_new = args.max_new_tokens or params.evaluate.max_new_tokens
