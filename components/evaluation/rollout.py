@@ -7,6 +7,8 @@ arguments, or arguments that break the tool) becomes an error result the model r
 the episode's next user turn (multi_turn episodes) is fed and the loop goes on; it ends for an episode when
 the last user turn is answered, on unparsable output, or when one user turn reaches the turn cap.
 With a `Sampling`, every turn is sampled instead (k-sample evaluation, `evaluate.samples` > 1).
+Greedy turns decode in a plain forward loop (`_greedy`), not `model.generate`: same tokens, less per-step
+overhead, and rows that finish leave the batch (bench/bench_generate.py measures it against plain generate).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
@@ -106,19 +108,63 @@ def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[
     input_ids = [head + [pad] * (width - len(ids)) + ids for _, ids in splits]
     mask = [[1] * len(head) + [0] * (width - len(ids)) + [1] * len(ids) for _, ids in splits]
     input_ids, mask = (torch.tensor(x, device=model.device) for x in (input_ids, mask))
-    # top_k=0: transformers would otherwise cut sampling to its default top 50 tokens
-    decoding = ({"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
-                if sampling else {"do_sample": False})
-    out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
-                         max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tok.eos_token_id,
-                         **decoding)
+    if sampling is None:
+        rows = _greedy(model, input_ids, mask, cache, max_new_tokens, tok.eos_token_id)
+    else:  # top_k=0: transformers would otherwise cut sampling to its default top 50 tokens
+        out = model.generate(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+                             do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        rows = out[:, input_ids.shape[1]:].tolist()
     texts = []
-    for row in out[:, input_ids.shape[1]:]:
-        ids = row.tolist()
+    for ids in rows:
         if tok.eos_token_id in ids:
             ids = ids[:ids.index(tok.eos_token_id) + 1]
         texts.append(tok.decode([i for i in ids if i != pad], skip_special_tokens=False))
     return texts
+
+
+# A finished row is dropped from the batch once this share of the rows still decoding has finished: dropping copies
+# every layer's keys and values, so doing it for each single row would cost more than decoding a few idle rows.
+PRUNE_SHARE = 0.25
+
+
+def _greedy(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any, max_new_tokens: int,
+            eos: int) -> list[list[int]]:
+    """Greedy decoding of a left-padded batch whose first `cache` tokens are already encoded; token ids per row,
+    up to and incl. `eos`.
+
+    The same arithmetic as `model.generate(do_sample=False)` (positions from the attention mask, the last
+    position's logits only) without its per-step machinery, and rows leave the batch when they finish instead
+    of decoding padding until the longest row ends.
+    """
+    from transformers import DynamicCache
+
+    cache = cache if cache is not None else DynamicCache(config=model.config)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    done = cache.get_seq_length()
+    out = model(input_ids=input_ids[:, done:], attention_mask=mask, position_ids=positions[:, done:],
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    rows: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    alive = torch.arange(input_ids.shape[0])  # batch row -> caller's row
+    finished = torch.zeros(len(rows), dtype=torch.bool)
+    nxt_pos = positions[:, -1:] + 1
+    for step in range(max_new_tokens):
+        nxt = out.logits[:, -1].argmax(-1)
+        for row, token, over in zip(alive.tolist(), nxt.tolist(), finished.tolist()):
+            if not over:
+                rows[row].append(token)
+        finished |= nxt == eos
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break
+        if finished.sum() >= PRUNE_SHARE * len(alive):
+            keep = (~finished).nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            alive, finished, nxt, mask, nxt_pos = (x[keep] for x in (alive, finished, nxt, mask, nxt_pos))
+        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
+        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=nxt_pos, past_key_values=cache,
+                    use_cache=True)
+        nxt_pos = nxt_pos + 1
+    return rows
 
 
 def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[dict[str, Any]]) -> bool:
@@ -148,15 +194,17 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
 
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
                  batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout",
-                 sampling: Sampling | None = None) -> list[Rollout]:
+                 sampling: Sampling | None = None, decode: Callable[..., list[str]] | None = None) -> list[Rollout]:
     """Roll every episode out in the simulator, `batch_size` conversations per forward pass.
 
     `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
     Episodes are keyed by id: to roll one out several times, pass copies with distinct ids. With `sampling`, torch's
     global RNG is seeded with `sampling.seed` first, so a rerun with the same episodes, batch size and hardware
-    draws the same samples.
+    draws the same samples. `decode` replaces `generate` (same signature; bench/bench_generate.py passes plain
+    `model.generate` through it).
     """
     model.eval()
+    decode = decode or generate
     if sampling is not None:
         torch.manual_seed(sampling.seed)
     envs = {e.id: domain.env() for e in episodes}
@@ -172,8 +220,8 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
         while live:
             still = []
             for ids in _batches(live, catalog, {j: rollouts[j].messages for j in live}, batch_size):
-                texts = generate(model, tok, [rollouts[j].messages for j in ids], [tools[j] for j in ids],
-                                 max_new_tokens, prefixes, sampling)
+                texts = decode(model, tok, [rollouts[j].messages for j in ids], [tools[j] for j in ids],
+                               max_new_tokens, prefixes, sampling)
                 still += [j for j, text in zip(ids, texts)
                           if _advance(rollouts[j], text, envs[j], domain, followups[j])
                           and _turns_since_user(rollouts[j]) < max_turns]
