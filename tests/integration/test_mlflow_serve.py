@@ -61,7 +61,8 @@ def test_mlflow_models_serve_answers_openai_chat_with_tools(params_factory, migr
         assert json.loads(call["function"]["arguments"]) == memorised.WEATHER_CALL["arguments"]
 
         hello = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=120,
-                           json={"messages": [{"role": "user", "content": memorised.HELLO}]}).json()
+                           json={"messages": [{"role": "user", "content": memorised.HELLO}],
+                                 "tools": travel.catalog()}).json()  # as learnt: a prompt with the catalog
         assert hello["choices"][0]["message"]["content"] == memorised.HELLO_ANSWER
 
     # `--model champion`: tooltune chat downloads the registry's champion and runs its call in the simulator

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.domains import travel_tasks
+from components.domains import generation
 from components.evaluation import rollout
 from tests.unit.test_evaluate import SHARES, _tiny_chat_model
 
@@ -35,7 +35,7 @@ def _plain(model, tok, conv, tools, max_new_tokens: int, eos: int) -> list[int]:
 
 
 def _conversations(params, n: int, seed: int):
-    episodes = travel_tasks.generate(n, SHARES, 0.0, seed=seed)
+    episodes = generation.generate("travel", n, SHARES, 0.0, seed=seed)
     convs = [[{"role": "system", "content": params.base.system_prompt}] + e.prompt_messages() for e in episodes]
     return convs, [e.tool_dicts() for e in episodes]
 
