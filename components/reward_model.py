@@ -11,7 +11,6 @@ Run: `python -m components.reward_model`.
 from __future__ import annotations
 
 import json
-import time
 
 import torch
 
@@ -47,10 +46,7 @@ def run(params: Params) -> StageResult:
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                             peft_config=training.lora_config(cfg.lora, "SEQ_CLS", model, modules_to_save=["score"]),
                             callbacks=[step_metrics_callback(), checkpoints.sealer()])
-    trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
-    start = time.time()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.time() - start
+    seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     reports = params.path("reports")
     training.write_curve(history, ["loss", "accuracy"], reports / "reward_model_curve.csv",

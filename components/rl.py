@@ -11,7 +11,6 @@ Run: `python -m components.rl`.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +81,7 @@ def run(params: Params) -> StageResult:
                           environment_factory=domain.env,
                           peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                           callbacks=[step_metrics_callback(), checkpoints.sealer()])
-    trainer._total_train_tokens = checkpoints.last_logged(resume, "num_tokens")  # TRL restarts its count at 0
-    start = time.time()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.time() - start
+    seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     keys = ["reward"] + [f"rewards/{name}/mean" for name, fn, _ in chosen if callable(fn)]
     reports = params.path("reports")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import hashlib
 import os
 import re
 import secrets
@@ -111,7 +112,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         _checkpoint("written")
         _swap_in(tmp, path)
     finally:
@@ -161,6 +162,15 @@ def _discard(folder: Path) -> None:
     os.rmdir(trash)
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (model weights need not fit in memory twice)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _fsync(path: Path | str) -> None:
     """Flush one file or folder to disk (a folder: the names it holds, e.g. a rename)."""
     fd = os.open(path, os.O_RDONLY)
@@ -170,7 +180,7 @@ def _fsync(path: Path | str) -> None:
         os.close(fd)
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path) -> None:
     """Flush every file and folder under `root` to disk, folders after what they hold."""
     for folder, _, files in os.walk(root, topdown=False):
         for name in files:

@@ -16,57 +16,45 @@ import random
 from typing import Any
 
 from components.domains import finance, sim, tasks
-from components.domains.phrasing import Head, Intent, side
+from components.domains.phrasing import Intent, heads, side
 from components.domains.tasks import Ctx, Draft
-
-def _do(*texts: str) -> list[Head]:
-    return [(t, "do") for t in texts]
-
-
-def _ask(*texts: str) -> list[Head]:
-    return [(t, "ask") for t in texts]
-
-
-def _say(*texts: str) -> list[Head]:
-    return [(t, "say") for t in texts]
-
 
 ACCOUNT = (["in account {account}", "for account {account}", "on account {account}", "with account {account}",
             "from account {account}"], ["using {account}", "via account {account}"])
 INTENTS = {
     "get_quote": Intent(
-        (_ask("what's {symbol} trading at", "is {symbol} up or down today", "where is {symbol} trading",
+        (heads("ask", "what's {symbol} trading at", "is {symbol} up or down today", "where is {symbol} trading",
               "how is {symbol} doing today", "what's the share price", "how much is one share") +
-         _do("give me a quote", "get the current price", "check the stock price", "look up the latest price",
-             "pull up the price") + _say("I want a quote", "I'd like the latest price"),
-         _ask("price check on {symbol}", "what does {symbol} cost per share") + _do("fetch the going rate")),
+         heads("do", "give me a quote", "get the current price", "check the stock price", "look up the latest price",
+             "pull up the price") + heads("say", "I want a quote", "I'd like the latest price"),
+         heads("ask", "price check on {symbol}", "what does {symbol} cost per share") + heads("do", "fetch the going rate")),
         {"symbol": (["for {symbol}", "of {symbol}"], ["on {symbol}"])},
         ["{symbol} price?", "quote {symbol}", "{symbol} now?"]),
     "get_fx_rate": Intent(
-        (_ask("what's the exchange rate", "how many {quote} do I get for one {base}", "what is 1 {base} in {quote}",
-              "what's the rate") + _do("give me the exchange rate", "look up the rate", "check the fx rate") +
-         _say("I need the exchange rate"),
-         _ask("how much {quote} is one {base} worth") + _do("quote me the conversion rate")),
+        (heads("ask", "what's the exchange rate", "how many {quote} do I get for one {base}", "what is 1 {base} in {quote}",
+              "what's the rate") + heads("do", "give me the exchange rate", "look up the rate", "check the fx rate") +
+         heads("say", "I need the exchange rate"),
+         heads("ask", "how much {quote} is one {base} worth") + heads("do", "quote me the conversion rate")),
         {"pair": (["from {base} to {quote}", "for {base}/{quote}", "for {base} into {quote}"],
                   ["of {base} against {quote}"])},
         ["{base}/{quote} rate?", "fx {base} to {quote}"]),
     "get_portfolio": Intent(
-        (_do("show me the holdings", "give me an overview", "list the positions", "pull up the portfolio") +
-         _ask("what's in my portfolio", "how much cash and stock do I have", "what do I own") +
-         _say("I want to see my positions"),
-         _do("summarise my brokerage holdings") + _ask("what are my balance and positions")),
+        (heads("do", "show me the holdings", "give me an overview", "list the positions", "pull up the portfolio") +
+         heads("ask", "what's in my portfolio", "how much cash and stock do I have", "what do I own") +
+         heads("say", "I want to see my positions"),
+         heads("do", "summarise my brokerage holdings") + heads("ask", "what are my balance and positions")),
         {"account": (["of account {account}", "in account {account}", "for {account}", "on account {account}"],
                      ["under {account}"])},
         ["{account} holdings?", "portfolio {account}"]),
     "buy": Intent(
-        (_do("buy", "place a buy order for", "purchase", "get me") + _say("I want to buy", "I'd like to buy"),
-         _do("acquire", "pick up")),
+        (heads("do", "buy", "place a buy order for", "purchase", "get me") + heads("say", "I want to buy", "I'd like to buy"),
+         heads("do", "acquire", "pick up")),
         {"order": (["{qty} shares of {symbol}", "{qty} {symbol}", "{qty} {symbol} shares"], ["{qty} x {symbol}"]),
          "account": ACCOUNT},
         ["buy {qty} {symbol} in {account}", "{account}: buy {qty} {symbol}"]),
     "sell": Intent(
-        (_do("sell", "place a sell order for", "get rid of", "dump") + _say("I want to sell", "I'd like to sell"),
-         _do("offload", "dispose of")),
+        (heads("do", "sell", "place a sell order for", "get rid of", "dump") + heads("say", "I want to sell", "I'd like to sell"),
+         heads("do", "offload", "dispose of")),
         {"order": (["{sell_qty} shares of {held}", "{sell_qty} {held}", "{sell_qty} of my {held} shares"],
                    ["{sell_qty} x {held}"]),
          "account": (["from account {account}", "in {account}", "on account {account}"], ["out of {account}"])},
@@ -80,7 +68,7 @@ PARALLEL = ([("get_quote", "get_quote2"), ("get_quote", "get_fx_rate"), ("get_fx
 SECOND = {"get_quote2": Intent(tuple([h for h in heads if "{" not in h[0]] for heads in INTENTS["get_quote"].heads),
                                {"symbol": (["for {symbol2}", "of {symbol2}"], ["on {symbol2}"])}, ["{symbol2} price?"]),
           "get_fx_rate2": Intent(
-              (_ask("what's the exchange rate") + _do("give me the rate", "look up the rate"), _do("check the rate")),
+              (heads("ask", "what's the exchange rate") + heads("do", "give me the rate", "look up the rate"), heads("do", "check the rate")),
               {"pair": (["from {base2} to {quote2}", "for {base2}/{quote2}"], ["of {base2} against {quote2}"])},
               ["{base2}/{quote2} rate?"])}
 MISSING = {"get_quote": ([("symbol",)], [("symbol",)]), "get_fx_rate": ([("pair",)], [("pair",)]),

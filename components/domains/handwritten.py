@@ -217,7 +217,7 @@ def _check_depends_on(record: _Record, steps: list[list[_Call]], results: list[l
             raise DataError(where=where, rule="depends_on", detail=f"edge {[later, earlier]}: steps are numbered "
                                                                    f"0-{len(steps) - 1} and the later comes second")
         values = [v for c in steps[later] for v in c.arguments.values()]
-        leaves = _leaves(results[earlier])
+        leaves = tasks.leaves(results[earlier])
         unsaid = [v for v in values if _among(v, leaves) and not _said(v, said)]
         if unsaid or _needs(steps, later, earlier, spec, env_class) or _divided(values, said, leaves):
             continue
@@ -228,15 +228,6 @@ def _check_depends_on(record: _Record, steps: list[list[_Call]], results: list[l
 def _said(value: Any, text: str) -> bool:
     """The user's text holds `value` as a whole word ("GOOGL" is not said by "google", the misspelling it fixes)."""
     return re.search(rf"\b{re.escape(str(value).lower())}\b", text) is not None
-
-
-def _leaves(value: Any) -> list[Any]:
-    """The strings and numbers inside nested lists and dicts."""
-    if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
-    if isinstance(value, list):
-        return [leaf for v in value for leaf in _leaves(v)]
-    return [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else []
 
 
 def _among(value: Any, leaves: list[Any]) -> bool:

@@ -28,6 +28,13 @@ from components.domains import sim
 Pool = tuple[list, list]  # (training side, held-out side)
 Head = tuple[str, str]  # (text, form): form "do" (imperative, may take politeness), "ask" (a question), "say"
 SLOT = re.compile(r"(\{\w+\})")
+
+
+def heads(form: str, *texts: str) -> list[Head]:
+    """Request heads of one `form` ("do", "ask" or "say"; see `Head`)."""
+    return [(t, form) for t in texts]
+
+
 DATE_SLOTS = ("d1", "d2")
 AMOUNT_SLOTS = ("amount", "budget")
 SYMBOL_SLOTS = ("symbol", "symbol2", "held")

@@ -214,19 +214,19 @@ def facts(reply: str, results: list[Any], asked: str) -> list[str]:
     not say, such as a flight number, a price or a rate."""
     said, known = toolcalls.normalise_text(reply), toolcalls.normalise_text(asked)
     out: list[str] = []
-    for value in _leaves(results):
+    for value in leaves(results):
         text = toolcalls.normalise_text(str(value))
         if len(text) >= 2 and text in said and text not in known and text not in out:
             out.append(text)
     return out
 
 
-def _leaves(value: Any) -> list[Any]:
+def leaves(value: Any) -> list[Any]:
     """The strings and numbers inside nested lists and dicts, in order."""
     if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
+        return [leaf for v in value.values() for leaf in leaves(v)]
     if isinstance(value, list):
-        return [leaf for v in value for leaf in _leaves(v)]
+        return [leaf for v in value for leaf in leaves(v)]
     return [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else []
 
 

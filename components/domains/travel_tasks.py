@@ -16,48 +16,36 @@ import random
 from typing import Any
 
 from components.domains import sim, tasks, travel
-from components.domains.phrasing import Head, Intent, side
+from components.domains.phrasing import Intent, heads, side
 from components.domains.tasks import Ctx, Draft
-
-def _do(*texts: str) -> list[Head]:
-    return [(t, "do") for t in texts]
-
-
-def _ask(*texts: str) -> list[Head]:
-    return [(t, "ask") for t in texts]
-
-
-def _say(*texts: str) -> list[Head]:
-    return [(t, "say") for t in texts]
-
 
 RANGE = (["from {d1} to {d2}", "between {d1} and {d2}", "{d1} through {d2}", "for {d1} to {d2}",
           "from {d1} until {d2}"], ["from {d1} till {d2}", "{d1} to {d2} inclusive"])
 INTENTS = {
     "get_weather": Intent(
-        (_ask("what's the weather", "what will the weather be like", "will it rain", "how warm will it be",
+        (heads("ask", "what's the weather", "what will the weather be like", "will it rain", "how warm will it be",
               "do I need an umbrella", "should I pack a jacket", "is snow expected", "what's the forecast") +
-         _do("check the forecast", "get me the weather forecast", "tell me the weather", "look up the weather",
-             "show me the forecast", "find the weather outlook") + _say("I'd like the forecast", "I need the weather"),
-         _ask("how's the weather shaping up", "what conditions should I expect") + _do("give me the outlook")),
+         heads("do", "check the forecast", "get me the weather forecast", "tell me the weather", "look up the weather",
+             "show me the forecast", "find the weather outlook") + heads("say", "I'd like the forecast", "I need the weather"),
+         heads("ask", "how's the weather shaping up", "what conditions should I expect") + heads("do", "give me the outlook")),
         {"city": (["in {city}", "for {city}", "over in {city}"], ["in the city of {city}"]), "range": RANGE},
         ["weather {city} {d1} to {d2}", "{city} forecast {d1} to {d2}", "wx {city}, {d1} to {d2}?"]),
     "search_flights": Intent(
-        (_do("find me flights", "search flights", "look up flights", "show me flights", "get me flight options",
+        (heads("do", "find me flights", "search flights", "look up flights", "show me flights", "get me flight options",
              "compare flights", "check flights", "list the flights") +
-         _ask("are there any flights", "which flights are there", "what flights do you have", "what can I fly") +
-         _say("I need a flight", "I want to fly", "I'm looking for flights"),
-         _ask("any departures", "what's flying") + _say("I'm after a flight")),
+         heads("ask", "are there any flights", "which flights are there", "what flights do you have", "what can I fly") +
+         heads("say", "I need a flight", "I want to fly", "I'm looking for flights"),
+         heads("ask", "any departures", "what's flying") + heads("say", "I'm after a flight")),
         {"origin": (["from {origin}", "leaving {origin}", "out of {origin}"], ["setting off from {origin}"]),
          "dest": (["to {city}", "into {city}", "going to {city}"], ["bound for {city}", "headed to {city}"]),
          "date": (["on {d1}", "for {d1}", "departing on {d1}"], ["with a departure on {d1}", "for travel on {d1}"])},
         ["flights {origin} to {city} {d1}", "{origin} to {city} flights, {d1}", "fly {origin} -> {city} {d1}?"]),
     "search_hotels": Intent(
-        (_do("find a hotel", "find me a room", "search hotels", "show me accommodation", "look for a place to stay",
+        (heads("do", "find a hotel", "find me a room", "search hotels", "show me accommodation", "look for a place to stay",
              "get me hotel options", "find me a guesthouse or hotel") +
-         _ask("where can I stay", "are there hotels", "what hotels are available") +
-         _say("I need a room", "I need accommodation", "I'm looking for a bed"),
-         _ask("any lodging") + _say("I need somewhere to sleep") + _do("sort me out a room")),
+         heads("ask", "where can I stay", "are there hotels", "what hotels are available") +
+         heads("say", "I need a room", "I need accommodation", "I'm looking for a bed"),
+         heads("ask", "any lodging") + heads("say", "I need somewhere to sleep") + heads("do", "sort me out a room")),
         {"city": (["in {city}", "somewhere in {city}"], ["in the city of {city}"]),
          "range": (["from {d1} to {d2}", "check-in {d1}, check-out {d2}", "arriving {d1} and leaving {d2}",
                     "for {d1} to {d2}", "from {d1} until {d2}"],

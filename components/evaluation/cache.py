@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.data.episode import Episode
-from components.data.fileio import atomic_dir, read_jsonl, write_json, write_jsonl
+from components.data.fileio import atomic_dir, file_sha256, read_jsonl, write_json, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: CODE is relative to it
 CODE = ("components/evaluation", "components/toolcalls", "components/domains", "components/evaluate.py")
@@ -53,14 +53,6 @@ def _sha(chunks: list[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_hash(folder: Path) -> str | None:
     """The hash of a model folder's weight, config and tokenizer files; None when it holds no weights (nothing to key:
     the model is not on disk)."""
@@ -70,7 +62,7 @@ def model_hash(folder: Path) -> str | None:
                    if f.is_file() and f.suffix in MODEL_FILES and f.name not in NOT_MODEL)
     if not any(f.suffix == ".safetensors" for f in files):
         return None
-    return _sha([f"{f.name}:{_file_sha(f)}".encode() for f in files])
+    return _sha([f"{f.name}:{file_sha256(f)}".encode() for f in files])
 
 
 def code_hash() -> str:
@@ -79,7 +71,7 @@ def code_hash() -> str:
     import transformers
 
     files = sorted(p for c in CODE for p in ([ROOT / c] if c.endswith(".py") else (ROOT / c).rglob("*.py")))
-    parts = [f"{f.relative_to(ROOT)}:{_file_sha(f)}".encode() for f in files]
+    parts = [f"{f.relative_to(ROOT)}:{file_sha256(f)}".encode() for f in files]
     return _sha(parts + [f"torch {torch.__version__}, transformers {transformers.__version__}".encode()])
 
 

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from components.config import Params, stage_params
-from components.data.fileio import write_json
+from components.data.fileio import file_sha256, fsync_tree, write_json
 
 MARKER = "tooltune-complete.json"  # written last, atomically: the checkpoint beside it is complete
 RUN_FILE = "run.json"
@@ -70,7 +70,7 @@ def run_key(params: Params, stage: str, inputs: list[Path]) -> str:
         for file in files:
             if file.name != "tooltune.json":  # a description of the model (training settings), no weight
                 digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}\0".encode())
-                digest.update(_file_sha(file).encode())
+                digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 
@@ -107,6 +107,14 @@ def resumed_step(checkpoint: Path | None) -> int:
     return 0 if checkpoint is None else int(_step(checkpoint) or 0)  # from the name: it may be deleted by now
 
 
+def train(trainer: Any, resume: Path | None) -> float:
+    """Run `trainer` (from the checkpoint `resume` when given, see `start`); returns the training seconds."""
+    trainer._total_train_tokens = last_logged(resume, "num_tokens")  # TRL restarts its count at 0 on resume
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return time.time() - started
+
+
 def last_logged(checkpoint: Path | None, key: str) -> float:
     """The last value of `key` in a checkpoint's logged history (0 when fresh or never logged)."""
     if checkpoint is None:
@@ -135,7 +143,7 @@ def sealer() -> Any:
                 return
             out = Path(args.output_dir)
             new = out / f"checkpoint-{state.global_step}"
-            _sync_tree(new)
+            fsync_tree(new)
             write_json(new / MARKER, {"step": state.global_step})
             for path in out.iterdir():
                 if path != new and _step(path) is not None and path.is_dir():
@@ -170,22 +178,3 @@ def _remove(path: Path) -> None:
     trash = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     path.rename(trash)
     shutil.rmtree(trash)
-
-
-def _sync_tree(root: Path) -> None:
-    """Flush every file of a checkpoint, then its folder, to disk: the marker must not outlive what it vouches for."""
-    for name, files in ((d, f) for d, _, f in os.walk(root, topdown=False)):
-        for entry in [*(os.path.join(name, f) for f in files), name]:
-            fd = os.open(entry, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
