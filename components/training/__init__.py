@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,17 @@ import torch
 from components.training import models
 from components.data.fileio import atomic_dir
 
+# PEFT reads `model.is_gradient_checkpointing` when it wraps a model (a deprecated alias in transformers 5.x that
+# warns on every read); the project never turns checkpointing on, so the warning says nothing to a user.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
 
 def precision() -> dict[str, bool]:
     """TRL config flags: bf16 on a bf16-capable GPU, fp32 on CPU (bf16 matmuls are ~300x slower there)."""
     gpu = torch.cuda.is_available()
-    return {"bf16": gpu and torch.cuda.is_bf16_supported(), "use_cpu": not gpu, "gradient_checkpointing": False}
+    # `activation_checkpointing`, not its deprecated alias `gradient_checkpointing` (TRL's configs default the alias to
+    # True; setting the new name silences transformers' FutureWarning and wins over the alias)
+    return {"bf16": gpu and torch.cuda.is_bf16_supported(), "use_cpu": not gpu, "activation_checkpointing": False}
 
 
 def lora_config(cfg: Any, task_type: str, model: torch.nn.Module, **extra: Any) -> Any:
