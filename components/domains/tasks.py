@@ -24,7 +24,9 @@ from components.data.episode import Episode, Tool
 Call = dict[str, Any]
 Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
 K = TypeVar("K")
-IRRELEVANCE_KINDS = {"chat": 0.4, "nearmiss": 0.35, "missing": 0.25}  # small talk, near misses, missing argument
+IRRELEVANCE_KINDS = {"chat": 0.7, "nearmiss": 0.2, "missing": 0.1}  # small talk, near misses, missing argument
+# (0.4 / 0.35 / 0.25 with irrelevance at 0.2 of the data taught the default SFT run to answer 89 % of held-out
+# single requests with the no-call reply: domain-like requests without a call must stay a small share)
 
 
 def choose(rng: random.Random, options: Mapping[K, Pool], held: bool) -> K:
