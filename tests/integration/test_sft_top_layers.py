@@ -23,7 +23,7 @@ def params(tmp_path_factory):
     # hidden 512: with the tied embeddings frozen (std 0.02) logits reach about 0.02 x hidden_size, so at 64 wide
     # LoRA alone cannot move the loss far from uniform
     tmp = tmp_path_factory.mktemp("top_layers")
-    p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 240}, base={"tiny": {"num_hidden_layers": 4, "hidden_size": 512}},
+    p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 400}, base={"tiny": {"num_hidden_layers": 4, "hidden_size": 512}},
                                  sft={"max_steps": 20, "batch_size": 4, "learning_rate": 3.0e-2,
                                       "lora": {"enabled": True, "layers": 2}}), profile="")
     for stage in (base, ingest, build):

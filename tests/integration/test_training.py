@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def params(tmp_path_factory, migrated_db):
     tmp = tmp_path_factory.mktemp("train")
     shutil.copy(migrated_db, tmp / "mlflow.db")  # the store `tracking.uri` points at
-    p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 240},
+    p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 400},
                                  sft={"max_steps": 12, "batch_size": 4}, reward_model={"max_steps": 6},
                                  rl={"max_steps": 2, "learning_rate": 1.0e-3}), profile="")
     for stage in (base, ingest, build):
