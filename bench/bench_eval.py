@@ -29,12 +29,13 @@ from components.data.episode import Episode, read_episodes  # noqa: E402
 TARGET = 3.0
 
 
-def load_model(params: Params) -> tuple[Any, Any, str]:
-    """The base model folder when the `base` stage has run, else the tiny random model (plumbing only)."""
-    folder = params.path("base")
-    if folder.is_dir():
-        model, tok = models.load(folder)
-        return model, tok, str(folder)
+def load_model(params: Params, folders: list[Path] | None = None) -> tuple[Any, Any, str]:
+    """The first existing folder of `folders` (default: the base model's), else the tiny random model (plumbing
+    only)."""
+    for folder in folders if folders is not None else [params.path("base")]:
+        if folder.is_dir():
+            model, tok = models.load(folder)
+            return model, tok, str(folder)
     model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights hotels"] * 50, seed=0)
     models.apply_tool_template(model, tok)
     models.set_padding(model, tok)

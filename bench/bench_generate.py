@@ -29,21 +29,15 @@ sys.path.insert(0, str(REPO))
 from components import domains  # noqa: E402
 from components.config import Params, load_params  # noqa: E402
 from components.evaluation import rollout  # noqa: E402
-from components.training import models  # noqa: E402
+
+import bench_eval  # noqa: E402  (bench/ is on sys.path: this script's folder)
 
 TARGET = 5.0
 
 
 def load_model(params: Params, path: str | None) -> tuple[Any, Any, str]:
     """`path`, else the trained SFT model, else the base model, else the tiny random model (plumbing only)."""
-    for folder in ([Path(path)] if path else [params.path("sft_model"), params.path("base")]):
-        if folder.is_dir():
-            model, tok = models.load(folder)
-            return model, tok, str(folder)
-    model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights hotels"] * 50, seed=0)
-    models.apply_tool_template(model, tok)
-    models.set_padding(model, tok)
-    return model, tok, "tiny (random)"
+    return bench_eval.load_model(params, [Path(path)] if path else [params.path("sft_model"), params.path("base")])
 
 
 @torch.no_grad()
