@@ -138,3 +138,24 @@ def test_tooltune_bfcl_categories_limit_and_bad_input(tiny_project, tmp_path, ca
     assert "not a model folder" in capsys.readouterr().err
     assert cli.main(["bfcl", "--model", "base", "--params", str(tiny_project)]) == 2  # no --data, bfcl.data null
     assert "give --data DIR" in capsys.readouterr().err
+
+
+def test_evaluate_stage_bfcl_column(params_factory):
+    """bfcl.data set: the evaluate stage runs each model on it too: metrics `<model>.bfcl.*`, tables, a note."""
+    from components import evaluate
+    from components.data.fileio import write_jsonl
+    from components.domains import generation
+
+    params = params_factory(evaluate={"models": ["sft"], "batch_size": 4, "max_new_tokens": 4, "max_turns": 1,
+                                      "compare_champion": False, "reuse": False},
+                            bfcl={"data": str(FIXTURES), "limit": 1, "max_new_tokens": 8})
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
+    models.save(model, tok, params.path("sft_model"), {"spec": "tiny"})
+    write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in
+                                                       generation.generate("travel", 4, {"single": 1.0}, 0.0, seed=6)])
+    metrics = evaluate.run(params).metrics
+    assert {metrics[f"sft.bfcl.{c}_n"] for c in FIVE} == {1.0}
+    parts = [metrics["sft.bfcl.simple_python"], *(metrics[f"sft.bfcl.{c}"] for c in FIVE[1:4])]
+    assert metrics["sft.bfcl.non_live_ast"] == pytest.approx(sum(parts) / 4, abs=1e-4)
+    assert (params.path("reports") / "evaluate" / "bfcl" / "sft" / "bfcl.md").is_file()
+    assert "BFCL (" in (params.path("reports") / "evaluate.md").read_text()
