@@ -203,6 +203,17 @@ class Evaluate(_Frozen):
                                                 "(none) or an episodes JSONL file under project.workdir")
 
 
+class Bfcl(_Frozen):
+    """`tooltune bfcl` (components/evaluation/bfcl.py) and the evaluate stage's optional BFCL column."""
+
+    system_prompt: str = Field(min_length=1, description="a general prompt: BFCL's tools are not the domain's")
+    batch_size: int = Field(gt=0)
+    max_new_tokens: int = Field(gt=0)
+    data: str | None = Field(description="a BFCL data folder (under workdir, or absolute); set: the evaluate stage "
+                                         "adds a bfcl column (metrics `<model>.bfcl.*`); null: none")
+    limit: int | None = Field(gt=0, description="the first N entries of each category; null: all")
+
+
 class Register(_Frozen):
     model_name: str = Field(min_length=1)
     gate_metric: str
@@ -255,6 +266,7 @@ class Params(_Frozen):
     reward_model: RewardModel
     rl: Rl
     evaluate: Evaluate
+    bfcl: Bfcl
     register_: Register = Field(alias="register")
     tracking: Tracking
     orchestration: Orchestration

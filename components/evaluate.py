@@ -47,7 +47,7 @@ from typing import Any
 
 from components import domains, toolcalls, tracking
 from components.training import models
-from components.evaluation import cache, passk, rollout, single_step, stats
+from components.evaluation import bfcl, cache, passk, rollout, single_step, stats
 from components.domains import handwritten
 from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
 from components.config import BUILTIN_DOMAINS, Params
@@ -287,6 +287,7 @@ def run(params: Params) -> StageResult:
     from components.evaluation import report as eval_report
 
     domain = domains.of(params)
+    bfcl_found = bfcl.discover(bfcl.data_folder(params)) if params.bfcl.data else None  # bad data: fail first
     hand, note = handwritten_set(params, domain)
     sets = [EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
         [EpisodeSet(HANDWRITTEN, hand)] if hand else [])
@@ -307,6 +308,8 @@ def run(params: Params) -> StageResult:
                    for c in stats.compare(a, b, scored[a][s.prefix][1], scored[b][s.prefix][1],
                                           params.evaluate.alpha)]
     notes += _cache_note(params, results)
+    if bfcl_found:
+        notes.append(_bfcl_column(params, bfcl_found, results, out_dir))
     files = eval_report.write(results, reports / "evaluate.md", out_dir, notes, comparisons)
     metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()} | stats.metrics(comparisons)
     return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"),
@@ -328,6 +331,19 @@ def _cache_note(params: Params, results: dict[str, dict[str, float]]) -> list[st
     return [f"Read from the evaluation cache ({params.paths.eval_cache}), not recomputed: {', '.join(reused)}. The "
             "same weights, episodes, evaluation settings and evaluation code gave these numbers on an earlier run "
             "(`seconds`: that run's time); `evaluate.reuse: false` recomputes every column."]
+
+
+def _bfcl_column(params: Params, found: list[bfcl.Category], results: dict[str, dict[str, float]],
+                 out_dir: Path) -> str:
+    """Each model of `evaluate.models` on the BFCL data of `bfcl.data` (`tooltune bfcl`'s path, no cache): metrics
+    `<model>.bfcl.*` added to `results`, tables in `out_dir/bfcl/<model>/`; returns the report's note."""
+    for name in params.evaluate.models:
+        model, tok = models.load(params.path(MODEL_PATHS[name]))
+        scores, summary = bfcl.evaluate(model, tok, params, found, out_dir / "bfcl" / name, params.bfcl.limit)
+        results[name] |= bfcl.metrics(scores, summary)
+    shown = ", ".join(f"{m} {results[m].get('bfcl.non_live_ast', float('nan')):.1%}" for m in params.evaluate.models)
+    return (f"BFCL ({params.bfcl.data}, {', '.join(c.name for c in found)}): non-live AST accuracy {shown}; "
+            f"per category: metrics `<model>.bfcl.*`, tables in {out_dir / 'bfcl'}/<model>/bfcl.md.")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@
     tooltune stages                                                        # the stage names
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
+    tooltune bfcl --model PATH|base|champion --data DIR [--categories simple,multiple] [--out DIR] [--limit N]
     tooltune serve [--model champion|PATH] [--host 127.0.0.1] [--port 8000]   # OpenAI-compatible server
     tooltune chat [--model champion|PATH]                                    # terminal chat, calls simulated
     tooltune stack up|down|status [--dir .stack] [--mlflow-port N] ...       # MLflow + Prefect + S3 on 127.0.0.1
@@ -96,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--answers", default=None, help="BFCL possible-answer file for --tasks")
     score.add_argument("--out", required=True, help="report JSON to write")
     score.set_defaults(func=_score)
+    bfcl = sub.add_parser("bfcl", help="run a model on BFCL's single-turn categories: results, scores, a table")
+    bfcl.add_argument("--model", required=True, help="a model folder, `base` (paths.base) or `champion` (registry)")
+    bfcl.add_argument("--data", default=None, help="BFCL data folder (default: bfcl.data of the params file)")
+    bfcl.add_argument("--categories", default=None, help="comma-separated categories or groups (simple, non_live, "
+                                                          "live); default: every one with a file in --data")
+    bfcl.add_argument("--out", default=None, help="output folder (default: <paths.reports>/bfcl/<model>)")
+    bfcl.add_argument("--limit", type=_positive, default=None, help="first N entries per category (default: "
+                                                                    "bfcl.limit)")
+    common(bfcl)
+    bfcl.set_defaults(func=_bfcl)
     serve = sub.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -141,6 +152,26 @@ def _score(args: argparse.Namespace) -> int:
     report = score.run(args.tasks, args.predictions, args.out, args.answers)
     print(score.markdown(report))
     print(f"\nReport: {args.out}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+def _bfcl(args: argparse.Namespace) -> int:
+    import time
+
+    from components.evaluation import bfcl
+
+    params = load_params(args.params, args.profile)
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
+    start = time.time()
+    scores, summary, out = bfcl.run(params, args.model, args.data, categories, args.out, args.limit)
+    print(bfcl.markdown(scores, summary))
+    print(f"\nResults and tables: {out}  ({time.time() - start:.0f} s)")
     return 0
 
 
