@@ -218,6 +218,8 @@ class Register(_Frozen):
     model_name: str = Field(min_length=1)
     gate_metric: str
     min_gain: float = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1, description="level of the gate's paired tests against this run's champion")
+    keep_unpromoted: int = Field(ge=0, description="newest not-promoted versions that keep their weights")
     lock_timeout_s: float = Field(gt=0)
 
 

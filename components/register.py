@@ -7,9 +7,19 @@ code), lineage/metric/decision tags, the model card (description and README.md),
 `challenger`, `metrics/register.json`.
 Run: `python -m components.register` (DVC) or the `register` task of `tooltune run`.
 
+Also reads, when the evaluate stage measured the champion this run (`evaluate.compare_champion`): `champion.*` in
+evaluate.json and the per-episode verdicts `paths.reports/evaluate/{<candidate>,champion}_rollouts.jsonl`.
+
 Gate: the candidate becomes `champion` only if its gate metric beats the base model by more than `min_gain` and,
-when there is a champion, beats the champion's recorded `gate_value` by more than `min_gain`. The champion it
-replaces gets `previous`; a candidate that does not pass gets `challenger`.
+when there is a champion, beats it on THIS run's test split, episode by episode: by more than `min_gain` with the
+exact McNemar test's p < `register.alpha`, and with no error class of the taxonomy grown beyond chance
+(components/tracking/gate.py has the rule). The decision names every error class's change (champion -> candidate),
+in the `promotion` tag, `gate.error.<class>` tags, the description and the stage's console line. A champion the
+evaluate stage did not measure this run is compared by the `gate_value` recorded at its registration, with a note
+saying so. The champion it replaces gets `previous`; a candidate that does not pass gets `challenger`.
+
+Retention: after the decision, not-promoted versions older than the `register.keep_unpromoted` newest lose their
+weights (tag `tooltune.pruned`; components/tracking/retention.py).
 
 Concurrency: `promote` re-reads the champion, decides and moves the aliases under `promotion_lock` (a file lock
 beside a local store, a lease in a remote registry; see that module), so concurrent promoters act one at a time
@@ -37,6 +47,8 @@ from mlflow.entities.model_registry import ModelVersion
 from components import tracking
 from components.config import Params
 from components.data.episode import DataError
+from components.tracking import retention
+from components.tracking.gate import Evidence, decide as decide_paired, load as load_evidence
 from components.tracking.promotion_lock import promotion_lock
 from components.result import StageResult
 from components.serving import card
@@ -45,6 +57,7 @@ from components.serving.pyfunc import ToolAgent, code_paths
 ARTIFACT = "agent"
 CHALLENGER, PREVIOUS = "challenger", "previous"
 PROMOTION_TAG, COMPARED_TAG = "promotion", "champion_gate_value"  # the decision, the champion value it compared
+SOURCE_TAG = "champion_gate_source"  # where that value came from: "this run" (measured by evaluate) or "recorded"
 KEY_TAG, STATE_TAG, DONE = "tooltune.register_key", "tooltune.register_state", "done"
 # What the served pyfunc needs at load time, pinned to the versions that logged it.
 SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "jsonschema",
@@ -68,6 +81,7 @@ class Gate:
     value: float
     base: float
     min_gain: float
+    evidence: Evidence | None = None  # this run's champion column, when evaluate measured one
 
 
 @dataclass(frozen=True)
@@ -77,13 +91,18 @@ class Outcome:
     decision: Decision
     alias: str
     champion_value: float | None
+    source: str  # SOURCE_TAG's value; "none" without a champion
 
 
 def decide(gate: str, candidate: float, base: float, champion: float | None, min_gain: float,
-           champion_version: str | None = None) -> Decision:
-    """The promotion gate: beat the base, then the champion (if any), each by more than `min_gain`."""
+           champion_version: str | None = None, evidence: Evidence | None = None) -> Decision:
+    """The promotion gate: beat the base by more than `min_gain`, then the champion (if any): on this run's
+    `evidence` by the paired rule of components/tracking/gate.py, else its recorded value by more than `min_gain`."""
     if not candidate > base + min_gain:
         return Decision(False, f"{gate} {candidate:.4f} does not beat base {base:.4f} by more than {min_gain}")
+    if champion is not None and evidence is not None:
+        promote, reason = decide_paired(gate, evidence, min_gain, str(champion_version))
+        return Decision(promote, f"{gate} {candidate:.4f} beats base {base:.4f} by more than {min_gain}; {reason}")
     if champion is not None and not candidate > champion + min_gain:
         return Decision(False, f"{gate} {candidate:.4f} does not beat champion v{champion_version} "
                                f"{champion:.4f} by more than {min_gain}")
@@ -121,8 +140,9 @@ def run(params: Params) -> StageResult:
     if not folder.is_dir():
         raise DataError(f"{folder}: candidate model folder ({candidate}) not found")
     metrics = {k.split(".", 1)[1]: float(v) for k, v in scores.items() if k.startswith(f"{candidate}.")}
+    evidence = load_evidence(scores, params.path("reports") / "evaluate", candidate, cfg.gate_metric, cfg.alpha)
     gate = Gate(cfg.model_name, "", cfg.gate_metric, float(scores[gate_key]),
-                float(scores[f"base.{cfg.gate_metric}"]), cfg.min_gain)
+                float(scores[f"base.{cfg.gate_metric}"]), cfg.min_gain, evidence)
 
     if mlflow.active_run() is None:  # run alone (not through execute_stage): open our own run
         tracking.configure(params)
@@ -142,13 +162,16 @@ def _register(params: Params, candidate: str, folder: Path, metrics: dict[str, f
     client.update_model_version(cfg.model_name, version, description=(
         f"{candidate} candidate, base {cfg.gate_metric}={gate.base:.4f}. Scores: {scores}. "
         f"{outcome.decision.reason}.\n\n" + card.attach(params, candidate, version)))
+    pruned = retention.prune(client, cfg.model_name, cfg.keep_unpromoted, _refused)
     champion_value = outcome.champion_value
     return StageResult(
         stage="register",
         metrics={"version": float(version), "promoted": float(outcome.decision.promote), "gate_value": gate.value,
-                 "champion_gate_value": champion_value if champion_value is not None else -1.0},
+                 "champion_gate_value": champion_value if champion_value is not None else -1.0,
+                 "pruned": float(len(pruned))},
         details={"model_name": cfg.model_name, "version": version, "alias": outcome.alias,
-                 "reason": outcome.decision.reason, "model_uri": f"models:/{cfg.model_name}/{version}"})
+                 "reason": outcome.decision.reason, "model_uri": f"models:/{cfg.model_name}/{version}",
+                 "champion_gate_source": outcome.source, "pruned_versions": pruned})
 
 
 def candidate_key(folder: Path, candidate: str, metrics: dict[str, float], gate: Gate) -> str:
@@ -200,17 +223,48 @@ def promote(client: MlflowClient, gate: Gate, registry_uri: str, lock_timeout_s:
 
 def _decide_and_move(client: MlflowClient, gate: Gate, champion: ModelVersion | None) -> None:
     """Record the decision on the version, then move the aliases (so a version with an alias has its decision)."""
-    champion_value = _champion_gate_value(champion, gate.model_name, gate.metric)
+    evidence, note = _this_run(gate.evidence, champion)
+    champion_value = (evidence.champion_value if evidence is not None
+                      else _champion_gate_value(champion, gate.model_name, gate.metric))
     decision = decide(gate.metric, gate.value, gate.base, champion_value, gate.min_gain,
-                      champion.version if champion else None)
+                      champion.version if champion else None, evidence=evidence)
     prefix = "promoted: " if decision.promote else "not promoted: "
-    client.set_model_version_tag(gate.model_name, gate.version, PROMOTION_TAG, prefix + decision.reason)
-    client.set_model_version_tag(gate.model_name, gate.version, COMPARED_TAG,
-                                 "none" if champion_value is None else str(champion_value))
+    source = "none" if champion is None else "this run" if evidence is not None else "recorded"
+    tags = {PROMOTION_TAG: prefix + decision.reason + note, SOURCE_TAG: source,
+            COMPARED_TAG: "none" if champion_value is None else str(champion_value)}
+    if evidence is not None:
+        tags |= {"gate.paired_p": str(evidence.gate.p_value), "gate.paired_delta": str(evidence.gate.delta),
+                 **{f"gate.error.{c.name}": c.change() for c in evidence.classes}}
+    for key, value in tags.items():
+        client.set_model_version_tag(gate.model_name, gate.version, key, value)
     if decision.promote and champion is not None:
         client.set_registered_model_alias(gate.model_name, PREVIOUS, champion.version)
     client.set_registered_model_alias(gate.model_name, tracking.CHAMPION if decision.promote else CHALLENGER,
                                       gate.version)
+
+
+def _this_run(evidence: Evidence | None, champion: ModelVersion | None) -> tuple[Evidence | None, str]:
+    """This run's evidence if it measured the current champion, else None; and a note for the decision saying why
+    the recorded value was used instead ("" when nothing needs saying)."""
+    if champion is None:
+        return None, ""
+    current = str(champion.version)
+    if evidence is None:
+        why = "the evaluate stage did not measure it this run (evaluate.compare_champion off, or no champion then)"
+    elif evidence.champion_version not in (None, current):  # another promoter moved the alias since evaluate
+        why = f"this run's evaluate measured v{evidence.champion_version}, not v{current}"
+    elif evidence.champion_version is None:
+        return evidence, f" (evaluate did not record the version of its champion column: taken as v{current})"
+    else:
+        return evidence, ""
+    return None, (f" (champion v{current}: compared by the gate_value recorded at its registration, because {why};"
+                  " no paired test, no error-class check)")
+
+
+def _refused(version: ModelVersion) -> bool:
+    """A version whose promotion was decided and refused (what retention may prune)."""
+    return (version.tags.get(STATE_TAG) == DONE
+            and version.tags.get(PROMOTION_TAG, "").startswith("not promoted: "))
 
 
 def _recorded(tags: dict[str, str]) -> Outcome:
@@ -219,7 +273,7 @@ def _recorded(tags: dict[str, str]) -> Outcome:
     reason = tags[PROMOTION_TAG].split(": ", 1)[1]
     compared = tags.get(COMPARED_TAG, "none")
     return Outcome(Decision(promoted, reason), tracking.CHAMPION if promoted else CHALLENGER,
-                   None if compared == "none" else float(compared))
+                   None if compared == "none" else float(compared), tags.get(SOURCE_TAG, "none"))
 
 
 def _champion_gate_value(champion: ModelVersion | None, model_name: str, gate_metric: str) -> float | None:
@@ -253,7 +307,8 @@ def _log_model(params: Params, folder: Path, metrics: dict[str, float], key: str
 def main() -> None:
     from components.tracking import stage_main
 
-    stage_main("register")
+    result = stage_main("register")
+    print(f"[register] v{result.details['version']} -> {result.details['alias']}: {result.details['reason']}")
 
 
 if __name__ == "__main__":

@@ -329,8 +329,9 @@ def _metric_name(key: str) -> str:
     return re.sub(r"[^/\w.\- :]", "_", key)
 
 
-def stage_main(stage: str) -> None:
-    """Entry of `python -m components.<stage>` (DVC): params.yaml in cwd, profile from `$TOOLTUNE_PROFILE`.
+def stage_main(stage: str) -> StageResult:
+    """Entry of `python -m components.<stage>` (DVC): params.yaml in cwd, profile from `$TOOLTUNE_PROFILE`; returns
+    the stage's result (a stage's `main` may print more of it).
 
     Bad inputs (`DataError`, `ConfigError`) and a workdir another run holds (`WorkdirBusy`) end with
     `error: <message>` on stderr and exit code 2, no traceback.
@@ -345,6 +346,7 @@ def stage_main(stage: str) -> None:
         sys.exit(2)
     metrics = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
     print(f"[{stage}] done in {time.time() - start:.1f}s: {metrics}".rstrip(": "))
+    return result
 
 
 def champion_version(client: MlflowClient, model_name: str) -> ModelVersion | None:

@@ -86,7 +86,8 @@ def test_gate_moves_champion_only_for_a_better_candidate(make_params, tmp_path):
     scores(params, base=0.2, candidate=0.7)  # better than both: champion moves, the old one is `previous`
     third = register.run(params)  # outside execute_stage: register opens its own run
     assert third.details == {"model_name": name, "version": "3", "alias": "champion", "reason": third.details["reason"],
-                             "model_uri": f"models:/{name}/3"}
+                             "model_uri": f"models:/{name}/3", "champion_gate_source": "recorded",
+                             "pruned_versions": []}
     aliases = {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}  # int from SQLite
     assert aliases == {"champion": "3", "previous": "1", "challenger": "2"}
 
