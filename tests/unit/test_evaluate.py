@@ -344,7 +344,7 @@ def test_pairs_that_matter():
     assert evaluate.pairs(["base"], ["base", "champion"]) == []  # no candidate evaluated
 
 
-def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_path, monkeypatch, params_factory):
+def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_path, params_factory):
     """A model that writes the year-9999 weather call (the tool raises OverflowError) has failed calls in its metrics,
     and the report shows them beside a model without any."""
     import json
@@ -354,11 +354,10 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
 
     bad = {"name": "get_weather", "arguments": WEATHER | {"start_date": "9999-12-31"}}
     model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
-    monkeypatch.setattr(rollout, "generate", model.generate)
     domain = domains.get("travel")
     episodes = generation.generate("travel", 5, {"single": 1.0}, 0.0, seed=4)
     broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
-                                  batch_size=4, max_new_tokens=8, max_turns=3)
+                                  batch_size=4, max_new_tokens=8, max_turns=3, decode=model.generate)
     rows = [evaluate.score(ro, ep) for ro, ep in zip(broken, episodes)]
     rows += [evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
     assert [r["failed_calls"] for r in rows] == [1, 1, 1, 0, 0]

@@ -69,7 +69,7 @@ def test_interrupts_still_stop_the_run():
 
 
 class _Scripted:
-    """Stands in for the model: `rollout.generate` is replaced by `turns`, so the rollout runs what a model might
+    """Stands in for the model: `run_episodes(decode=...generate)` decodes `turns`, so the rollout runs what a model might
     write; parsing, execution in the real simulator, the loop and scoring are the real ones."""
 
     def __init__(self, turns: list[str]) -> None:
@@ -83,15 +83,14 @@ class _Scripted:
         return [self.turns[turn]] * len(conversations)
 
 
-def test_a_rollout_survives_a_call_that_breaks_the_simulator(monkeypatch, params_factory):
+def test_a_rollout_survives_a_call_that_breaks_the_simulator(params_factory):
     """The year-9999 weather call: before, OverflowError ended the evaluate stage; now the model reads the error,
     the call counts as failed, and the rollout and its verdict complete."""
     bad = {"name": "get_weather", "arguments": WEATHER | {"start_date": "9999-12-31"}}
     model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
-    monkeypatch.setattr(rollout, "generate", model.generate)
     episodes = generation.generate("travel", 3, {"single": 1.0}, 0.0, seed=4)
     outs = rollout.run_episodes(model, None, episodes, domains.get("travel"), params_factory().base.system_prompt,
-                                batch_size=4, max_new_tokens=8, max_turns=3)
+                                batch_size=4, max_new_tokens=8, max_turns=3, decode=model.generate)
     for out, episode in zip(outs, episodes):
         tool = next(m for m in out.messages if m["role"] == "tool")
         assert "get_weather failed: OverflowError" in json.loads(tool["content"])["error"]

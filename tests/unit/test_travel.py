@@ -128,7 +128,7 @@ def test_multi_turn_follow_up_and_heldout_combination(episodes):
     assert ("search_hotels", "search_flights") in {tuple(s[0].name for s in e.expected.steps) for e in held}
 
 
-def test_rollout_feeds_the_follow_up_after_the_answer(episodes, monkeypatch):
+def test_rollout_feeds_the_follow_up_after_the_answer(episodes):
     """A scripted model that calls the gold step of the latest user turn, then gives its gold answer: the rollout
     feeds the second user turn after the first answer, and the episode scores exact and complete."""
     ep = next(e for e in episodes if e.pattern == "multi_turn")
@@ -145,9 +145,8 @@ def test_rollout_feeds_the_follow_up_after_the_answer(episodes, monkeypatch):
             out.append("".join(f"{OPEN}{json.dumps(c)}{CLOSE}" for c in gold[turn]) + END)
         return out
 
-    monkeypatch.setattr(rollout, "generate", scripted)
     ro, = rollout.run_episodes(types.SimpleNamespace(eval=lambda: None), None, [ep], domains.get("travel"),
-                               "system", batch_size=2, max_new_tokens=8, max_turns=2)
+                               "system", batch_size=2, max_new_tokens=8, max_turns=2, decode=scripted)
     assert ro.steps == gold and ro.final == answers[-1] and ro.turns == 4
     assert [m["content"] for m in ro.messages if m["role"] == "user"] == [m.content for m in ep.messages
                                                                          if m.role == "user"]

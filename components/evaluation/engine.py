@@ -1,0 +1,288 @@
+"""Continuous batching of assistant turns: the decoder behind `rollout.run_episodes`, `rollout.generate` and
+`rollout.one_turn` (greedy, or sampled with a `Sampling`).
+
+A *request* is one conversation that needs its next assistant turn. Its prompt splits into keys and values that
+are already computed and tokens still to encode:
+- a first turn reuses the shared system turn (instructions and tool list) from `PrefixCache`;
+- a later turn reuses the conversation's own keys and values up to the first token where its re-rendered prompt
+  differs from what was encoded and generated before (usually nothing: the template renders the model's own call
+  back the way it was written), so only the tool results and the next user turn are encoded.
+Requests are encoded ("prefilled") in groups of similar length and join the running batch, which decodes one token
+per row per forward. A row whose turn ends hands its text to the caller's `on_turn`, which answers with that
+conversation's next request (tool results, the user's next turn) or None; its keys and values are kept for it.
+Once a share of the rows has ended (`PRUNE_SHARE`) the batch is rebuilt: ended rows leave, waiting requests join.
+Rows of different conversations, catalogs and turns share the batch: each attends to its own keys only.
+Keys and values live in preallocated buffers (`_Buffered`): a step writes one column where transformers'
+`DynamicLayer` copies the whole cache.
+
+Exactness: positions follow the attention mask (padding may sit anywhere in a row), so each row decodes the tokens
+it would decode alone, up to the float rounding of batched matrix products (tests compare with plain generate).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, heads, tokens, head_dim]
+
+# The batch is rebuilt once this share of its rows has ended: a rebuild copies every row's keys and values, so
+# doing it for each single row would cost more than decoding a few idle rows.
+PRUNE_SHARE = 0.25
+# Padded tokens per prefill forward at most (memory of the attention scores), and the length spread in one group.
+PREFILL_TOKENS = 8192
+PREFILL_SPREAD = 1.5
+
+
+@dataclass
+class Request:
+    """A conversation that needs its next assistant turn."""
+
+    key: Any
+    conversation: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+
+
+@dataclass
+class _Row:
+    key: Any
+    fed: list[int]  # token ids whose keys and values are in the cache, in order
+    new: list[int] = field(default_factory=list)  # ids to encode before this row decodes
+    out: list[int] = field(default_factory=list)  # ids generated this turn
+
+
+class _Buffered(DynamicLayer):
+    """A cache layer that writes into a preallocated buffer (grown by doubling when full)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()
+        rows, heads, length, dim = keys.shape
+        self._k = keys.new_zeros(rows, heads, max(capacity, length), dim)
+        self._v = torch.zeros_like(self._k)
+        self._k[:, :, :length], self._v[:, :, :length] = keys, values
+        self._len = length
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self._len + key_states.shape[-2]
+        if end > self._k.shape[-2]:
+            grown = torch.zeros(*self._k.shape[:2], max(end, 2 * self._k.shape[-2]), self._k.shape[-1],
+                                dtype=self._k.dtype, device=self._k.device)
+            self._k, self._v = (torch.cat([b[:, :, :self._len], grown[:, :, self._len:]], dim=2)
+                                for b in (self._k, self._v))
+        self._k[:, :, self._len:end], self._v[:, :, self._len:end] = key_states, value_states
+        self._len = end
+        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+        return self.keys, self.values
+
+
+def _cache(blocks: list[tuple[KV, torch.Tensor]], capacity_extra: int) -> tuple[Cache, torch.Tensor]:
+    """One batch cache from blocks of rows (their keys/values and attention masks), each left-padded to the longest
+    block; returns the cache (room for `capacity_extra` more tokens) and the batch's attention mask."""
+    width = max(mask.shape[1] for _, mask in blocks)
+    rows = sum(mask.shape[0] for _, mask in blocks)
+    layers = []
+    for layer in range(len(blocks[0][0])):
+        keys = blocks[0][0][layer][0]
+        shape = (rows, keys.shape[1], width, keys.shape[3])
+        k_all, v_all = keys.new_zeros(shape), keys.new_zeros(shape)
+        start = 0
+        for kv, mask in blocks:
+            k, v = kv[layer]
+            k_all[start:start + k.shape[0], :, width - k.shape[2]:] = k
+            v_all[start:start + k.shape[0], :, width - k.shape[2]:] = v
+            start += k.shape[0]
+        layers.append(_Buffered(k_all, v_all, width + capacity_extra))
+    mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0)) for _, m in blocks])
+    return Cache(layers=layers), mask
+
+
+def _layers(cache: Cache) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+class Engine:
+    """Decodes requests with continuous batching (see the module docstring).
+
+    Args:
+        model, tok: The model and its tokenizer (pad and end-of-turn tokens set).
+        batch_size: Rows decoded together at most.
+        max_new_tokens: Tokens per assistant turn at most (a turn cut there has no end-of-turn token).
+        prefixes: The shared-prefix cache (`rollout.PrefixCache`), kept across calls by the caller.
+        choose: Picks each row's next token from its logits [rows, vocab] (greedy: argmax).
+    """
+
+    def __init__(self, model: Any, tok: Any, batch_size: int, max_new_tokens: int, prefixes: Any,
+                 choose: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.model, self.tok, self.prefixes, self.choose = model, tok, prefixes, choose
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
+        self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
+                      "rebuilds": 0}
+
+    @torch.no_grad()
+    def run(self, requests: Iterable[Request], on_turn: Callable[[Any, str], Request | None]) -> None:
+        """Decode every request; `on_turn(key, text)` gets each finished turn (text up to and incl. end-of-turn) and
+        returns that conversation's next request or None."""
+        fresh, later = deque(requests), deque()
+        batch: _Batch | None = None
+        while fresh or later or batch is not None:
+            if batch is None or batch.all_ended() or batch.ended_share() >= PRUNE_SHARE:
+                batch = self._rebuild(batch, later, fresh)
+                if batch is None:
+                    continue
+            for i, row in batch.choose(self):
+                nxt = on_turn(row.key, self._text(row.out))
+                if nxt is not None:
+                    self._kept[row.key] = (row.fed, batch.row_kv(i))
+                    later.append(nxt)
+            batch.forward(self)
+            if batch.all_ended() and not (fresh or later):
+                batch = None
+
+    def _text(self, ids: list[int]) -> str:
+        pad = self.tok.pad_token_id
+        return self.tok.decode([i for i in ids if i != pad], skip_special_tokens=False)
+
+    def _rebuild(self, batch: _Batch | None, later: deque, fresh: deque) -> _Batch | None:
+        """The next running batch: the rows of `batch` still decoding, and waiting requests (later turns first: their
+        keys and values are held in memory) up to `batch_size`, encoded in groups of similar length."""
+        blocks, rows, logits = [], [], []
+        if batch is not None:
+            kept = batch.kept()
+            if kept is not None:
+                blocks.append(kept[0])
+                rows += kept[1]
+                logits.append(kept[2])
+        joining = []
+        while (later or fresh) and len(rows) + len(joining) < self.batch_size:
+            joining.append(self._prepare(later.popleft() if later else fresh.popleft()))
+        for group in _groups(joining):
+            block, group_logits = self._prefill(group)
+            blocks.append(block)
+            rows += [row for row, _ in group]
+            logits.append(group_logits)
+        if not rows:
+            return None
+        self.stats["rebuilds"] += 1
+        cache, mask = _cache(blocks, self.max_new_tokens + 1)
+        return _Batch(rows, cache, mask, torch.cat(logits), self.max_new_tokens, self.tok.eos_token_id)
+
+    def _prepare(self, request: Request) -> tuple[_Row, KV | None]:
+        """The row of a request and the keys/values it starts from (None: nothing encoded yet)."""
+        prefix, rest = self.prefixes.split(request.conversation, request.tools)
+        head, head_kv = self.prefixes.kv(prefix)
+        ids = head + rest
+        fed, kv = self._kept.pop(request.key, (head, head_kv))
+        same = 0
+        for a, b in zip(fed, ids[:-1]):  # at least the last prompt token is encoded: its logits start the turn
+            if a != b:
+                break
+            same += 1
+        self.stats["reused_tokens"] += same
+        kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
+        return _Row(request.key, ids[:same], ids[same:]), kv
+
+    def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
+        """Encode a group's new tokens on top of their reused keys/values: (the group's block, last logits)."""
+        past = max(len(row.fed) for row, _ in group)
+        width = max(len(row.new) for row, _ in group)
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r.new)) + r.new for r, _ in group], device=self.model.device)
+        mask = torch.tensor([[0] * (past - len(r.fed)) + [1] * len(r.fed) + [0] * (width - len(r.new))
+                             + [1] * len(r.new) for r, _ in group], device=self.model.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past:]
+        cache = None
+        if past:
+            blocks = [(kv, torch.ones(1, len(r.fed), dtype=torch.long)) if kv is not None else
+                      (self._empty_kv(), torch.zeros(1, 0, dtype=torch.long)) for r, kv in group]
+            cache, _ = _cache(blocks, width)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)
+        self.stats["prefill_tokens"] += sum(len(r.new) for r, _ in group)
+        self.stats["padded_prefill_tokens"] += len(group) * width
+        for row, _ in group:
+            row.fed, row.new = row.fed + row.new, []
+        return (_layers(out.past_key_values), mask), out.logits[:, -1]
+
+    def _empty_kv(self) -> KV:
+        cfg = self.model.config.get_text_config(decoder=True)
+        dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        empty = torch.zeros(1, cfg.num_key_value_heads, 0, dim, device=self.model.device, dtype=self.model.dtype)
+        return [(empty, empty)] * cfg.num_hidden_layers
+
+
+def _groups(joining: list[tuple[_Row, KV | None]]) -> list[list[tuple[_Row, KV | None]]]:
+    """Requests to encode, in groups of similar new-token counts (padding costs compute) within the token budget."""
+    groups: list[list[tuple[_Row, KV | None]]] = []
+    for item in sorted(joining, key=lambda x: len(x[0].new)):
+        n = len(item[0].new)
+        if groups and n <= PREFILL_SPREAD * len(groups[-1][0][0].new) and n * (len(groups[-1]) + 1) <= PREFILL_TOKENS:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+class _Batch:
+    """The running rows: their cache, attention mask, next positions and the logits of their last position."""
+
+    def __init__(self, rows: list[_Row], cache: Cache, mask: torch.Tensor, logits: torch.Tensor,
+                 max_new_tokens: int, eos: int) -> None:
+        self.rows, self.cache, self.mask, self.logits = rows, cache, mask, logits
+        self.positions = mask.sum(-1, keepdim=True)
+        self.ended = [False] * len(rows)
+        self.max_new_tokens, self.eos = max_new_tokens, eos
+
+    def ended_share(self) -> float:
+        return sum(self.ended) / len(self.rows)
+
+    def all_ended(self) -> bool:
+        return all(self.ended)
+
+    def choose(self, engine: Engine) -> list[tuple[int, _Row]]:
+        """Choose each live row's next token; returns the rows whose turn ended with it (end-of-turn or the cap)."""
+        self.tokens = engine.choose(self.logits)
+        done = []
+        for i, (row, token) in enumerate(zip(self.rows, self.tokens.tolist())):
+            if self.ended[i]:
+                continue
+            row.out.append(token)
+            if token == self.eos or len(row.out) >= self.max_new_tokens:
+                self.ended[i] = True
+                done.append((i, row))
+            else:
+                row.fed.append(token)
+        return done
+
+    def row_kv(self, i: int) -> KV:
+        """Row `i`'s keys and values without padding (before the next `forward`): those of `row.fed`, in order."""
+        columns = self.mask[i].nonzero().squeeze(1)
+        return [(k[i:i + 1, :, columns], v[i:i + 1, :, columns]) for k, v in _layers(self.cache)]
+
+    def forward(self, engine: Engine) -> None:
+        """Feed the chosen tokens (ended rows feed theirs too, unused until the rebuild drops them)."""
+        engine.stats["steps"] += 1
+        if self.all_ended():
+            return
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=1)
+        out = engine.model(input_ids=self.tokens[:, None], attention_mask=self.mask, position_ids=self.positions,
+                           past_key_values=self.cache, use_cache=True)
+        self.logits, self.positions = out.logits[:, -1], self.positions + 1
+
+    def kept(self) -> tuple[tuple[KV, torch.Tensor], list[_Row], torch.Tensor] | None:
+        """The rows still decoding as a block (keys/values, mask without all-padding columns), and their logits."""
+        live = [i for i, e in enumerate(self.ended) if not e]
+        if not live:
+            return None
+        index = torch.tensor(live, device=self.mask.device)
+        mask = self.mask[index]
+        first = int(mask.any(0).nonzero()[0])
+        kv = [(k[index, :, first:], v[index, :, first:]) for k, v in _layers(self.cache)]
+        return (kv, mask[:, first:]), [self.rows[i] for i in live], self.logits[index]
