@@ -22,7 +22,8 @@ from components.data.fileio import read_jsonl
 from components.result import StageResult
 
 
-def run(params: Params) -> StageResult:
+def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
+    """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -47,7 +48,7 @@ def run(params: Params) -> StageResult:
         trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
-                         callbacks=[step_metrics_callback(), checkpoints.sealer()])
+                         callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
     seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     reports = params.path("reports")

@@ -1,0 +1,148 @@
+"""Learning curve: held-out exact per pattern against SFT steps (and minutes on this machine), from one long SFT run.
+
+    python bench/learning_curve.py --workdir DIR [--steps 66,132,198,264] [--seconds-per-step 11.1] [--skip-train]
+
+DIR is a project workdir whose `ingest`..`build` stages have run (it holds `paths.base` and `paths.splits`). The
+`sft` stage runs there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the
+adapter (or the weights, without LoRA) at every listed step under `DIR/learning_curve/step-N/`. The SFT learning
+rate is constant after warm-up (`constant_with_warmup`), so the model at step N of the long run is a model
+trained N steps, as a run with `sft.max_steps: N` would be (its rows are another random draw of the same split).
+Each snapshot, and the base model as step 0, is then evaluated like the `evaluate` stage does (test split, and
+the hand-written set; cached in `paths.eval_cache`). Writes `DIR/reports/learning_curve.{csv,md,png}`.
+
+Minutes: steps x `--seconds-per-step`, the SFT step time measured alone on this machine (the stage's wall time
+over its steps); the trainer's own seconds are in the CSV too, but they are only a measurement when nothing else
+ran beside the training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from components import domains, evaluate, sft  # noqa: E402
+from components.config import Params, load_params  # noqa: E402
+from components.data.episode import read_episodes  # noqa: E402
+from components.training import models  # noqa: E402
+
+PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")
+
+
+def snapshot_callback(steps: list[int], out: Path) -> Any:
+    """A `TrainerCallback` that saves the model (the LoRA adapter when there is one) at each of `steps` into
+    `out/step-N/` with the training seconds so far in `out/step-N/seconds.json`."""
+    from transformers import TrainerCallback
+
+    class Snapshots(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.time()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if state.global_step in steps:
+                folder = out / f"step-{state.global_step}"
+                model.save_pretrained(folder, safe_serialization=True)
+                (folder / "seconds.json").write_text(json.dumps({"seconds": time.time() - self.started}))
+
+    return Snapshots()
+
+
+def merged(params: Params, snapshot: Path) -> Path:
+    """The evaluable model folder of a snapshot: the base with the adapter merged (written once), or the snapshot."""
+    if not (snapshot / "adapter_config.json").is_file():
+        return snapshot
+    folder = snapshot / "merged"
+    if not (folder / "model.safetensors").is_file():
+        from peft import PeftModel
+
+        model, tok = models.load(params.path("base"))
+        model = PeftModel.from_pretrained(model, str(snapshot)).merge_and_unload()
+        models.save(model, tok, folder, {"stage": "sft", "snapshot": snapshot.name})
+    return folder
+
+
+def evaluate_points(params: Params, points: list[tuple[int, Path]]) -> list[dict[str, Any]]:
+    """Evaluate each (step, model folder) on the test split and the hand-written set; one row of rates per step."""
+    domain = domains.of(params)
+    hand, _ = evaluate.handwritten_set(params, domain)
+    sets = [evaluate.EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
+        [evaluate.EpisodeSet(evaluate.HANDWRITTEN, hand)] if hand else [])
+    out_dir = params.path("reports") / "learning_curve"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for step, folder in points:
+        scored = evaluate.evaluate_model(f"sft_step{step}", params, sets, out_dir, folder=folder)
+        test, hw = scored[""][0], scored.get(evaluate.HANDWRITTEN, ({}, []))[0]
+        row = {"step": step, "exact": test["exact"], "exact_low": test["exact_low"], "exact_high": test["exact_high"],
+               "unparsable": test["unparsable"], "handwritten_exact": hw.get("exact", float("nan"))}
+        row |= {f"{p}_exact": test.get(f"{p}_exact", float("nan")) for p in PATTERNS}
+        rows.append(row)
+    return rows
+
+
+def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float) -> None:
+    """`learning_curve.csv`, `.md` (a table with minutes) and `.png` (exact per pattern against minutes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for row in rows:
+        row["minutes"] = round(row["step"] * seconds_per_step / 60, 1)
+    reports.mkdir(parents=True, exist_ok=True)
+    with open(reports / "learning_curve.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    cols = ["exact", *[f"{p}_exact" for p in PATTERNS], "handwritten_exact", "unparsable"]
+    lines = ["| SFT steps | minutes | " + " | ".join(c.removesuffix("_exact") or c for c in cols) + " |",
+             "|---" * (len(cols) + 2) + "|"]
+    for row in rows:
+        cells = [f"{100 * row[c]:.1f}" for c in cols]
+        cells[0] = f"{100 * row['exact']:.1f} [{100 * row['exact_low']:.0f}–{100 * row['exact_high']:.0f}]"
+        lines.append(f"| {row['step']} | {row['minutes']} | " + " | ".join(cells) + " |")
+    (reports / "learning_curve.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    x = [r["minutes"] for r in rows]
+    for col in cols[:-1]:
+        ax.plot(x, [100 * r[col] for r in rows], marker="o", lw=2.5 if col == "exact" else 1.2,
+                label=col.removesuffix("_exact") if col != "exact" else "all (test)")
+    ax.set_xlabel(f"SFT minutes on this 2-core CPU ({seconds_per_step:.1f} s/step alone)")
+    ax.set_ylabel("held-out exact (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("Learning curve: held-out exact per pattern vs SFT budget (step 0 = base)")
+    fig.tight_layout()
+    fig.savefig(reports / "learning_curve.png", dpi=120)
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", required=True, type=Path)
+    ap.add_argument("--profile", default=None)
+    ap.add_argument("--steps", default="66,132,198,264", help="comma-separated SFT steps to snapshot and evaluate")
+    ap.add_argument("--seconds-per-step", type=float, default=11.1, help="SFT seconds per step measured alone")
+    ap.add_argument("--skip-train", action="store_true", help="evaluate the snapshots already in the workdir")
+    args = ap.parse_args()
+    steps = sorted(int(s) for s in args.steps.split(","))
+    params = load_params(args.workdir / "params.yaml", args.profile, [f"sft.max_steps={steps[-1]}"])
+    snapshots = args.workdir / "learning_curve"
+    if not args.skip_train:
+        result = sft.run(params, [snapshot_callback(steps, snapshots)])
+        print(f"sft: {result.metrics}")
+    points = [(0, params.path("base"))] + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
+                                           if (snapshots / f"step-{s}").is_dir()]
+    write(evaluate_points(params, points), params.path("reports"), args.seconds_per_step)
+
+
+if __name__ == "__main__":
+    main()
