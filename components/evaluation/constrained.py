@@ -41,7 +41,9 @@ from transformers import LogitsProcessor
 from components.toolcalls.parse import CLOSE, END, OPEN
 
 START = "<|im_start|>"
-_TEXT_EXCLUDES = [OPEN, CLOSE, END, START]  # never in free text (OPEN is the trigger, so it starts a call)
+# Never in free text. OPEN is not listed: it is the trigger, so free text cannot hold it anyway (it starts a call),
+# and listing it would also forbid the trigger itself (xgrammar 0.2.8 then refuses the `>` of `<tool_call>`).
+_TEXT_EXCLUDES = [CLOSE, END, START]
 _STRING_EXCLUDES = [OPEN, CLOSE, END, START]  # never inside a JSON string value
 
 
