@@ -10,6 +10,7 @@ key). A verdict column holds the error text, None when the row is sound; each ru
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,16 @@ def share_frames(records: list[tuple[int, Episode]], calls: pd.DataFrame,
                   "total": total} for t in catalog]
     return (pd.DataFrame(pattern_rows, columns=["record", "count", "share", "configured"]),
             pd.DataFrame(tool_rows, columns=["record", "count", "share", "total"]))
+
+
+def domain_frame(records: list[tuple[int, Episode]], warn_share: float) -> pd.DataFrame:
+    """One row per domain: its episodes, those answered without a call (no expected step), their share, and how
+    many `warn_share` needs."""
+    counts, no_call = Counter(ep.domain for _, ep in records), Counter(ep.domain for _, ep in records
+                                                                       if not ep.expected.steps)
+    rows = [{"record": f"domain {d!r}", "domain": d, "count": n, "no_call": no_call[d], "share": no_call[d] / n,
+             "needed": math.ceil(warn_share * n - 1e-9)} for d, n in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=["record", "domain", "count", "no_call", "share", "needed"])
 
 
 def split_frame(split_dir: Path, exempt: list[str], shown_as: Path) -> pd.DataFrame:

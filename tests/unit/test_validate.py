@@ -72,7 +72,8 @@ def test_good_file_passes_and_writes_the_report(params, rows):
     assert result.stage == "validate" and result.reports == [str(report), str(docs)]
     assert result.outputs == {"report": str(report), "docs": str(docs / "index.html")}
     n_calls = sum(len(m.get("tool_calls", [])) for r in rows for m in r["messages"])
-    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 20, "rules_failed": 0}
+    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 21, "rules_failed": 0,
+                              "no_call_needed": 0}
     text = report.read_text()
     assert str(path) in text and "| rule | status | failing count | first failing records |" in text
     for rule in validate.RULES:
@@ -293,7 +294,7 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     one_by_one = _one_by_one(tok, episodes)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
-    assert validate.run(params).metrics["rules_checked"] == 21
+    assert validate.run(params).metrics["rules_checked"] == 22
     assert "| max_tokens | passed | 0 |" in (params.path("reports") / "validation.md").read_text()
     params = params_factory(validate={"max_tokens": 20})
     failure = _rules(_fail(params))["max_tokens"]
