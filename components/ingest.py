@@ -47,7 +47,7 @@ def run(params: Params) -> StageResult:
         imported = (tally.add(e).model_dump_json(exclude_none=True)
                     for e in with_twins(params, iter_imported(params, rejects)))
         pool = (tally.add(e).model_dump_json(exclude_none=True)  # drawn once the episodes before it are counted
-                for e in pool_for(params, lambda: len(generated) + sum(tally.sources.values())))
+                for e in pool_for(params, lambda: len(generated) + tally.domains[params.project.domain]))
         n = write_lines(out, chain((g.line for g in generated), imported, pool))
     by_pattern = Counter(g.pattern for g in generated) + tally.patterns
     by_source = Counter({"synthetic": len(generated)} if generated else {}) + tally.sources
@@ -69,11 +69,13 @@ class Tally:
 
     patterns: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
+    domains: Counter = field(default_factory=Counter)
     heldout: int = 0
 
     def add(self, episode: Episode) -> Episode:
         self.patterns[episode.pattern] += 1
         self.sources[episode.source] += 1
+        self.domains[episode.domain] += 1
         self.heldout += episode.split == "test"
         return episode
 
@@ -130,8 +132,8 @@ def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]
 
 def pool_for(params: Params, written: Callable[[], int]) -> Iterator[Episode]:
     """The off-domain no-call episodes of the project's domain (`no_call.pool_episodes`): as many as make them
-    `ingest.irrelevance_pool.share` of the file, given the `written()` episodes before them (called when the
-    first is asked for, after every episode before them is counted)."""
+    `ingest.irrelevance_pool.share` of that domain's episodes, given the `written()` ones before them (called
+    when the first is asked for, after every episode before them is counted; none when there are none)."""
     share = params.ingest.irrelevance_pool.share
     if share <= 0:
         return
