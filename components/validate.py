@@ -11,7 +11,9 @@ Two passes. Record rules first (`non_empty`, `utf8`, `json`, `record_schema`, `a
 line is parsed and all broken lines are reported together. Then the episodes are flattened into pandas
 frames (one row per episode, per call, per pattern, per catalog tool) and checked by Great Expectations
 suites; GX's unexpected row indexes are mapped back to `file:line (id ...)`. Any broken rule raises
-`ValidationFailed`, which lists every broken rule with its count and first failing records. The build
+`ValidationFailed`, which lists every broken rule with its count and first failing records. Then rule
+`no_call_share`: a domain with few episodes answered without a call is a warning (report, log, metric
+`no_call_needed`: how many more it needs), or below `validate.no_call.fail_share` a one-line `DataError`. The build
 stage calls `validate_splits` on the folder it is about to publish (ids and user texts unique across
 splits).
 
@@ -87,6 +89,7 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
 
     Raises:
         ValidationFailed: Some rule failed; it lists every broken rule.
+        DataError: A domain has fewer no-call episodes than `validate.no_call.fail_share` (`no_call_problem`).
         RuntimeError: A GX expectation crashed, or counting tokens did (a bug, not bad data).
     """
     path = Path(path)
@@ -109,8 +112,9 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
     _raise_failures(path, outcomes)
     no_call = domain_frame(records, params.validate_.no_call.warn_share)
     outcomes.append(no_call_problem(path, no_call, params.validate_))
-    metrics = {"no_call_needed": float((no_call["needed"] - no_call["no_call"]).clip(lower=0).sum()),"n_episodes": float(len(records)), "n_calls": float((calls["where"] == "messages").sum()),
-               "rules_checked": float(sum(o.status != "skipped" for o in outcomes)), "rules_failed": 0.0}
+    metrics = {"n_episodes": float(len(records)), "n_calls": float((calls["where"] == "messages").sum()),
+               "rules_checked": float(sum(o.status != "skipped" for o in outcomes)), "rules_failed": 0.0,
+               "no_call_needed": float((no_call["needed"] - no_call["no_call"]).clip(lower=0).sum())}
     return outcomes, metrics
 
 
