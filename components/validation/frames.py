@@ -119,15 +119,17 @@ def domain_frame(records: list[tuple[int, Episode]], warn_share: float) -> pd.Da
 
 
 def split_frame(split_dir: Path, exempt: list[str], shown_as: Path) -> pd.DataFrame:
-    """One row per episode of every split file: id, user-text key and the other splits that hold that key."""
+    """One row per episode of every split file: id, user-text key and the other splits that hold that key in an
+    episode of a pattern not in `exempt` (exempt episodes are neither flagged nor counted against others)."""
     rows = []
     for name in SPLITS:
         shown = shown_as / f"{name}.jsonl"
         rows += [(_where(shown, line, ep), name, ep.id, ep.pattern, user_text_key(ep))
                  for line, ep in read_records(split_dir / f"{name}.jsonl", allow_empty=True)]
     held: dict[str, set[str]] = {}
-    for _, name, _, _, key in rows:
-        held.setdefault(key, set()).add(name)
+    for _, name, _, pattern, key in rows:
+        if pattern not in exempt:  # an exempt text (a removed-tool twin of a single request) leaks nothing
+            held.setdefault(key, set()).add(name)
     frame = pd.DataFrame(rows, columns=["record", "split", "id", "pattern", "key"])
     frame["leak_error"] = [None if pattern in exempt else (", ".join(sorted(held[key] - {name})) or None)
                            for _, name, _, pattern, key in rows]

@@ -118,7 +118,8 @@ RULES: dict[str, Rule] = {
                             lambda row, v: f"id {row['id']!r} is in more than one split"),
     "split_leakage": Rule(
         "(splits) no user text (lowercased, punctuation stripped, whitespace collapsed) appears in two splits, "
-        "except for the patterns in validate.leakage_exempt_patterns", "splits", _null("leak_error"),
+        "except for the patterns in validate.leakage_exempt_patterns (neither flagged nor counted against "
+        "others: a removed-tool twin may share its single request's text)", "splits", _null("leak_error"),
         lambda row, v: f"{row['pattern']} episode whose user text (key {row['key']}) is also in split(s) "
                        f"{row['leak_error']}"),
 }

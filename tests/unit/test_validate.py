@@ -427,6 +427,21 @@ def test_leaked_user_text_fails_split_leakage(params, rows):
     assert "is also in split(s) val" in found["split_leakage"].detail
 
 
+def test_an_exempt_episode_does_not_make_its_twin_a_leak(params_factory, rows):
+    """A removed-tool twin (irrelevance, exempt) in train shares its single request's text in val."""
+    single = next(r for r in rows if r["pattern"] == "single")
+    twin = {**copy.deepcopy(single), "id": single["id"] + "-removed", "pattern": "irrelevance",
+            "expected": {"steps": []}}
+    twin["messages"] = [twin["messages"][0], {"role": "assistant", "content": "I can't do that here."}]
+    folder = params_factory().path("splits")
+    for name, part in (("train", [twin]), ("val", [single]), ("test", [])):
+        write_jsonl(folder / f"{name}.jsonl", [dict(r, split=name) for r in part])
+    exempt, strict = (params_factory(validate={"leakage_exempt_patterns": p}) for p in (["irrelevance"], []))
+    assert validate.validate_splits(folder, exempt)
+    with pytest.raises(ValidationFailed, match="split_leakage"):
+        validate.validate_splits(folder, strict)
+
+
 def test_exempt_patterns_may_repeat_and_ids_may_not(params_factory, rows):
     small_talk = [r for r in rows if r["pattern"] == "irrelevance"][:3]
     params = params_factory(validate={"leakage_exempt_patterns": ["irrelevance"]})
