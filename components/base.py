@@ -25,7 +25,8 @@ def _tiny_corpus(params: Params) -> list[str]:
 
     domain = domains.of(params)
     if domain.generate is not None:
-        episodes = domain.generate(300, params.ingest.shares, params.ingest.heldout_fraction, params.project.seed)
+        episodes = domain.generate(300, params.ingest.shares, params.ingest.heldout_fraction, params.project.seed,
+                                   params.ingest.irrelevance_kinds)
     else:
         episodes = imported_episodes(params)[:300]
     return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(domain.catalog()), models.chat_template(),

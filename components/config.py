@@ -92,10 +92,23 @@ class Import(_Frozen):
         return self
 
 
+class IrrelevancePool(_Frozen):
+    """The off-domain no-call episodes ingest adds to the project's domain (components/domains/offdomain.py)."""
+
+    share: float = Field(ge=0, lt=1, description="share of the written episodes the pool's off-domain requests "
+                                                 "make up (0: none, the file as without the pool)")
+    removed_tool: float = Field(ge=0, le=1, description="catalog domains: share of the imported single-call "
+                                                        "episodes that also get a twin whose needed tool is not "
+                                                        "offered, answered without a call")
+
+
 class Ingest(_Frozen):
     source: Literal["synthetic", "none"]  # none: no generated episodes, only `imports`
     n_episodes: int = Field(gt=0)
     shares: dict[str, float]
+    irrelevance_kinds: dict[Literal["chat", "nearmiss", "missing"], float] = Field(
+        description="the generator's irrelevance episodes: small talk, near misses, missing argument")
+    irrelevance_pool: IrrelevancePool
     heldout_fraction: float = Field(gt=0, lt=1)
     imports: list[Import] = Field(default_factory=list)
     workers: int = Field(default=0, ge=0, description="processes that draw the synthetic episodes (0: one per CPU "
@@ -108,6 +121,22 @@ class Ingest(_Frozen):
             raise ValueError(f"ingest.shares: unknown pattern(s) {sorted(unknown)}; known: {list(PATTERNS)}")
         if abs(sum(self.shares.values()) - 1.0) > 1e-6:
             raise ValueError(f"ingest.shares must sum to 1, got {sum(self.shares.values()):.3f}")
+        kinds = self.irrelevance_kinds
+        if any(v < 0 for v in kinds.values()) or abs(sum(kinds.values()) - 1.0) > 1e-6:
+            raise ValueError(f"ingest.irrelevance_kinds must be shares >= 0 that sum to 1, got {dict(kinds)}")
+        return self
+
+
+class NoCall(_Frozen):
+    """Rule `no_call_share`: each domain's share of episodes answered without a call."""
+
+    warn_share: float = Field(ge=0, le=1, description="below this share: a warning with the number needed")
+    fail_share: float = Field(ge=0, le=1, description="below this share: validate fails")
+
+    @model_validator(mode="after")
+    def _order(self) -> "NoCall":
+        if self.fail_share > self.warn_share:
+            raise ValueError(f"validate.no_call: fail_share {self.fail_share} > warn_share {self.warn_share}")
         return self
 
 
@@ -117,6 +146,9 @@ class Validate(_Frozen):
     min_tool_share: float = Field(ge=0, le=1)
     # patterns whose user texts may repeat across splits (canned small talk drawn from a few templates)
     leakage_exempt_patterns: list[Literal["single", "parallel", "chain", "recovery", "irrelevance", "multi_turn"]]
+    no_call: NoCall
+
+
 
 
 class Build(_Frozen):

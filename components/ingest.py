@@ -8,6 +8,10 @@ episodes are streamed from their file to the output, never all held. An import w
 its bad records aside in `<paths.raw>.rejected.jsonl` (one row each: file, line, rule, detail; metric
 `rejected`) instead of failing the stage; strict is the default.
 Run: `python -m components.ingest`.
+
+Then, for the project's domain, the no-call episodes of `ingest.irrelevance_pool` (components/domains/no_call.py):
+off-domain requests from the shipped pool at `share` of the file, after everything else, and for a catalog domain
+removed-tool twins right after the imported single-call episodes they copy.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -25,8 +29,9 @@ from typing import TextIO
 from components import domains
 from components.config import ConfigError, Params
 from components.data.imports import catalog_for, iter_imported
+from components.domains import no_call
 from components.domains.generation import Generated
-from components.data.episode import DataError, Episode
+from components.data.episode import DataError, Episode, Tool
 from components.data.fileio import atomic_file, write_lines
 from components.data.importers import iter_import
 from components.result import StageResult
@@ -39,8 +44,11 @@ def run(params: Params) -> StageResult:
     tally = Tally()
     lenient = any(item.skip_invalid for item in params.ingest.imports)
     with quarantine(out, lenient) as rejects:
-        imported = (tally.add(e).model_dump_json(exclude_none=True) for e in iter_imported(params, rejects))
-        n = write_lines(out, chain((g.line for g in generated), imported))
+        imported = (tally.add(e).model_dump_json(exclude_none=True)
+                    for e in with_twins(params, iter_imported(params, rejects)))
+        pool = (tally.add(e).model_dump_json(exclude_none=True)  # drawn once the episodes before it are counted
+                for e in pool_for(params, lambda: len(generated) + tally.domains[params.project.domain]))
+        n = write_lines(out, chain((g.line for g in generated), imported, pool))
     by_pattern = Counter(g.pattern for g in generated) + tally.patterns
     by_source = Counter({"synthetic": len(generated)} if generated else {}) + tally.sources
     heldout = sum(g.held for g in generated) + tally.heldout
@@ -61,11 +69,13 @@ class Tally:
 
     patterns: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
+    domains: Counter = field(default_factory=Counter)
     heldout: int = 0
 
     def add(self, episode: Episode) -> Episode:
         self.patterns[episode.pattern] += 1
         self.sources[episode.source] += 1
+        self.domains[episode.domain] += 1
         self.heldout += episode.split == "test"
         return episode
 
@@ -107,6 +117,32 @@ def quarantine(out: str | Path, wanted: bool) -> Iterator[Quarantine | None]:
         yield Quarantine(path, handle)
 
 
+def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]:
+    """The episodes, each of the project's catalog domain followed by its removed-tool twin when it gets one
+    (`ingest.irrelevance_pool.removed_tool`; `no_call.removed_tool_twin`)."""
+    rate = params.ingest.irrelevance_pool.removed_tool
+    catalog = params.project.catalog is not None and rate > 0
+    for episode in episodes:
+        yield episode
+        twin = (no_call.removed_tool_twin(episode, rate, params.project.seed)
+                if catalog and episode.domain == params.project.domain else None)
+        if twin is not None:
+            yield twin
+
+
+def pool_for(params: Params, written: Callable[[], int]) -> Iterator[Episode]:
+    """The off-domain no-call episodes of the project's domain (`no_call.pool_episodes`): as many as make them
+    `ingest.irrelevance_pool.share` of that domain's episodes, given the `written()` ones before them (called
+    when the first is asked for, after every episode before them is counted; none when there are none)."""
+    share = params.ingest.irrelevance_pool.share
+    if share <= 0:
+        return
+    n = round(share / (1 - share) * written())
+    tools = [Tool.model_validate(t) for t in domains.of(params).catalog()]
+    yield from no_call.pool_episodes(params.project.domain, tools, n, params.ingest.heldout_fraction,
+                                     params.project.seed)
+
+
 def _generated(params: Params) -> list[Generated]:
     """The built-in domain's synthetic episodes as JSON lines, drawn by `ingest.workers` processes."""
     if params.ingest.source != "synthetic":
@@ -116,7 +152,8 @@ def _generated(params: Params) -> list[Generated]:
     # the cores this process may use (a container's share, not the machine's count); macOS has no affinity call
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = cfg.workers or cores
-    return domain.generate_lines(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed, workers)
+    return domain.generate_lines(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed, workers,
+                                 cfg.irrelevance_kinds)
 
 
 def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
@@ -127,7 +164,7 @@ def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
     """
     cfg = params.ingest
     return _generator(params, domain_name).generate(cfg.n_episodes, cfg.shares, cfg.heldout_fraction,
-                                                    params.project.seed)
+                                                    params.project.seed, cfg.irrelevance_kinds)
 
 
 def _generator(params: Params, domain_name: str) -> domains.Domain:

@@ -11,7 +11,9 @@ Two passes. Record rules first (`non_empty`, `utf8`, `json`, `record_schema`, `a
 line is parsed and all broken lines are reported together. Then the episodes are flattened into pandas
 frames (one row per episode, per call, per pattern, per catalog tool) and checked by Great Expectations
 suites; GX's unexpected row indexes are mapped back to `file:line (id ...)`. Any broken rule raises
-`ValidationFailed`, which lists every broken rule with its count and first failing records. The build
+`ValidationFailed`, which lists every broken rule with its count and first failing records. Then rule
+`no_call_share`: a domain with few episodes answered without a call is a warning (report, log, metric
+`no_call_needed`: how many more it needs), or below `validate.no_call.fail_share` a one-line `DataError`. The build
 stage calls `validate_splits` on the folder it is about to publish (ids and user texts unique across
 splits).
 
@@ -23,6 +25,7 @@ suites, Data Docs).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,13 +36,16 @@ import pandas as pd
 from components.config import Params, Validate
 from components.data.fileio import atomic_dir, atomic_file, gc_exempt
 from components.result import StageResult
-from components.validation.frames import call_frame, episode_frame, share_frames, split_frame
+from components.data.episode import DataError
+from components.validation.frames import call_frame, domain_frame, episode_frame, share_frames, split_frame
 from components.validation.gx import expectations, run_suites, split_expectations
 from components.validation.records import read_records
 from components.validation.rules import RECORD_RULES, RULES, RuleOutcome, ValidationFailed, failure_of, frame_rules
 # Also the stage's API for build, importers and tests, so they need not know the modules behind it:
 from components.validation.rules import SPLITS, RuleFailure, episode_problems
 from components.validation.tokens import counting_in_background
+
+logger = logging.getLogger(__name__)
 
 
 def _outcomes(frames: dict[str, pd.DataFrame], unexpected: dict[str, list[int]], rules: list[str],
@@ -83,6 +89,7 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
 
     Raises:
         ValidationFailed: Some rule failed; it lists every broken rule.
+        DataError: A domain has fewer no-call episodes than `validate.no_call.fail_share` (`no_call_problem`).
         RuntimeError: A GX expectation crashed, or counting tokens did (a bug, not bad data).
     """
     path = Path(path)
@@ -103,9 +110,33 @@ def validate_file(path: Path, params: Params, docs: Path | None = None) -> tuple
     outcomes = [RuleOutcome(rule, "passed") for rule in RECORD_RULES]
     outcomes += _outcomes(frames, unexpected, file_rules, params.validate_, f"no tokenizer at {base}")
     _raise_failures(path, outcomes)
+    no_call = domain_frame(records, params.validate_.no_call.warn_share)
+    outcomes.append(no_call_problem(path, no_call, params.validate_))
     metrics = {"n_episodes": float(len(records)), "n_calls": float((calls["where"] == "messages").sum()),
-               "rules_checked": float(sum(o.status != "skipped" for o in outcomes)), "rules_failed": 0.0}
+               "rules_checked": float(sum(o.status != "skipped" for o in outcomes)), "rules_failed": 0.0,
+               "no_call_needed": float((no_call["needed"] - no_call["no_call"]).clip(lower=0).sum())}
     return outcomes, metrics
+
+
+def no_call_problem(path: Path, domains: pd.DataFrame, v: Validate) -> RuleOutcome:
+    """Rule `no_call_share` on the per-domain frame (`frames.domain_frame`): passed, or warned with the number of
+    no-call episodes needed (logged too).
+
+    Raises:
+        DataError: A domain is below `validate.no_call.fail_share` (one line: file, rule, domain, number needed).
+    """
+    low = domains[domains["share"] < v.no_call.warn_share]
+    if low.empty:
+        return RuleOutcome("no_call_share", "passed")
+    detail = RULES["no_call_share"].detail
+    failing = low[low["share"] < v.no_call.fail_share]
+    if not failing.empty:
+        raise DataError(f"{path}: rule 'no_call_share': {detail(failing.iloc[0], v)}; below "
+                        f"validate.no_call.fail_share={v.no_call.fail_share}")
+    items = [(row["record"], detail(row, v)) for _, row in low.iterrows()]
+    for _, text in items:
+        logger.warning("%s: rule 'no_call_share': %s", path, text)
+    return RuleOutcome("no_call_share", "warned", failure_of("no_call_share", items))
 
 
 def validate_splits(split_dir: Path, params: Params, shown_as: Path | None = None) -> list[RuleOutcome]:

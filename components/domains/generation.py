@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import astuple, dataclass
 from functools import partial
@@ -31,6 +31,7 @@ from components.domains.phrasing import Voice
 
 MAX_DRAWS = 50  # draws of one episode before `unique` generation gives up
 CHUNK = 2000  # episodes per generation chunk; each chunk has its own random stream (see `generate`)
+Kinds = Mapping[str, float] | None  # irrelevance kind -> share (`ingest.irrelevance_kinds`); None: the default
 CHUNKS_PER_WORKER = 4  # a generating process at most per this many chunks: starting one costs about a chunk's time
 
 
@@ -48,10 +49,12 @@ def builders(domain: str) -> tasks.Builders:
     return known[domain]
 
 
-def make_episode(domain: str, pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool]) -> Episode:
-    """One synthetic episode of `pattern`, its gold trajectory executed in the domain's simulator."""
+def make_episode(domain: str, pattern: str, rng: random.Random, held: bool, idx: int, tools: list[Tool],
+                 kinds: Kinds = None) -> Episode:
+    """One synthetic episode of `pattern`, its gold trajectory executed in the domain's simulator (`kinds`: the
+    irrelevance kinds' shares, `ingest.irrelevance_kinds`)."""
     b = builders(domain)
-    c = tasks.Ctx(rng, held, b.slots(rng, held), b.env(), Voice.draw(rng, held, b.contexts))
+    c = tasks.Ctx(rng, held, b.slots(rng, held), b.env(), Voice.draw(rng, held, b.contexts), _kinds(kinds))
     return tasks.write(b.spec, c.env, tasks.build(b, pattern, c), held, idx, tools)
 
 
@@ -77,15 +80,22 @@ def request_key(episode: Episode) -> str | None:
     return user_text(episode) if episode.expected.steps else None
 
 
+def _kinds(kinds: Kinds) -> dict[str, float]:
+    """The irrelevance kinds' shares: params' `ingest.irrelevance_kinds`, or for a caller without params (tests,
+    benches) `tasks.DEFAULT_IRRELEVANCE_KINDS`."""
+    return dict(tasks.DEFAULT_IRRELEVANCE_KINDS if kinds is None else kinds)
+
+
 def _catalog(domain: str) -> list[dict]:
     from components import domains
 
     return domains.get(domain).catalog()
 
 
-def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: float, seed: int) -> list[Episode]:
+def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
+             kinds: Kinds = None) -> list[Episode]:
     """`n` episodes of the built-in `domain` with the given pattern shares (shuffled), a `heldout_fraction` share
-    of them held out.
+    of them held out; irrelevance episodes of each kind at its share of `kinds` (`ingest.irrelevance_kinds`).
 
     The patterns are shuffled with `seed`; then each chunk of `CHUNK` episodes draws from its own random stream
     (seeded with `seed` and the chunk's start), so chunks can be drawn in any order or process
@@ -100,30 +110,30 @@ def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: fl
     unique = builders(domain).unique
     with gc_paused():
         episodes = [e for c in range(0, n, CHUNK) for e in _chunk(domain, tools, patterns, c, c + CHUNK,
-                                                                    heldout_fraction, seed)]
+                                                                    heldout_fraction, seed, kinds)]
         if unique:
             for i, episode in _redrawn(domain, tools, patterns, seed, [(request_key(e), e.split == "test")
-                                                                       for e in episodes]):
+                                                                       for e in episodes], kinds):
                 episodes[i] = episode
     return episodes
 
 
 def generate_lines(domain: str, n: int, shares: dict[str, float], heldout_fraction: float, seed: int,
-                   workers: int = 1) -> list[Generated]:
+                   workers: int = 1, kinds: Kinds = None) -> list[Generated]:
     """What `generate` gives, as JSON lines, its chunks drawn by up to `workers` processes (the same episodes
     however many; one per `CHUNKS_PER_WORKER` chunks at most, and none for fewer). Workers send lines back, not
     `Episode`s: pickling 100k models would cost more than drawing them."""
     chunks = range(0, n, CHUNK)
     workers = min(workers, len(chunks) // CHUNKS_PER_WORKER)
     if workers <= 1:
-        return [Generated.of(e) for e in generate(domain, n, shares, heldout_fraction, seed)]
+        return [Generated.of(e) for e in generate(domain, n, shares, heldout_fraction, seed, kinds)]
     patterns = _patterns(n, shares, seed)
-    jobs = [(domain, patterns, c, c + CHUNK, heldout_fraction, seed) for c in chunks]
+    jobs = [(domain, patterns, c, c + CHUNK, heldout_fraction, seed, kinds) for c in chunks]
     parts = _in_children([jobs[w::workers] for w in range(workers)])  # worker w draws chunks w, w + workers, ...
     drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
     if builders(domain).unique:
         tools = [Tool.model_validate(t) for t in _catalog(domain)]
-        for i, episode in _redrawn(domain, tools, patterns, seed, [(g.key, g.held) for g in drawn]):
+        for i, episode in _redrawn(domain, tools, patterns, seed, [(g.key, g.held) for g in drawn], kinds):
             drawn[i] = Generated.of(episode)
     return drawn
 
@@ -152,7 +162,7 @@ def _patterns(n: int, shares: dict[str, float], seed: int) -> list[str]:
 
 
 def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop: int, heldout_fraction: float,
-           seed: int) -> list[Episode]:
+           seed: int, kinds: Kinds = None) -> list[Episode]:
     """Episodes `start` to `stop` (or the last) from the chunk's own random stream (requests unique within it
     when the domain asks for unique requests)."""
     rng = random.Random(f"{seed}/{start}")
@@ -160,7 +170,7 @@ def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop
     seen: set[str] = set()
     episodes = []
     for i in range(start, min(stop, len(patterns))):
-        draw = partial(make_episode, domain, patterns[i], rng, rng.random() < heldout_fraction, i, tools)
+        draw = partial(make_episode, domain, patterns[i], rng, rng.random() < heldout_fraction, i, tools, kinds)
         episodes.append(_new_request(draw, seen) if unique else draw())
     return episodes
 
@@ -175,14 +185,14 @@ def _chunk_fields(job: tuple) -> list[tuple]:
 
 
 def _redrawn(domain: str, tools: list[Tool], patterns: list[str], seed: int,
-             drawn: list[tuple[str | None, bool]]) -> Iterator[tuple[int, Episode]]:
+             drawn: list[tuple[str | None, bool]], kinds: Kinds = None) -> Iterator[tuple[int, Episode]]:
     """(index, new episode) for each episode, given as (request key, held out), whose request an earlier chunk
     made already: drawn again, split kept, from a stream of its own index until its request is new."""
     seen: set[str] = set()
     for i, (key, held) in enumerate(drawn):
         if key is not None and key in seen:
             rng = random.Random(f"{seed}/again/{i}")
-            yield i, _new_request(partial(make_episode, domain, patterns[i], rng, held, i, tools), seen)
+            yield i, _new_request(partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds), seen)
         elif key is not None:
             seen.add(key)
 
@@ -242,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(opts.params, profile="")
     cfg, start = params.ingest, time.perf_counter()
-    lines = generate_lines(opts.domain, opts.n, cfg.shares, cfg.heldout_fraction, params.project.seed, opts.workers)
+    lines = generate_lines(opts.domain, opts.n, cfg.shares, cfg.heldout_fraction, params.project.seed, opts.workers,
+                           cfg.irrelevance_kinds)
     seconds = time.perf_counter() - start
     print(json.dumps({"domain": opts.domain, "episodes": len(lines), "workers": opts.workers,
                       "seconds": round(seconds, 2), "phrasings_per_tool": phrasing_counts(opts.domain)}, indent=1))

@@ -24,9 +24,9 @@ from components.data.episode import Episode, Tool
 Call = dict[str, Any]
 Turn = tuple[str, list[list[Call]]]  # one user message and the gold call steps that answer it
 K = TypeVar("K")
-IRRELEVANCE_KINDS = {"chat": 0.7, "nearmiss": 0.2, "missing": 0.1}  # small talk, near misses, missing argument
-# (0.4 / 0.35 / 0.25 with irrelevance at 0.2 of the data taught the default SFT run to answer 89 % of held-out
-# single requests with the no-call reply: domain-like requests without a call must stay a small share)
+# The irrelevance kinds' shares come from params.yaml (`ingest.irrelevance_kinds`); this copy of its default is only
+# for callers that draw episodes without params (tests, benches): the stages always pass params' value.
+DEFAULT_IRRELEVANCE_KINDS = {"chat": 0.7, "nearmiss": 0.2, "missing": 0.1}
 
 
 def choose(rng: random.Random, options: Mapping[K, Pool], held: bool) -> K:
@@ -94,6 +94,7 @@ class Ctx:
     slots: dict[str, Any]
     env: Any
     voice: Voice
+    kinds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_IRRELEVANCE_KINDS))  # irrelevance kinds
 
     def text(self, template: str, **values: Any) -> str:
         """A template filled with the episode's values (overridden by `values`) in the user's formats."""
@@ -140,7 +141,7 @@ def parallel(b: Builders, c: Ctx) -> Draft:
 def irrelevance(b: Builders, c: Ctx) -> Draft:
     """No call: small talk, a near miss (no tool does it) or a request that lacks a required argument, answered
     with a question for it (ask, do not guess)."""
-    kind = c.rng.choices(list(IRRELEVANCE_KINDS), list(IRRELEVANCE_KINDS.values()))[0]
+    kind = c.rng.choices(list(c.kinds), list(c.kinds.values()))[0]
     if kind == "missing":
         intent = c.rng.choice(sorted(b.missing))
         omit = c.rng.choice(side(b.missing[intent], c.held))

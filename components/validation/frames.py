@@ -10,6 +10,7 @@ key). A verdict column holds the error text, None when the row is sound; each ru
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -107,16 +108,28 @@ def share_frames(records: list[tuple[int, Episode]], calls: pd.DataFrame,
             pd.DataFrame(tool_rows, columns=["record", "count", "share", "total"]))
 
 
+def domain_frame(records: list[tuple[int, Episode]], warn_share: float) -> pd.DataFrame:
+    """One row per domain: its episodes, those answered without a call (no expected step), their share, and how
+    many `warn_share` needs."""
+    counts, no_call = Counter(ep.domain for _, ep in records), Counter(ep.domain for _, ep in records
+                                                                       if not ep.expected.steps)
+    rows = [{"record": f"domain {d!r}", "domain": d, "count": n, "no_call": no_call[d], "share": no_call[d] / n,
+             "needed": math.ceil(warn_share * n - 1e-9)} for d, n in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=["record", "domain", "count", "no_call", "share", "needed"])
+
+
 def split_frame(split_dir: Path, exempt: list[str], shown_as: Path) -> pd.DataFrame:
-    """One row per episode of every split file: id, user-text key and the other splits that hold that key."""
+    """One row per episode of every split file: id, user-text key and the other splits that hold that key in an
+    episode of a pattern not in `exempt` (exempt episodes are neither flagged nor counted against others)."""
     rows = []
     for name in SPLITS:
         shown = shown_as / f"{name}.jsonl"
         rows += [(_where(shown, line, ep), name, ep.id, ep.pattern, user_text_key(ep))
                  for line, ep in read_records(split_dir / f"{name}.jsonl", allow_empty=True)]
     held: dict[str, set[str]] = {}
-    for _, name, _, _, key in rows:
-        held.setdefault(key, set()).add(name)
+    for _, name, _, pattern, key in rows:
+        if pattern not in exempt:  # an exempt text (a removed-tool twin of a single request) leaks nothing
+            held.setdefault(key, set()).add(name)
     frame = pd.DataFrame(rows, columns=["record", "split", "id", "pattern", "key"])
     frame["leak_error"] = [None if pattern in exempt else (", ".join(sorted(held[key] - {name})) or None)
                            for _, name, _, pattern, key in rows]

@@ -34,7 +34,8 @@ class Rule:
     Attributes:
         description: What it checks (the report's rule list).
         frame: The frame its expectation checks (`episodes`, `calls`, `patterns`, `tools`, `splits`); None for a
-            record rule, checked while each line is read.
+            record rule, checked while each line is read. `domains` (rule `no_call_share`) has thresholds, not an
+            expectation: below one a warning, below the other a one-line `DataError` (`validate.no_call_problem`).
         expect: Its Great Expectations expectation, by class name and arguments (frame rules).
         detail: A failing row of its frame -> what is wrong with that record (frame rules).
         check: An episode -> what breaks the rule, or None (episode rules: their verdict column is
@@ -42,7 +43,7 @@ class Rule:
     """
 
     description: str
-    frame: Literal["episodes", "calls", "patterns", "tools", "splits"] | None = None
+    frame: Literal["episodes", "calls", "patterns", "tools", "splits", "domains"] | None = None
     expect: Expect | None = None
     detail: Callable[[Row, Validate], str] | None = None
     check: Callable[[Episode], str | None] | None = None
@@ -106,11 +107,19 @@ RULES: dict[str, Rule] = {
         "every episode, rendered with the base tokenizer's chat template, fits validate.max_tokens", "episodes",
         ("ExpectColumnValuesToBeBetween", lambda v: {"column": "n_tokens", "max_value": v.max_tokens}),
         lambda row, v: f"{row['n_tokens']} tokens > validate.max_tokens={v.max_tokens}"),
+    "no_call_share": Rule(
+        "every domain has at least validate.no_call.warn_share of its episodes answered without a call (below: a "
+        "warning with the number needed; below validate.no_call.fail_share: validate fails)", "domains",
+        detail=lambda row, v: (f"domain {row['domain']!r}: {row['no_call']} of {row['count']} episodes answer without "
+                               f"a call ({row['share']:.3f}); validate.no_call.warn_share={v.no_call.warn_share} needs "
+                               f"{row['needed']}, {row['needed'] - row['no_call']} more (ingest.irrelevance_pool adds "
+                               "them)")),
     "split_unique_id": Rule("(splits) an episode id appears in one split only", "splits", _unique("id"),
                             lambda row, v: f"id {row['id']!r} is in more than one split"),
     "split_leakage": Rule(
         "(splits) no user text (lowercased, punctuation stripped, whitespace collapsed) appears in two splits, "
-        "except for the patterns in validate.leakage_exempt_patterns", "splits", _null("leak_error"),
+        "except for the patterns in validate.leakage_exempt_patterns (neither flagged nor counted against "
+        "others: a removed-tool twin may share its single request's text)", "splits", _null("leak_error"),
         lambda row, v: f"{row['pattern']} episode whose user text (key {row['key']}) is also in split(s) "
                        f"{row['leak_error']}"),
 }
@@ -151,7 +160,7 @@ class RuleOutcome:
     """The verdict of one rule; `note` says why a rule was skipped."""
 
     rule: str
-    status: Literal["passed", "failed", "skipped"]
+    status: Literal["passed", "failed", "skipped", "warned"]
     failure: RuleFailure | None = None
     note: str = ""
 

@@ -72,7 +72,8 @@ def test_good_file_passes_and_writes_the_report(params, rows):
     assert result.stage == "validate" and result.reports == [str(report), str(docs)]
     assert result.outputs == {"report": str(report), "docs": str(docs / "index.html")}
     n_calls = sum(len(m.get("tool_calls", [])) for r in rows for m in r["messages"])
-    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 20, "rules_failed": 0}
+    assert result.metrics == {"n_episodes": N, "n_calls": n_calls, "rules_checked": 21, "rules_failed": 0,
+                              "no_call_needed": 0}
     text = report.read_text()
     assert str(path) in text and "| rule | status | failing count | first failing records |" in text
     for rule in validate.RULES:
@@ -293,7 +294,7 @@ def test_max_tokens_uses_the_base_tokenizer(params_factory, rows):
     one_by_one = _one_by_one(tok, episodes)
     assert validate_tokens.token_counts(tok, episodes) == one_by_one  # batching changes nothing
     _write(params, rows)
-    assert validate.run(params).metrics["rules_checked"] == 21
+    assert validate.run(params).metrics["rules_checked"] == 22
     assert "| max_tokens | passed | 0 |" in (params.path("reports") / "validation.md").read_text()
     params = params_factory(validate={"max_tokens": 20})
     failure = _rules(_fail(params))["max_tokens"]
@@ -424,6 +425,21 @@ def test_leaked_user_text_fails_split_leakage(params, rows):
     assert list(found) == ["split_leakage"] and found["split_leakage"].count == 2
     assert found["split_leakage"].records[0] == f"{folder / 'train.jsonl'}:1 (id {rows[0]['id']})"
     assert "is also in split(s) val" in found["split_leakage"].detail
+
+
+def test_an_exempt_episode_does_not_make_its_twin_a_leak(params_factory, rows):
+    """A removed-tool twin (irrelevance, exempt) in train shares its single request's text in val."""
+    single = next(r for r in rows if r["pattern"] == "single")
+    twin = {**copy.deepcopy(single), "id": single["id"] + "-removed", "pattern": "irrelevance",
+            "expected": {"steps": []}}
+    twin["messages"] = [twin["messages"][0], {"role": "assistant", "content": "I can't do that here."}]
+    folder = params_factory().path("splits")
+    for name, part in (("train", [twin]), ("val", [single]), ("test", [])):
+        write_jsonl(folder / f"{name}.jsonl", [dict(r, split=name) for r in part])
+    exempt, strict = (params_factory(validate={"leakage_exempt_patterns": p}) for p in (["irrelevance"], []))
+    assert validate.validate_splits(folder, exempt)
+    with pytest.raises(ValidationFailed, match="split_leakage"):
+        validate.validate_splits(folder, strict)
 
 
 def test_exempt_patterns_may_repeat_and_ids_may_not(params_factory, rows):
