@@ -1,6 +1,6 @@
 """Learning curve: held-out exact per pattern against SFT steps (and minutes on this machine), from one long SFT run.
 
-    python bench/learning_curve.py --workdir DIR [--steps 66,132,198,264] [--seconds-per-step 11.1] [--skip-train]
+    python bench/learning_curve.py --workdir DIR [--steps 66,132,198,264] [--seconds-per-step S] [--skip-train]
 
 DIR is a project workdir whose `ingest`..`build` stages have run (it holds `paths.base` and `paths.splits`). The
 `sft` stage runs there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the
@@ -10,9 +10,8 @@ trained N steps, as a run with `sft.max_steps: N` would be (its rows are another
 Each snapshot, and the base model as step 0, is then evaluated like the `evaluate` stage does (test split, and
 the hand-written set; cached in `paths.eval_cache`). Writes `DIR/reports/learning_curve.{csv,md,png}`.
 
-Minutes: steps x `--seconds-per-step`, the SFT step time measured alone on this machine (the stage's wall time
-over its steps); the trainer's own seconds are in the CSV too, but they are only a measurement when nothing else
-ran beside the training.
+Minutes: the training seconds recorded at each snapshot (a measurement only when nothing else ran beside the
+training), or steps x `--seconds-per-step` when given.
 """
 
 from __future__ import annotations
@@ -80,14 +79,16 @@ def evaluate_points(params: Params, points: list[tuple[int, Path]]) -> list[dict
     for step, folder in points:
         scored = evaluate.evaluate_model(f"sft_step{step}", params, sets, out_dir, folder=folder)
         test, hw = scored[""][0], scored.get(evaluate.HANDWRITTEN, ({}, []))[0]
-        row = {"step": step, "exact": test["exact"], "exact_low": test["exact_low"], "exact_high": test["exact_high"],
-               "unparsable": test["unparsable"], "handwritten_exact": hw.get("exact", float("nan"))}
+        timing = (folder.parent if folder.name == "merged" else folder) / "seconds.json"
+        seconds = json.loads(timing.read_text())["seconds"] if timing.is_file() else 0.0
+        row = {"step": step, "train_seconds": seconds, "exact": test["exact"], "exact_low": test["exact_low"],
+               "exact_high": test["exact_high"], "unparsable": test["unparsable"], "handwritten_exact": hw.get("exact", float("nan"))}
         row |= {f"{p}_exact": test.get(f"{p}_exact", float("nan")) for p in PATTERNS}
         rows.append(row)
     return rows
 
 
-def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float) -> None:
+def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float | None) -> None:
     """`learning_curve.csv`, `.md` (a table with minutes) and `.png` (exact per pattern against minutes)."""
     import matplotlib
 
@@ -95,7 +96,8 @@ def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float) ->
     import matplotlib.pyplot as plt
 
     for row in rows:
-        row["minutes"] = round(row["step"] * seconds_per_step / 60, 1)
+        seconds = row["step"] * seconds_per_step if seconds_per_step else row["train_seconds"]
+        row["minutes"] = round(seconds / 60, 1)
     reports.mkdir(parents=True, exist_ok=True)
     with open(reports / "learning_curve.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -114,7 +116,8 @@ def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float) ->
     for col in cols[:-1]:
         ax.plot(x, [100 * r[col] for r in rows], marker="o", lw=2.5 if col == "exact" else 1.2,
                 label=col.removesuffix("_exact") if col != "exact" else "all (test)")
-    ax.set_xlabel(f"SFT minutes on this 2-core CPU ({seconds_per_step:.1f} s/step alone)")
+    ax.set_xlabel("SFT training minutes on this 2-core CPU" + (f" ({seconds_per_step:.1f} s/step)" if seconds_per_step
+                                                                  else ""))
     ax.set_ylabel("held-out exact (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -130,7 +133,8 @@ def main() -> None:
     ap.add_argument("--workdir", required=True, type=Path)
     ap.add_argument("--profile", default=None)
     ap.add_argument("--steps", default="66,132,198,264", help="comma-separated SFT steps to snapshot and evaluate")
-    ap.add_argument("--seconds-per-step", type=float, default=11.1, help="SFT seconds per step measured alone")
+    ap.add_argument("--seconds-per-step", type=float, default=None,
+                    help="minutes = steps x this (default: the training seconds recorded at each snapshot)")
     ap.add_argument("--skip-train", action="store_true", help="evaluate the snapshots already in the workdir")
     args = ap.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))

@@ -100,6 +100,8 @@ class IrrelevancePool(_Frozen):
     removed_tool: float = Field(ge=0, le=1, description="catalog domains: share of the imported single-call "
                                                         "episodes that also get a twin whose needed tool is not "
                                                         "offered, answered without a call")
+    builtin: bool = Field(description="also add the pool to a built-in domain (its generator already writes "
+                                      "no-call episodes at `ingest.shares.irrelevance`)")
 
 
 class Ingest(_Frozen):
@@ -246,6 +248,15 @@ class Bfcl(_Frozen):
     limit: int | None = Field(gt=0, description="the first N entries of each category; null: all")
 
 
+class Decoding(_Frozen):
+    """How every turn is decoded: evaluation, `tooltune bfcl`, serving and chat (components/evaluation/engine.py)."""
+
+    constrained: bool = Field(description="mask each turn to the tool-call grammar of the tools offered in its "
+                                          "prompt (components/evaluation/constrained.py); free text stays allowed")
+    compare: list[str] = Field(description="models of evaluate.models also evaluated with the other decoding, as "
+                                           "columns `<model>_constrained` (or `_free`), paired against the model")
+
+
 class Register(_Frozen):
     model_name: str = Field(min_length=1)
     gate_metric: str
@@ -300,6 +311,7 @@ class Params(_Frozen):
     reward_model: RewardModel
     rl: Rl
     evaluate: Evaluate
+    decoding: Decoding
     bfcl: Bfcl
     register_: Register = Field(alias="register")
     tracking: Tracking

@@ -20,7 +20,9 @@ Every rate also has its 95 % Wilson score interval `<rate>_low` / `<rate>_high` 
 `<pattern>_n`, `single_first_n`). Models are also compared on the same episodes (sft vs base, rl vs sft, the register
 candidate vs the champion: `pairs`) by an exact McNemar test on `exact`, overall and per pattern, at level
 `evaluate.alpha`: metrics `paired.<a>_vs_<b>.<metric>_p` and `..._delta` (rate of a - rate of b), a table in the
-report (components/evaluation/stats.py).
+report (components/evaluation/stats.py). `decoding.constrained` decodes every column under the tool-call grammar;
+the models of `decoding.compare` are also evaluated the other way, as columns `<model>_constrained` (or `_free`),
+each paired against its model.
 With `evaluate.samples` = k > 1, each episode is also rolled out k times by sampling (seeded by `project.seed`) for
 `pass_at_<j>` / `pass_hat_<j>` (pass@j / pass^j, j = 1..k, see components/evaluation/passk.py), overall and per pattern. That is
 a separate pass: the greedy metrics, which `register` gates on, stay as they are with k = 1.
@@ -128,7 +130,7 @@ class EpisodeSet:
 
 
 def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: Path,
-                   folder: Path | None = None) -> dict[str, Scored]:
+                   folder: Path | None = None, constrained: bool | None = None) -> dict[str, Scored]:
     """Roll out and score one model (from `folder`, default its `paths` entry) on each set; writes its rollouts.
 
     The model is loaded once, and only if a set is not in the evaluation cache (`evaluate.reuse`,
@@ -136,7 +138,8 @@ def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: P
     and the verdict rows (for the paired tests against the other models).
     """
     folder = folder or params.path(MODEL_PATHS[name])
-    keys = _cache_keys(params, folder, sets)
+    constrained = params.decoding.constrained if constrained is None else constrained
+    keys = _cache_keys(params, folder, sets, constrained)
     loaded: list[Any] = []  # (model, tokenizer) once a set needs it
     out = {}
     for test_set, entry_key in zip(sets, keys):
@@ -145,7 +148,7 @@ def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: P
         if entry is None:
             loaded = loaded or list(models.load(folder))
             entry = compute(f"{name}{' ' + test_set.prefix[:-1] if test_set.prefix else ''}", params, loaded,
-                            test_set.episodes, sample=not test_set.prefix)
+                            test_set.episodes, sample=not test_set.prefix, constrained=constrained)
             if entry_key:
                 cache.store(params.path("eval_cache"), entry_key, entry, {"model": name, "folder": str(folder)})
         write_jsonl(out_dir / test_set.file(name), entry.rows)
@@ -155,7 +158,7 @@ def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: P
     return out
 
 
-def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet]) -> list[str | None]:
+def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet], constrained: bool) -> list[str | None]:
     """Each set's cache key for the model in `folder`; None for all when `evaluate.reuse` is off or the folder holds
     no weights (a model that is not on disk is not keyed)."""
     model = cache.model_hash(folder) if params.evaluate.reuse else None
@@ -164,7 +167,7 @@ def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet]) -> list[st
     cfg, domain = params.evaluate, domains.of(params)
     settings = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
                 "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
-                "simulated": domain.simulated}
+                "simulated": domain.simulated, "constrained": constrained}
     sampling = {"samples": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
                 "seed": params.project.seed} if cfg.samples > 1 and domain.simulated else {}
     code = cache.code_hash()
@@ -172,19 +175,23 @@ def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet]) -> list[st
             for s in sets]
 
 
-def compute(label: str, params: Params, loaded: list[Any], episodes: list[Episode], sample: bool) -> cache.Entry:
+def compute(label: str, params: Params, loaded: list[Any], episodes: list[Episode], sample: bool,
+            constrained: bool = False) -> cache.Entry:
     """Evaluate the loaded (model, tokenizer) on `episodes`: greedy rollouts (or single steps without a simulator)
-    scored, and with `sample` and `evaluate.samples` > 1 the k-sample pass too."""
+    scored, and with `sample` and `evaluate.samples` > 1 the k-sample pass too; `constrained`: decoded under the
+    tool-call grammar (`decoding.constrained`)."""
     cfg, (model, tok) = params.evaluate, loaded
     domain = domains.of(params)
     start = time.time()
     if domain.simulated:
         rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt, cfg.batch_size,
-                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {label}")
+                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {label}",
+                                        constrained=constrained)
         rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
     else:
         rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
-                                    cfg.max_new_tokens, desc=f"evaluate {label} (single steps)")
+                                    cfg.max_new_tokens, desc=f"evaluate {label} (single steps)",
+                                    constrained=constrained)
     metrics = summarize(rows) | {"seconds": round(time.time() - start, 1)}
     if not (sample and cfg.samples > 1 and domain.simulated):
         return cache.Entry(metrics, rows)
@@ -283,6 +290,13 @@ def pairs(models: list[str], evaluated: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def other_decoding(params: Params) -> list[tuple[str, str]]:
+    """(model, column) of `decoding.compare`: each listed model of `evaluate.models` decoded the other way, as
+    `<model>_constrained` (plain columns unconstrained) or `<model>_free`."""
+    suffix = "free" if params.decoding.constrained else "constrained"
+    return [(m, f"{m}_{suffix}") for m in params.decoding.compare if m in params.evaluate.models]
+
+
 def run(params: Params) -> StageResult:
     from components.evaluation import report as eval_report
 
@@ -295,6 +309,9 @@ def run(params: Params) -> StageResult:
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     scored = {name: evaluate_model(name, params, sets, out_dir) for name in params.evaluate.models}
+    for name, variant in other_decoding(params):
+        scored[variant] = evaluate_model(variant, params, sets, out_dir, params.path(MODEL_PATHS[name]),
+                                         constrained=not params.decoding.constrained)
     notes = _notes(params, domain) + ([note] if note else [])
     if params.evaluate.compare_champion:
         champion, note = evaluate_champion(params, sets, out_dir)
@@ -304,7 +321,8 @@ def run(params: Params) -> StageResult:
     # one flat dict per model: the test split's metrics and the hand-written set's under `handwritten.`
     results = {m: {f"{prefix}{k}": v for prefix, (metrics, _) in by_set.items() for k, v in metrics.items()}
                for m, by_set in scored.items()}
-    comparisons = [_prefixed(c, s.prefix) for a, b in pairs(params.evaluate.models, list(scored)) for s in sets
+    compared = pairs(params.evaluate.models, list(scored)) + [(v, m) for m, v in other_decoding(params)]
+    comparisons = [_prefixed(c, s.prefix) for a, b in compared for s in sets
                    for c in stats.compare(a, b, scored[a][s.prefix][1], scored[b][s.prefix][1],
                                           params.evaluate.alpha)]
     notes += _cache_note(params, results)

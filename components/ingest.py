@@ -132,10 +132,11 @@ def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]
 
 def pool_for(params: Params, written: Callable[[], int]) -> Iterator[Episode]:
     """The off-domain no-call episodes of the project's domain (`no_call.pool_episodes`): as many as make them
-    `ingest.irrelevance_pool.share` of that domain's episodes, given the `written()` ones before them (called
-    when the first is asked for, after every episode before them is counted; none when there are none)."""
+    `ingest.irrelevance_pool.share` of that domain's episodes (a built-in domain's only with `builtin`), given the
+    `written()` ones before them (called when the first is asked for, after every episode before them is counted;
+    none when there are none)."""
     share = params.ingest.irrelevance_pool.share
-    if share <= 0:
+    if share <= 0 or (params.project.catalog is None and not params.ingest.irrelevance_pool.builtin):
         return
     n = round(share / (1 - share) * written())
     tools = [Tool.model_validate(t) for t in domains.of(params).catalog()]

@@ -62,7 +62,8 @@ KEY_TAG, STATE_TAG, DONE = "tooltune.register_key", "tooltune.register_state", "
 # What the served pyfunc needs at load time, pinned to the versions that logged it.
 SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "jsonschema",
                     "google-re2",  # components.toolcalls (the served parser) imports it
-                    "pydantic", "pyyaml")
+                    "pydantic", "pyyaml",
+                    "xgrammar")  # components.evaluation.constrained (decoding.constrained)
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,8 @@ def _log_model(params: Params, folder: Path, metrics: dict[str, float], key: str
         info = mlflow.pyfunc.log_model(
             name=ARTIFACT, python_model=ToolAgent(), artifacts={"model": str(folder)}, code_paths=code_paths(),
             model_config={"system_prompt": params.base.system_prompt,
-                          "max_new_tokens": params.evaluate.max_new_tokens},
+                          "max_new_tokens": params.evaluate.max_new_tokens,
+                          "constrained": params.decoding.constrained},
             pip_requirements=[f"{p}=={installed(p).split('+')[0]}" for p in SERVING_PACKAGES])  # drop +cpu
     mlflow.log_metrics(metrics, model_id=info.model_id)  # shown on the LoggedModel in the MLflow 3 UI
     version = mlflow.register_model(info.model_uri, params.register_.model_name, tags={KEY_TAG: key})

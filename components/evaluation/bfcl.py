@@ -171,7 +171,8 @@ def evaluate(model: Any, tok: Any, params: Params, categories: list[Category], o
     questions = {c.name: importer.import_episodes(c.questions, c.answers)[:limit] for c in categories}
     every = [e for eps in questions.values() for e in eps]
     texts = rollout.one_turn(model, tok, {e.id: conversation(e, cfg.system_prompt) for e in every},
-                             {e.id: e.tool_dicts() for e in every}, cfg.batch_size, cfg.max_new_tokens, "bfcl")
+                             {e.id: e.tool_dicts() for e in every}, cfg.batch_size, cfg.max_new_tokens, "bfcl",
+                             params.decoding.constrained)
     return write_and_score(categories, questions, texts, out)
 
 

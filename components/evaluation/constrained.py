@@ -142,6 +142,36 @@ def _n_words(n: int) -> int:
     return (n + 31) // 32
 
 
+def matcher(tok: Any, tools: list[dict[str, Any]] | None) -> xgr.GrammarMatcher:
+    """A fresh grammar state for one turn offered `tools` (none: text only)."""
+    return xgr.GrammarMatcher(engine(tok).grammar(tools or []))
+
+
+def bitmask(eng: _Engine, matchers: list[xgr.GrammarMatcher | None]) -> torch.Tensor:
+    """Packed bitmask [len(matchers), ceil(n/32)] of the tokens each row may take next; a finished row (or None)
+    may only repeat the end of turn."""
+    out = xgr.allocate_token_bitmask(len(matchers), eng.n_vocab)
+    for i, m in enumerate(matchers):
+        # One matcher at a time: xgrammar's BatchGrammarMatcher (threads) measured 4-40x slower here, a fill
+        # takes microseconds and the machine has two cores.
+        if m is None or m.is_terminated():
+            out[i] = eng.only_stop
+        else:
+            m.fill_next_token_bitmask(out, i)
+    return out & eng.keep
+
+
+def masked(eng: _Engine, matchers: list[xgr.GrammarMatcher | None], logits: torch.Tensor) -> torch.Tensor:
+    """`logits` [rows, V] with every token a row's matcher does not allow at -inf (a new tensor, differentiable);
+    ids past the tokenizer's vocabulary (a padded lm_head) are never allowed."""
+    n, width = eng.n_vocab, logits.shape[-1]
+    penalty = torch.zeros(logits.shape, dtype=logits.dtype, device=logits.device)
+    if width > n:
+        penalty[:, n:] = float("-inf")
+    xgr.apply_token_bitmask_inplace(penalty, bitmask(eng, matchers).to(logits.device), vocab_size=min(n, width))
+    return logits + penalty
+
+
 class Constraint:
     """Per-row grammar state for one batched generate call: `mask` the logits, pick tokens, `advance`.
 
@@ -163,28 +193,14 @@ class Constraint:
     def bitmask(self, rows: list[int]) -> torch.Tensor:
         """xgrammar's packed bitmask [len(rows), ceil(n/32)] of the tokens each row may take next (n: the
         tokenizer's vocabulary); a finished row may only repeat the end of turn (as generate pads with it)."""
-        eng = self.engine
-        bitmask = xgr.allocate_token_bitmask(len(rows), eng.n_vocab)
-        for i, r in enumerate(rows):
-            # One matcher at a time: xgrammar's BatchGrammarMatcher (threads) measured 4-40x slower here, a fill
-            # takes microseconds and the machine has two cores.
-            if self.done(r):
-                bitmask[i] = eng.only_stop
-            else:
-                self.matchers[r].fill_next_token_bitmask(bitmask, i)
-        return bitmask & eng.keep
+        return bitmask(self.engine, [self.matchers[r] for r in rows])
 
     def mask(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
         """Logits [len(rows), V] of those rows with every disallowed token at -inf: a new tensor, differentiable
         in `logits`. Ids past the tokenizer's vocabulary (a padded lm_head) are never allowed."""
         if logits.shape[0] != len(rows):
             raise ValueError(f"mask: {logits.shape[0]} logit rows for {len(rows)} batch rows")
-        n, width = self.engine.n_vocab, logits.shape[-1]
-        penalty = torch.zeros(logits.shape, dtype=logits.dtype, device=logits.device)
-        if width > n:
-            penalty[:, n:] = float("-inf")
-        xgr.apply_token_bitmask_inplace(penalty, self.bitmask(rows).to(logits.device), vocab_size=min(n, width))
-        return logits + penalty
+        return masked(self.engine, [self.matchers[r] for r in rows], logits)
 
     def advance(self, rows: list[int], tokens: list[int]) -> None:
         """Accept each row's chosen token; a token the mask did not allow is an error (a caller bug)."""

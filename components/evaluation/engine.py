@@ -53,6 +53,7 @@ class _Row:
     fed: list[int]  # token ids whose keys and values are in the cache, in order
     new: list[int] = field(default_factory=list)  # ids to encode before this row decodes
     out: list[int] = field(default_factory=list)  # ids generated this turn
+    matcher: Any = None  # the turn's grammar state under constrained decoding (components/evaluation/constrained.py)
 
 
 class _Buffered(DynamicLayer):
@@ -116,11 +117,18 @@ class Engine:
         max_new_tokens: Tokens per assistant turn at most (a turn cut there has no end-of-turn token).
         prefixes: The shared-prefix cache (`rollout.PrefixCache`), kept across calls by the caller.
         choose: Picks each row's next token from its logits [rows, vocab] (greedy: argmax).
+        constrained: Mask each row's logits to its tool-call grammar first (tools offered in its prompt, their
+            argument schemas; free text allowed), see components/evaluation/constrained.py.
     """
 
     def __init__(self, model: Any, tok: Any, batch_size: int, max_new_tokens: int, prefixes: Any,
-                 choose: Callable[[torch.Tensor], torch.Tensor]) -> None:
+                 choose: Callable[[torch.Tensor], torch.Tensor], constrained: bool = False) -> None:
         self.model, self.tok, self.prefixes, self.choose = model, tok, prefixes, choose
+        self.grammar = None
+        if constrained:
+            from components.evaluation import constrained as grammar
+
+            self.grammar = grammar
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
@@ -187,7 +195,8 @@ class Engine:
             same += 1
         self.stats["reused_tokens"] += same
         kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
-        return _Row(request.key, ids[:same], ids[same:]), kv
+        matcher = self.grammar.matcher(self.tok, request.tools) if self.grammar else None
+        return _Row(request.key, ids[:same], ids[same:], matcher=matcher), kv
 
     def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
         """Encode a group's new tokens on top of their reused keys/values: (the group's block, last logits)."""
@@ -200,8 +209,9 @@ class Engine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, past:]
         cache = None
         if past:
-            blocks = [(kv, torch.ones(1, len(r.fed), dtype=torch.long)) if kv is not None else
-                      (self._empty_kv(), torch.zeros(1, 0, dtype=torch.long)) for r, kv in group]
+            device = self.model.device
+            blocks = [(kv, torch.ones(1, len(r.fed), dtype=torch.long, device=device)) if kv is not None else
+                      (self._empty_kv(), torch.zeros(1, 0, dtype=torch.long, device=device)) for r, kv in group]
             cache, _ = _cache(blocks, width)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                          use_cache=True, logits_to_keep=1)
@@ -248,12 +258,18 @@ class _Batch:
 
     def choose(self, engine: Engine) -> list[tuple[int, _Row]]:
         """Choose each live row's next token; returns the rows whose turn ended with it (end-of-turn or the cap)."""
-        self.tokens = engine.choose(self.logits)
+        logits = self.logits
+        if engine.grammar is not None:
+            matchers = [None if ended else row.matcher for row, ended in zip(self.rows, self.ended)]
+            logits = engine.grammar.masked(engine.grammar.engine(engine.tok), matchers, logits)
+        self.tokens = engine.choose(logits)
         done = []
         for i, (row, token) in enumerate(zip(self.rows, self.tokens.tolist())):
             if self.ended[i]:
                 continue
             row.out.append(token)
+            if row.matcher is not None and not row.matcher.accept_token(token):
+                raise ValueError(f"{row.key}: token {token} is not allowed by its tool-call grammar")
             if token == self.eos or len(row.out) >= self.max_new_tokens:
                 self.ended[i] = True
                 done.append((i, row))

@@ -65,7 +65,7 @@ class PrefixCache:
         """(prefix text, token ids of the rest) of one conversation's generation prompt."""
         full = self.tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
         head = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
-        prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if (head or tools) else ""
+        prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
         if not full.startswith(prefix):  # a template that is not prefix-preserving: no sharing
             prefix = ""
         return prefix, self._ids(full[len(prefix):])
@@ -104,13 +104,14 @@ def chooser(sampling: Sampling | None) -> Callable[[torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[list[dict]],
-             max_new_tokens: int, prefixes: PrefixCache | None = None, sampling: Sampling | None = None) -> list[str]:
-    """Decode one assistant turn for each conversation (greedy, or sampled with `sampling`); returns text up to
-    and incl. end-of-turn. Batched by the continuous-batching engine (components/evaluation/engine.py), all
-    conversations together up to `len(conversations)` rows."""
+             max_new_tokens: int, prefixes: PrefixCache | None = None, sampling: Sampling | None = None,
+             constrained: bool = False) -> list[str]:
+    """Decode one assistant turn for each conversation (greedy, or sampled with `sampling`; `constrained`: under
+    the tool-call grammar); returns text up to and incl. end-of-turn. Batched by the continuous-batching engine
+    (components/evaluation/engine.py), all conversations together."""
     texts: dict[int, str] = {}
     run = Engine(model, tok, max(1, len(conversations)), max_new_tokens, prefixes or PrefixCache(model, tok),
-                 chooser(sampling))
+                 chooser(sampling), constrained)
     run.run([Request(i, c, t) for i, (c, t) in enumerate(zip(conversations, tools))],
             lambda key, text: texts.__setitem__(key, text))
     return [texts[i] for i in range(len(conversations))]
@@ -143,7 +144,8 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
 
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
                  batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout",
-                 sampling: Sampling | None = None, decode: Callable[..., list[str]] | None = None) -> list[Rollout]:
+                 sampling: Sampling | None = None, decode: Callable[..., list[str]] | None = None,
+                 constrained: bool = False) -> list[Rollout]:
     """Roll every episode out in the simulator, at most `batch_size` conversations per forward pass.
 
     `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
@@ -152,6 +154,7 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
     draws the same samples. Turns decode in the continuous-batching engine (an episode's next turn starts as soon
     as its last one ended, on its own keys and values); `decode` (the signature of `generate`) replaces it with
     turn-by-turn calls, all live episodes together (bench/bench_generate.py passes plain `model.generate`).
+    `constrained`: every turn under the tool-call grammar of its offered tools (components/evaluation/constrained.py).
     """
     model.eval()
     if sampling is not None:
@@ -172,8 +175,8 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
 
         requests = [Request(e.id, rollouts[e.id].messages, tools[e.id]) for e in episodes]
         if decode is None:
-            Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(sampling)).run(
-                requests, on_turn)
+            Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(sampling),
+                   constrained).run(requests, on_turn)
         else:
             _turn_by_turn(decode, model, tok, requests, on_turn, (max_new_tokens, PrefixCache(model, tok), sampling))
     for e in episodes:
@@ -197,9 +200,10 @@ def _turns_since_user(ro: Rollout) -> int:
 
 
 def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: dict[str, list[dict]],
-             batch_size: int, max_new_tokens: int, desc: str = "generate") -> dict[str, str]:
+             batch_size: int, max_new_tokens: int, desc: str = "generate", constrained: bool = False) -> dict[str, str]:
     """One greedy assistant turn for each conversation (id -> messages, with its tools), batched like
-    `run_episodes` (any mix of tool lists in one batch); nothing is executed. Returns id -> generated text."""
+    `run_episodes` (any mix of tool lists in one batch; `constrained`: under the tool-call grammar); nothing is
+    executed. Returns id -> generated text."""
     model.eval()
     out: dict[str, str] = {}
     with tqdm(total=len(conversations), desc=desc, unit="turn") as bar:
@@ -207,7 +211,7 @@ def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: 
             out[key] = text
             bar.update(1)
 
-        Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None)).run(
+        Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None), constrained).run(
             [Request(j, conversations[j], tools[j]) for j in conversations], on_turn)
     return out
 

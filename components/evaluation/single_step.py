@@ -69,13 +69,15 @@ def _results(msgs: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
 
 
 def evaluate(model: Any, tok: Any, episodes: list[Episode], system_prompt: str, batch_size: int,
-             max_new_tokens: int, desc: str = "evaluate") -> list[dict[str, Any]]:
-    """Generate one assistant turn for every step of `episodes` (batched) and score it; rows as
-    `evaluate.score` gives them (completion None: not measured), plus the step's turn and output."""
+             max_new_tokens: int, desc: str = "evaluate", constrained: bool = False) -> list[dict[str, Any]]:
+    """Generate one assistant turn for every step of `episodes` (batched; `constrained`: under the tool-call
+    grammar) and score it; rows as `evaluate.score` gives them (completion None: not measured), plus the step's
+    turn and output."""
     items = [s for e in episodes for s in steps(e)]
     texts = rollout.one_turn(model, tok, {s.id: [{"role": "system", "content": system_prompt}] + s.history
                                           for s in items},
-                             {s.id: s.episode.tool_dicts() for s in items}, batch_size, max_new_tokens, desc)
+                             {s.id: s.episode.tool_dicts() for s in items}, batch_size, max_new_tokens, desc,
+                             constrained)
     return [score(s, texts[s.id]) for s in items]
 
 

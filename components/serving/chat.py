@@ -33,14 +33,15 @@ class Agent:
     tok: Any
     system_prompt: str | None
     name: str
+    constrained: bool = False  # decode under the tool-call grammar of the request's tools (`decoding.constrained`)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one generation at a time per model
 
 
-def load(folder: str | Path, system_prompt: str | None, name: str | None = None) -> Agent:
-    """Load a project model folder (fp32) for inference."""
+def load(folder: str | Path, system_prompt: str | None, name: str | None = None, constrained: bool = False) -> Agent:
+    """Load a project model folder (fp32) for inference; `constrained`: decode under the tool-call grammar."""
     model, tok = models.load(folder)
     model.eval()
-    return Agent(model, tok, system_prompt, name or Path(folder).name)
+    return Agent(model, tok, system_prompt, name or Path(folder).name, constrained)
 
 
 def resolve_model(spec: str, params: Params, scratch: Path) -> Path:
@@ -98,7 +99,8 @@ def generate(agent: Agent, messages: list[dict[str, Any]], tools: list[dict[str,
     across requests would grow with every distinct tool list."""
     conversation = template_messages(messages, agent.system_prompt)
     with agent.lock:
-        text = rollout.generate(agent.model, agent.tok, [conversation], [tools or None], max_new_tokens)[0]
+        text = rollout.generate(agent.model, agent.tok, [conversation], [tools or None], max_new_tokens,
+                                constrained=agent.constrained)[0]
     prompt = agent.tok.apply_chat_template(conversation, tools=tools or None, add_generation_prompt=True,
                                            tokenize=False)
     n_prompt, n_completion = (len(agent.tok(t, add_special_tokens=False)["input_ids"]) for t in (prompt, text))

@@ -38,7 +38,8 @@ class ToolAgent(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         config = context.model_config or {}
-        self.agent = chat.load(context.artifacts["model"], config.get("system_prompt"), "tooltune")
+        self.agent = chat.load(context.artifacts["model"], config.get("system_prompt"), "tooltune",
+                               bool(config.get("constrained", False)))
         self.max_new_tokens = int(config["max_new_tokens"])
 
     def __getstate__(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ the project's parser and every call names an offered tool with schema-valid argu
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from transformers import LogitsProcessorList, Qwen2Config, Qwen2ForCausalLM
@@ -231,3 +233,29 @@ def test_constrained_logprobs_are_the_masked_distribution_s_and_carry_gradients(
         c.advance([0], [int(tokens[0, t])])
     lp.sum().backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_the_evaluation_engine_decodes_under_constraints_what_the_reference_loop_decodes(model, tok):
+    """`rollout.one_turn(..., constrained=True)` (the continuous-batching engine: rows of four tool lists in one
+    batch) masks each row by its own tools: greedy, it writes the reference loop's tokens. The model is pushed
+    toward `<|im_start|>`, which the grammar bans: unconstrained it writes nothing else."""
+    from components.evaluation import rollout
+
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    bias = torch.zeros(model.config.vocab_size)
+    bias[start] = 1e3
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: out + bias)
+    try:
+        expected, _ = _decode(model, tok, ROW_TOOLS, lambda row, text: torch.zeros_like(bias), 24, None)
+        padded = copy.copy(tok)
+        padded.pad_token = padded.pad_token or "<|im_end|>"
+        conv = [{"role": "user", "content": "Weather in Oslo, please?"}]
+        convs = {str(i): conv for i in range(len(ROW_TOOLS))}
+        tools = {str(i): t or None for i, t in enumerate(ROW_TOOLS)}
+        out = rollout.one_turn(model, padded, convs, tools, batch_size=3, max_new_tokens=24, constrained=True)
+        free = rollout.one_turn(model, padded, convs, tools, batch_size=3, max_new_tokens=24)
+    finally:
+        hook.remove()
+    assert [out[str(i)] for i in range(len(ROW_TOOLS))] == expected
+    assert all("<|im_start|>" not in text for text in expected)
+    assert all(text == "<|im_start|>" * 24 for text in free.values())

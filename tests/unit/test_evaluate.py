@@ -447,3 +447,31 @@ def test_handwritten_builtin_set_none_and_bad_paths(params_factory, tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match="empty.jsonl: rule 'non_empty'"):
         evaluate.handwritten_set(params_factory(evaluate={"handwritten": "empty.jsonl"}), domains.get("travel"))
+
+
+def test_decoding_compare_adds_the_other_decoding_as_a_paired_column(params_factory):
+    """`decoding.compare: [sft]`: sft is also evaluated under the tool-call grammar, as column `sft_constrained`
+    beside `sft` with its paired test; its calls name only offered tools and it is its own cache entry."""
+    import json
+
+    from components.data.fileio import write_jsonl
+
+    params = params_factory(evaluate={"models": ["sft"], "batch_size": 4, "max_new_tokens": 24, "max_turns": 1,
+                                      "compare_champion": False},
+                            decoding={"constrained": False, "compare": ["sft"]})
+    model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
+    models.save(model, tok, params.path("sft_model"), {"spec": "tiny"})
+    episodes = generation.generate("travel", 6, SHARES, 0.0, seed=6)
+    write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in episodes])
+    result = evaluate.run(params)
+    md = (params.path("reports") / "evaluate.md").read_text()
+    assert "| metric | sft | sft_constrained |" in md
+    assert "paired.sft_constrained_vs_sft.exact_p" in result.metrics
+    assert result.metrics["sft_constrained.cached"] == 0.0  # its own cache entry, not sft's
+    assert not any(k.startswith(("sft_constrained.errors.hallucinated_tool", "sft_constrained.errors.unknown_argument",
+                                 "sft_constrained.errors.wrong_type")) for k in result.metrics)
+    offered = {e.id: {t["function"]["name"] for t in e.tool_dicts()} for e in episodes}
+    rows = [json.loads(line) for line in
+            (params.path("reports") / "evaluate" / "sft_constrained_rollouts.jsonl").read_text().splitlines()]
+    calls = [(r["rollout"]["episode_id"], c["name"]) for r in rows for step in r["rollout"]["steps"] for c in step]
+    assert all(name in offered[ep] for ep, name in calls)

@@ -316,8 +316,8 @@ def test_params_mix_synthetic_and_imported(params_factory, tmp_path):
     result = ingest.run(params)
     episodes = read_episodes(params.path("raw"))
     assert Counter((e.source, e.domain) for e in episodes) == {("synthetic", "travel"): 40, ("openai", "shop"): 6,
-                                                               ("xlam", "apis"): 6, ("irrelevance_pool", "travel"): 3}
-    assert result.metrics["source_openai"] == 6 and result.metrics["episodes"] == 55  # the pool: 0.08 of travel's
+                                                               ("xlam", "apis"): 6}
+    assert result.metrics["source_openai"] == 6 and result.metrics["episodes"] == 52  # no pool for built-in travel
     imported = Counter(e.pattern for e in episodes if e.source != "synthetic")
     assert imported["recovery"] == 1
     assert result.metrics["pattern_recovery"] == imported["recovery"] + sum(

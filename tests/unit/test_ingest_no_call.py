@@ -18,7 +18,7 @@ from components.domains import generation, no_call, offdomain, travel
 # `ingest.irrelevance_kinds` moved into params.yaml
 MAIN_SHA = {"travel": "caaec313f1a5773e4ff5ea6ae3a37aef980fc705d3e4192d4192953c515a864f",
             "finance": "80dadb46286186defcbaba516aa68d58526a33d6facc9651fbd4bb17ae99cf84"}
-OFF = {"share": 0.0, "removed_tool": 0.0}
+OFF = {"share": 0.0, "removed_tool": 0.0, "builtin": False}
 CLINIC = [
     {"name": "book_appointment", "description": "Book a visit with a doctor at the clinic.",
      "parameters": {"type": "object", "properties": {"doctor": {"type": "string"}, "day": {"type": "string"}},
@@ -66,8 +66,11 @@ def test_pool_never_puts_a_heldout_text_in_training():
     assert "get weather" in episodes[0].messages[-1].content  # the reply says what the agent can do
 
 
-def test_builtin_domain_gets_the_pool_at_its_share(params_factory):
-    params = params_factory(ingest={"n_episodes": 400, "irrelevance_pool": {"share": 0.1, "removed_tool": 0.0}})
+def test_builtin_domain_gets_the_pool_at_its_share_only_when_asked(params_factory):
+    default = params_factory(ingest={"n_episodes": 100})
+    assert default.ingest.irrelevance_pool.share > 0 and "source_irrelevance_pool" not in ingest.run(default).metrics
+    params = params_factory(ingest={"n_episodes": 400,
+                                    "irrelevance_pool": {"share": 0.1, "removed_tool": 0.0, "builtin": True}})
     result = ingest.run(params)
     episodes = read_episodes(params.path("raw"))
     pool = [e for e in episodes if e.source == "irrelevance_pool"]
@@ -134,7 +137,7 @@ def test_pool_is_the_same_for_any_number_of_workers(params_factory, monkeypatch)
     for workers in (1, 2):
         params = params_factory(ingest={"n_episodes": 150, "workers": workers,
                                         "irrelevance_kinds": {"chat": 0.2, "nearmiss": 0.4, "missing": 0.4},
-                                        "irrelevance_pool": {"share": 0.2, "removed_tool": 0.0}})
+                                        "irrelevance_pool": {"share": 0.2, "removed_tool": 0.0, "builtin": True}})
         ingest.run(params)
         files.append(params.path("raw").read_bytes())
     assert files[0] == files[1] and b"-pool-" in files[0] and b"-missing\"" in files[0]
