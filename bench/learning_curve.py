@@ -29,7 +29,6 @@ sys.path.insert(0, str(REPO))
 
 from components import domains, evaluate, sft  # noqa: E402
 from components.config import Params, load_params  # noqa: E402
-from components.data.episode import read_episodes  # noqa: E402
 from components.training import models  # noqa: E402
 
 PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")
@@ -69,10 +68,7 @@ def merged(params: Params, snapshot: Path) -> Path:
 
 def evaluate_points(params: Params, points: list[tuple[int, Path]]) -> list[dict[str, Any]]:
     """Evaluate each (step, model folder) on the test split and the hand-written set; one row of rates per step."""
-    domain = domains.of(params)
-    hand, _ = evaluate.handwritten_set(params, domain)
-    sets = [evaluate.EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
-        [evaluate.EpisodeSet(evaluate.HANDWRITTEN, hand)] if hand else [])
+    sets, _ = evaluate.episode_sets(params, domains.of(params))
     out_dir = params.path("reports") / "learning_curve"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []

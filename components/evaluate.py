@@ -290,6 +290,14 @@ def pairs(models: list[str], evaluated: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def episode_sets(params: Params, domain: domains.Domain) -> tuple[list[EpisodeSet], str | None]:
+    """The sets every model is evaluated on: the test split, and the hand-written set when there is one (with its
+    report note, see `handwritten_set`)."""
+    hand, note = handwritten_set(params, domain)
+    test = EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))
+    return [test] + ([EpisodeSet(HANDWRITTEN, hand)] if hand else []), note
+
+
 def other_decoding(params: Params) -> list[tuple[str, str]]:
     """(model, column) of `decoding.compare`: each listed model of `evaluate.models` decoded the other way, as
     `<model>_constrained` (plain columns unconstrained) or `<model>_free`."""
@@ -302,9 +310,7 @@ def run(params: Params) -> StageResult:
 
     domain = domains.of(params)
     bfcl_found = bfcl.discover(bfcl.data_folder(params)) if params.bfcl.data else None  # bad data: fail first
-    hand, note = handwritten_set(params, domain)
-    sets = [EpisodeSet("", read_episodes(params.path("splits") / "test.jsonl"))] + (
-        [EpisodeSet(HANDWRITTEN, hand)] if hand else [])
+    sets, note = episode_sets(params, domain)
     reports = params.path("reports")
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)

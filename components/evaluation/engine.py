@@ -104,7 +104,8 @@ def _cache(blocks: list[tuple[KV, torch.Tensor]], capacity_extra: int) -> tuple[
     return Cache(layers=layers), mask
 
 
-def _layers(cache: Cache) -> KV:
+def layers(cache: Cache) -> KV:
+    """A cache's keys and values per layer."""
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -219,7 +220,7 @@ class Engine:
         self.stats["padded_prefill_tokens"] += len(group) * width
         for row, _ in group:
             row.fed, row.new = row.fed + row.new, []
-        return (_layers(out.past_key_values), mask), out.logits[:, -1]
+        return (layers(out.past_key_values), mask), out.logits[:, -1]
 
     def _empty_kv(self) -> KV:
         cfg = self.model.config.get_text_config(decoder=True)
@@ -280,7 +281,7 @@ class _Batch:
     def row_kv(self, i: int) -> KV:
         """Row `i`'s keys and values without padding (before the next `forward`): those of `row.fed`, in order."""
         columns = self.mask[i].nonzero().squeeze(1)
-        return [(k[i:i + 1, :, columns], v[i:i + 1, :, columns]) for k, v in _layers(self.cache)]
+        return [(k[i:i + 1, :, columns], v[i:i + 1, :, columns]) for k, v in layers(self.cache)]
 
     def forward(self, engine: Engine) -> None:
         """Feed the chosen tokens (ended rows feed theirs too, unused until the rebuild drops them)."""
@@ -300,5 +301,5 @@ class _Batch:
         index = torch.tensor(live, device=self.mask.device)
         mask = self.mask[index]
         first = int(mask.any(0).nonzero()[0])
-        kv = [(k[index, :, first:], v[index, :, first:]) for k, v in _layers(self.cache)]
+        kv = [(k[index, :, first:], v[index, :, first:]) for k, v in layers(self.cache)]
         return (kv, mask[:, first:]), [self.rows[i] for i in live], self.logits[index]

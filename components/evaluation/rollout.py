@@ -23,7 +23,7 @@ from tqdm import tqdm
 from components import toolcalls
 from components.domains import Domain
 from components.data.episode import Episode
-from components.evaluation.engine import Engine, Request
+from components.evaluation.engine import Engine, Request, layers
 
 
 @dataclass
@@ -80,7 +80,7 @@ class PrefixCache:
             kv = None
             if ids:
                 out = self.model(torch.tensor([ids], device=self.model.device), use_cache=True)
-                kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+                kv = layers(out.past_key_values)
             self._caches[prefix] = (ids, kv)
         return self._caches[prefix]
 
