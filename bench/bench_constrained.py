@@ -11,6 +11,14 @@ engine's cost on a real vocabulary, so arm "mask only" times `mask` + `advance` 
 SmolLM2 tokenizer (49k tokens, the default base), steering no one: the rows write free text or calls as the
 random logits fall. Grammars are compiled before timing (they are cached per tool list; the first compile of a
 tool list costs ~0.1-0.5 s). Prints the load average before and after: on a shared machine only ratios compare.
+
+Arm "episodes" (`--model FOLDER`): a trained model rolled out on the evaluation's episodes (the test split of the
+params' workdir, first `--episodes` of them, and the hand-written set) by the evaluation itself
+(`components.evaluate.compute`, the engine, the simulator), unconstrained then constrained, one after the other in
+one process: seconds per episode and their ratio, and side by side the rates (95 % Wilson intervals) and the
+error classes constraints should remove, with an exact McNemar test on `exact` over the same episodes.
+
+    python bench/bench_constrained.py --params W/params.yaml --model W/artifacts/sft [--episodes 310]
 """
 
 from __future__ import annotations
@@ -85,10 +93,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's); 1 on a loaded machine")
     ap.add_argument("--no-smollm2", action="store_true", help="skip the mask-only arm on the SmolLM2 tokenizer")
+    ap.add_argument("--model", type=Path, help="a model folder: run the episodes arm (only) with it")
+    ap.add_argument("--episodes", type=int, default=None, help="episodes arm: first N test episodes (default: all)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     params = load_params(args.params, None)
+    if args.model:
+        load_before = os.getloadavg()[0]
+        episodes_arm(params, args.model, args.episodes)
+        print(f"load average (1 min) {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+        return
     model, tok = models.build_tiny(params.base.tiny, ["travel tools weather flights hotels"] * 50, seed=0)
     models.apply_tool_template(model, tok)
     models.set_padding(model, tok)
@@ -110,6 +125,40 @@ def main() -> None:
             print(f"| mask + advance only | {len(smol)} (SmolLM2) | {batch} | - | {alone:.5f} | "
                   f"{alone / free:.2f} x the tiny step |")
     print(f"load average (1 min) {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+
+
+WATCHED = ("hallucinated_tool", "unknown_argument", "wrong_type", "missing_argument", "unparsable")
+
+
+def episodes_arm(params: Any, folder: Path, limit: int | None) -> None:
+    """Roll `folder`'s model out on the evaluation's episode sets free, then constrained; print the comparison."""
+    from components import evaluate
+    from components.evaluation import stats
+
+    sets, _ = evaluate.episode_sets(params, domains.of(params))
+    model, tok = models.load(folder)
+    for s in sets:
+        episodes = s.episodes[:limit] if limit and not s.prefix else s.episodes
+        runs = {}
+        for arm in (False, True):
+            start = time.perf_counter()
+            entry = evaluate.compute(f"{'constrained' if arm else 'free'} {s.prefix or 'test'}", params,
+                                     [model, tok], episodes, sample=False, constrained=arm)
+            runs[arm] = (entry, (time.perf_counter() - start) / len(episodes))
+        (free, free_s), (cons, cons_s) = runs[False], runs[True]
+        print(f"\n### {folder} on {s.prefix[:-1] or 'the test split'}: {len(episodes)} episodes\n")
+        print(f"seconds per episode: free {free_s:.3f}, constrained {cons_s:.3f}, ratio {cons_s / free_s:.2f}\n")
+        print("| metric | free | constrained |\n|---|---|---|")
+        for key in [k for k in free.metrics if f"{k}_low" in free.metrics]:
+            cells = [f"{m[key] * 100:.1f} [{m[key + '_low'] * 100:.0f}-{m[key + '_high'] * 100:.0f}]"
+                     if key in m else "-" for m in (free.metrics, cons.metrics)]
+            print(f"| {key} | {cells[0]} | {cells[1]} |")
+        for cls in WATCHED:
+            print(f"| errors.{cls} | {free.metrics.get('errors.' + cls, 0):.0f} | "
+                  f"{cons.metrics.get('errors.' + cls, 0):.0f} |")
+        b, c = (sum(f["exact"] and not k["exact"] for f, k in zip(free.rows, cons.rows)),
+                sum(k["exact"] and not f["exact"] for f, k in zip(free.rows, cons.rows)))
+        print(f"\nexact McNemar: free only {b}, constrained only {c}, p = {stats.mcnemar(b, c):.4f}")
 
 
 def _smollm2_tokenizer() -> Any:

@@ -1,6 +1,7 @@
 """Learning curve: held-out exact per pattern against SFT steps (and minutes on this machine), from one long SFT run.
 
     python bench/learning_curve.py --workdir DIR [--steps 66,132,198,264] [--seconds-per-step S] [--skip-train]
+                                   [-S KEY=VALUE ...]
 
 DIR is a project workdir whose `ingest`..`build` stages have run (it holds `paths.base` and `paths.splits`). The
 `sft` stage runs there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the
@@ -132,9 +133,11 @@ def main() -> None:
     ap.add_argument("--seconds-per-step", type=float, default=None,
                     help="minutes = steps x this (default: the training seconds recorded at each snapshot)")
     ap.add_argument("--skip-train", action="store_true", help="evaluate the snapshots already in the workdir")
+    ap.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a params value (as `tooltune stage -S`), e.g. 'sft.pattern_weights={chain: 2}'")
     args = ap.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))
-    params = load_params(args.workdir / "params.yaml", args.profile, [f"sft.max_steps={steps[-1]}"])
+    params = load_params(args.workdir / "params.yaml", args.profile, [*args.set_param, f"sft.max_steps={steps[-1]}"])
     snapshots = args.workdir / "learning_curve"
     if not args.skip_train:
         result = sft.run(params, [snapshot_callback(steps, snapshots)])

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_DOMAINS = ("travel", "finance")  # components.domains.get
 PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")  # episode.Pattern
@@ -80,8 +80,9 @@ class Import(_Frozen):
     path: str = Field(min_length=1, description="under project.workdir")
     domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
-    heldout_fraction: float = Field(default=0.0, ge=0, lt=1, description="share of its episodes kept for the test "
-                                                                         "split (by a stable hash of the id)")
+    heldout_fraction: float = Field(default=0.0, ge=0, le=1, description="share of its episodes kept for the test "
+                                                                         "split (by a stable hash of the id); 1: the "
+                                                                         "whole file is test data")
     skip_invalid: bool = Field(default=False, description="set bad records aside in <paths.raw>.rejected.jsonl "
                                                           "instead of failing the stage")
 
@@ -180,7 +181,22 @@ class Sft(_Frozen):
     padding_free: bool
     share_prefix: bool
     sampling: Literal["random", "group_by_length"]
+    pattern_weights: dict[str, float] | None = Field(
+        default=None, description="multipliers on each pattern's share of the episodes a run draws (max_steps x "
+                                  "batch_size); patterns not named keep 1; null: the data's own shares")
     lora: Lora
+
+    @field_validator("pattern_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        unknown = set(value) - set(PATTERNS)
+        if unknown:
+            raise ValueError(f"pattern_weights: unknown patterns {sorted(unknown)} (known: {list(PATTERNS)})")
+        if any(w < 0 for w in value.values()) or all(value.get(p, 1.0) == 0 for p in PATTERNS):
+            raise ValueError("pattern_weights: weights must be >= 0 and at least one pattern's > 0")
+        return value
 
 
 class RewardModel(_Frozen):

@@ -6,11 +6,15 @@ bring-your-own tool catalog) trains on single-step prompts instead, without the 
 Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
 Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`; while training, a checkpoint every
 `rl.save_steps` under `paths.checkpoints/rl/`, resumed by a rerun after a kill (components/training/checkpoints.py).
+With `decoding.constrained`, rollouts follow the tool-call grammar of the offered tools
+(components/training/constrained_rl.py) and metrics `constrained_log_mass` / `constrained_off_grammar_share`
+measure how far the policy the trainer scores (unconstrained) is from the one that sampled.
 Run: `python -m components.rl`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +70,8 @@ def run(params: Params) -> StageResult:
     model, tok = models.load(params.path("sft_model"))
     rows = read_jsonl(params.path("splits") / "rl.jsonl")
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
-    dataset = Dataset.from_list(rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok))
+    prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
+    dataset = Dataset.from_list(prompts)
     chosen = reward_functions(params)
     funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
     resume = checkpoints.start(params, "rl", resume_inputs(params))
@@ -77,10 +82,17 @@ def run(params: Params) -> StageResult:
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
         **ALGORITHMS[cfg.algorithm], **training.precision())
-    trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
-                          environment_factory=domain.env,
-                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
-                          callbacks=[step_metrics_callback(), checkpoints.sealer()])
+    trainer_class, extra = GRPOTrainer, {}
+    if params.decoding.constrained:  # rollouts under the tool-call grammar; the mismatch is measured
+        from components.training.constrained_rl import ConstrainedGRPOTrainer
+
+        trainer_class = ConstrainedGRPOTrainer
+        extra = {} if domain.simulated else {"row_tools": {p["prompt"]: json.loads(r["tools"])
+                                                          for p, r in zip(prompts, rows)}}
+    trainer = trainer_class(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
+                            environment_factory=domain.env,
+                            peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
+                            callbacks=[step_metrics_callback(), checkpoints.sealer()], **extra)
     seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     keys = ["reward"] + [f"rewards/{name}/mean" for name, fn, _ in chosen if callable(fn)]
@@ -91,15 +103,24 @@ def run(params: Params) -> StageResult:
     out = params.path("rl_model")
     training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps})
     checkpoints.finish(params, "rl")
-    calls = [h["tools/call_frequency"] for h in history if "tools/call_frequency" in h]
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
-                                "tool_call_frequency": sum(calls) / len(calls) if calls else 0.0,
-                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
+                                "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)),
+                                **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
+                                    "constrained_off_grammar_share":
+                                        _mean_logged(history, "constrained/off_grammar_share")}
+                                   if params.decoding.constrained else {})},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
                        details={"algorithm": cfg.algorithm,
                                 "episodes": "multi-step in the simulator" if domain.simulated
                                 else "single-step (no simulator): first step of each prompt, scored by call correctness"})
+
+
+def _mean_logged(history: list[dict[str, Any]], key: str) -> float:
+    """The mean of a per-step logged value over the steps that logged it (0.0: none did)."""
+    values = [h[key] for h in history if key in h]
+    return sum(values) / len(values) if values else 0.0
 
 
 def main() -> None:

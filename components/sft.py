@@ -31,7 +31,7 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
 
     cfg = params.sft
     rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), cfg.max_steps * cfg.batch_size,
-                                params.project.seed)
+                                params.project.seed, cfg.pattern_weights)
     rows = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
     dataset = Dataset.from_list(rows, on_mixed_types="use_json")
     model, tok = models.load(params.path("base"))

@@ -41,8 +41,9 @@ def iter_imported(params: Params, reject: Reject | None = None) -> Iterator[Epis
 
 def hold_out(episode: Episode, fraction: float) -> Episode:
     """Tag an imported episode for the test split when a stable hash of its id falls under `fraction` (the same
-    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split."""
-    if episode.split is not None or sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction:
+    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split.
+    `fraction` 1 holds out every episode (a test-only file)."""
+    if episode.split is not None or (fraction < 1 and sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction):
         return episode
     return episode.model_copy(update={"split": "test"})
 

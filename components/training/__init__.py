@@ -120,13 +120,35 @@ def write_curve(history: list[dict[str, Any]], keys: list[str], out_csv: Path, o
     plt.close(fig)
 
 
-def sample_rows(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """A seeded shuffle of `rows` cut to the `n` a run of max_steps x batch_size can see (saves tokenizing)."""
+def sample_rows(rows: list[dict[str, Any]], n: int, seed: int,
+                weights: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """A seeded shuffle of `rows` cut to the `n` a run of max_steps x batch_size can see (saves tokenizing).
+
+    With `weights` (`sft.pattern_weights`), each pattern's count among the `n` is proportional to its number of
+    rows times its weight (1 when not named), split by largest remainder; a pattern with fewer rows than its
+    count repeats them. The result is shuffled again, so patterns mix in every batch.
+    """
     import random
 
+    rng = random.Random(seed)
     rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    return rows[:n]
+    rng.shuffle(rows)
+    if not weights:
+        return rows[:n]
+    by: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by.setdefault(row["pattern"], []).append(row)
+    mass = {p: len(items) * weights.get(p, 1.0) for p, items in by.items()}
+    total = sum(mass.values())
+    if total <= 0:
+        raise ValueError(f"sft.pattern_weights {weights}: every pattern in the data {sorted(by)} has weight 0")
+    quota = {p: n * m / total for p, m in mass.items()}
+    counts = {p: int(q) for p, q in quota.items()}
+    for p in sorted(quota, key=lambda p: (counts[p] - quota[p], p))[:n - sum(counts.values())]:
+        counts[p] += 1
+    picked = [by[p][i % len(by[p])] for p in sorted(by) for i in range(counts[p])]
+    rng.shuffle(picked)
+    return picked
 
 
 def first_last(history: list[dict[str, Any]], key: str, window: int = 3) -> tuple[float, float]:

@@ -158,3 +158,6 @@ def test_heldout_fraction_is_a_stable_choice_by_id(episodes):
     assert held == {e.id for e in reversed(bare) if imports.hold_out(e, 0.3).split == "test"}  # order-free
     assert held < {e.id for e in bare if imports.hold_out(e, 0.6).split == "test"}  # a larger share adds only
     assert imports.hold_out(episodes[0].model_copy(update={"split": "train"}), 0.99).split == "train"
+    # 1: a test-only file (every hash, the largest included, falls under it); 0: nothing held out
+    assert {imports.hold_out(e, 1.0).split for e in bare} == {"test"}
+    assert {imports.hold_out(e, 0.0).split for e in bare} == {None}

@@ -1,0 +1,47 @@
+"""SFT's draw of the episodes a run sees (`training.sample_rows`, `sft.pattern_weights`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from components import training
+from components.config import PATTERNS, ConfigError
+
+ROWS = ([{"id": f"s{i}", "pattern": "single"} for i in range(60)]
+        + [{"id": f"c{i}", "pattern": "chain"} for i in range(20)]
+        + [{"id": f"p{i}", "pattern": "parallel"} for i in range(5)])
+
+
+def test_without_weights_the_draw_is_the_seeded_shuffle_cut():
+    import random
+
+    rows = list(ROWS)
+    random.Random(3).shuffle(rows)
+    assert training.sample_rows(ROWS, 28, 3) == rows[:28]
+
+
+def test_weights_set_each_pattern_s_count_and_a_short_pattern_repeats():
+    drawn = training.sample_rows(ROWS, 34, 0, {"chain": 3.0, "parallel": 4.0})
+    # mass: single 60 x 1, chain 20 x 3, parallel 5 x 4 -> 60 : 60 : 20 of 34 -> 14.57, 14.57, 4.86
+    # (floors 14, 14, 4; the two left go to the largest remainders, ties by name)
+    assert Counter(r["pattern"] for r in drawn) == {"single": 14, "chain": 15, "parallel": 5}
+    assert len(drawn) == 34
+    many = training.sample_rows(ROWS, 40, 0, {"single": 0.0, "chain": 0.0})
+    assert Counter(r["pattern"] for r in many) == {"parallel": 40}  # 5 rows, each 8 times
+    assert Counter(r["id"] for r in many) == {f"p{i}": 8 for i in range(5)}
+    assert training.sample_rows(ROWS, 34, 0, {"chain": 3.0}) == training.sample_rows(ROWS, 34, 0, {"chain": 3.0})
+    assert [r["pattern"] for r in drawn[:10]] != sorted(r["pattern"] for r in drawn[:10])  # mixed, not grouped
+
+
+def test_weights_of_only_absent_patterns_at_zero_are_refused():
+    with pytest.raises(ValueError, match="weight 0"):
+        training.sample_rows(ROWS, 10, 0, {"single": 0.0, "chain": 0.0, "parallel": 0.0})
+
+
+@pytest.mark.parametrize("weights, rule", [({"chains": 2.0}, "unknown patterns"), ({"chain": -1.0}, ">= 0"),
+                                           ({p: 0.0 for p in PATTERNS}, "at least one")])
+def test_params_refuse_bad_pattern_weights(params_factory, weights, rule):
+    with pytest.raises(ConfigError, match=rule):
+        params_factory(sft={"pattern_weights": weights})
