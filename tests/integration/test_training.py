@@ -108,8 +108,9 @@ def test_constrained_rl_rollouts_follow_the_grammar_and_measure_the_mismatch(par
     from components.toolcalls import check, parse_output
     from components.training.constrained_rl import ConstrainedGRPOTrainer
 
-    if not params.path("sft_model").exists():
-        sft.run(params)
+    for stage, out in ((sft, "sft_model"), (reward_model, "reward_model")):
+        if not params.path(out).exists():
+            stage.run(params)
     turns: list[list[int]] = []
     plain = ConstrainedGRPOTrainer._generate_single_turn
 
