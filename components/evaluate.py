@@ -6,7 +6,8 @@ MLflow registry (`tracking`), downloaded to a temporary folder, as a fourth colu
 Writes: `paths.reports/evaluate.md` (tables), `paths.reports/evaluate.html` (the same tables and the plots inlined,
 one self-contained file), `paths.reports/evaluate/` (accuracy.csv for `dvc plots`, accuracy.png, errors.png,
 training_curves.png from the training stages' CSVs in `paths.reports`, <model>_rollouts.jsonl; with
-`evaluate.samples` > 1 also pass_k.png and <model>_samples.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json);
+`evaluate.samples` > 1 also pass_k.png and <model>_samples.jsonl); metrics `<model>.<metric>` (metrics/evaluate.json;
+`champion.version`: the registry version of the champion column);
 new entries of `paths.eval_cache`.
 Run: `python -m components.evaluate`.
 
@@ -57,6 +58,7 @@ from components.data.episode import Episode, read_episodes
 from components.data.inputs import workdir_path
 from components.data.fileio import write_jsonl
 from components.result import StageResult
+from components.tracking import gate
 
 MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
 
@@ -220,17 +222,18 @@ def evaluate_samples(name: str, params: Params, model: Any, tok: Any,
     return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}, lines
 
 
-def evaluate_champion(params: Params, sets: list[EpisodeSet], out_dir: Path) -> tuple[dict[str, Scored] | None, str]:
-    """The champion's metrics and verdict rows per set on the same episodes (None when the registry has none yet) and
-    a report note."""
+def evaluate_champion(params: Params, sets: list[EpisodeSet],
+                      out_dir: Path) -> tuple[dict[str, Scored] | None, str, str | None]:
+    """The champion's metrics and verdict rows per set on the same episodes (None when the registry has none yet), a
+    report note, and the registry version measured (None: none)."""
     name = params.register_.model_name
     with tempfile.TemporaryDirectory(prefix="tooltune-champion-") as tmp:
         found = tracking.download_champion(params, Path(tmp))
         if found is None:
-            return None, f"No `champion` version of {name} in the MLflow registry yet: no champion column."
+            return None, f"No `champion` version of {name} in the MLflow registry yet: no champion column.", None
         version, folder = found
         return (evaluate_model("champion", params, sets, out_dir, folder),
-                f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).")
+                f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).", str(version))
 
 
 def handwritten_set(params: Params, domain: domains.Domain) -> tuple[list[Episode], str | None]:
@@ -319,8 +322,9 @@ def run(params: Params) -> StageResult:
         scored[variant] = evaluate_model(variant, params, sets, out_dir, params.path(MODEL_PATHS[name]),
                                          constrained=not params.decoding.constrained)
     notes = _notes(params, domain) + ([note] if note else [])
+    champion_version = None
     if params.evaluate.compare_champion:
-        champion, note = evaluate_champion(params, sets, out_dir)
+        champion, note, champion_version = evaluate_champion(params, sets, out_dir)
         notes.append(note)
         if champion is not None:
             scored["champion"] = champion
@@ -336,6 +340,8 @@ def run(params: Params) -> StageResult:
         notes.append(_bfcl_column(params, bfcl_found, results, out_dir))
     files = eval_report.write(results, reports / "evaluate.md", out_dir, notes, comparisons)
     metrics = {f"{m}.{k}": v for m, res in results.items() for k, v in res.items()} | stats.metrics(comparisons)
+    if champion_version is not None:  # which registry version the champion column measured: register's paired gate
+        metrics[gate.VERSION_KEY] = float(champion_version)  # checks it is still the champion when it decides
     return StageResult(stage="evaluate", outputs={"report": str(reports / "evaluate.md"),
                                                   "html": str(reports / "evaluate.html"), "dir": str(out_dir)},
                        metrics=metrics, reports=[str(reports / "evaluate.md"), *files])

@@ -1,6 +1,7 @@
 """The `tooltune` command.
 
     tooltune run [--profile quick] [--params params.yaml] [--stages a,b,c] [-S key=value ...]   # the Prefect flow
+    tooltune run --only-changed                      # only the stages DVC finds stale (the nightly deployment)
     tooltune stage NAME [--profile quick] [--params params.yaml] [-S key=value ...]           # one stage, no Prefect
     tooltune stages                                                        # the stage names
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     set_param(run)
     run.add_argument("--stages", default=None, help="comma-separated subset, run in pipeline order")
+    run.add_argument("--only-changed", action="store_true",
+                     help="run only the stages whose data, code, params or outputs changed since dvc.lock, and "
+                          "those downstream of them (DVC decides; needs the repo's own params.yaml, no --profile)")
     run.set_defaults(func=_run)
     stage = sub.add_parser("stage", help="run one stage without Prefect (what DVC's cmd runs)")
     stage.add_argument("name", choices=STAGES)
@@ -235,9 +239,15 @@ def _run(args: argparse.Namespace) -> int:
         for name in QUIET_LOGGERS:  # the stage tasks run in this process, so their loggers are these
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger(GX_DOCS_LOGGER).addFilter(_drop_gx_docs_note)
-        results = pipeline(params_path=args.params, profile=args.profile, stages=stages, overrides=args.overrides)
+        results = pipeline(params_path=args.params, profile=args.profile, stages=stages, overrides=args.overrides,
+                           only_changed=args.only_changed)
     from prefect.settings import get_current_settings
 
+    if args.only_changed and not results:
+        from flows.nightly import UP_TO_DATE
+
+        print(f"tooltune: {UP_TO_DATE} (dvc status: no stage's data, code, params or outputs changed)")
+        return 0
     print(summary_table(results))
     print("\n" + run_summary(results, os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri(params),
                              get_current_settings().api.url))

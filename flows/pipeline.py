@@ -11,7 +11,10 @@ of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) a
 that deployment's work pool instead; see `stage_flow` for how the data travels. The wait for such a stage
 is bounded too: its timeout plus `orchestration.remote_start_minutes`.
 
-Run: `tooltune run [--profile quick]`, or `python -m flows.pipeline`.
+The nightly deployment runs it with `only_changed` (flows/nightly.py: DVC decides which stages are stale) and
+posts failures and registry decisions to a webhook (flows/notify.py).
+
+Run: `tooltune run [--profile quick] [--only-changed]`, or `python -m flows.pipeline`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.data.episode import DataError
 from components.tracking.workdir import WorkdirBusy, hold
+from flows import nightly, notify
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
@@ -273,50 +277,92 @@ def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) ->
                            f"(orchestration.stage_timeout_minutes.{stage} in {params_path})") from err
 
 
-@flow(name="tooltune-pipeline")  # no log_prints: it would capture dill's internal dis.dis output as logs
+@flow(name="tooltune-pipeline",  # no log_prints: it would capture dill's internal dis.dis output as logs
+      on_failure=[notify.on_failure], on_completion=[notify.on_completion])
 def pipeline(params_path: str = "params.yaml", profile: str | None = None, stages: list[str] | None = None,
-             record_dvc: bool = True, overrides: list[str] | None = None) -> dict[str, dict]:
+             record_dvc: bool = True, overrides: list[str] | None = None,
+             only_changed: bool = False) -> dict[str, dict]:
     """Run the stages in order under one MLflow parent run; returns `{stage: StageResult dict}`.
 
     `overrides` (`tooltune run -S key=value`) apply after the profile, for every stage: each stage task, and
     `stage_flow` on the GPU deployment, gets them as a parameter and loads the params with them.
 
+    `only_changed` (`tooltune run --only-changed`, the nightly deployment): DVC decides (flows/nightly.py); only the
+    stages it finds stale, and those downstream of them, run. Nothing stale: the run ends before any stage, with
+    `{}` and the log line "up to date, nothing to retrain". It needs the DVC repo's own params (`dvc_applies`).
+
     The workdir's lock is held from the first stage to the `dvc commit`: a second run or stage there
     fails at once with `WorkdirBusy`. Each result's `details["seconds"]` holds the stage's wall time as
-    the flow measured it. When every stage ran on the default params in a DVC repo, `dvc commit -f`
-    records the outputs so a following `dvc repro` finds the pipeline up to date.
+    the flow measured it. When every stage ran (or, with `only_changed`, every stale one) on the default params in
+    a DVC repo, `dvc commit -f` records the outputs so a following `dvc repro` finds the pipeline up to date.
+    A failure, and a registry decision, are posted to `$TOOLTUNE_WEBHOOK_URL` when set (flows/notify.py).
     """
     logger = get_run_logger()
     selected = select_stages(stages)
     params = load_params(params_path, profile, overrides or ())
-    results: dict[str, dict] = {}
-    with hold(params.project.workdir, "tooltune run"), tracking.pipeline_run(params) as parent_run_id:
-        logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
-        for i, stage in enumerate(selected, 1):
-            where = gpu_deployment(stage)
-            tag = f"[{i}/{len(selected)}] {stage}" + (f" (on {where})" if where else "")
-            logger.info("%s ...", tag)
-            start = time.time()
-            try:
-                result = run_one(stage, params, params_path, parent_run_id)
-            except Exception as err:
-                logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
-                raise
-            seconds = time.time() - start
-            result.setdefault("details", {})["seconds"] = round(seconds, 1)
-            publish_artifacts(result, seconds)
-            logger.info("%s ... ok in %.1fs  %s", tag, seconds, _summary(result))
-            results[stage] = result
-        if record_dvc and selected == list(STAGES) and dvc_applies(params_path, params):
-            record_in_dvc(logger)
+    with hold(params.project.workdir, "tooltune run"):
+        if only_changed:
+            selected = stale_stages(selected, params_path, params, logger)
+            if not selected:
+                return {}
+        with tracking.pipeline_run(params) as parent_run_id:
+            logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
+            results = run_stages(selected, params, params_path, parent_run_id, logger)
+            if record_dvc and (only_changed or selected == list(STAGES)) and dvc_applies(params_path, params):
+                record_in_dvc(logger, selected if only_changed else [])
     return results
 
 
-def record_in_dvc(logger: Any) -> None:
-    """`dvc commit -f`: record this run's outputs in dvc.lock (a failure is a warning, the run stands)."""
+def run_stages(selected: list[str], params: Params, params_path: str, parent_run_id: str,
+               logger: Any) -> dict[str, dict]:
+    """Each selected stage in turn, with its artifacts and log lines; the error of the stage that raises carries a
+    note naming it (`notify.STAGE_NOTE`), for the failure notification."""
+    results: dict[str, dict] = {}
+    for i, stage in enumerate(selected, 1):
+        where = gpu_deployment(stage)
+        tag = f"[{i}/{len(selected)}] {stage}" + (f" (on {where})" if where else "")
+        logger.info("%s ...", tag)
+        start = time.time()
+        try:
+            result = run_one(stage, params, params_path, parent_run_id)
+        except Exception as err:
+            logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
+            err.add_note(notify.STAGE_NOTE + stage)
+            raise
+        seconds = time.time() - start
+        result.setdefault("details", {})["seconds"] = round(seconds, 1)
+        publish_artifacts(result, seconds)
+        logger.info("%s ... ok in %.1fs  %s", tag, seconds, _summary(result))
+        results[stage] = result
+    return results
+
+
+def stale_stages(selected: list[str], params_path: str, params: Params, logger: Any) -> list[str]:
+    """The selected stages DVC finds stale (`nightly.plan`), after fetching the recorded outputs into a fresh
+    checkout; logs what runs and why, or that everything is up to date.
+
+    Raises:
+        ConfigError: This run is not the one dvc.yaml describes (a profile, `-S` overrides, another params file or
+            workdir, or no DVC repo here), so DVC cannot tell what changed.
+    """
+    if not dvc_applies(params_path, params):
+        raise ConfigError(f"--only-changed asks DVC what changed, so the run must be the one dvc.yaml describes: "
+                          f"params.yaml of a DVC repo in the current folder ({Path.cwd()}) as params file and "
+                          f"workdir, no --profile, no -S; got {params_path} (profile {params.profile}, "
+                          f"{len(params.overrides)} override(s), workdir {params.project.workdir})")
+    if nightly.fetch_recorded_outputs():
+        logger.info("dvc pull --allow-missing: the outputs dvc.lock records, from the default remote")
+    plan = nightly.plan(selected)
+    logger.info("%s", plan.describe())
+    return plan.run
+
+
+def record_in_dvc(logger: Any, targets: list[str]) -> None:
+    """`dvc commit -f [targets]` (none: every stage): record this run's outputs in dvc.lock (a failure is a warning,
+    the run stands)."""
     try:
-        dvc("commit", "-f")
-        logger.info("dvc commit -f: outputs recorded in dvc.lock")
+        dvc("commit", "-f", *targets)
+        logger.info("dvc commit -f %s: outputs recorded in dvc.lock", " ".join(targets) or "(all stages)")
     except (OSError, RuntimeError) as err:
         logger.warning("outputs not recorded in DVC: %s", err)
 

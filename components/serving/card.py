@@ -3,8 +3,9 @@ use it.
 
 Reads: params (`base`, `project`, `sft`, `rl`, `register`), `metrics/ingest.json` (episodes per pattern),
 `metrics/build.json` (split sizes) and `metrics/evaluate.json` (held-out scores per model and pattern).
-Writes: (`attach`) the card as `README.md` beside the registered version's MLmodel file and in its Hugging Face
-folder (`artifacts/model`, where the Hub reads it as the model card); register also puts it in the description.
+Writes: (`attach`) the card as `README.md` beside the registered version's MLmodel file and in its model folder
+(the Hugging Face folder MLflow copied the trained model into, `artifacts/<rl|sft>` as its MLmodel names it, where
+the Hub reads it as the model card); register also puts it in the description.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from components.config import Params
 
-HF_FOLDER = "artifacts/model"  # where MLflow puts the pyfunc artifact `model` (register's model folder)
+MODEL_ARTIFACT = "model"  # register's pyfunc artifact key: `artifacts={"model": <trained model folder>}`
 
 
 def _read(path: Path) -> dict[str, float]:
@@ -23,8 +24,8 @@ def _read(path: Path) -> dict[str, float]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def render(params: Params, candidate: str, version: str | None = None) -> str:
-    """The card of the `candidate` ("sft" or "rl") model, as Markdown."""
+def render(params: Params, candidate: str, version: str | None = None, folder: str = "artifacts/<model>") -> str:
+    """The card of the `candidate` ("sft" or "rl") model, as Markdown; `folder`: the version's model folder."""
     metrics_dir = params.path("metrics")
     ingest, build = _read(metrics_dir / "ingest.json"), _read(metrics_dir / "build.json")
     scores = _read(metrics_dir / "evaluate.json")
@@ -41,7 +42,7 @@ def render(params: Params, candidate: str, version: str | None = None) -> str:
         "## Held-out evaluation\n", _evaluation(scores, candidate),
         "## Error classes (held-out)\n", _errors(scores, candidate),
         "## Intended use and limits\n", _limits(params),
-        "## Use\n", _use(params),
+        "## Use\n", _use(params, folder),
     ]
     return "\n".join(parts)
 
@@ -113,7 +114,7 @@ def _limits(params: Params) -> str:
             "a human or a policy check between the call and its execution.\n")
 
 
-def _use(params: Params) -> str:
+def _use(params: Params, folder: str) -> str:
     name = params.register_.model_name
     return "\n".join([
         "```bash",
@@ -121,27 +122,46 @@ def _use(params: Params) -> str:
         "tooltune chat --model champion             # terminal chat; calls run in the domain simulator",
         f"mlflow models serve -m models:/{name}@champion --env-manager local -h 127.0.0.1 -p 5001",
         "```",
-        "Publish to the Hugging Face Hub (network needed): the version's `artifacts/model` folder is a Hugging Face "
+        f"Publish to the Hugging Face Hub (network needed): the version's `{folder}` folder is a Hugging Face "
         "model folder with this card as its README.md: "
         f"`mlflow artifacts download -u models:/{name}@champion -d out && hf upload <user>/<repo> "
-        "out/artifacts/model`.\n"])
+        f"out/{folder}`.\n"])
 
 
 def attach(params: Params, candidate: str, version: str) -> str:
     """Render the card of registered `version` and log it as `README.md` beside its MLmodel file and inside its
-    Hugging Face folder (`artifacts/model`, ready for `hf upload`); return the text."""
+    model folder (the Hugging Face folder its MLmodel names, ready for `hf upload`); return the text.
+
+    The trained model's folder in the workdir (`paths.rl_model` / `paths.sft_model`) is left as it is: it is the
+    training stage's DVC output, and a file added there would make DVC rerun that training.
+    """
     import tempfile
 
     from mlflow import MlflowClient
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    text = render(params, candidate, version)
     # where the version's files lie (the SQLite registry does not keep the LoggedModel id a version came from)
     location = MlflowClient().get_model_version_download_uri(params.register_.model_name, version)
+    repository = get_artifact_repository(location)
     with tempfile.TemporaryDirectory(prefix="tooltune-card-") as tmp:
+        folder = model_folder(repository, tmp)
+        text = render(params, candidate, version, folder)
         path = Path(tmp) / "README.md"
         path.write_text(text, encoding="utf-8")
-        repository = get_artifact_repository(location)
         repository.log_artifact(str(path))
-        repository.log_artifact(str(path), HF_FOLDER)
+        repository.log_artifact(str(path), folder)
     return text
+
+
+def model_folder(repository: Any, tmp: str) -> str:
+    """The version's model folder, relative to its MLmodel: where MLflow copied the pyfunc artifact `model` (the
+    trained model's folder, under its own name: `artifacts/rl` or `artifacts/sft`), as its MLmodel records it."""
+    import yaml
+
+    mlmodel = Path(repository.download_artifacts("MLmodel", tmp))
+    flavor = (yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}).get("flavors", {}).get("python_function", {})
+    entry = (flavor.get("artifacts") or {}).get(MODEL_ARTIFACT) or {}
+    if not entry.get("path"):
+        raise ValueError(f"{mlmodel.name} of the registered version: no pyfunc artifact {MODEL_ARTIFACT!r} (the "
+                         "model folder register logs)")
+    return str(entry["path"])

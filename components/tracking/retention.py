@@ -26,7 +26,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 PRUNED_TAG = "tooltune.pruned"
-WEIGHTS = "artifacts"  # the pyfunc's `artifacts={"model": folder}` land under <version>/artifacts/model
+WEIGHTS = "artifacts"  # the pyfunc's `artifacts={"model": folder}` land under <version>/artifacts/<folder name>
 
 
 def prune(client: MlflowClient, model_name: str, keep: int, unpromoted: Callable[[ModelVersion], bool]) -> list[str]:

@@ -8,6 +8,7 @@ flows check the retry policy: bad input fails at once, a transient error is retr
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -212,6 +213,8 @@ def test_prefect_yaml_deployments_resolve():
         assert hasattr(flows[name], "deploy"), f"{d['entrypoint']} is not a Prefect flow"
     nightly = deployments["tooltune-nightly"]
     assert nightly["work_pool"]["name"] == "cpu" and nightly["schedules"][0]["cron"] == "0 3 * * *"
+    assert nightly["parameters"] == {"only_changed": True}  # DVC decides what reruns (tests/flows/test_nightly.py)
+    assert set(nightly["parameters"]) <= set(inspect.signature(flows["tooltune-nightly"].fn).parameters)
     assert deployments["tooltune-stage-gpu"]["work_pool"]["name"] == "gpu"
     gpu_name = f"{flows['tooltune-stage-gpu'].name}/tooltune-stage-gpu"
     assert nightly["work_pool"]["job_variables"]["env"]["TOOLTUNE_GPU_DEPLOYMENT"] == gpu_name

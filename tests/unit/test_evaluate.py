@@ -281,6 +281,7 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
     md = (params.path("reports") / "evaluate.md").read_text()
     assert "| metric | sft | champion |" in md and f"{params.register_.model_name} v1" in md
     assert second.metrics["champion.exact"] == second.metrics["sft.exact"]  # same weights, same greedy rollouts
+    assert second.metrics["champion.version"] == 1.0 and "champion.version" not in first.metrics  # which one measured
     # the registered copy of sft's files keys like sft: both read back from the first run's cache entry
     assert (first.metrics["sft.cached"], second.metrics["sft.cached"], second.metrics["champion.cached"]) == (0, 1, 1)
     assert second.metrics["paired.sft_vs_champion.exact_p"] == 1.0  # no episode tells them apart

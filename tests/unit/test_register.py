@@ -101,7 +101,10 @@ def test_gate_moves_champion_only_for_a_better_candidate(make_params, tmp_path):
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "dl")))
     card = (local / "README.md").read_text()  # the model card travels with the model
     assert card.startswith(f"# {name} v3\n") and card in description and "## Held-out evaluation" in card
-    assert (local / "artifacts" / "model" / "README.md").read_text() == card  # in the Hugging Face folder too
+    folder = local / "artifacts" / Path(params.paths.rl_model).name  # where MLflow copied the trained model
+    assert (folder / "README.md").read_text() == card and (folder / "config.json").is_file()  # beside its weights
+    assert sorted(p.name for p in (local / "artifacts").iterdir()) == [folder.name]  # no stray card folder
+    assert f"hf upload <user>/<repo> out/artifacts/{folder.name}`" in card
     assert (local / "code" / "components" / "serving" / "pyfunc.py").is_file()  # and so does the code
 
     client.set_model_version_tag(name, "3", "gate_metric", "other_metric")  # a champion measured otherwise

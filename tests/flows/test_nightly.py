@@ -1,0 +1,212 @@
+"""The nightly run: DVC decides which stages run (`only_changed`), and failures and registry decisions are posted
+to a webhook. Real DVC in a temporary git repo holding the real dvc.yaml and the components/ code it lists, a real
+HTTP server on 127.0.0.1 receiving the posts, real flows under the session harness; only the stage's work
+(`tracking.execute_stage`) is replaced: it writes each output dvc.yaml lists for the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import STAGES, tracking
+from components.config import ConfigError
+from components.data.episode import DataError
+from components.result import StageResult
+from flows import cli, notify
+from flows import pipeline as pipeline_module
+from flows.pipeline import pipeline
+from tests.conftest import write_params
+
+pytestmark = pytest.mark.flows
+REPO = Path(__file__).resolve().parents[2]
+DECISION = {"model_name": "tooltune-travel-quick", "version": "3", "alias": "champion",
+            "reason": "single_exact 0.7500 beats base 0.2000", "model_uri": "models:/tooltune-travel-quick/3"}
+
+
+def _dvc(*args: str, cwd: Path) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path, monkeypatch, migrated_db) -> Path:
+    """A git + DVC repo with the project's dvc.yaml, its code deps and a params.yaml rooted there; the cwd."""
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    shutil.copytree(REPO / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    write_params(tmp_path, "quick")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    _dvc("init", "-q", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for var in ("TOOLTUNE_PROFILE", notify.WEBHOOK_ENV):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def _outputs(repo: Path, stage: str) -> list[Path]:
+    """The files dvc.yaml names as `stage`'s outs and metrics, `${paths.*}` resolved from the repo's params."""
+    spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage]
+    paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
+    names = [next(iter(e)) if isinstance(e, dict) else e for e in spec.get("outs", []) + spec.get("metrics", [])]
+    return [repo / re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], n) for n in names]
+
+
+def _fake_stages(monkeypatch, repo: Path, fail: str | None = None) -> list[str]:
+    """Replace the stage's work: write its outputs (or raise a DataError in stage `fail`); return the call log."""
+    calls: list[str] = []
+
+    def execute_stage(stage, params, parent_run_id):
+        calls.append(stage)
+        if stage == fail:
+            raise DataError(f"{stage}: rule broken")
+        for path in _outputs(repo, stage):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"stage": stage, "steps": params.sft.max_steps}))
+        return StageResult(stage=stage, metrics={"n": 1.0}, details=DECISION if stage == "register" else {})
+
+    monkeypatch.setattr(tracking, "execute_stage", execute_stage)
+    monkeypatch.setattr(pipeline_module, "run_stage", pipeline_module.run_stage.with_options(retry_delay_seconds=0))
+    return calls
+
+
+class Webhook:
+    """An HTTP server on 127.0.0.1 that records each POSTed JSON and answers `status`."""
+
+    def __init__(self, status: int):
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://bot:pw-secret@127.0.0.1:{self.server.server_port}/hooks/T0-secret?token=tk-secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A webhook answering 204; its URL (with secrets in the user part, path and query) is $TOOLTUNE_WEBHOOK_URL."""
+    hook = Webhook(204)
+    monkeypatch.setenv(notify.WEBHOOK_ENV, hook.url)
+    yield hook.received
+    hook.close()
+
+
+def test_unchanged_second_run_skips_every_stage(dvc_repo, monkeypatch, capsys):
+    calls = _fake_stages(monkeypatch, dvc_repo)
+    first = pipeline(only_changed=True)  # no dvc.lock yet: everything runs, then is recorded
+    assert list(first) == list(STAGES) and calls == list(STAGES)
+    assert set(yaml.safe_load((dvc_repo / "dvc.lock").read_text())["stages"]) == set(STAGES)
+
+    calls.clear()
+    assert cli.main(["run", "--only-changed"]) == 0
+    assert calls == []  # no stage ran
+    assert "tooltune: up to date, nothing to retrain" in capsys.readouterr().out
+
+
+def test_changed_params_and_code_rerun_from_the_right_stage(dvc_repo, monkeypatch):
+    calls = _fake_stages(monkeypatch, dvc_repo)
+    pipeline(only_changed=True)
+
+    calls.clear()
+    write_params(dvc_repo, "quick", sft={"max_steps": 7})  # the sft section only
+    assert list(pipeline(only_changed=True)) == ["sft", "rl", "evaluate", "register"] == calls
+    calls.clear()
+    assert pipeline(only_changed=True) == {} and calls == []  # the rerun was recorded
+
+    with (dvc_repo / "components" / "reward_model.py").open("a") as f:
+        f.write("\n# a code change\n")
+    assert list(pipeline(only_changed=True)) == ["reward_model", "rl", "evaluate", "register"]
+
+    calls.clear()
+    write_params(dvc_repo, "quick", sft={"max_steps": 9})
+    assert list(pipeline(only_changed=True, stages=["sft", "rl"])) == ["sft", "rl"]  # a subset: only its stale ones
+    assert list(pipeline(only_changed=True)) == ["evaluate", "register"]  # the rest is still stale, and runs now
+
+
+def test_only_changed_needs_the_repos_own_params(dvc_repo, monkeypatch):
+    calls = _fake_stages(monkeypatch, dvc_repo)
+    with pytest.raises(ConfigError, match=r"--only-changed asks DVC what changed.*profile quick"):
+        pipeline(only_changed=True, profile="quick")
+    assert calls == []
+
+
+def test_failing_stage_posts_a_failure(dvc_repo, monkeypatch, webhook):
+    _fake_stages(monkeypatch, dvc_repo, fail="build")
+    with pytest.raises(DataError, match="build: rule broken"):
+        pipeline(only_changed=True)
+    [posted] = webhook
+    assert posted["event"] == "failed" and posted["failed_stage"] == "build" and posted["state"] == "Failed"
+    assert posted["error"] == "DataError: build: rule broken" and posted["flow"] == "tooltune-pipeline"
+    assert posted["flow_run"]["id"] and posted["flow_run"]["name"]
+
+
+def test_promotion_posts_the_decision(dvc_repo, monkeypatch, webhook):
+    _fake_stages(monkeypatch, dvc_repo)
+    pipeline(only_changed=True)
+    [posted] = webhook
+    assert posted["event"] == "completed" and posted["stages_run"] == list(STAGES)
+    assert posted["registry"] == {"model_name": DECISION["model_name"], "version": "3", "promoted": True,
+                                  "alias": "champion", "reason": DECISION["reason"]}
+    assert pipeline(only_changed=True) == {} and len(webhook) == 1  # nothing retrained: no decision, no post
+
+
+class ListLogger:
+    """A logger stand-in that keeps what it is asked to log."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def info(self, msg, *args):
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+def test_failed_post_is_a_warning_without_the_secret():
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = closed.server_port
+    closed.server_close()  # nothing listens there now
+    log = ListLogger()
+    url = f"http://bot:pw-secret@127.0.0.1:{port}/hooks/T0-secret?token=tk-secret"
+    assert notify.post({"event": "failed"}, log, {notify.WEBHOOK_ENV: url}) is False
+    assert log.lines[0].startswith(f"webhook http://127.0.0.1:{port}/…: notification 'failed' not delivered (Connect")
+    refusing = Webhook(500)
+    try:
+        assert notify.post({"event": "failed"}, log, {notify.WEBHOOK_ENV: refusing.url}) is False
+    finally:
+        refusing.close()
+    assert log.lines[1].endswith("not delivered (HTTP 500)") and len(refusing.received) == 1
+    assert not [line for line in log.lines if "secret" in line]
+    assert notify.post({"event": "failed"}, log, {}) is False and len(log.lines) == 2  # no URL: nothing sent
+
+
+def test_failed_post_never_fails_the_run(dvc_repo, monkeypatch):
+    _fake_stages(monkeypatch, dvc_repo)
+    refusing = Webhook(500)
+    monkeypatch.setenv(notify.WEBHOOK_ENV, refusing.url)
+    try:
+        assert list(pipeline(only_changed=True)) == list(STAGES)  # completed, the decision posted and refused
+    finally:
+        refusing.close()
+    assert [p["event"] for p in refusing.received] == ["completed"]
