@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components import distributed
 from components.config import Params, stage_params
 from components.data.fileio import file_sha256, fsync_tree, write_json
 
@@ -78,7 +79,8 @@ def start(params: Params, stage: str, inputs: list[Path]) -> Path | None:
     """Ready the stage's checkpoint folder for this run; returns the checkpoint to resume from, None to start fresh.
 
     A folder written under another key (other params or inputs) is deleted; so is every checkpoint other than the
-    newest complete one (partial ones a kill mid-save left, older ones a kill before their deletion left).
+    newest complete one (partial ones a kill mid-save left, older ones a kill before their deletion left). Under
+    several processes rank 0 does this while the others wait, then they all resume from the same checkpoint.
 
     Args:
         params: The loaded params.
@@ -86,7 +88,17 @@ def start(params: Params, stage: str, inputs: list[Path]) -> Path | None:
         inputs: The training data file and the start model folder(s), as the key covers them.
     """
     out = folder(params, stage)
-    key = run_key(params, stage, inputs)
+    if not distributed.is_main():  # rank 0 readies the folder; the others resume from what it kept
+        distributed.barrier()
+        complete = sorted((_step(p), p) for p in out.iterdir() if _step(p) is not None and _complete(p))
+        return complete[-1][1] if complete else None
+    resume = _ready(out, run_key(params, stage, inputs), stage)
+    distributed.barrier()
+    return resume
+
+
+def _ready(out: Path, key: str, stage: str) -> Path | None:
+    """`start` in the writing process: a fresh folder under `key`, or the newest complete checkpoint alone kept."""
     if _stored_key(out) != key:
         if out.exists():
             _remove(out)
@@ -126,6 +138,8 @@ def last_logged(checkpoint: Path | None, key: str) -> float:
 def finish(params: Params, stage: str) -> None:
     """Delete the stage's checkpoints: its model is saved, nothing is left to resume."""
     out = folder(params, stage)
+    if not distributed.is_main():
+        return
     if out.exists():
         _remove(out)
     if out.parent.is_dir() and not any(out.parent.iterdir()):
