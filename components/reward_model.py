@@ -27,8 +27,8 @@ def run(params: Params) -> StageResult:
 
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg = params.reward_model
-    pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"),
-                                 training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum), params.project.seed)
+    drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
+    pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), drawn, params.project.seed)
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
                                   "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
     base = params.path("base")
@@ -36,7 +36,8 @@ def run(params: Params) -> StageResult:
     model.config.pad_token_id = tok.pad_token_id
     resume = checkpoints.start(params, "reward_model", [params.path("splits") / "pairs.jsonl", base])
     args = RewardConfig(max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-                        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, max_length=cfg.max_length, logging_steps=1, report_to="none",
+                        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+                        max_length=cfg.max_length, logging_steps=1, report_to="none",
                         seed=params.project.seed, **checkpoints.trainer_args(params, "reward_model", cfg.save_steps),
                         **training.precision(params.base))
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,

@@ -40,7 +40,8 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     data = params.path("splits") / "sft.jsonl"
     resume = checkpoints.start(params, "sft", [data, params.path("base")])
     args = SFTConfig(
-        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
         max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",

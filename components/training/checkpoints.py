@@ -11,8 +11,8 @@ always exists. A folder without the marker is never resumed: `start` deletes it.
 
 The key is a SHA-256 over what the trained model depends on: the stage's params section (less `save_steps`,
 which changes no weight), the seed, the base model's name, the domain, the training data file's bytes, the start
-model's files and the torch, transformers and TRL versions. A checkpoint folder under another key is deleted,
-never resumed: changed params or inputs start fresh. The folder is not hidden and holds no scratch names, so the
+model's files, the torch, transformers and TRL versions, and the number of processes when more than one. A
+checkpoint folder under another key is deleted, never resumed: changed params or inputs start fresh. The folder is not hidden and holds no scratch names, so the
 `sweep_stale` of every stage start leaves it alone (it removes only a killed marker write's scratch file).
 Reads and writes: `<paths.checkpoints>/<stage>/`.
 """
@@ -63,9 +63,12 @@ def run_key(params: Params, stage: str, inputs: list[Path]) -> str:
     import trl
 
     section = {k: v for k, v in stage_params(params, stage).items() if k not in NOT_KEYED}
+    # processes draw and split the batches: a run on another number of them is another run (1: the key as before)
+    processes = [distributed.world_size()] if distributed.world_size() > 1 else []
     digest = hashlib.sha256(json.dumps(
         [stage, section, params.project.seed, params.project.domain, params.base.model,
-         torch.__version__, transformers.__version__, trl.__version__], sort_keys=True, default=str).encode())
+         torch.__version__, transformers.__version__, trl.__version__, *processes], sort_keys=True,
+        default=str).encode())
     for path in inputs:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:

@@ -44,7 +44,7 @@ LOSS_TOL, WEIGHT_TOL = 1e-4, 1e-5
 def workdir(tmp_path_factory, migrated_db) -> Path:
     tmp = tmp_path_factory.mktemp("ddp")
     shutil.copy(migrated_db, tmp / "mlflow.db")
-    write_params(tmp, "quick", ingest={"n_episodes": 400},
+    write_params(tmp, "quick", ingest={"n_episodes": 400, "workers": 1},
                  sft={"max_steps": STEPS, "batch_size": 4, "grad_accum": 1, "save_steps": 3})
     p = load_params(tmp / "params.yaml", profile="")
     for stage in (base, ingest, build):

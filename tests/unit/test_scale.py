@@ -27,7 +27,8 @@ EXPECTED = {
                                 "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true",
                                 "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true"}),
     "fsdp": ("use_fsdp", {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_SHARDING_STRATEGY": "FULL_SHARD",
-                          "FSDP_STATE_DICT_TYPE": "FULL_STATE_DICT", "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP"}),
+                          "FSDP_STATE_DICT_TYPE": "FULL_STATE_DICT",
+                          "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP"}),
 }
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 
