@@ -71,6 +71,12 @@ class Base(_Frozen):
     model: str = Field(min_length=1)
     system_prompt: str
     tiny: TinyModel
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        description="training precision: bfloat16 = bf16 mixed precision (and, under LoRA, the frozen base weights "
+                    "in bf16); auto = bfloat16 on a bf16-capable GPU, float32 elsewhere (bf16 is ~300x slower on "
+                    "CPU); saved models stay float32")
+    quantization: Literal["4bit"] | None = Field(
+        description="4bit: QLoRA, the frozen base in NF4 (bitsandbytes, CUDA only; LoRA adapters train); null: none")
 
 
 class Import(_Frozen):
@@ -173,6 +179,8 @@ class Lora(_Frozen):
 
 class Sft(_Frozen):
     max_steps: int = Field(gt=0)
+    grad_accum: int = Field(ge=1, description="micro-batches of batch_size per optimizer step, per process: a step "
+                                              "sees batch_size x grad_accum x processes examples")
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
@@ -201,6 +209,8 @@ class Sft(_Frozen):
 
 class RewardModel(_Frozen):
     max_steps: int = Field(gt=0)
+    grad_accum: int = Field(ge=1, description="micro-batches of batch_size per optimizer step, per process: a step "
+                                              "sees batch_size x grad_accum x processes examples")
     save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
@@ -335,6 +345,14 @@ class Params(_Frozen):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
     overrides: tuple[str, ...] = Field(default=(), description="the `-S key=value` overrides applied, in order")
+
+    @model_validator(mode="after")
+    def _quantized(self) -> "Params":
+        off = [name for name in ("sft", "reward_model") if not getattr(self, name).lora.enabled]
+        if self.base.quantization and off:  # a 4-bit base cannot be updated: only adapters train
+            raise ValueError(f"base.quantization: {self.base.quantization} trains LoRA adapters only; set "
+                             f"{' and '.join(f'{name}.lora.enabled' for name in off)} to true")
+        return self
 
     @model_validator(mode="after")
     def _sources(self) -> "Params":

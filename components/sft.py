@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from components.training import checkpoints, models
+from components.training import checkpoints
 from components import training
 from components.config import Params
 from components.data.fileio import read_jsonl
@@ -29,20 +29,24 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
 
     from components.tracking import step_metrics_callback
 
+    training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg = params.sft
-    rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), cfg.max_steps * cfg.batch_size,
-                                params.project.seed, cfg.pattern_weights)
+    seen = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
+    rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), seen, params.project.seed,
+                                cfg.pattern_weights)
     rows = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
     dataset = Dataset.from_list(rows, on_mixed_types="use_json")
-    model, tok = models.load(params.path("base"))
+    model, tok = training.load_for_training(params, params.path("base"), cfg.lora.enabled)
     data = params.path("splits") / "sft.jsonl"
     resume = checkpoints.start(params, "sft", [data, params.path("base")])
     args = SFTConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
         max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
-        seed=params.project.seed, **checkpoints.trainer_args(params, "sft", cfg.save_steps), **training.precision())
+        seed=params.project.seed, **checkpoints.trainer_args(params, "sft", cfg.save_steps),
+        **training.precision(params.base))
     trainer_cls = SFTTrainer
     if cfg.share_prefix and cfg.padding_free:
         trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
@@ -56,11 +60,11 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     first, last = training.first_last(history, "loss")
     out = params.path("sft_model")
     training.save_trained(trainer.model, tok, out, {"stage": "sft", "base": params.base.model,
-                                                    "lora": cfg.lora.enabled, "steps": cfg.max_steps})
+                                                    "lora": cfg.lora.enabled, "steps": cfg.max_steps}, trainer)
     checkpoints.finish(params, "sft")
     return StageResult(stage="sft", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
-                                "episodes_seen": float(cfg.max_steps * cfg.batch_size),
+                                "episodes_seen": float(seen),
                                 "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
 
@@ -87,7 +91,8 @@ def shared_prefix_trainer(base: type, prefix: torch.Tensor) -> type:
             shared = split_shared_prefix(inputs, head)
             if shared is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            body = getattr(self.accelerator.unwrap_model(model), "get_base_model", lambda: model)().model
+            plain = self.accelerator.unwrap_model(model)  # not DDP's wrapper (which has no `.model`)
+            body = getattr(plain, "get_base_model", lambda: plain)().model
             shared["past_key_values"] = body(input_ids=head[None], use_cache=True).past_key_values
             counted = self._total_train_tokens
             out = super().compute_loss(model, shared, return_outputs, num_items_in_batch)

@@ -39,6 +39,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from components import distributed
 from components.tracking import workdir
 from components.config import ConfigError, Params, load_params, stage_params
 from components.data.episode import DataError
@@ -221,12 +222,19 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
     Returns:
         The stage's result; its metrics are also in `metrics/<stage>.json`.
 
+    Launched on several processes (torchrun, accelerate launch; components/distributed.py), rank 0 alone does all
+    of this; the other ranks wait until it holds the lock and swept the workdir, then only train (`run`).
+
     Raises:
         WorkdirBusy: Another process runs a stage or the pipeline in `project.workdir` (see components/tracking/workdir.py).
     """
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 holds the lock and swept the workdir
+        return importlib.import_module(f"components.{stage}").run(params)
     with workdir.hold(params.project.workdir, f"stage {stage}"):  # re-entrant: the flow already holds it
         # under the lock: finish or undo atomic writes a killed stage left (not in nested workdirs: runs/quick)
         sweep_stale(params.project.workdir, other_root=workdir.LOCK_FILE)
+        distributed.barrier()
         return _execute_stage(stage, params, parent_run_id)
 
 
@@ -344,6 +352,8 @@ def stage_main(stage: str) -> StageResult:
     except (DataError, ConfigError, workdir.WorkdirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    if not distributed.is_main():
+        return result  # rank 0 reports the run
     metrics = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
     print(f"[{stage}] done in {time.time() - start:.1f}s: {metrics}".rstrip(": "))
     return result

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from components import distributed
+from components.config import Base, ConfigError, Params
 from components.training import models
 from components.data.fileio import atomic_dir
 
@@ -17,12 +20,51 @@ from components.data.fileio import atomic_dir
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
-def precision() -> dict[str, bool]:
-    """TRL config flags: bf16 on a bf16-capable GPU, fp32 on CPU (bf16 matmuls are ~300x slower there)."""
+def precision(base: Base | None = None) -> dict[str, bool]:
+    """TRL config flags for `base.dtype`: bfloat16 = bf16 mixed precision; float32; auto (or no `base`) = bf16 on a
+    bf16-capable GPU, fp32 on CPU (bf16 matmuls are ~300x slower there)."""
     gpu = torch.cuda.is_available()
+    dtype = base.dtype if base is not None else "auto"
+    bf16 = dtype == "bfloat16" or (dtype == "auto" and gpu and torch.cuda.is_bf16_supported())
     # `activation_checkpointing`, not its deprecated alias `gradient_checkpointing` (TRL's configs default the alias to
     # True; setting the new name silences transformers' FutureWarning and wins over the alias)
-    return {"bf16": gpu and torch.cuda.is_bf16_supported(), "use_cpu": not gpu, "activation_checkpointing": False}
+    return {"bf16": bf16, "use_cpu": not gpu, "activation_checkpointing": False}
+
+
+def load_for_training(params: Params, folder: Path, lora: bool,
+                      sequence_classification: bool = False) -> tuple[torch.nn.Module, Any]:
+    """A training stage's start model, loaded as `base.dtype` and `base.quantization` select.
+
+    Full fine-tuning loads fp32 weights (the optimizer's master copy; bf16 then only autocasts the compute). Under
+    LoRA the base is frozen, so in bf16 it loads in bf16 (half the memory), or in NF4 with `quantization: 4bit`.
+
+    Raises:
+        ConfigError: `base.quantization: 4bit` without CUDA or without bitsandbytes (one line, before any work).
+    """
+    check_quantization(params.base)
+    dtype = torch.bfloat16 if lora and precision(params.base)["bf16"] else torch.float32
+    return models.load(folder, sequence_classification, dtype=dtype, quantization=params.base.quantization)
+
+
+def check_quantization(base: Base) -> None:
+    """Fail, naming the setting, when `base.quantization` cannot run here; stages call it first, before any work.
+
+    Raises:
+        ConfigError: 4-bit without CUDA, or without bitsandbytes.
+    """
+    quantization = base.quantization
+    if not quantization:
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"base.quantization: {quantization} (QLoRA, bitsandbytes) needs a CUDA GPU and this "
+                          "machine has none; set base.quantization: null")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"base.quantization: {quantization} needs bitsandbytes: pip install bitsandbytes")
+
+
+def rows_needed(max_steps: int, batch_size: int, grad_accum: int) -> int:
+    """Examples a run draws: every optimizer step takes batch_size x grad_accum from each process."""
+    return max_steps * batch_size * grad_accum * distributed.world_size()
 
 
 def lora_config(cfg: Any, task_type: str, model: torch.nn.Module, **extra: Any) -> Any:
@@ -85,17 +127,46 @@ def decoder_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     return leaf, lists[found[0]]
 
 
-def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any]) -> None:
+def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any], trainer: Any = None) -> None:
     """Merge a LoRA adapter if present and save into `out` atomically (aside, then swapped in), so a
-    failed run leaves the previous model intact."""
+    failed run leaves the previous model intact. Only rank 0 writes.
+
+    Under several processes or a 4-bit base, pass the `trainer`: every rank must call this then, since
+    `trainer.save_model` gathers weights that ZeRO-3 or FSDP sharded; rank 0 then merges the adapter into a float32
+    copy of the base it names (a 4-bit base cannot be saved as ordinary weights).
+    """
+    if trainer is not None and (distributed.world_size() > 1 or getattr(model, "is_loaded_in_4bit", False)):
+        scratch = Path(trainer.args.output_dir) / "model"  # in the checkpoint folder, which `finish` deletes
+        trainer.save_model(str(scratch))
+        if not distributed.is_main():
+            return
+        model = _reload(scratch)
+    if not distributed.is_main():
+        return
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     with atomic_dir(out) as tmp:
         models.save(model, tok, tmp, info)
 
 
+def _reload(folder: Path) -> torch.nn.Module:
+    """The float32 model `trainer.save_model` wrote into `folder`: whole weights, or its base with the adapter."""
+    from transformers import AutoConfig
+
+    if not (folder / "adapter_config.json").is_file():
+        classify = AutoConfig.from_pretrained(folder).architectures[0].endswith("ForSequenceClassification")
+        return models.load(folder, classify)[0]
+    from peft import PeftConfig, PeftModel
+
+    adapter = PeftConfig.from_pretrained(folder)
+    base, _ = models.load(adapter.base_model_name_or_path, adapter.task_type == "SEQ_CLS")
+    return PeftModel.from_pretrained(base, folder)
+
+
 def write_curve(history: list[dict[str, Any]], keys: list[str], out_csv: Path, out_png: Path, title: str) -> None:
-    """Write the logged training curve(s) as CSV (for `dvc plots`) and a PNG plot."""
+    """Write the logged training curve(s) as CSV (for `dvc plots`) and a PNG plot (rank 0 only)."""
+    if not distributed.is_main():
+        return
     import matplotlib
 
     matplotlib.use("Agg")

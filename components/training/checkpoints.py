@@ -11,8 +11,8 @@ always exists. A folder without the marker is never resumed: `start` deletes it.
 
 The key is a SHA-256 over what the trained model depends on: the stage's params section (less `save_steps`,
 which changes no weight), the seed, the base model's name, the domain, the training data file's bytes, the start
-model's files and the torch, transformers and TRL versions. A checkpoint folder under another key is deleted,
-never resumed: changed params or inputs start fresh. The folder is not hidden and holds no scratch names, so the
+model's files, the torch, transformers and TRL versions, and the number of processes when more than one. A
+checkpoint folder under another key is deleted, never resumed: changed params or inputs start fresh. The folder is not hidden and holds no scratch names, so the
 `sweep_stale` of every stage start leaves it alone (it removes only a killed marker write's scratch file).
 Reads and writes: `<paths.checkpoints>/<stage>/`.
 """
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components import distributed
 from components.config import Params, stage_params
 from components.data.fileio import file_sha256, fsync_tree, write_json
 
@@ -62,9 +63,12 @@ def run_key(params: Params, stage: str, inputs: list[Path]) -> str:
     import trl
 
     section = {k: v for k, v in stage_params(params, stage).items() if k not in NOT_KEYED}
+    # processes draw and split the batches: a run on another number of them is another run (1: the key as before)
+    processes = [distributed.world_size()] if distributed.world_size() > 1 else []
     digest = hashlib.sha256(json.dumps(
         [stage, section, params.project.seed, params.project.domain, params.base.model,
-         torch.__version__, transformers.__version__, trl.__version__], sort_keys=True, default=str).encode())
+         torch.__version__, transformers.__version__, trl.__version__, *processes], sort_keys=True,
+        default=str).encode())
     for path in inputs:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
@@ -78,7 +82,8 @@ def start(params: Params, stage: str, inputs: list[Path]) -> Path | None:
     """Ready the stage's checkpoint folder for this run; returns the checkpoint to resume from, None to start fresh.
 
     A folder written under another key (other params or inputs) is deleted; so is every checkpoint other than the
-    newest complete one (partial ones a kill mid-save left, older ones a kill before their deletion left).
+    newest complete one (partial ones a kill mid-save left, older ones a kill before their deletion left). Under
+    several processes rank 0 does this while the others wait, then they all resume from the same checkpoint.
 
     Args:
         params: The loaded params.
@@ -86,7 +91,17 @@ def start(params: Params, stage: str, inputs: list[Path]) -> Path | None:
         inputs: The training data file and the start model folder(s), as the key covers them.
     """
     out = folder(params, stage)
-    key = run_key(params, stage, inputs)
+    if not distributed.is_main():  # rank 0 readies the folder; the others resume from what it kept
+        distributed.barrier()
+        complete = sorted((_step(p), p) for p in out.iterdir() if _step(p) is not None and _complete(p))
+        return complete[-1][1] if complete else None
+    resume = _ready(out, run_key(params, stage, inputs), stage)
+    distributed.barrier()
+    return resume
+
+
+def _ready(out: Path, key: str, stage: str) -> Path | None:
+    """`start` in the writing process: a fresh folder under `key`, or the newest complete checkpoint alone kept."""
     if _stored_key(out) != key:
         if out.exists():
             _remove(out)
@@ -126,6 +141,8 @@ def last_logged(checkpoint: Path | None, key: str) -> float:
 def finish(params: Params, stage: str) -> None:
     """Delete the stage's checkpoints: its model is saved, nothing is left to resume."""
     out = folder(params, stage)
+    if not distributed.is_main():
+        return
     if out.exists():
         _remove(out)
     if out.parent.is_dir() and not any(out.parent.iterdir()):

@@ -2,13 +2,15 @@
 plumbing tests) or any Hugging Face id / local path.
 
 Every model ends up as an ordinary folder (safetensors weights + tokenizer with a tool-aware chat template
-and a response parser), loaded in fp32: on CPU bf16 matmuls are ~300x slower.
+and a response parser), loaded in fp32 (on CPU bf16 matmuls are ~300x slower) unless training selects bf16 or
+4-bit (params `base.dtype`, `base.quantization`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -150,12 +152,28 @@ def save(model: torch.nn.Module, tok: Any, out: Path, info: dict[str, Any]) -> N
     (out / "tooltune.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def load(path: str | Path, sequence_classification: bool = False) -> tuple[torch.nn.Module, Any]:
-    """Load a model folder written by this project (fp32, safetensors only) and its tokenizer."""
+def load(path: str | Path, sequence_classification: bool = False, dtype: torch.dtype = torch.float32,
+         quantization: str | None = None) -> tuple[torch.nn.Module, Any]:
+    """Load a model folder written by this project (safetensors only) and its tokenizer.
+
+    Args:
+        path: The folder.
+        sequence_classification: Load the reward model's class (one score per sequence).
+        dtype: Weights' dtype; fp32 unless training selects bf16 (`training.load_for_training`).
+        quantization: "4bit": NF4 weights computing in bf16 (QLoRA; bitsandbytes, CUDA), placed on this
+            process's GPU (`$LOCAL_RANK`), as the trainer cannot move a quantized model.
+    """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     cls = AutoModelForSequenceClassification if sequence_classification else AutoModelForCausalLM
-    model = cls.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
+    extra: dict[str, Any] = {"num_labels": 1} if sequence_classification else {}  # the reward model's one score
+    if quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        extra |= {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16), "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
+    model = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
     tok = AutoTokenizer.from_pretrained(path)
     return model, tok
 
