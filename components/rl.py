@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components import domains, training
-from components.training import checkpoints, models, rewards
+from components.training import checkpoints, rewards
 from components.evaluation import single_step
 from components.config import Params
 from components.data.fileio import read_jsonl
@@ -67,7 +67,8 @@ def run(params: Params) -> StageResult:
 
     cfg = params.rl
     domain = domains.of(params)
-    model, tok = models.load(params.path("sft_model"))
+    training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
+    model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
     rows = read_jsonl(params.path("splits") / "rl.jsonl")
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
     prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
@@ -81,7 +82,7 @@ def run(params: Params) -> StageResult:
         max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
-        **ALGORITHMS[cfg.algorithm], **training.precision())
+        **ALGORITHMS[cfg.algorithm], **training.precision(params.base))
     trainer_class, extra = GRPOTrainer, {}
     if params.decoding.constrained:  # rollouts under the tool-call grammar; the mismatch is measured
         from components.training.constrained_rl import ConstrainedGRPOTrainer
@@ -101,7 +102,8 @@ def run(params: Params) -> StageResult:
                          f"RL ({cfg.algorithm}) reward")
     first, last = training.first_last(history, "reward", window=1)
     out = params.path("rl_model")
-    training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps})
+    training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps},
+                          trainer)
     checkpoints.finish(params, "rl")
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
