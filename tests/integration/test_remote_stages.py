@@ -142,7 +142,7 @@ def remote_run(tmp_path_factory) -> Iterator[dict]:
             with get_client(sync_client=True) as client:
                 _deploy(client, "gpu", "tooltune-stage", "gpu-test", "flows/pipeline.py:stage_flow", checkout)
                 _deploy(client, "cpu", "tooltune-pipeline", "cpu-test", "flows/pipeline.py:pipeline", origin)
-            flow_run = run_deployment("tooltune-pipeline/cpu-test", timeout=1500)
+            flow_run = run_deployment("tooltune-pipeline/cpu-test", timeout=1500, poll_interval=2)
             yield {"flow_run": flow_run, "origin": origin, "checkout": checkout, "state": state, "base": base}
     finally:
         _stop(workers)
