@@ -254,7 +254,8 @@ def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None
             entry = remote.commit_and_push(stage)
             pushed = remote.out_hashes(entry)
             result["details"].update(dvc_lock=entry, dvc_pulled=remote.out_hashes(pulled), dvc_pushed=pushed)
-            tracking.tag_run(result["details"]["mlflow_run_id"], {remote.PUSHED_TAG: json.dumps(pushed, sort_keys=True)})
+            tracking.tag_run(result["details"]["mlflow_run_id"],
+                             {remote.PUSHED_TAG: json.dumps(pushed, sort_keys=True)})
     return result
 
 

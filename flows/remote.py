@@ -30,16 +30,17 @@ import yaml
 from components import STAGES
 from components.config import Params
 from components.data.fileio import atomic_file, write_json
+from components.tracking import HOST_TAG, RAN_ON_TAG
 
 LOCK = "dvc.lock"
-RAN_ON_TAG, HOST_TAG, POOL_TAG = "tooltune.ran_on", "tooltune.host", "tooltune.work_pool"
+POOL_TAG = "tooltune.work_pool"  # with RAN_ON_TAG and HOST_TAG (every stage run has those, `local` by default)
 PULLED_TAG, PUSHED_TAG = "tooltune.dvc_pulled", "tooltune.dvc_pushed"
 LOCAL = "local"
 
 
 def dvc(*args: str, cwd: str | Path = ".") -> str:
     """Run `dvc` from this Python environment; raise RuntimeError with its output on failure."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"dvc {' '.join(args)} failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
     return proc.stdout

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ from components.result import StageResult
 
 PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
 KIND_TAG, STAGE_TAG, ERROR_TAG = "tooltune.kind", "tooltune.stage", "tooltune.error"
+RAN_ON_TAG, HOST_TAG = "tooltune.ran_on", "tooltune.host"  # where a stage ran: `local` unless an orchestrator says
 CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metric."  # model-version tags holding the candidate's evaluation metrics
 REPO = Path(__file__).resolve().parents[2]
@@ -238,7 +240,8 @@ def _execute_stage(stage: str, params: Params, parent_run_id: str | None, extra:
     flat_params = _flatten(stage_params(params, stage))
     experiment_id = _setup(params)
     client = MlflowClient()
-    tags = {**lineage_tags(params), **extra, KIND_TAG: "stage", STAGE_TAG: stage}
+    tags = {**lineage_tags(params), RAN_ON_TAG: "local", HOST_TAG: socket.gethostname(), **extra,
+            KIND_TAG: "stage", STAGE_TAG: stage}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run_id = client.create_run(experiment_id, tags=context_registry.resolve_tags(tags), run_name=stage).info.run_id

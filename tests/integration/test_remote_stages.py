@@ -161,11 +161,10 @@ def test_gpu_stages_run_on_the_gpu_worker_and_their_outputs_come_back(remote_run
 
     run, origin, checkout = remote_run["flow_run"], remote_run["origin"], remote_run["checkout"]
     assert run.state is not None and run.state.is_completed(), f"{run.state}\n{_logs(remote_run['base'])}"
-    with temporary_settings(updates={PREFECT_API_URL: remote_run["state"]["prefect"]["url"]}):
-        with get_client(sync_client=True) as client:
-            staged = client.read_flow_runs(deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=["gpu-test"])))
-            pipeline_run = client.read_flow_run(run.id)
+    with (temporary_settings(updates={PREFECT_API_URL: remote_run["state"]["prefect"]["url"]}),
+          get_client(sync_client=True) as client):
+        staged = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu-test"])))
+        pipeline_run = client.read_flow_run(run.id)
     assert pipeline_run.work_pool_name == "cpu"
     assert sorted((r.parameters["stage"], r.work_pool_name, r.state.type.value) for r in staged) == [
         ("rl", "gpu", "COMPLETED"), ("sft", "gpu", "COMPLETED")]
@@ -184,9 +183,10 @@ def test_gpu_stages_run_on_the_gpu_worker_and_their_outputs_come_back(remote_run
 
 
 def _registered_weights(remote_run: dict) -> str:
-    """sha256 of model.safetensors in the newest registered version, downloaded from the MLflow server."""
-    from mlflow import MlflowClient
+    """sha256 of model.safetensors in the registered version (the only one), downloaded from the MLflow server."""
     from mlflow.artifacts import download_artifacts
+
+    from mlflow import MlflowClient
 
     params = yaml.safe_load((remote_run["origin"] / "params.yaml").read_text())
     url = remote_run["state"]["mlflow"]["url"]
