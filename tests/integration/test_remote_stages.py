@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -77,17 +78,25 @@ def _worker_env(state: dict, home: Path, code: Path, extra: dict[str, str]) -> d
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each worker's session and every descendant (a flow run may have left it), SIGKILL what remains."""
+    family = [psutil.Process(p.pid) for p in procs if p.poll() is None]
+    family += [c for p in family for c in p.children(recursive=True)]
     for proc in procs:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the worker and the flow-run processes it started
+            os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    for proc in procs:
+    for proc in family:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=15)
+    for proc in alive:
+        proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    for proc in procs:
+        proc.wait(timeout=5)  # reap
 
 
 def _deploy(client, pool: str, flow_name: str, name: str, entrypoint: str, checkout: Path) -> None:
