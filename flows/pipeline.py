@@ -8,8 +8,9 @@ markdown + a table artifact per stage on the Prefect UI. The flow holds the work
 
 GPU stages (`GPU_STAGES`) run in-process by default. Set `TOOLTUNE_GPU_DEPLOYMENT` to a deployment
 of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) and they are sent to
-that deployment's work pool instead; see `stage_flow` for how the data travels. The wait for such a stage
-is bounded too: its timeout plus `orchestration.remote_start_minutes`.
+that deployment's work pool instead (`TOOLTUNE_GPU_STAGES=sft,rl`: only those); with DVC (default params in a
+DVC repo) the data travels as dvc.lock entries through the DVC remote, no shared disk: see `stage_flow` and
+flows/remote.py. The wait for such a stage is bounded too: its timeout plus `orchestration.remote_start_minutes`.
 
 The nightly deployment runs it with `only_changed` (flows/nightly.py: DVC decides which stages are stale) and
 posts failures and registry decisions to a webhook (flows/notify.py).
@@ -20,9 +21,8 @@ Run: `tooltune run [--profile quick] [--only-changed]`, or `python -m flows.pipe
 from __future__ import annotations
 
 import errno
+import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,10 +44,12 @@ from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.data.episode import DataError
 from components.tracking.workdir import WorkdirBusy, hold
-from flows import nightly, notify
+from flows import nightly, notify, remote
+from flows.remote import dvc
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
+GPU_STAGES_ENV = "TOOLTUNE_GPU_STAGES"  # e.g. `sft,rl`: only these go to the deployment (empty: all GPU_STAGES)
 REPORT_STAGES = ("validate", "evaluate")  # their markdown reports go into the Prefect artifact
 MAX_REPORT_CHARS = 60_000
 
@@ -107,14 +109,18 @@ def is_retryable(task: Any, task_run: TaskRun, state: State) -> bool:
 @task(task_run_name="{stage}", retries=1, retry_delay_seconds=5, retry_condition_fn=is_retryable,
       cache_policy=NO_CACHE)  # DVC, not Prefect, decides what is stale
 def run_stage(stage: str, params_path: str, profile: str | None, parent_run_id: str | None,
-              overrides: list[str] | None = None) -> dict:
+              overrides: list[str] | None = None, tags: dict[str, str] | None = None) -> dict:
     """Run one stage in this process, inside a nested MLflow run; returns its `StageResult` as a dict.
 
     The stage loads the params itself, from the file, profile and `-S` overrides it is given (no global state),
-    so a stage in a worker thread, another process or on another machine runs on the same values.
+    so a stage in a worker thread, another process or on another machine runs on the same values. `tags` go on
+    its MLflow run (default: it ran here, `tooltune.ran_on=local`); the result's details repeat where it ran.
     """
     params = load_params(params_path, profile, overrides or ())
-    return tracking.execute_stage(stage, params, parent_run_id).model_dump()
+    tags = tags or remote.run_tags(remote.LOCAL)
+    result = tracking.execute_stage(stage, params, parent_run_id, tags=tags).model_dump()
+    result["details"].update(ran_on=tags[remote.RAN_ON_TAG], host=tags[remote.HOST_TAG])
+    return result
 
 
 def select_stages(stages: list[str] | None) -> list[str]:
@@ -130,9 +136,18 @@ def select_stages(stages: list[str] | None) -> list[str]:
 
 
 def gpu_deployment(stage: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The deployment that runs `stage` on the GPU pool, or None to run it in this process."""
-    name = (os.environ if environ is None else environ).get(GPU_DEPLOYMENT_ENV, "").strip()
-    return name if name and stage in GPU_STAGES else None
+    """The deployment that runs `stage` on the GPU pool, or None to run it in this process.
+
+    Raises:
+        ConfigError: `TOOLTUNE_GPU_STAGES` names a stage that is not a GPU stage.
+    """
+    env = os.environ if environ is None else environ
+    name = env.get(GPU_DEPLOYMENT_ENV, "").strip()
+    chosen = {s.strip() for s in env.get(GPU_STAGES_ENV, "").split(",") if s.strip()} or GPU_STAGES
+    if not chosen <= GPU_STAGES:
+        raise ConfigError(f"{GPU_STAGES_ENV}: {sorted(chosen - GPU_STAGES)} are not GPU stages; "
+                          f"choose among {sorted(GPU_STAGES)}")
+    return name if name and stage in chosen else None
 
 
 def artifact_key(stage: str, suffix: str = "") -> str:
@@ -170,19 +185,15 @@ def publish_artifacts(result: dict, seconds: float) -> None:
                           description=f"tooltune stage {stage}: headline metrics")
 
 
-def run_remote(deployment: str, stage: str, params_path: str, params: Params, parent_run_id: str,
-               timeout_s: float) -> dict:
-    """Run `stage_flow` for one stage on another work pool and wait for its result, at most `timeout_s`.
-
-    The worker loads `params_path` with this run's profile and overrides (`params.profile`, `params.overrides`).
+def run_remote(deployment: str, parameters: dict[str, Any], timeout_s: float) -> dict:
+    """Run `stage_flow` with these parameters on another work pool and wait for its result, at most `timeout_s`.
 
     Raises:
         StageTimeout: No result in time (no worker on the pool, a stuck run); the run is cancelled, so it
             cannot write outputs later behind the next run's back.
         RuntimeError: The run ended in another state than Completed.
     """
-    parameters = {"stage": stage, "params_path": params_path, "profile": params.profile,
-                  "parent_run_id": parent_run_id, "overrides": list(params.overrides)}
+    stage = parameters["stage"]
     flow_run = run_deployment(deployment, parameters=parameters, timeout=timeout_s)
     state = flow_run.state
     if state is None or not state.is_final():
@@ -205,14 +216,6 @@ def _cancel(flow_run_id: Any, state: State | None) -> None:
         client.set_flow_run_state(flow_run_id, new_state, force=True)
 
 
-def dvc(*args: str, cwd: str | Path = ".") -> str:
-    """Run `dvc` from this Python environment; raise RuntimeError with its output on failure."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"dvc {' '.join(args)} failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
-    return proc.stdout
-
-
 def dvc_applies(params_path: str, params: Params) -> bool:
     """DVC's dvc.yaml describes this run: default params.yaml (no profile, no `-S` overrides) and workdir in a
     DVC repo here."""
@@ -224,33 +227,50 @@ def dvc_applies(params_path: str, params: Params) -> bool:
 
 @flow(name="tooltune-stage", persist_result=True)
 def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None = None,
-               parent_run_id: str | None = None, overrides: list[str] | None = None) -> dict:
+               parent_run_id: str | None = None, overrides: list[str] | None = None,
+               upstream_entries: dict[str, Any] | None = None) -> dict:
     """One stage as its own flow, for a worker on another machine (the GPU pool).
 
-    Data travels through the DVC remote (S3 in a real stack), not through Prefect:
-    1. the worker's checkout (the deployment's `pull` steps) must hold the `dvc.lock` that records
-       the upstream outputs, and the parent must have pushed them (`dvc push`);
-    2. here, `dvc pull <upstream stages>` fetches the stage's inputs;
-    3. the stage runs (nested under `parent_run_id` when MLflow's tracking URI is a shared server);
-    4. `dvc commit -f <stage>` + `dvc push <stage>` store its outputs for the next machine.
-    Steps 2 and 4 run only when this checkout is a DVC repo using the default params and workdir.
-    The returned dict is small (paths + metrics) and persisted, so `run_deployment` can read it.
+    Data travels through the DVC remote (S3 in a real stack), not through Prefect nor a shared disk
+    (flows/remote.py has the protocol):
+    1. `upstream_entries` are the parent's dvc.lock entries of the upstream stages, which it has pushed; they
+       are merged into this checkout's dvc.lock and `dvc pull`ed, so the stage reads exactly those versions
+       (without them: `dvc pull` of every upstream stage as this checkout's dvc.lock records it);
+    2. the stage runs (nested under `parent_run_id` when MLflow's tracking URI is a shared server), its run
+       tagged with where it ran and what it pulled;
+    3. `dvc commit -f <stage>` + `dvc push <stage>`; its new lock entry returns in `details["dvc_lock"]`, for
+       the parent to pull, and the pushed hashes are tagged on its run.
+    Steps 1 and 3 run only when this checkout is a DVC repo using the default params and workdir.
+    The returned dict is small (paths, metrics, lock entry) and persisted, so `run_deployment` can read it.
     """
     logger = get_run_logger()
     params = load_params(params_path, profile, overrides or ())
     synced = dvc_applies(params_path, params)
-    upstream = list(STAGES[:STAGES.index(stage)])
+    ran_on, pool = remote.where_am_i()
     with hold(params.project.workdir, f"tooltune-stage flow {stage}"):  # the worker's checkout: one run at a time
-        if synced and upstream:
-            logger.info("dvc pull %s", " ".join(upstream))
-            dvc("pull", *upstream)
+        pulled = _pull_upstream(stage, upstream_entries, logger) if synced else {}
+        tags = remote.run_tags(ran_on, pool, pulled)
         result = run_stage.with_options(timeout_seconds=params.orchestration.stage_timeout(stage))(
-            stage, params_path, profile, parent_run_id, overrides)
+            stage, params_path, profile, parent_run_id, overrides, tags)
         if synced:
             logger.info("dvc commit + push %s", stage)
-            dvc("commit", "-f", stage)
-            dvc("push", stage)
+            entry = remote.commit_and_push(stage)
+            pushed = remote.out_hashes(entry)
+            result["details"].update(dvc_lock=entry, dvc_pulled=remote.out_hashes(pulled), dvc_pushed=pushed)
+            tracking.tag_run(result["details"]["mlflow_run_id"],
+                             {remote.PUSHED_TAG: json.dumps(pushed, sort_keys=True)})
     return result
+
+
+def _pull_upstream(stage: str, entries: dict[str, Any] | None, logger: Any) -> dict[str, Any]:
+    """Pull the stage's inputs: the given lock entries, else every upstream stage of this checkout's dvc.lock."""
+    if entries is None:
+        lock = remote.read_lock()
+        entries = {s: lock[s] for s in STAGES[:STAGES.index(stage)] if s in lock}
+    if entries:
+        logger.info("dvc pull %s", " ".join(entries))
+        remote.pull_entries(entries)
+    return entries
 
 
 def _summary(result: dict) -> str:
@@ -258,8 +278,9 @@ def _summary(result: dict) -> str:
     return ", ".join(shown)
 
 
-def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) -> dict:
-    """One stage, here or on the GPU deployment, within its timeout; returns its result dict.
+def run_one(stage: str, params: Params, params_path: str, parent_run_id: str,
+            upstream_entries: dict[str, Any] | None = None) -> dict:
+    """One stage, here or on the GPU deployment (given `upstream_entries` to pull), within its timeout.
 
     Raises:
         StageTimeout: The stage ran past `orchestration.stage_timeout_minutes.<stage>` (then it is not retried).
@@ -268,7 +289,10 @@ def run_one(stage: str, params: Params, params_path: str, parent_run_id: str) ->
     where = gpu_deployment(stage)
     if where:
         remote_s = timeout_s + 60 * params.orchestration.remote_start_minutes
-        return run_remote(where, stage, params_path, params, parent_run_id, remote_s)
+        parameters = {"stage": stage, "params_path": params_path, "profile": params.profile,
+                      "parent_run_id": parent_run_id, "overrides": list(params.overrides),
+                      "upstream_entries": upstream_entries}
+        return run_remote(where, parameters, remote_s)
     try:
         return run_stage.with_options(timeout_seconds=timeout_s)(stage, params_path, params.profile, parent_run_id,
                                                                  list(params.overrides))
@@ -318,13 +342,15 @@ def run_stages(selected: list[str], params: Params, params_path: str, parent_run
     """Each selected stage in turn, with its artifacts and log lines; the error of the stage that raises carries a
     note naming it (`notify.STAGE_NOTE`), for the failure notification."""
     results: dict[str, dict] = {}
+    # stages run here whose outputs dvc.lock does not record yet (None: no DVC hand-over, see _run_and_sync)
+    unrecorded: list[str] | None = [] if dvc_applies(params_path, params) else None
     for i, stage in enumerate(selected, 1):
         where = gpu_deployment(stage)
         tag = f"[{i}/{len(selected)}] {stage}" + (f" (on {where})" if where else "")
         logger.info("%s ...", tag)
         start = time.time()
         try:
-            result = run_one(stage, params, params_path, parent_run_id)
+            result = _run_and_sync(stage, params, params_path, parent_run_id, unrecorded)
         except Exception as err:
             logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
             err.add_note(notify.STAGE_NOTE + stage)
@@ -335,6 +361,22 @@ def run_stages(selected: list[str], params: Params, params_path: str, parent_run
         logger.info("%s ... ok in %.1fs  %s", tag, seconds, _summary(result))
         results[stage] = result
     return results
+
+
+def _run_and_sync(stage: str, params: Params, params_path: str, parent_run_id: str,
+                  unrecorded: list[str] | None) -> dict:
+    """`run_one`, and with DVC (`unrecorded` not None) the hand-over of a remote stage (flows/remote.py): push
+    what it needs before, pull what it made after. Nothing extra for a stage run here."""
+    if unrecorded is None or not gpu_deployment(stage):
+        result = run_one(stage, params, params_path, parent_run_id)
+        if unrecorded is not None:
+            unrecorded.append(stage)
+        return result
+    upstream = remote.push_upstream(stage, unrecorded)
+    unrecorded.clear()
+    result = run_one(stage, params, params_path, parent_run_id, upstream)
+    remote.accept_remote(stage, result, params)
+    return result
 
 
 def stale_stages(selected: list[str], params_path: str, params: Params, logger: Any) -> list[str]:

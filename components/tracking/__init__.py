@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ from components.result import StageResult
 
 PARENT_ENV = "TOOLTUNE_PARENT_RUN_ID"
 KIND_TAG, STAGE_TAG, ERROR_TAG = "tooltune.kind", "tooltune.stage", "tooltune.error"
+RAN_ON_TAG, HOST_TAG = "tooltune.ran_on", "tooltune.host"  # where a stage ran: `local` unless an orchestrator says
 CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metric."  # model-version tags holding the candidate's evaluation metrics
 REPO = Path(__file__).resolve().parents[2]
@@ -207,7 +209,8 @@ def pipeline_run(params: Params, name: str | None = None) -> Iterator[str]:
         _end(run_id, status)
 
 
-def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) -> StageResult:
+def execute_stage(stage: str, params: Params, parent_run_id: str | None = None,
+                  tags: dict[str, str] | None = None) -> StageResult:
     """Run `components.<stage>.run(params)` inside its own MLflow run and record what it produced.
 
     The run is created with an explicit `mlflow.parentRunId` tag rather than from MLflow's active-run stack,
@@ -218,9 +221,11 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
         stage: Stage name (= module under `components/` = params section).
         params: The loaded params.
         parent_run_id: The pipeline run to nest under, if any.
+        tags: Extra tags for the stage's run (the orchestrator's: where it ran, which data versions it pulled).
 
     Returns:
-        The stage's result; its metrics are also in `metrics/<stage>.json`.
+        The stage's result; its metrics are also in `metrics/<stage>.json`, its MLflow run id in
+        `details["mlflow_run_id"]` (to tag it later, e.g. with the versions pushed after the run).
 
     Launched on several processes (torchrun, accelerate launch; components/distributed.py), rank 0 alone does all
     of this; the other ranks wait until it holds the lock and swept the workdir, then only train (`run`).
@@ -235,15 +240,16 @@ def execute_stage(stage: str, params: Params, parent_run_id: str | None = None) 
         # under the lock: finish or undo atomic writes a killed stage left (not in nested workdirs: runs/quick)
         sweep_stale(params.project.workdir, other_root=workdir.LOCK_FILE)
         distributed.barrier()
-        return _execute_stage(stage, params, parent_run_id)
+        return _execute_stage(stage, params, parent_run_id, tags or {})
 
 
-def _execute_stage(stage: str, params: Params, parent_run_id: str | None) -> StageResult:
+def _execute_stage(stage: str, params: Params, parent_run_id: str | None, extra: dict[str, str]) -> StageResult:
     module = importlib.import_module(f"components.{stage}")
     flat_params = _flatten(stage_params(params, stage))
     experiment_id = _setup(params)
     client = MlflowClient()
-    tags = {**lineage_tags(params), KIND_TAG: "stage", STAGE_TAG: stage}
+    tags = {**lineage_tags(params), RAN_ON_TAG: "local", HOST_TAG: socket.gethostname(), **extra,
+            KIND_TAG: "stage", STAGE_TAG: stage}
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     run_id = client.create_run(experiment_id, tags=context_registry.resolve_tags(tags), run_name=stage).info.run_id
@@ -258,7 +264,15 @@ def _execute_stage(stage: str, params: Params, parent_run_id: str | None) -> Sta
         _end(run_id, "FAILED")
         raise
     _end(run_id, "FINISHED")
+    result.details["mlflow_run_id"] = run_id
     return result
+
+
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    """Add tags to a finished run (a stage's, once the orchestrator knows what it pushed)."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value[:_MAX_PARAM])
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -64,7 +64,7 @@ def _fake_stages(monkeypatch, repo: Path, fail: str | None = None) -> list[str]:
     """Replace the stage's work: write its outputs (or raise a DataError in stage `fail`); return the call log."""
     calls: list[str] = []
 
-    def execute_stage(stage, params, parent_run_id):
+    def execute_stage(stage, params, parent_run_id, tags=None):
         calls.append(stage)
         if stage == fail:
             raise DataError(f"{stage}: rule broken")

@@ -79,7 +79,7 @@ def _fake_stage(monkeypatch, errors: list[BaseException], seconds: float = 0.0, 
     """Replace the stage's work: raise `errors` in turn, else take `seconds` (calling `during`) and succeed."""
     calls: list[str] = []
 
-    def execute_stage(stage, params, parent_run_id):
+    def execute_stage(stage, params, parent_run_id, tags=None):
         calls.append(stage)
         if errors:
             raise errors.pop(0)

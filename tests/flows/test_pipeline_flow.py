@@ -117,7 +117,7 @@ def _fake_stage(monkeypatch, errors: list[Exception]) -> list[str]:
     """Replace the stage code: raise the given errors in turn, then succeed; return the call log."""
     calls: list[str] = []
 
-    def execute_stage(stage, params, parent_run_id):
+    def execute_stage(stage, params, parent_run_id, tags=None):
         calls.append(stage)
         if errors:
             raise errors.pop(0)
@@ -159,7 +159,7 @@ def test_transient_error_is_retried_once(params_path, monkeypatch):
 def test_overrides_reach_every_stage_and_the_parent_run(params_path, monkeypatch):
     seen: list[tuple[str, int, tuple[str, ...]]] = []
 
-    def execute_stage(stage, params, parent_run_id):  # what each stage task loaded for itself
+    def execute_stage(stage, params, parent_run_id, tags=None):  # what each stage task loaded for itself
         seen.append((stage, params.sft.max_steps, params.overrides))
         return StageResult(stage=stage, metrics={"n": 1.0})
 
@@ -191,6 +191,10 @@ def test_gpu_routing():
     assert {s for s in STAGES if gpu_deployment(s, env)} == GPU_STAGES == {"sft", "reward_model", "rl", "evaluate"}
     assert gpu_deployment("sft", env) == "tooltune-stage/tooltune-stage-gpu"
     assert gpu_deployment("sft", {}) is None and gpu_deployment("sft", {"TOOLTUNE_GPU_DEPLOYMENT": " "}) is None
+    subset = {**env, "TOOLTUNE_GPU_STAGES": "rl, sft"}  # only these leave this process
+    assert {s for s in STAGES if gpu_deployment(s, subset)} == {"sft", "rl"}
+    with pytest.raises(ConfigError, match=r"TOOLTUNE_GPU_STAGES: \['build'\] are not GPU stages"):
+        gpu_deployment("sft", {**env, "TOOLTUNE_GPU_STAGES": "sft,build"})
 
 
 def test_select_stages():

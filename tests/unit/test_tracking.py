@@ -62,6 +62,8 @@ def test_execute_stage_nests_under_the_pipeline_run_from_a_worker_thread(params,
                                   f"tags.mlflow.parentRunId = '{parent}'")
     assert child.info.run_name == "sft" and child.info.status == "FINISHED"
     assert child.data.tags[tracking.STAGE_TAG] == "sft" and child.data.tags["output.model"] == "artifacts/sft"
+    assert child.data.tags[tracking.RAN_ON_TAG] == "local" and child.data.tags[tracking.HOST_TAG]  # dvc repro too
+    assert out["result"].details["mlflow_run_id"] == child.info.run_id  # for tags known only later (dvc push)
     assert child.data.params["max_steps"] == str(params.sft.max_steps) and child.data.params["lora.enabled"] == "False"
     assert child.data.metrics["loss"] == 0.5
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id, "reports")}
