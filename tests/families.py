@@ -77,7 +77,7 @@ def model(family: str, tok: Any) -> torch.nn.Module:
     if arch == "gpt2":
         return tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=1024, **ids))
     sizes = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "num_key_value_heads": 1, "max_position_embeddings": 1024, **ids}
+             "num_key_value_heads": 1, "max_position_embeddings": 4096, **ids}
     if arch == "llama":
         return tf.LlamaForCausalLM(tf.LlamaConfig(**sizes, tie_word_embeddings=True))
     if arch == "gemma3":

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Callable
 
 import torch
+from jinja2 import TemplateError
 from tqdm import tqdm
 
 from components import toolcalls
@@ -66,7 +67,10 @@ class PrefixCache:
         """(prefix text, token ids of the rest) of one conversation's generation prompt."""
         full = self.tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
         head = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
-        prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
+        try:
+            prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
+        except TemplateError:  # a template that refuses a conversation without a user turn (Qwen3.5): no sharing
+            prefix = ""
         if not full.startswith(prefix):  # a template that is not prefix-preserving: no sharing
             prefix = ""
         return prefix, self._ids(full[len(prefix):])
