@@ -21,7 +21,8 @@ TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather of a city.",
     "parameters": {"type": "object", "required": ["city"],
                    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]
-_CORPUS = ["What is the weather in Paris? It is sunny in Rome.", '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+_CORPUS = ["What is the weather in Paris? It is sunny in Rome.",
+           '{"name": "get_weather", "arguments": {"city": "Paris"}}',
            "<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>", "0123456789 days"] * 30
 FAMILIES: dict[str, dict[str, Any]] = {
     "llama": {"template": "llama3_2.jinja", "arch": "llama", "bos": "<|begin_of_text|>", "eos": "<|eot_id|>",
@@ -32,7 +33,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
               "special": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]},
     "qwen_xml": {"template": "qwen3_5_nothink.jinja", "arch": "qwen3", "bos": None, "eos": "<|im_end|>",
                  "pad": "<|endoftext|>", "special": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                 "added": ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]},
+                 "added": ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>",
+                           "</tool_response>"]},
     "gptoss": {"template": "gptoss.jinja", "arch": None, "bos": None, "eos": "<|return|>", "pad": "<|endoftext|>",
                "special": ["<|endoftext|>", "<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>",
                            "<|return|>", "<|call|>"]},
@@ -43,7 +45,15 @@ FAMILIES: dict[str, dict[str, Any]] = {
 
 def tokenizer(family: str) -> Any:
     """The family's tokenizer with its chat template (no response template: TRL or `base` sets one)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     spec = FAMILIES[family]

@@ -7,14 +7,14 @@ shared parser. Marked `integration` (about a minute on 2 cores).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
-from components import base, ingest, build, sft, toolcalls
+from components import base, build, ingest, sft, toolcalls
 from components.config import ConfigError, load_params
 from components.evaluation import rollout
 from components.training import models
@@ -73,20 +73,17 @@ def test_family_goes_base_sft_generate(params, tmp_path, family, template):
 def test_unsupported_family_is_refused_at_base_in_one_line(params, tmp_path, migrated_db):
     """`python -m components.base` on a model whose tokenizer lowercases (tool-call JSON would not survive it):
     exit 2, one `error:` line naming the model and why, and no base folder written."""
-    import shutil
-
     folder = families.save("uncased", tmp_path / "uncased")
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(migrated_db, work / "mlflow.db")
     write_params(work, "quick", base={"model": str(folder)})
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOOLTUNE_PROFILE": "", "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "components.base"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "components.base"], check=False, cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr[-2000:]
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in run.stderr
     assert f"base.model '{folder}' cannot be trained for tool calls" in lines[0]
     assert "does not reproduce tool-call text" in lines[0]
     assert not (work / "artifacts" / "base").exists()
-    assert torch.__version__  # the subprocess used this interpreter's stack

@@ -19,9 +19,10 @@ INDEX = toolcalls.tool_index(families.TOOLS)
 
 
 def _native(family: str):
-    tok = families.tokenizer(family)
-    assert base.native_problem(tok) is None or family == "gptoss"  # sets the response template TRL knows
-    return tok
+    """The family's tokenizer with the response template TRL knows for it (what `base` keeps for a native model)."""
+    from trl.chat_template_utils import add_response_schema
+
+    return add_response_schema(families.tokenizer(family))
 
 
 def _turn(tok, calls, content: str = "") -> str:
@@ -109,9 +110,17 @@ def test_base_keeps_or_replaces_the_template(family, template, reason):
     model = families.model(family, tok)
     info = base.prepare_template(model, tok, f"/models/{family}")
     assert info["template"] == template
+    assert (tok.response_template == models.RESPONSE_TEMPLATE) == (template == "tooltune-chatml")
     assert (reason is None and "native_refused" not in info) or reason in info["native_refused"]
     assert base.template_problem(tok) is None
     assert model.get_input_embeddings().num_embeddings >= len(tok)
+
+
+def test_gptoss_own_template_is_set_aside_because_tool_calls_end_without_eos():
+    """gpt-oss ends a tool-call turn with `<|call|>`, not its EOS `<|return|>`: the evaluation's decoder would not
+    stop there, so `base` gives it the ChatML template rather than a native template that never ends a call."""
+    tok = families.tokenizer("gptoss")
+    assert "does not end with the end-of-turn token '<|return|>'" in base.native_problem(tok)
 
 
 def test_base_refuses_in_one_line_naming_the_model_and_why():
