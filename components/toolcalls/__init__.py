@@ -34,9 +34,9 @@ Error classes and their detection rules (`score_step` finds the per-step ones, `
 - step_limit: the rollout hit the turn cap without a final answer (caller's `hit_step_limit`).
 - wrong_final_state: the simulator's end state is not the goal (caller's `final_state_ok=False`).
 
-The package: `parse` (the parsers), `response` (parsing through a tokenizer's response template), `check` (catalog checks and scoring), `schema` (tool parameter schemas: the
-entry checks `parameters_problem` and RE2-safe validators) and `bfcl_rules` (BFCL's per-argument rules); import
-from here.
+The package: `parse` (the parsers), `response` (parsing through a tokenizer's response template), `check`
+(catalog checks and scoring), `schema` (tool parameter schemas: the entry checks `parameters_problem` and RE2-safe
+validators) and `bfcl_rules` (BFCL's per-argument rules); import from here.
 """
 
 from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, normalise_text, same_call, same_value,
