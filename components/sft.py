@@ -17,7 +17,7 @@ import torch
 
 from components.training import checkpoints
 from components import training
-from components.config import Params
+from components.config import ConfigError, Params
 from components.data.fileio import read_jsonl
 from components.result import StageResult
 
@@ -53,6 +53,10 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                          callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
+    if len(trainer.train_dataset) == 0:  # TRL drops, silently, episodes that truncation left without assistant tokens
+        raise ConfigError(f"sft.max_length {cfg.max_length}: truncation leaves none of the {len(rows)} episodes an "
+                          f"assistant token with the base model's chat template (its tool list alone is longer); "
+                          f"raise sft.max_length")
     seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     reports = params.path("reports")

@@ -129,12 +129,14 @@ def conversation(episode: Episode, system_prompt: str) -> list[dict[str, Any]]:
     return messages if messages[0]["role"] == "system" else [{"role": "system", "content": system_prompt}, *messages]
 
 
-def to_result(text: str) -> Any:
-    """One generated turn as a BFCL FC-mode result: the parsed calls, arguments as JSON strings; else its text."""
-    parsed = toolcalls.parse_output(text)
+def to_result(text: str, tok: Any = None, tools: list[dict[str, Any]] | None = None) -> Any:
+    """One generated turn as a BFCL FC-mode result: the parsed calls, arguments as JSON strings; else its text
+    (`tok`, `tools`: as `toolcalls.parse_output` takes them)."""
+    parsed = toolcalls.parse_output(text, tok=tok, tools=tools)
     if parsed.calls:
         return [{c["name"]: json.dumps(c["arguments"], ensure_ascii=False)} for c in parsed.calls]
-    return text.split(toolcalls.END, 1)[0].strip()
+    end = getattr(tok, "eos_token", None) or toolcalls.END
+    return text.split(end, 1)[0].strip()
 
 
 def score_file(category: Category, episodes: list[Episode], result_path: Path, out: Path) -> CategoryScore:
@@ -173,18 +175,19 @@ def evaluate(model: Any, tok: Any, params: Params, categories: list[Category], o
     texts = rollout.one_turn(model, tok, {e.id: conversation(e, cfg.system_prompt) for e in every},
                              {e.id: e.tool_dicts() for e in every}, cfg.batch_size, cfg.max_new_tokens, "bfcl",
                              params.decoding.constrained)
-    return write_and_score(categories, questions, texts, out)
+    return write_and_score(categories, questions, texts, out, tok)
 
 
 def write_and_score(categories: list[Category], questions: dict[str, list[Episode]], texts: dict[str, str],
-                    out: Path) -> tuple[dict[str, CategoryScore], dict[str, float | None]]:
+                    out: Path, tok: Any = None) -> tuple[dict[str, CategoryScore], dict[str, float | None]]:
     """Each category's result file (with the raw `output` beside each `result`), its score report and the tables;
-    returns the scores and the aggregates."""
+    returns the scores and the aggregates. `tok`: the model's tokenizer (its own response template, if any, reads
+    the outputs)."""
     out.mkdir(parents=True, exist_ok=True)
     scores = {}
     for c in categories:
         path = out / f"{c.questions.stem}_result.json"
-        write_jsonl(path, ({"id": e.id, "result": to_result(texts[e.id]), "output": texts[e.id]}
+        write_jsonl(path, ({"id": e.id, "result": to_result(texts[e.id], tok, e.tool_dicts()), "output": texts[e.id]}
                            for e in questions[c.name]))
         scores[c.name] = score_file(c, questions[c.name], path, out / f"{c.name}_score.json")
     summary = aggregate(scores)

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import torch
+from jinja2 import TemplateError
 from tqdm import tqdm
 
 from components import toolcalls
@@ -65,7 +67,10 @@ class PrefixCache:
         """(prefix text, token ids of the rest) of one conversation's generation prompt."""
         full = self.tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
         head = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
-        prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
+        try:
+            prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
+        except TemplateError:  # a template that refuses a conversation without a user turn (Qwen3.5): no sharing
+            prefix = ""
         if not full.startswith(prefix):  # a template that is not prefix-preserving: no sharing
             prefix = ""
         return prefix, self._ids(full[len(prefix):])
@@ -117,10 +122,12 @@ def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[
     return [texts[i] for i in range(len(conversations))]
 
 
-def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[dict[str, Any]]) -> bool:
-    """Apply one generated turn; an answer without calls gets the next of `followups` (the user's later
-    turns, consumed) as the user's reply. Returns True while the episode goes on."""
-    parsed = toolcalls.parse_output(text)
+def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[dict[str, Any]],
+             parse: Callable[[str], toolcalls.Parsed] = toolcalls.parse_output) -> bool:
+    """Apply one generated turn, read by `parse` (the model's parser: `toolcalls.parse_output` with its tokenizer and
+    the offered tools); an answer without calls gets the next of `followups` (the user's later turns, consumed) as
+    the user's reply. Returns True while the episode goes on."""
+    parsed = parse(text)
     ro.turns += 1
     if parsed.unparsable:
         ro.unparsable, ro.final = True, text
@@ -168,7 +175,8 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
     with tqdm(total=len(episodes), desc=desc, unit="ep") as bar:
         def on_turn(key: str, text: str) -> Request | None:
             ro = rollouts[key]
-            if _advance(ro, text, envs[key], domain, followups[key]) and _turns_since_user(ro) < max_turns:
+            parse = partial(toolcalls.parse_output, tok=tok, tools=tools[key])
+            if _advance(ro, text, envs[key], domain, followups[key], parse) and _turns_since_user(ro) < max_turns:
                 return Request(key, ro.messages, tools[key])
             bar.update(1)
             return None

@@ -78,12 +78,13 @@ def evaluate(model: Any, tok: Any, episodes: list[Episode], system_prompt: str, 
                                           for s in items},
                              {s.id: s.episode.tool_dicts() for s in items}, batch_size, max_new_tokens, desc,
                              constrained)
-    return [score(s, texts[s.id]) for s in items]
+    return [score(s, texts[s.id], tok) for s in items]
 
 
-def score(step: Step, text: str) -> dict[str, Any]:
-    """One step's verdict with the shared scorer: the right calls (or rightly none) in that one turn."""
-    parsed = toolcalls.parse_output(text)
+def score(step: Step, text: str, tok: Any = None) -> dict[str, Any]:
+    """One step's verdict with the shared scorer: the right calls (or rightly none) in that one turn (read with the
+    tokenizer's own response template where the model has one, `toolcalls.parse_output`)."""
+    parsed = toolcalls.parse_output(text, tok=tok, tools=step.episode.tool_dicts())
     verdict = toolcalls.score_episode([parsed.calls] if parsed.calls else [], [step.gold] if step.gold else [],
                                       toolcalls.tool_index(step.episode.tool_dicts()), parsed.unparsable)
     return {"id": step.id, "episode": step.episode.id, "pattern": step.episode.pattern, "step": step.turn,

@@ -104,7 +104,7 @@ def generate(agent: Agent, messages: list[dict[str, Any]], tools: list[dict[str,
     prompt = agent.tok.apply_chat_template(conversation, tools=tools or None, add_generation_prompt=True,
                                            tokenize=False)
     n_prompt, n_completion = (len(agent.tok(t, add_special_tokens=False)["input_ids"]) for t in (prompt, text))
-    return parse_output(text), n_prompt, n_completion
+    return parse_output(text, tok=agent.tok, tools=tools), n_prompt, n_completion
 
 
 def assistant_message(parsed: Parsed) -> tuple[dict[str, Any], str]:

@@ -4,6 +4,8 @@ import it, so "correct" means the same thing everywhere.
 Parsers. Output is parsed, never executed; malformed output is the verdict `unparsable`, never an exception.
 - `parse_output`: the project template, text then `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks
   then `<|im_end|>`; with `require_end=False` it reads Hermes/Qwen-FC text, which carries no end token.
+  Given the model's tokenizer (`tok=`) with a response template of its own (Qwen3.5 XML, gpt-oss, ...), it reads the
+  model's own syntax through `tokenizer.parse_response` instead (`response`), with the same verdicts.
 - `calls_of_message`: OpenAI assistant messages (`tool_calls`, arguments as JSON text or objects).
 - `parse_python_calls`: BFCL's prompt syntax `[f(a=1), pkg.g(b="x")]`, read with `ast`: keyword arguments only,
   values literal (a bare name reads as its identifier, as BFCL's decoder does; tuples read as lists).
@@ -32,9 +34,9 @@ Error classes and their detection rules (`score_step` finds the per-step ones, `
 - step_limit: the rollout hit the turn cap without a final answer (caller's `hit_step_limit`).
 - wrong_final_state: the simulator's end state is not the goal (caller's `final_state_ok=False`).
 
-The package: `parse` (the parsers), `check` (catalog checks and scoring), `schema` (tool parameter schemas: the
-entry checks `parameters_problem` and RE2-safe validators) and `bfcl_rules` (BFCL's per-argument rules); import
-from here.
+The package: `parse` (the parsers), `response` (parsing through a tokenizer's response template), `check`
+(catalog checks and scoring), `schema` (tool parameter schemas: the entry checks `parameters_problem` and RE2-safe
+validators) and `bfcl_rules` (BFCL's per-argument rules); import from here.
 """
 
 from components.toolcalls.check import (EpisodeScore, StepScore, call_errors, normalise_text, same_call, same_value,

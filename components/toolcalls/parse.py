@@ -31,13 +31,21 @@ class Parsed:
         return self.error is not None
 
 
-def parse_output(text: str, require_end: bool = True) -> Parsed:
-    """Parse one generated assistant turn.
+def parse_output(text: str, require_end: bool = True, tok: Any = None,
+                 tools: list[dict[str, Any]] | None = None) -> Parsed:
+    """Parse one generated assistant turn: with the response template of `tok` where the model has its own tool-call
+    syntax (components/toolcalls/response.py), else as the project's ChatML template.
 
     Args:
         text: Decoded generation (special tokens kept).
         require_end: Treat output without the end-of-turn token as truncated (unparsable).
+        tok: The model's tokenizer; None (or one without a response template of its own): the ChatML parser.
+        tools: The tools offered in the turn (the response-template parser types bare-text arguments by them).
     """
+    from components.toolcalls import response  # it builds on this module's parsers
+
+    if (template := response.native(tok)) is not None:
+        return response.parse(text, tok, template, require_end, tools)
     if require_end and END not in text:
         return Parsed(text, [], "no end-of-turn token (output truncated)")
     body = text.split(END, 1)[0]

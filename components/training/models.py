@@ -23,7 +23,9 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 PAD_TOKEN = "<|endoftext|>"
 
-# transformers (>= 5.13) response parser, used by TRL's GRPO tool loop to turn generated text into tool_calls.
+# transformers (>= 5.13) response parser, used by TRL's GRPO tool loop to turn generated text into tool_calls. A copy
+# is `components.toolcalls.response.CHATML_TEMPLATE` (a tokenizer carrying it is read by the project's own ChatML
+# parser; toolcalls does not import this torch module), and tests/unit/test_templates.py checks they are equal.
 RESPONSE_TEMPLATE: dict[str, Any] = {
     "defaults": {"role": "assistant"},
     "start_anchor": "<|im_start|>assistant\n",
@@ -96,27 +98,6 @@ def load_hub_or_path(spec: str) -> tuple[torch.nn.Module, Any]:
     tok = AutoTokenizer.from_pretrained(spec)
     model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, use_safetensors=True)
     return model, tok
-
-
-def has_native_tool_template(tok: Any) -> bool:
-    """True when TRL can train and parse tool calls with the tokenizer's own template."""
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers, supports_tool_calling
-
-    template = tok.chat_template if isinstance(tok.chat_template, str) else None
-    if not template or not supports_tool_calling(tok):
-        return False
-    trainable = has_generation_markers(template) or get_training_chat_template(tok) is not None
-    return trainable and (getattr(tok, "response_template", None) or _trl_knows_parser(tok))
-
-
-def _trl_knows_parser(tok: Any) -> bool:
-    from trl.chat_template_utils import add_response_schema
-
-    try:
-        add_response_schema(tok)
-    except ValueError:
-        return False
-    return True
 
 
 def apply_tool_template(model: torch.nn.Module, tok: Any) -> None:
