@@ -38,6 +38,7 @@ import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
 
+from components.toolcalls import response
 from components.toolcalls.parse import CLOSE, END, OPEN
 
 START = "<|im_start|>"
@@ -112,6 +113,10 @@ _ENGINES: weakref.WeakKeyDictionary[Any, _Engine] = weakref.WeakKeyDictionary()
 def engine(tok: Any) -> _Engine:
     """The (cached) xgrammar engine of a Hugging Face tokenizer; its end of turn `<|im_end|>` stops a turn."""
     if tok not in _ENGINES:
+        if response.native(tok) is not None:
+            raise ValueError(f"decoding.constrained: the model writes its own tool syntax ({type(tok).__name__} has a "
+                             "response template of its own) and the grammar writes the project's ChatML "
+                             "<tool_call> blocks; set decoding.constrained: false for this model")
         stop_id = tok.convert_tokens_to_ids(END)
         if stop_id is None or stop_id == tok.unk_token_id:
             raise ValueError(f"tokenizer {type(tok).__name__}: no {END} token (rule: ChatML end of turn)")

@@ -130,3 +130,11 @@ def test_base_refuses_in_one_line_naming_the_model_and_why():
     message = str(err.value)
     assert "\n" not in message and message.startswith("base.model '/models/uncased' cannot be trained")
     assert "no chat template" in message and "does not reproduce tool-call text" in message
+
+
+def test_constrained_decoding_refuses_a_model_with_its_own_tool_syntax():
+    """The grammar writes ChatML `<tool_call>` blocks: a tokenizer that parses its own syntax is refused up front."""
+    from components.evaluation import constrained
+
+    with pytest.raises(ValueError, match="own tool syntax"):
+        constrained.engine(_native("qwen_xml"))
