@@ -28,7 +28,7 @@ from flows import remote, stack
 from tests.conftest import REPO, _deep
 from tests.integration.test_dvc_repro import _sh
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DVC = (sys.executable, "-m", "dvc")
 GPU_DEPLOYMENT = "tooltune-stage/gpu-test"
 ROUTED = ("sft", "rl")
