@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--seconds-per-step", type=float, default=None,
                     help="minutes = steps x this (default: the training seconds recorded at each snapshot)")
     ap.add_argument("--skip-train", action="store_true", help="evaluate the snapshots already in the workdir")
+    ap.add_argument("--no-base", action="store_true", help="leave out step 0 (the base model's evaluation)")
     ap.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a params value (as `tooltune stage -S`), e.g. 'sft.pattern_weights={chain: 2}'")
     args = ap.parse_args()
@@ -142,7 +143,7 @@ def main() -> None:
     if not args.skip_train:
         result = sft.run(params, [snapshot_callback(steps, snapshots)])
         print(f"sft: {result.metrics}")
-    points = [(0, params.path("base"))] + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
+    points = [(0, params.path("base"))] * (not args.no_base) + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
                                            if (snapshots / f"step-{s}").is_dir()]
     write(evaluate_points(params, points), params.path("reports"), args.seconds_per_step)
 
