@@ -8,7 +8,9 @@ differ by `log Z`, the log of the probability mass the sampling distribution put
 measured, not hidden: every rollout token's `log Z` is logged as `constrained/log_mass` (mean per token) and
 `constrained/off_grammar_share` (tokens where the model put more than 1 % of its mass outside the grammar), and
 the stage reports both. A model that follows the grammar on its own has `log Z` near 0, and the two policies, and
-so the trainer's ratios, agree.
+so the trainer's ratios, agree. transformers runs a caller's processors before its temperature and top-k/top-p
+warpers, so `log Z` is that of the model's distribution at temperature 1 (`rl.temperature` is 1.0 by default);
+the -inf of disallowed tokens survives the warpers, so the sampler's support is the grammar's at any temperature.
 
 Only TRL's plain `model.generate` path is constrained (vLLM and transformers' continuous batching are refused).
 """
