@@ -140,6 +140,9 @@ def episodes_arm(params: Any, folder: Path, limit: int | None) -> None:
     for s in sets:
         episodes = s.episodes[:limit] if limit and not s.prefix else s.episodes
         runs = {}
+        # untimed warm-up of both arms (thread pools, allocator, grammar compiles): the first arm timed would pay it
+        for arm in (False, True):
+            evaluate.compute("warm-up", params, [model, tok], episodes[:2], sample=False, constrained=arm)
         for arm in (False, True):
             start = time.perf_counter()
             entry = evaluate.compute(f"{'constrained' if arm else 'free'} {s.prefix or 'test'}", params,

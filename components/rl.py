@@ -21,6 +21,7 @@ from typing import Any
 from components import domains, training
 from components.training import checkpoints, rewards
 from components.evaluation import single_step
+from components.toolcalls import response
 from components.config import Params
 from components.data.fileio import read_jsonl
 from components.result import StageResult
@@ -84,7 +85,7 @@ def run(params: Params) -> StageResult:
         seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
         **ALGORITHMS[cfg.algorithm], **training.precision(params.base))
     trainer_class, extra = GRPOTrainer, {}
-    if params.decoding.constrained:  # rollouts under the tool-call grammar; the mismatch is measured
+    if params.decoding.constrained and response.native(tok) is None:  # under the ChatML grammar; mismatch measured
         from components.training.constrained_rl import ConstrainedGRPOTrainer
 
         trainer_class = ConstrainedGRPOTrainer

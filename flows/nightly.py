@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flows.remote import dvc
+
 UP_TO_DATE = "up to date, nothing to retrain"
 EDGE = re.compile(r'^\s*"(?P<src>[^"]+)"\s*->\s*"(?P<dst>[^"]+)"\s*;?\s*$')
 
@@ -41,18 +43,9 @@ class Plan:
         return f"{len(self.run)} stage(s) to run, {len(self.skipped)} up to date ({skipped}): {why}"
 
 
-def dvc_out(*args: str, cwd: str | Path = ".") -> str:
-    """Run `dvc` from this Python environment and return its stdout; RuntimeError with its output on failure."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
-                          check=False)
-    if proc.returncode:
-        raise RuntimeError(f"dvc {' '.join(args)} failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
-    return proc.stdout
-
-
 def changed_stages(cwd: str | Path = ".") -> dict[str, str]:
     """`dvc status --json`: {stage: what changed} for each stage whose deps, params or outs differ from dvc.lock."""
-    report = json.loads(dvc_out("status", "--json", cwd=cwd) or "{}")
+    report = json.loads(dvc("status", "--json", cwd=cwd) or "{}")
     return {name.rsplit(":", 1)[-1]: _change_text(entries) for name, entries in report.items()}
 
 
@@ -86,7 +79,7 @@ def downstream(edges: Iterable[tuple[str, str]], roots: Iterable[str]) -> set[st
 
 def dag_edges(cwd: str | Path = ".") -> list[tuple[str, str]]:
     """`dvc dag --dot`: (upstream, downstream) stage pairs, from the outputs each stage depends on."""
-    return [(m["src"], m["dst"]) for m in map(EDGE.match, dvc_out("dag", "--dot", cwd=cwd).splitlines()) if m]
+    return [(m["src"], m["dst"]) for m in map(EDGE.match, dvc("dag", "--dot", cwd=cwd).splitlines()) if m]
 
 
 def fetch_recorded_outputs(cwd: str | Path = ".") -> bool:
@@ -95,7 +88,7 @@ def fetch_recorded_outputs(cwd: str | Path = ".") -> bool:
                              text=True, check=False)
     if default.returncode or not default.stdout.strip():  # exit 1: "No default remote set"
         return False
-    dvc_out("pull", "--allow-missing", cwd=cwd)
+    dvc("pull", "--allow-missing", cwd=cwd)
     return True
 
 

@@ -138,3 +138,13 @@ def test_constrained_decoding_refuses_a_model_with_its_own_tool_syntax():
 
     with pytest.raises(ValueError, match="own tool syntax"):
         constrained.engine(_native("qwen_xml"))
+
+
+def test_engine_decodes_a_model_with_its_own_tool_syntax_plain_and_says_so(caplog):
+    """`decoding.constrained` is on by default: such a model is decoded without the ChatML grammar, with a warning,
+    instead of failing the evaluation."""
+    from components.evaluation.engine import Engine
+
+    engine = Engine(None, _native("qwen_xml"), 1, 8, None, lambda logits: logits.argmax(-1), constrained=True)
+    assert engine.grammar is None
+    assert "its own tool syntax" in caplog.text
