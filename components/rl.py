@@ -113,7 +113,7 @@ def run(params: Params) -> StageResult:
                                 **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
                                     "constrained_off_grammar_share":
                                         _mean_logged(history, "constrained/off_grammar_share")}
-                                   if params.decoding.constrained else {})},
+                                   if trainer_class is not GRPOTrainer else {})},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
                        details={"algorithm": cfg.algorithm,
                                 "episodes": "multi-step in the simulator" if domain.simulated
