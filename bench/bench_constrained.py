@@ -159,9 +159,9 @@ def episodes_arm(params: Any, folder: Path, limit: int | None) -> None:
         for cls in WATCHED:
             print(f"| errors.{cls} | {free.metrics.get('errors.' + cls, 0):.0f} | "
                   f"{cons.metrics.get('errors.' + cls, 0):.0f} |")
-        b, c = (sum(f["exact"] and not k["exact"] for f, k in zip(free.rows, cons.rows)),
-                sum(k["exact"] and not f["exact"] for f, k in zip(free.rows, cons.rows)))
-        print(f"\nexact McNemar: free only {b}, constrained only {c}, p = {stats.mcnemar(b, c):.4f}")
+        print("\n| exact McNemar | pairs | free only | constrained only | p |\n|---|---|---|---|---|")
+        for c in stats.compare("constrained", "free", cons.rows, free.rows, params.evaluate.alpha):
+            print(f"| {c.metric} | {c.result.n} | {c.result.b_only} | {c.result.a_only} | {c.result.p_value:.4f} |")
 
 
 def _smollm2_tokenizer() -> Any:

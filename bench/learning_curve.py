@@ -143,7 +143,7 @@ def main() -> None:
     if not args.skip_train:
         result = sft.run(params, [snapshot_callback(steps, snapshots)])
         print(f"sft: {result.metrics}")
-    points = [(0, params.path("base"))] * (not args.no_base) + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
+    points = ([] if args.no_base else [(0, params.path("base"))]) + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
                                            if (snapshots / f"step-{s}").is_dir()]
     write(evaluate_points(params, points), params.path("reports"), args.seconds_per_step)
 

@@ -190,8 +190,8 @@ class Sft(_Frozen):
     share_prefix: bool
     sampling: Literal["random", "group_by_length"]
     pattern_weights: dict[str, float] | None = Field(
-        default=None, description="multipliers on each pattern's share of the episodes a run draws (max_steps x "
-                                  "batch_size); patterns not named keep 1; null: the data's own shares")
+        default=None, description="multipliers on each pattern's share of the episodes a run draws "
+                                  "(training.rows_needed); patterns not named keep 1; null: the data's own shares")
     lora: Lora
 
     @field_validator("pattern_weights")

@@ -85,7 +85,7 @@ def run(params: Params) -> StageResult:
         seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
         **ALGORITHMS[cfg.algorithm], **training.precision(params.base))
     trainer_class, extra = GRPOTrainer, {}
-    if params.decoding.constrained and response.native(tok) is None:  # under the ChatML grammar; mismatch measured
+    if params.decoding.constrained and response.grammar_fits(tok):  # under the ChatML grammar; mismatch measured
         from components.training.constrained_rl import ConstrainedGRPOTrainer
 
         trainer_class = ConstrainedGRPOTrainer

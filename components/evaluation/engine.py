@@ -21,7 +21,6 @@ it would decode alone, up to the float rounding of batched matrix products (test
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,8 +40,6 @@ PRUNE_SHARE = 0.25
 PREFILL_TOKENS = 8192
 PREFILL_SPREAD = 1.5
 
-
-_log = logging.getLogger(__name__)
 
 @dataclass
 class Request:
@@ -132,11 +129,7 @@ class Engine:
                  choose: Callable[[torch.Tensor], torch.Tensor], constrained: bool = False) -> None:
         self.model, self.tok, self.prefixes, self.choose = model, tok, prefixes, choose
         self.grammar = None
-        if constrained and response.native(tok) is not None:
-            # the grammar writes ChatML calls; a model keeping its own tool syntax decodes plain (said once)
-            _log.warning("decoding.constrained: %s writes its own tool syntax (a response template of its own), "
-                         "so its turns are decoded without the ChatML tool-call grammar", type(tok).__name__)
-        elif constrained:
+        if constrained and response.grammar_fits(tok):
             from components.evaluation import constrained as grammar
 
             self.grammar = grammar

@@ -13,6 +13,7 @@ template's own syntax must yield one call, else the turn is unparsable.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from jinja2 import TemplateError
@@ -38,6 +39,18 @@ def native(tok: Any) -> dict[str, Any] | None:
     """The tokenizer's own response template, or None (no template, or the project's ChatML one)."""
     template = getattr(tok, "response_template", None) if tok is not None else None
     return template if isinstance(template, dict) and template != CHATML_TEMPLATE else None
+
+
+def grammar_fits(tok: Any) -> bool:
+    """Whether `decoding.constrained` can apply to this tokenizer's model: the grammar writes the project's ChatML
+    calls, so a model keeping its own tool syntax is decoded plain, and a warning says so (evaluation, serving and
+    RL rollouts all ask here)."""
+    if native(tok) is None:
+        return True
+    logging.getLogger(__name__).warning(
+        "decoding.constrained: %s writes its own tool syntax (a response template of its own), so its turns are "
+        "decoded without the ChatML tool-call grammar", type(tok).__name__)
+    return False
 
 
 def parse(text: str, tok: Any, template: dict[str, Any], require_end: bool,
