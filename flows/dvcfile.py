@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,19 @@ class Out:
     persist: bool = False
 
 
+@lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict[str, Any]:
+    """The `stages` of a dvc.yaml, read once per version of the file."""
+    return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("stages") or {}
+
+
+def _stages(root: str | Path) -> dict[str, Any]:
+    path = (Path(root) / DVC_YAML).resolve()
+    return _read(str(path), path.stat().st_mtime_ns)
+
+
 def _spec(root: str | Path, stage: str) -> dict[str, Any]:
-    stages = (yaml.safe_load((Path(root) / DVC_YAML).read_text(encoding="utf-8")) or {}).get("stages") or {}
+    stages = _stages(root)
     if stage not in stages:
         raise ConfigError(f"{Path(root) / DVC_YAML}: no stage {stage!r}")
     return stages[stage]
@@ -110,8 +122,7 @@ def own_paths(root: str | Path = ".") -> dict[str, str]:
 
 def all_outs(paths: Mapping[str, str], workdir: str | Path, root: str | Path = ".") -> dict[str, list[Out]]:
     """`{stage: outs}` of every stage of dvc.yaml, for a run with these `paths` in `workdir`."""
-    stages = (yaml.safe_load((Path(root) / DVC_YAML).read_text(encoding="utf-8")) or {}).get("stages") or {}
-    return {stage: stage_outs(stage, paths, workdir, root) for stage in stages}
+    return {stage: stage_outs(stage, paths, workdir, root) for stage in _stages(root)}
 
 
 def overlaps(mine: Iterable[str], theirs: Iterable[str]) -> list[str]:

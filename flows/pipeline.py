@@ -46,7 +46,7 @@ from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.data.episode import DataError
 from components.tracking.workdir import WorkdirBusy, hold
-from flows import nightly, notify, pointers, remote
+from flows import nightly, notify, persist, pointers, remote
 from flows.remote import dvc, dvc_applies
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
@@ -302,7 +302,9 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
     The workdir's lock is held from the first stage to the `dvc commit`: a second run or stage there
     fails at once with `WorkdirBusy`. Each result's `details["seconds"]` holds the stage's wall time as
     the flow measured it. When every stage ran (or, with `only_changed`, every stale one) on the default params in
-    a DVC repo, `dvc commit -f` records the outputs so a following `dvc repro` finds the pipeline up to date.
+    a DVC repo, `dvc commit -f` records the outputs so a following `dvc repro` finds the pipeline up to date; with
+    `only_changed` and `$TOOLTUNE_NIGHTLY_PUSH=1` (the nightly deployment) the outputs are then `dvc push`ed and
+    dvc.lock committed and pushed to the checkout's branch, for the next night's fresh clone (flows/persist.py).
     A failure, and a registry decision, are posted to `$TOOLTUNE_WEBHOOK_URL` when set (flows/notify.py).
     """
     logger = get_run_logger()
@@ -318,7 +320,7 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
             logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
             results = run_stages(selected, params, params_path, parent_run_id, logger, handover)
             if record_dvc and (only_changed or selected == list(STAGES)) and dvc_applies(params_path, params):
-                record_in_dvc(logger, selected if only_changed else [])
+                persist.after_run(logger, selected, only_changed)  # dvc commit; nightly: dvc push, git push
     return results
 
 
@@ -377,16 +379,6 @@ def stale_stages(selected: list[str], params_path: str, params: Params, logger: 
     plan = nightly.plan(selected)
     logger.info("%s", plan.describe())
     return plan.run
-
-
-def record_in_dvc(logger: Any, targets: list[str]) -> None:
-    """`dvc commit -f [targets]` (none: every stage): record this run's outputs in dvc.lock (a failure is a warning,
-    the run stands)."""
-    try:
-        dvc("commit", "-f", *targets)
-        logger.info("dvc commit -f %s: outputs recorded in dvc.lock", " ".join(targets) or "(all stages)")
-    except (OSError, RuntimeError) as err:
-        logger.warning("outputs not recorded in DVC: %s", err)
 
 
 if __name__ == "__main__":
