@@ -47,7 +47,7 @@ from components.config import ConfigError, Params, load_params
 from components.data.episode import DataError
 from components.tracking.workdir import WorkdirBusy, hold
 from flows import nightly, notify, persist, pointers, remote
-from flows.remote import dvc, dvc_applies
+from flows.remote import dvc_applies
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
@@ -234,7 +234,7 @@ def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None
        tracking URI is a shared server), its run tagged with where it ran and what it pulled;
     3. its outputs are recorded and pushed, and what names them returns in the details (`dvc_lock` or `dvc_outs`),
        for the parent to pull; the pushed hashes are tagged on its run.
-    Without either parameter, outside a DVC repo run with the default params, steps 1 and 3 are skipped.
+    Sent neither, and not the run dvc.yaml describes here (a stage flow run by hand): steps 1 and 3 are skipped.
     The returned dict is small (paths, metrics, lock entry or pointer) and persisted, so `run_deployment` can
     read it.
     """

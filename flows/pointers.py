@@ -3,7 +3,8 @@
 Such a run writes into a workdir of its own (`runs/gpu`), whose files are no dvc.yaml outs, so dvc.lock cannot name
 them. They travel as DVC data all the same. A `.dvc` file (a pointer: path, md5, size of each out) is written in a
 fresh folder at the repo root, `.tooltune-handover-*/` (DVC refuses a .dvc file where git or .dvcignore ignore it),
-`dvc commit -f` hashes the paths into the cache and `dvc push` sends them to the default remote. The pointer's
+`dvc commit -f` hashes the paths into the cache and `dvc push` sends them to the default remote. (Not `dvc add`:
+DVC 3 dropped its `--file`, and it writes `<out>.dvc` beside the out, inside the git-ignored `runs/`.) The pointer's
 `outs` are what travels (a flow parameter one way, the stage result the other); the other side writes the same
 pointer and `dvc pull --force`s exactly those versions. The folder goes once the command is done; nothing reaches
 git, and dvc.yaml and dvc.lock are left alone.
