@@ -35,12 +35,14 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
 }
 
 
-def reward_functions(params: Params) -> list[tuple[str, Any, float]]:
+def reward_functions(params: Params, tok: Any = None) -> list[tuple[str, Any, float]]:
     """(name, reward callable or the reward model folder, weight) of every reward with a weight above 0; the
-    layers are bound to the project's domain (one without a simulator has no `completion` layer)."""
+    layers are bound to the project's domain (one without a simulator has no `completion` layer) and to the
+    policy's tokenizer `tok`, which reads a text completion in the model's own tool syntax (TRL passes reward
+    functions no tokenizer)."""
     weights = params.rl.reward_weights
     out = [(name, fn, getattr(weights, name))
-           for name, fn in rewards.layers(domains.of(params)).items() if getattr(weights, name) > 0]
+           for name, fn in rewards.layers(domains.of(params), tok).items() if getattr(weights, name) > 0]
     if weights.reward_model > 0:
         out.append(("reward_model", str(params.path("reward_model")), weights.reward_model))
     return out
@@ -74,7 +76,7 @@ def run(params: Params) -> StageResult:
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
     prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
     dataset = Dataset.from_list(prompts)
-    chosen = reward_functions(params)
+    chosen = reward_functions(params, tok)
     funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
     resume = checkpoints.start(params, "rl", resume_inputs(params))
     args = GRPOConfig(

@@ -7,20 +7,20 @@ decide, and nothing here reads the ML code.
 
 In a fresh checkout (the deployment's `git_clone` pull step) the outputs dvc.lock records are not in the workspace;
 when the repo has a default DVC remote, `dvc pull --allow-missing` fetches them first, so a missing file is not
-mistaken for a change.
+mistaken for a change (nor is a missing evaluation cache: see `changed_stages`). For that dvc.lock to be the last
+night's, the nightly run pushes it (flows/persist.py, `$TOOLTUNE_NIGHTLY_PUSH`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.remote import dvc
+from flows import dvcfile
+from flows.dvcfile import dvc
 
 UP_TO_DATE = "up to date, nothing to retrain"
 EDGE = re.compile(r'^\s*"(?P<src>[^"]+)"\s*->\s*"(?P<dst>[^"]+)"\s*;?\s*$')
@@ -44,9 +44,30 @@ class Plan:
 
 
 def changed_stages(cwd: str | Path = ".") -> dict[str, str]:
-    """`dvc status --json`: {stage: what changed} for each stage whose deps, params or outs differ from dvc.lock."""
+    """`dvc status --json`: {stage: what changed} for each stage whose deps, params or outs differ from dvc.lock.
+
+    A missing out that dvc.yaml keeps out of DVC's cache and across runs (`cache: false, persist: true`: the
+    evaluation cache) is no change: no remote holds it, so a fresh clone never has it, and the stage rebuilds it as
+    needed.
+    """
     report = json.loads(dvc("status", "--json", cwd=cwd) or "{}")
-    return {name.rsplit(":", 1)[-1]: _change_text(entries) for name, entries in report.items()}
+    here = Path(cwd).resolve()
+    kept = {o.path for outs in dvcfile.all_outs(dvcfile.own_paths(here), here, here).values()
+            for o in outs if o.persist and not o.cache}
+    changed = {name.rsplit(":", 1)[-1]: _without_missing(entries, kept) for name, entries in report.items()}
+    return {name: _change_text(entries) for name, entries in changed.items() if entries}
+
+
+def _without_missing(entries: list, kept: set[str]) -> list:
+    """The status entries without `{"changed outs": {path: "deleted"}}` of these paths."""
+    out = []
+    for entry in entries:
+        if isinstance(entry, dict) and "changed outs" in entry:
+            outs = {p: c for p, c in entry["changed outs"].items() if not (p in kept and c == "deleted")}
+            entry = {**entry, "changed outs": outs} if outs else {k: v for k, v in entry.items() if k != "changed outs"}
+        if entry:
+            out.append(entry)
+    return out
 
 
 def _change_text(entries: list) -> str:
@@ -84,9 +105,7 @@ def dag_edges(cwd: str | Path = ".") -> list[tuple[str, str]]:
 
 def fetch_recorded_outputs(cwd: str | Path = ".") -> bool:
     """`dvc pull --allow-missing` when a default remote is set (a fresh checkout); returns whether it pulled."""
-    default = subprocess.run([sys.executable, "-m", "dvc", "remote", "default"], cwd=cwd, capture_output=True,
-                             text=True, check=False)
-    if default.returncode or not default.stdout.strip():  # exit 1: "No default remote set"
+    if not dvcfile.default_remote(cwd):
         return False
     dvc("pull", "--allow-missing", cwd=cwd)
     return True

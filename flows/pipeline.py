@@ -8,9 +8,11 @@ markdown + a table artifact per stage on the Prefect UI. The flow holds the work
 
 GPU stages (`GPU_STAGES`) run in-process by default. Set `TOOLTUNE_GPU_DEPLOYMENT` to a deployment
 of `stage_flow` (e.g. `tooltune-stage/tooltune-stage-gpu` from `prefect.yaml`) and they are sent to
-that deployment's work pool instead (`TOOLTUNE_GPU_STAGES=sft,rl`: only those); with DVC (default params in a
-DVC repo) the data travels as dvc.lock entries through the DVC remote, no shared disk: see `stage_flow` and
-flows/remote.py. The wait for such a stage is bounded too: its timeout plus `orchestration.remote_start_minutes`.
+that deployment's work pool instead (`TOOLTUNE_GPU_STAGES=sft,rl`: only those). Their data travels through the
+DVC remote, no shared disk: as dvc.lock entries for the run dvc.yaml describes, as transient .dvc pointers for a
+run with a profile or `-S` values in a workdir of its own (`--profile gpu`: runs/gpu); a run where neither works is
+refused before any stage (see `stage_flow` and flows/remote.py). The wait for such a stage is bounded too: its
+timeout plus `orchestration.remote_start_minutes`.
 
 The nightly deployment runs it with `only_changed` (flows/nightly.py: DVC decides which stages are stale) and
 posts failures and registry decisions to a webhook (flows/notify.py).
@@ -44,8 +46,8 @@ from components import STAGES, tracking
 from components.config import ConfigError, Params, load_params
 from components.data.episode import DataError
 from components.tracking.workdir import WorkdirBusy, hold
-from flows import nightly, notify, remote
-from flows.remote import dvc
+from flows import nightly, notify, persist, pointers, remote
+from flows.remote import dvc_applies
 
 GPU_STAGES = frozenset({"sft", "reward_model", "rl", "evaluate"})
 GPU_DEPLOYMENT_ENV = "TOOLTUNE_GPU_DEPLOYMENT"
@@ -216,61 +218,43 @@ def _cancel(flow_run_id: Any, state: State | None) -> None:
         client.set_flow_run_state(flow_run_id, new_state, force=True)
 
 
-def dvc_applies(params_path: str, params: Params) -> bool:
-    """DVC's dvc.yaml describes this run: default params.yaml (no profile, no `-S` overrides) and workdir in a
-    DVC repo here."""
-    cwd = Path.cwd().resolve()
-    return (params.profile is None and not params.overrides and Path(params_path).resolve() == cwd / "params.yaml"
-            and Path(params.project.workdir).resolve() == cwd
-            and (cwd / "dvc.yaml").is_file() and (cwd / ".dvc").is_dir())
-
-
 @flow(name="tooltune-stage", persist_result=True)
 def stage_flow(stage: str, params_path: str = "params.yaml", profile: str | None = None,
                parent_run_id: str | None = None, overrides: list[str] | None = None,
-               upstream_entries: dict[str, Any] | None = None) -> dict:
+               upstream_entries: dict[str, Any] | None = None,
+               upstream_outs: list[dict[str, Any]] | None = None) -> dict:
     """One stage as its own flow, for a worker on another machine (the GPU pool).
 
     Data travels through the DVC remote (S3 in a real stack), not through Prefect nor a shared disk
-    (flows/remote.py has the protocol):
-    1. `upstream_entries` are the parent's dvc.lock entries of the upstream stages, which it has pushed; they
-       are merged into this checkout's dvc.lock and `dvc pull`ed, so the stage reads exactly those versions
-       (without them: `dvc pull` of every upstream stage as this checkout's dvc.lock records it);
-    2. the stage runs (nested under `parent_run_id` when MLflow's tracking URI is a shared server), its run
-       tagged with where it ran and what it pulled;
-    3. `dvc commit -f <stage>` + `dvc push <stage>`; its new lock entry returns in `details["dvc_lock"]`, for
-       the parent to pull, and the pushed hashes are tagged on its run.
-    Steps 1 and 3 run only when this checkout is a DVC repo using the default params and workdir.
-    The returned dict is small (paths, metrics, lock entry) and persisted, so `run_deployment` can read it.
+    (flows/remote.py has both ways):
+    1. the stage's inputs are pulled, the very versions the parent pushed: `upstream_entries` (its dvc.lock entries,
+       merged into this checkout's dvc.lock; None: every upstream stage this checkout's dvc.lock records) for the
+       run dvc.yaml describes, `upstream_outs` (a .dvc pointer's outs) for a run with a profile or `-S` values;
+    2. the stage runs on the same params, profile and overrides (nested under `parent_run_id` when MLflow's
+       tracking URI is a shared server), its run tagged with where it ran and what it pulled;
+    3. its outputs are recorded and pushed, and what names them returns in the details (`dvc_lock` or `dvc_outs`),
+       for the parent to pull; the pushed hashes are tagged on its run.
+    Sent neither, and not the run dvc.yaml describes here (a stage flow run by hand): steps 1 and 3 are skipped.
+    The returned dict is small (paths, metrics, lock entry or pointer) and persisted, so `run_deployment` can
+    read it.
     """
     logger = get_run_logger()
     params = load_params(params_path, profile, overrides or ())
-    synced = dvc_applies(params_path, params)
+    mode = remote.worker_mode(params_path, params, upstream_entries, upstream_outs)
     ran_on, pool = remote.where_am_i()
     with hold(params.project.workdir, f"tooltune-stage flow {stage}"):  # the worker's checkout: one run at a time
-        pulled = _pull_upstream(stage, upstream_entries, logger) if synced else {}
-        tags = remote.run_tags(ran_on, pool, pulled)
+        pulled = remote.worker_pull(stage, mode, params, upstream_entries, upstream_outs)
+        if mode:
+            logger.info("dvc pull (%s): %s", mode, pointers.describe(pulled))
         result = run_stage.with_options(timeout_seconds=params.orchestration.stage_timeout(stage))(
-            stage, params_path, profile, parent_run_id, overrides, tags)
-        if synced:
-            logger.info("dvc commit + push %s", stage)
-            entry = remote.commit_and_push(stage)
-            pushed = remote.out_hashes(entry)
-            result["details"].update(dvc_lock=entry, dvc_pulled=remote.out_hashes(pulled), dvc_pushed=pushed)
+            stage, params_path, profile, parent_run_id, overrides, remote.run_tags(ran_on, pool, pulled))
+        if mode:
+            details = remote.worker_push(stage, mode, params)
+            logger.info("dvc push (%s): %s", mode, pointers.describe(details["dvc_pushed"]))
+            result["details"].update(details, dvc_pulled=pulled)
             tracking.tag_run(result["details"]["mlflow_run_id"],
-                             {remote.PUSHED_TAG: json.dumps(pushed, sort_keys=True)})
+                             {remote.PUSHED_TAG: json.dumps(details["dvc_pushed"], sort_keys=True)})
     return result
-
-
-def _pull_upstream(stage: str, entries: dict[str, Any] | None, logger: Any) -> dict[str, Any]:
-    """Pull the stage's inputs: the given lock entries, else every upstream stage of this checkout's dvc.lock."""
-    if entries is None:
-        lock = remote.read_lock()
-        entries = {s: lock[s] for s in STAGES[:STAGES.index(stage)] if s in lock}
-    if entries:
-        logger.info("dvc pull %s", " ".join(entries))
-        remote.pull_entries(entries)
-    return entries
 
 
 def _summary(result: dict) -> str:
@@ -279,8 +263,9 @@ def _summary(result: dict) -> str:
 
 
 def run_one(stage: str, params: Params, params_path: str, parent_run_id: str,
-            upstream_entries: dict[str, Any] | None = None) -> dict:
-    """One stage, here or on the GPU deployment (given `upstream_entries` to pull), within its timeout.
+            handover: dict[str, Any] | None = None) -> dict:
+    """One stage, here or on the GPU deployment (given `handover`, the parameters naming the versions to pull),
+    within its timeout.
 
     Raises:
         StageTimeout: The stage ran past `orchestration.stage_timeout_minutes.<stage>` (then it is not retried).
@@ -290,8 +275,7 @@ def run_one(stage: str, params: Params, params_path: str, parent_run_id: str,
     if where:
         remote_s = timeout_s + 60 * params.orchestration.remote_start_minutes
         parameters = {"stage": stage, "params_path": params_path, "profile": params.profile,
-                      "parent_run_id": parent_run_id, "overrides": list(params.overrides),
-                      "upstream_entries": upstream_entries}
+                      "parent_run_id": parent_run_id, "overrides": list(params.overrides), **(handover or {})}
         return run_remote(where, parameters, remote_s)
     try:
         return run_stage.with_options(timeout_seconds=timeout_s)(stage, params_path, params.profile, parent_run_id,
@@ -318,7 +302,9 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
     The workdir's lock is held from the first stage to the `dvc commit`: a second run or stage there
     fails at once with `WorkdirBusy`. Each result's `details["seconds"]` holds the stage's wall time as
     the flow measured it. When every stage ran (or, with `only_changed`, every stale one) on the default params in
-    a DVC repo, `dvc commit -f` records the outputs so a following `dvc repro` finds the pipeline up to date.
+    a DVC repo, `dvc commit -f` records the outputs so a following `dvc repro` finds the pipeline up to date; with
+    `only_changed` and `$TOOLTUNE_NIGHTLY_PUSH=1` (the nightly deployment) the outputs are then `dvc push`ed and
+    dvc.lock committed and pushed to the checkout's branch, for the next night's fresh clone (flows/persist.py).
     A failure, and a registry decision, are posted to `$TOOLTUNE_WEBHOOK_URL` when set (flows/notify.py).
     """
     logger = get_run_logger()
@@ -329,28 +315,27 @@ def pipeline(params_path: str = "params.yaml", profile: str | None = None, stage
             selected = stale_stages(selected, params_path, params, logger)
             if not selected:
                 return {}
+        handover = remote.Handover.for_run(params_path, params, [s for s in selected if gpu_deployment(s)])
         with tracking.pipeline_run(params) as parent_run_id:
             logger.info("MLflow parent run %s; stages: %s", parent_run_id, ", ".join(selected))
-            results = run_stages(selected, params, params_path, parent_run_id, logger)
+            results = run_stages(selected, params, params_path, parent_run_id, logger, handover)
             if record_dvc and (only_changed or selected == list(STAGES)) and dvc_applies(params_path, params):
-                record_in_dvc(logger, selected if only_changed else [])
+                persist.after_run(logger, selected, only_changed)  # dvc commit; nightly: dvc push, git push
     return results
 
 
-def run_stages(selected: list[str], params: Params, params_path: str, parent_run_id: str,
-               logger: Any) -> dict[str, dict]:
+def run_stages(selected: list[str], params: Params, params_path: str, parent_run_id: str, logger: Any,
+               handover: remote.Handover) -> dict[str, dict]:
     """Each selected stage in turn, with its artifacts and log lines; the error of the stage that raises carries a
     note naming it (`notify.STAGE_NOTE`), for the failure notification."""
     results: dict[str, dict] = {}
-    # stages run here whose outputs dvc.lock does not record yet (None: no DVC hand-over, see _run_and_sync)
-    unrecorded: list[str] | None = [] if dvc_applies(params_path, params) else None
     for i, stage in enumerate(selected, 1):
         where = gpu_deployment(stage)
         tag = f"[{i}/{len(selected)}] {stage}" + (f" (on {where})" if where else "")
         logger.info("%s ...", tag)
         start = time.time()
         try:
-            result = _run_and_sync(stage, params, params_path, parent_run_id, unrecorded)
+            result = _run_and_sync(stage, params, params_path, parent_run_id, handover)
         except Exception as err:
             logger.error("%s ... failed after %.1fs: %s", tag, time.time() - start, err)
             err.add_note(notify.STAGE_NOTE + stage)
@@ -364,18 +349,15 @@ def run_stages(selected: list[str], params: Params, params_path: str, parent_run
 
 
 def _run_and_sync(stage: str, params: Params, params_path: str, parent_run_id: str,
-                  unrecorded: list[str] | None) -> dict:
-    """`run_one`, and with DVC (`unrecorded` not None) the hand-over of a remote stage (flows/remote.py): push
-    what it needs before, pull what it made after. Nothing extra for a stage run here."""
-    if unrecorded is None or not gpu_deployment(stage):
+                  handover: remote.Handover) -> dict:
+    """`run_one`, and for a remote stage the hand-over (flows/remote.py): push what it reads before, pull what it
+    wrote after. Nothing extra for a stage run here."""
+    if not gpu_deployment(stage):
         result = run_one(stage, params, params_path, parent_run_id)
-        if unrecorded is not None:
-            unrecorded.append(stage)
+        handover.ran_here(stage)
         return result
-    upstream = remote.push_upstream(stage, unrecorded)
-    unrecorded.clear()
-    result = run_one(stage, params, params_path, parent_run_id, upstream)
-    remote.accept_remote(stage, result, params)
+    result = run_one(stage, params, params_path, parent_run_id, handover.send(stage))
+    handover.receive(stage, result)
     return result
 
 
@@ -397,16 +379,6 @@ def stale_stages(selected: list[str], params_path: str, params: Params, logger: 
     plan = nightly.plan(selected)
     logger.info("%s", plan.describe())
     return plan.run
-
-
-def record_in_dvc(logger: Any, targets: list[str]) -> None:
-    """`dvc commit -f [targets]` (none: every stage): record this run's outputs in dvc.lock (a failure is a warning,
-    the run stands)."""
-    try:
-        dvc("commit", "-f", *targets)
-        logger.info("dvc commit -f %s: outputs recorded in dvc.lock", " ".join(targets) or "(all stages)")
-    except (OSError, RuntimeError) as err:
-        logger.warning("outputs not recorded in DVC: %s", err)
 
 
 if __name__ == "__main__":

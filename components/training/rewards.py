@@ -3,10 +3,12 @@
 Layer 1 `correctness`: the right calls (names, arguments) in the right steps, scored by the shared scorer.
 Layer 2 `completion`: the simulator reached the episode's goal state and the model gave a final answer.
 Layer 3 `efficiency`: no redundant or needless calls.
-`completions[i]` is the whole rollout as messages (assistant turns, tool results, ...), or without a simulator
-the generated text of one single step; the dataset's `expected` (JSON steps) and `goal` (JSON) columns and the
-rollout's `environments` arrive as kwargs. What depends on the domain (its catalog, its goal check) is bound by
-`layers(domain)`; a domain without a simulator has no `completion` layer.
+`completions[i]` is the whole rollout as messages (assistant turns, tool results, ...; TRL parses the model's calls
+with its tokenizer), or without a simulator the generated text of one single step; the dataset's `expected` (JSON
+steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs. What depends on the domain (its
+catalog, its goal check) and on the model (the tokenizer that reads a text completion in the model's own tool
+syntax: TRL does not pass it to reward functions) is bound by `layers(domain, tok)`; a domain without a simulator
+has no `completion` layer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from components import toolcalls
 from components.domains import Domain
 
 RewardFn = Callable[..., list[float]]
+Reader = Callable[[str], toolcalls.Parsed]  # one generated turn (text) -> its calls, as the model writes them
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:
@@ -27,21 +30,26 @@ def _answered(messages: list[dict[str, Any]]) -> bool:
     return last.get("role") == "assistant" and not last.get("tool_calls") and bool((last.get("content") or "").strip())
 
 
-def _steps(completion: list[dict] | str) -> list[list[toolcalls.Call]] | None:
-    """The call steps of a rollout's messages, or of one generated turn given as text (None: unparsable)."""
+def _chatml(text: str) -> toolcalls.Parsed:
+    return toolcalls.parse_output(text, require_end=False)
+
+
+def _steps(completion: list[dict] | str, read: Reader | None = None) -> list[list[toolcalls.Call]] | None:
+    """The call steps of a rollout's messages, or of one generated turn given as text, read by `read` (default: the
+    project's ChatML parser); None: unparsable. TRL decodes text without the end-of-turn token."""
     if not isinstance(completion, str):
         return toolcalls.steps_of_messages(completion)
-    parsed = toolcalls.parse_output(completion, require_end=False)  # TRL decodes without the end-of-turn token
+    parsed = (read or _chatml)(completion)
     return None if parsed.unparsable else [parsed.calls] * bool(parsed.calls)
 
 
 def correctness(completions: list[list[dict] | str], expected: list[str], catalog_index: dict[str, dict],
-                **kwargs: Any) -> list[float]:
+                read: Reader | None = None, **kwargs: Any) -> list[float]:
     """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise; 0 for unparsable text
-    (`catalog_index`: `toolcalls.tool_index` of the domain's catalog)."""
+    (`catalog_index`: `toolcalls.tool_index` of the domain's catalog; `read`: the model's parser, see `layers`)."""
     out = []
     for completion, exp in zip(completions, expected):
-        gold, steps = json.loads(exp), _steps(completion)
+        gold, steps = json.loads(exp), _steps(completion, read)
         if steps is None:
             out.append(0.0)
             continue
@@ -74,11 +82,12 @@ def completion(completions: list[list[dict]], expected: list[str], goal: list[st
     return out
 
 
-def efficiency(completions: list[list[dict] | str], expected: list[str], **kwargs: Any) -> list[float]:
+def efficiency(completions: list[list[dict] | str], expected: list[str], read: Reader | None = None,
+               **kwargs: Any) -> list[float]:
     """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0; 0 for unparsable text."""
     out = []
     for completion, exp in zip(completions, expected):
-        steps = _steps(completion)
+        steps = _steps(completion, read)
         if steps is None:
             out.append(0.0)
             continue
@@ -88,10 +97,19 @@ def efficiency(completions: list[list[dict] | str], expected: list[str], **kwarg
     return out
 
 
-def layers(domain: Domain) -> dict[str, RewardFn]:
-    """The reward layers as TRL reward functions bound to one domain; TRL names a partial after its function."""
-    index = toolcalls.tool_index(domain.catalog())  # built once: get_json_schema parses docstrings
-    out = {"correctness": partial(correctness, catalog_index=index), "efficiency": efficiency}
+def layers(domain: Domain, tok: Any = None) -> dict[str, RewardFn]:
+    """The reward layers as TRL reward functions bound to one domain and the policy's tokenizer `tok`; TRL names a
+    partial after its function.
+
+    A text completion (no simulator) is read with `toolcalls.parse_output` through `tok`: a model with its own tool
+    syntax (a response template of its own: Qwen3.5 XML, gpt-oss, ...) is read in that syntax, its bare-text
+    arguments typed by the catalog's schemas; without `tok`, or for the project's ChatML template, as ChatML.
+    """
+    catalog = domain.catalog()
+    index = toolcalls.tool_index(catalog)  # built once: get_json_schema parses docstrings
+    read = partial(toolcalls.parse_output, require_end=False, tok=tok, tools=catalog)
+    out = {"correctness": partial(correctness, catalog_index=index, read=read),
+           "efficiency": partial(efficiency, read=read)}
     if domain.simulated:
         out["completion"] = partial(completion, goal_reached=domain.goal_reached)
     return out

@@ -1,6 +1,8 @@
-"""The nightly run: DVC decides which stages run (`only_changed`), and failures and registry decisions are posted
-to a webhook. Real DVC in a temporary git repo holding the real dvc.yaml and the components/ code it lists, a real
-HTTP server on 127.0.0.1 receiving the posts, real flows under the session harness; only the stage's work
+"""The nightly run: DVC decides which stages run (`only_changed`), failures and registry decisions are posted to a
+webhook, and what a run recorded reaches the next night's fresh clone (flows/persist.py). Real DVC in a temporary
+git repo holding the real dvc.yaml and the components/ code it lists (and for the next-night tests a bare origin,
+`--depth 1` clones as prefect.yaml's git_clone makes them, a local-folder DVC remote), a real HTTP server on
+127.0.0.1 receiving the posts, real flows under the session harness; only the stage's work
 (`tracking.execute_stage`) is replaced: it writes each output dvc.yaml lists for the stage.
 """
 
@@ -22,10 +24,10 @@ from components import STAGES, tracking
 from components.config import ConfigError
 from components.data.episode import DataError
 from components.result import StageResult
-from flows import cli, notify
+from flows import cli, dvcfile, notify, persist, remote
 from flows import pipeline as pipeline_module
 from flows.pipeline import pipeline
-from tests.conftest import write_params
+from tests.conftest import _deep, write_params
 
 pytestmark = pytest.mark.flows
 REPO = Path(__file__).resolve().parents[2]
@@ -210,3 +212,150 @@ def test_failed_post_never_fails_the_run(dvc_repo, monkeypatch):
     finally:
         refusing.close()
     assert [p["event"] for p in refusing.received] == ["completed"]
+
+
+# --- the next night starts from this night's records: fresh clones of a bare origin, a local DVC remote -------------
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=dev", "-c", "user.email=dev@t.invalid", *args], cwd=cwd,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def origin(tmp_path, migrated_db, monkeypatch) -> Path:
+    """A bare git repo (the deployment's TOOLTUNE_REPO) with the project's dvc.yaml, code deps, ignore files and a
+    params.yaml on the quick values (one MLflow store outside the clones), and a local-folder default DVC remote in
+    .dvc/config; the nightly push switched on and no git identity, as on a fresh worker."""
+    dev = tmp_path / "dev"
+    shutil.copytree(REPO / "components", dev / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, dev / name)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in raw["profiles"]["quick"].items():
+        raw[key] = _deep(raw[key], value)
+    raw["project"]["workdir"] = "."
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    raw["tracking"]["uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (dev / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    _git(dev, "init", "-q", "-b", "main")
+    for args in (("init", "-q"), ("config", "core.analytics", "false"),
+                 ("remote", "add", "-d", "store", str(tmp_path / "dvc-store"))):
+        _dvc(*args, cwd=dev)
+    _git(dev, "add", "-A")
+    _git(dev, "commit", "-qm", "pipeline")
+    _git(tmp_path, "clone", "-q", "--bare", str(dev), str(tmp_path / "origin.git"))
+    for var in ("TOOLTUNE_PROFILE", notify.WEBHOOK_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(persist.PUSH_ENV, "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    return tmp_path / "origin.git"
+
+
+def _night(origin: Path, name: str, monkeypatch) -> Path:
+    """A fresh clone as prefect.yaml's git_clone step makes it (`--depth 1 --branch main`), as the cwd."""
+    clone = origin.parent / name
+    _git(origin.parent, "clone", "-q", "--depth", "1", "--branch", "main", f"file://{origin}", str(clone))
+    monkeypatch.chdir(clone)
+    return clone
+
+
+def _fake_here(monkeypatch) -> list[str]:
+    """Replace the stage's work: write the outs dvc.yaml lists, relative to the cwd (a clone), naming the clone."""
+    calls: list[str] = []
+
+    def execute_stage(stage, params, parent_run_id, tags=None):
+        calls.append(stage)
+        _write_outs(stage, params.sft.max_steps)
+        return StageResult(stage=stage, metrics={"n": 1.0})
+
+    monkeypatch.setattr(tracking, "execute_stage", execute_stage)
+    return calls
+
+
+def _write_outs(stage: str, steps: int) -> None:
+    for out in dvcfile.stage_outs(stage, dvcfile.own_paths(), "."):
+        path = Path(out.path) if Path(out.path).suffix else Path(out.path) / "content.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"stage": stage, "steps": steps, "by": Path.cwd().name}))
+
+
+def _origin_lock(origin: Path) -> dict:
+    shown = subprocess.run(["git", "show", "main:dvc.lock"], cwd=origin, capture_output=True, text=True)
+    return yaml.safe_load(shown.stdout)["stages"] if shown.returncode == 0 else {}
+
+
+def test_the_next_fresh_clone_builds_on_last_nights_records(origin, monkeypatch):
+    calls = _fake_here(monkeypatch)
+    _night(origin, "night1", monkeypatch)
+    assert list(pipeline(only_changed=True)) == list(STAGES)  # no dvc.lock yet: everything
+    assert set(_origin_lock(origin)) == set(STAGES)  # committed and pushed, with the metrics files
+    assert _git(origin, "show", "--stat", "--format=%an %s", "main").startswith(
+        "tooltune nightly tooltune nightly: dvc.lock after base, ingest")
+    assert "metrics/sft.json" in _git(origin, "ls-tree", "-r", "--name-only", "main")
+
+    calls.clear()
+    _night(origin, "night2", monkeypatch)
+    assert pipeline(only_changed=True) == {} and calls == []  # outputs pulled, evaluation cache missing: no change
+
+    dev = origin.parent / "dev"
+    _git(dev, "pull", "-q", str(origin), "main")
+    write_quick = yaml.safe_load((dev / "params.yaml").read_text())
+    write_quick["sft"]["max_steps"] += 1
+    (dev / "params.yaml").write_text(yaml.safe_dump(write_quick, sort_keys=False))
+    _git(dev, "commit", "-qam", "more sft steps")
+    _git(dev, "push", "-q", str(origin), "main")
+    night3 = _night(origin, "night3", monkeypatch)
+    (dev / "NOTES.md").write_text("pushed while night3 ran\n")  # another commit lands before night3 pushes
+    _git(dev, "add", "NOTES.md")
+    _git(dev, "commit", "-qm", "notes")
+    _git(dev, "push", "-q", str(origin), "main")
+    assert list(pipeline(only_changed=True)) == ["sft", "rl", "evaluate", "register"] == calls
+    log = _git(origin, "log", "--format=%s", "main").splitlines()
+    assert log[:3] == ["tooltune nightly: dvc.lock after sft, rl, evaluate, register", "notes", "more sft steps"]
+    assert _origin_lock(origin)["sft"] == remote.read_lock(night3)["sft"]  # rebased on the notes, then pushed
+
+    calls.clear()
+    _night(origin, "night4", monkeypatch)
+    assert pipeline(only_changed=True) == {} and calls == []
+
+
+def test_a_push_that_loses_the_race_is_refused_and_corrupts_nothing(origin, monkeypatch, caplog):
+    _fake_here(monkeypatch)
+    late = _night(origin, "late", monkeypatch)
+    _night(origin, "early", monkeypatch)
+    pipeline(only_changed=True)  # pushes first
+    pushed = _origin_lock(origin)
+    monkeypatch.chdir(late)  # the same stages from the same commit, other outputs: dvc.lock conflicts
+    assert list(pipeline(only_changed=True)) == list(STAGES)  # the run stands
+    assert _origin_lock(origin) == pushed  # never forced over
+    warned = [r.getMessage() for r in caplog.records if persist.PUSH_ENV in r.getMessage()]
+    assert len(warned) == 1 and "origin/main moved while this run ran and its dvc.lock conflicts" in warned[0]
+    assert not (late / ".git" / "rebase-merge").exists() and _git(late, "status", "--porcelain") == ""
+
+    calls = _fake_here(monkeypatch)
+    _night(origin, "next", monkeypatch)
+    assert pipeline(only_changed=True) == {} and calls == []  # the winner's records are whole: nothing to redo
+
+
+def test_keeping_the_records_is_opt_in_and_its_failures_are_one_line(origin, monkeypatch):
+    clone = _night(origin, "night", monkeypatch)
+    for stage in STAGES:  # what a run's stages wrote
+        _write_outs(stage, 3)
+    log = ListLogger()
+    persist.after_run(log, list(STAGES), True, {persist.PUSH_ENV: "0"})
+    assert log.lines == [f"dvc commit -f {' '.join(STAGES)}: outputs recorded in dvc.lock"]
+    assert _origin_lock(origin) == {} and not _git(clone, "log", "--format=%s", "origin/main..HEAD")  # off: nothing
+    assert persist.enabled({persist.PUSH_ENV: "true"}) and not persist.enabled({})
+
+    _git(clone, "remote", "set-url", "origin", "https://bot:tk-secret@127.0.0.1:9/nowhere.git")
+    persist.after_run(log, list(STAGES), True, {persist.PUSH_ENV: "1"})
+    assert log.lines[-1].startswith("TOOLTUNE_NIGHTLY_PUSH: this run's records are not kept for the next run: "
+                                    "git push to origin/main failed: ")
+    assert "secret" not in log.lines[-1] and len(log.lines) == 3  # dvc commit, then one warning
+    _dvc("remote", "default", "--unset", cwd=clone)
+    with pytest.raises(persist.PersistError, match=r"^no default DVC remote: outputs not pushed"):
+        persist.persist(list(STAGES), "x")

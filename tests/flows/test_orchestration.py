@@ -125,6 +125,8 @@ def test_every_stage_has_a_timeout():
 
 def test_wait_on_the_gpu_deployment_is_bounded(params_factory, tmp_path, monkeypatch):
     params_factory(orchestration={"stage_timeout_minutes": {"sft": 0.01}, "remote_start_minutes": 0.02})
+    _dvc_repo(tmp_path)  # a remote stage's data goes through DVC (tests/flows/test_handover.py); nothing to send here
+    monkeypatch.chdir(tmp_path)
     deployment_id = stage_flow.to_deployment(name="no-worker").apply()  # no worker will ever pick it up
     monkeypatch.setenv(pipeline_module.GPU_DEPLOYMENT_ENV, f"{stage_flow.name}/no-worker")
     start = time.monotonic()
@@ -134,6 +136,14 @@ def test_wait_on_the_gpu_deployment_is_bounded(params_factory, tmp_path, monkeyp
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
     assert [r.state.type.value for r in runs] == ["CANCELLED"]  # it cannot start later behind our back
+
+
+def _dvc_repo(root: Path) -> None:
+    """`root` as a git + DVC repo with the project's dvc.yaml and a local-folder default remote."""
+    (root / "dvc.yaml").write_bytes((REPO / "dvc.yaml").read_bytes())
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    for args in (("init", "-q"), ("remote", "add", "-d", "store", str(root.parent / "dvc-store"))):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True)
 
 
 def test_flow_holds_the_workdir_lock_from_start_to_end(params_factory, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from components import tracking
 from components.config import ConfigError, load_params
 from components.data.episode import DataError
 from components.result import StageResult
-from flows import cli
+from flows import cli, persist
 from flows import pipeline as pipeline_module
 from flows.pipeline import (GPU_STAGES, STAGES, artifact_key, gpu_deployment, is_retryable, pipeline, select_stages,
                             stage_flow)
@@ -222,6 +222,7 @@ def test_prefect_yaml_deployments_resolve():
     assert deployments["tooltune-stage-gpu"]["work_pool"]["name"] == "gpu"
     gpu_name = f"{flows['tooltune-stage-gpu'].name}/tooltune-stage-gpu"
     assert nightly["work_pool"]["job_variables"]["env"]["TOOLTUNE_GPU_DEPLOYMENT"] == gpu_name
+    assert nightly["work_pool"]["job_variables"]["env"][persist.PUSH_ENV] == "1"  # its records reach the next night
     # the code comes from a git_clone pull step (tests/integration/test_worker.py runs it), no fixed checkout path
     assert [next(iter(step)) for step in spec["pull"]] == ["prefect.deployments.steps.git_clone"]
     template = json.loads((REPO / "infra/workpools/gpu-job-template.json").read_text())

@@ -2,10 +2,12 @@
 
 Real servers on 127.0.0.1 (`flows/stack.py`: MLflow, Prefect, moto S3), a `cpu` and a `gpu` process work pool
 with one `prefect worker start` each, a temporary git + DVC repo (the pipeline's workdir, the cpu deployment's)
-and a separate `git clone` of it for the gpu worker. The pipeline runs on the cpu pool on the quick profile's
-values with fewer training steps; `sft` and `rl` go to the gpu deployment (`TOOLTUNE_GPU_STAGES`), so `rl`
-needs one input made remotely (sft) and one made by the parent (reward_model), and evaluate and register
-run on what `rl` pushed. Prefect results travel through an S3 block too (`PREFECT_DEFAULT_RESULT_STORAGE_BLOCK`).
+and a separate `git clone` of it for the gpu worker. `sft` and `rl` go to the gpu deployment
+(`TOOLTUNE_GPU_STAGES`), so `rl` needs one input made remotely (sft) and one made by the parent (reward_model), and
+evaluate and register run on what `rl` pushed. Two pipeline runs on the cpu pool, with fewer training steps than
+the quick profile: first the run dvc.yaml describes (params.yaml holds the quick values: data travels as dvc.lock
+entries), then `--profile quick` with `-S` values (workdir runs/quick: transient .dvc pointers). Prefect results
+travel through an S3 block too (`PREFECT_DEFAULT_RESULT_STORAGE_BLOCK`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ RESULTS_BLOCK = "tooltune-results"
 # fewer steps than the quick profile: the test is about where the data goes, not how well the model learns
 FASTER = {"sft": {"max_steps": 4}, "reward_model": {"max_steps": 2}, "rl": {"max_steps": 1},
           "evaluate": {"compare_champion": False}}
+# the second run: the quick profile as a user runs it (`tooltune run --profile quick -S ...`), registered apart
+PROFILE_RUN = {"profile": "quick", "overrides": [
+    "sft.max_steps=4", "reward_model.max_steps=2", "rl.max_steps=1", "evaluate.compare_champion=false",
+    "register.model_name=tooltune-travel-profile", "tracking.experiment=tooltune-profile"]}
 
 
 def _sha256(path: Path) -> str:
@@ -152,7 +158,11 @@ def remote_run(tmp_path_factory) -> Iterator[dict]:
                 _deploy(client, "gpu", "tooltune-stage", "gpu-test", "flows/pipeline.py:stage_flow", checkout)
                 _deploy(client, "cpu", "tooltune-pipeline", "cpu-test", "flows/pipeline.py:pipeline", origin)
             flow_run = run_deployment("tooltune-pipeline/cpu-test", timeout=1500, poll_interval=2)
-            yield {"flow_run": flow_run, "origin": origin, "checkout": checkout, "state": state, "base": base}
+            lock = (origin / "dvc.lock").read_bytes() if (origin / "dvc.lock").is_file() else b""
+            profile_run = run_deployment("tooltune-pipeline/cpu-test", parameters=PROFILE_RUN, timeout=1500,
+                                         poll_interval=2)
+            yield {"flow_run": flow_run, "origin": origin, "checkout": checkout, "state": state, "base": base,
+                   "profile_run": profile_run, "lock_before_profile_run": lock}
     finally:
         _stop(workers)
         stack.down(base / "stack")
@@ -165,14 +175,13 @@ def _logs(base: Path) -> str:
 
 def test_gpu_stages_run_on_the_gpu_worker_and_their_outputs_come_back(remote_run):
     from prefect import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     run, origin, checkout = remote_run["flow_run"], remote_run["origin"], remote_run["checkout"]
     assert run.state is not None and run.state.is_completed(), f"{run.state}\n{_logs(remote_run['base'])}"
+    staged = _gpu_runs(remote_run, profile=None)
     with (temporary_settings(updates={PREFECT_API_URL: remote_run["state"]["prefect"]["url"]}),
           get_client(sync_client=True) as client):
-        staged = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu-test"])))
         pipeline_run = client.read_flow_run(run.id)
     assert pipeline_run.work_pool_name == "cpu"
     assert sorted((r.parameters["stage"], r.work_pool_name, r.state.type.value) for r in staged) == [
@@ -186,35 +195,91 @@ def test_gpu_stages_run_on_the_gpu_worker_and_their_outputs_come_back(remote_run
     assert _sha256(origin / "artifacts" / "rl" / "model.safetensors") == produced
     assert _sh(checkout, "git", "ls-files", "dvc.lock", "artifacts", "data") == ""  # the clone brought no data
 
-    registered = _registered_weights(remote_run)
+    params = yaml.safe_load((origin / "params.yaml").read_text())
+    registered = _registered_weights(remote_run, params["register"]["model_name"], "reg")
     assert registered == produced, "the registered model is not the one the remote rl stage produced"
-    _check_lineage(remote_run, lock)
+    runs = _stage_runs(remote_run, params["tracking"]["experiment"])
+    for stage in ROUTED:
+        assert json.loads(runs[stage][remote.PUSHED_TAG]) == remote.out_hashes({stage: lock[stage]})
+    pulled = json.loads(runs["rl"][remote.PULLED_TAG])  # rl read sft's remote output and the parent's reward_model
+    assert pulled["artifacts/sft"] == lock["sft"]["outs"][0]["md5"]
+    assert pulled["artifacts/reward_model"] == lock["reward_model"]["outs"][0]["md5"]
 
 
-def _registered_weights(remote_run: dict) -> str:
+def test_a_profile_runs_gpu_stages_hand_over_through_dvc_pointers(remote_run):
+    """`--profile quick` (workdir runs/quick, not dvc.yaml's outs): the same hand-over through .dvc pointers."""
+    run, origin, checkout = remote_run["profile_run"], remote_run["origin"], remote_run["checkout"]
+    assert run.state is not None and run.state.is_completed(), f"{run.state}\n{_logs(remote_run['base'])}"
+    staged = _gpu_runs(remote_run, profile="quick")
+    assert sorted((r.parameters["stage"], r.work_pool_name, r.state.type.value) for r in staged) == [
+        ("rl", "gpu", "COMPLETED"), ("sft", "gpu", "COMPLETED")]
+    assert all(r.parameters["overrides"] == PROFILE_RUN["overrides"] for r in staged)  # the same values there
+
+    work = "runs/quick"
+    produced = _sha256(checkout / work / "artifacts" / "rl" / "model.safetensors")
+    assert _sha256(origin / work / "artifacts" / "rl" / "model.safetensors") == produced  # pulled back
+    assert _sha256(origin / work / "artifacts" / "sft" / "model.safetensors") == _sha256(
+        checkout / work / "artifacts" / "sft" / "model.safetensors")
+    assert _sha256(checkout / work / "artifacts" / "reward_model" / "model.safetensors") == _sha256(
+        origin / work / "artifacts" / "reward_model" / "model.safetensors")  # sent to rl, made by the parent
+    assert (origin / "dvc.lock").read_bytes() == remote_run["lock_before_profile_run"]  # dvc.lock left alone
+    for root in (origin, checkout):
+        assert not list(root.glob(".tooltune-handover-*"))
+    assert _registered_weights(remote_run, "tooltune-travel-profile", "reg-profile") == produced
+
+    runs = _stage_runs(remote_run, "tooltune-profile")
+    pushed = {stage: json.loads(runs[stage][remote.PUSHED_TAG]) for stage in ROUTED}
+    assert set(pushed["rl"]) == {f"{work}/{p}" for p in ("artifacts/rl", "reports/rl_reward.csv",
+                                                         "reports/rl_reward.png", "metrics/rl.json")}
+    pulled = json.loads(runs["rl"][remote.PULLED_TAG])
+    assert pulled[f"{work}/artifacts/sft"] == pushed["sft"][f"{work}/artifacts/sft"]  # the version sft pushed
+    assert _dir_matches(origin, f"{work}/artifacts/reward_model", pulled[f"{work}/artifacts/reward_model"])
+    assert _dir_matches(origin, f"{work}/artifacts/rl", pushed["rl"][f"{work}/artifacts/rl"])
+    assert hashlib.md5((origin / work / "metrics" / "rl.json").read_bytes()).hexdigest() == pushed["rl"][
+        f"{work}/metrics/rl.json"]
+
+
+def _dir_matches(root: Path, rel: str, md5: str) -> bool:
+    """The folder holds exactly the files, with their md5s, that DVC's `.dir` object `md5` lists (in root's cache)."""
+    listing = json.loads((root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).read_text())
+    here = {p.relative_to(root / rel).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in (root / rel).rglob("*") if p.is_file()}
+    return here == {e["relpath"]: e["md5"] for e in listing}
+
+
+def _gpu_runs(remote_run: dict, profile: str | None) -> list:
+    """The gpu deployment's flow runs of the pipeline run on this profile."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (temporary_settings(updates={PREFECT_API_URL: remote_run["state"]["prefect"]["url"]}),
+          get_client(sync_client=True) as client):
+        staged = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu-test"])))
+    return [r for r in staged if r.parameters.get("profile") == profile]
+
+
+def _registered_weights(remote_run: dict, name: str, folder: str) -> str:
     """sha256 of model.safetensors in the registered version (the only one), downloaded from the MLflow server."""
     from mlflow.artifacts import download_artifacts
 
     from mlflow import MlflowClient
 
-    params = yaml.safe_load((remote_run["origin"] / "params.yaml").read_text())
     url = remote_run["state"]["mlflow"]["url"]
     client = MlflowClient(tracking_uri=url, registry_uri=url)
-    name = params["register"]["model_name"]
     (version,) = client.search_model_versions(f"name = '{name}'")
     source = client.get_model_version_download_uri(name, version.version)
-    folder = Path(download_artifacts(artifact_uri=source, dst_path=str(remote_run["base"] / "reg"), tracking_uri=url))
-    (weights,) = folder.rglob("model.safetensors")
+    dst = Path(download_artifacts(artifact_uri=source, dst_path=str(remote_run["base"] / folder), tracking_uri=url))
+    (weights,) = dst.rglob("model.safetensors")
     return _sha256(weights)
 
 
-def _check_lineage(remote_run: dict, lock: dict) -> None:
-    """Each stage's MLflow run says where it ran; the remote ones what they pulled and pushed."""
+def _stage_runs(remote_run: dict, experiment_name: str) -> dict[str, dict]:
+    """{stage: tags} of the experiment's stage runs; each says where it ran, the remote ones on the gpu pool."""
     from mlflow import MlflowClient
 
-    params = yaml.safe_load((remote_run["origin"] / "params.yaml").read_text())
     client = MlflowClient(remote_run["state"]["mlflow"]["url"])
-    experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
+    experiment = client.get_experiment_by_name(experiment_name)
     runs = {r.data.tags["tooltune.stage"]: r.data.tags
             for r in client.search_runs([experiment.experiment_id], "tags.`tooltune.kind` = 'stage'")}
     assert set(runs) == set(remote.STAGES)
@@ -222,8 +287,4 @@ def _check_lineage(remote_run: dict, lock: dict) -> None:
         want = GPU_DEPLOYMENT if stage in ROUTED else remote.LOCAL
         assert tags[remote.RAN_ON_TAG] == want, (stage, tags[remote.RAN_ON_TAG])
         assert (tags.get(remote.POOL_TAG) == "gpu") == (stage in ROUTED)
-    for stage in ROUTED:
-        assert json.loads(runs[stage][remote.PUSHED_TAG]) == remote.out_hashes({stage: lock[stage]})
-    pulled = json.loads(runs["rl"][remote.PULLED_TAG])  # rl read sft's remote output and the parent's reward_model
-    assert pulled["artifacts/sft"] == lock["sft"]["outs"][0]["md5"]
-    assert pulled["artifacts/reward_model"] == lock["reward_model"]["outs"][0]["md5"]
+    return runs

@@ -1,10 +1,12 @@
-"""Layered RL rewards on hand-made rollouts, with a real simulator for task completion, bound to each domain."""
+"""Layered RL rewards on hand-made rollouts, with a real simulator for task completion, bound to each domain and to
+the policy's tokenizer (a model with its own tool syntax: tests/families.py)."""
 
 import json
 
-from components import domains
+from components import domains, rl
 from components.training import rewards
 from components.domains import finance, travel
+from tests import families
 
 WEATHER = {"name": "get_weather", "arguments": {"city": "Paris", "start_date": "2026-05-01", "end_date": "2026-05-02"}}
 TRAVEL = rewards.layers(domains.get("travel"))
@@ -57,3 +59,31 @@ def test_layers_follow_the_domain():
     assert layers["completion"]([done], [exp], [goal], environments=[env]) == [1.0]
     assert layers["completion"]([done], [exp], [goal], environments=[finance.FinanceEnv()]) == [0.0]
     assert [getattr(fn, "func", fn).__name__ for fn in layers.values()] == list(layers)  # TRL's reward names
+
+
+def test_a_native_syntax_models_text_completions_are_read_in_its_own_syntax(params_factory):
+    """No simulator: TRL hands reward functions the generated ids decoded without special tokens, and no tokenizer.
+    The layers rl.py builds read them through the policy's tokenizer (here a tiny Qwen3.5-XML family model's)."""
+    from trl.chat_template_utils import add_response_schema
+
+    tok = add_response_schema(families.tokenizer("qwen_xml"))  # what `base` keeps for a model of this family
+    model = families.model("qwen_xml", tok)
+    catalog = domains.get("travel").catalog()
+    prompt = [{"role": "user", "content": "Weather in Paris on 1 and 2 May?"}]
+    call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": WEATHER}]}
+    head = tok.apply_chat_template(prompt, tools=catalog, add_generation_prompt=True, tokenize=False)
+    turn = tok.apply_chat_template(prompt + [call], tools=catalog, tokenize=False)[len(head):]
+    ids = tok(turn, add_special_tokens=False).input_ids
+    assert max(ids) < model.get_input_embeddings().num_embeddings  # ids the family's model can emit
+    [text] = tok.batch_decode([ids], skip_special_tokens=True)  # as GRPOTrainer decodes a text prompt's completion
+    assert "<function=get_weather>" in text and "<|im_end|>" not in text
+    exp = json.dumps([[WEATHER]])
+
+    chosen = {name: fn for name, fn, _ in rl.reward_functions(params_factory(), tok)}
+    assert chosen["correctness"]([text], [exp]) == [1.0]
+    assert chosen["efficiency"]([text, text.replace("</tool_call>", "</tool_call>\n" + text.strip())], [exp, exp]) == [
+        1.0, 0.5]  # a second call in the same syntax counts as one too many
+    assert TRAVEL["correctness"]([text], [exp]) == [0.0]  # read as ChatML (the old behaviour): unparsable
+    project = rewards.layers(domains.get("travel"), tok=None)
+    chatml = '<tool_call>{"name": "get_weather", "arguments": ' + json.dumps(WEATHER["arguments"]) + "}</tool_call>"
+    assert project["correctness"]([chatml], [exp]) == [1.0]  # the project's ChatML model: unchanged
