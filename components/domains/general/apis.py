@@ -47,7 +47,7 @@ OPS: dict[str, Op] = {
                 "do:summarise the {n} numbers/say:I'd like a {n} summary", "Get {n} statistics over a period.",
                 "period |", "stats"),
     "search": Op("search find|query discover", "do:search for {n}/do:find {n}/do:look for {n}/do:show me {n}/"
-                 "ask:are there any {n}|do:hunt down {n}/say:I'm looking for {n}", "Search {n}.", "| limit",
+                 "ask:are there any {n}|do:hunt down {n}/say:I'm on the hunt for {n}", "Search {n}.", "| limit",
                  plural=True),
     "list": Op("list|enumerate browse", "do:list the {n}/do:show all the {n}/ask:which {n} are there/do:give me the {n}|"
                "do:enumerate the {n}/say:I want to see the {n}", "List the {n}.", "| page", plural=True),
