@@ -232,14 +232,22 @@ def phrasing_counts(domain: str, n: int = 5000, seed: int = 0) -> dict[str, dict
     return {tool: {side: len(found) for side, found in sides.items()} for tool, sides in sorted(keys.items())}
 
 
+def as_child(args: list[str], chunk_fields: Callable[[tuple], list[tuple]]) -> bool:
+    """Be a generating child of `in_children` when `args` are `JOBS OUT`: draw the chunk jobs pickled in JOBS
+    (written by the parent in a private scratch folder) with `chunk_fields` and pickle their lines to OUT. False
+    when `args` are something else (the caller's own command line)."""
+    if len(args) != 2 or args[0].startswith("-"):
+        return False
+    jobs, out = map(Path, args)
+    out.write_bytes(pickle.dumps([chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
+                                 protocol=pickle.HIGHEST_PROTOCOL))
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
-    """A generating child of `generate_lines` (`JOBS OUT`: draws the chunk jobs pickled in JOBS, written by its
-    parent in a private scratch folder, and pickles their lines to OUT), or the timing and variety report."""
+    """A generating child of `generate_lines` (`as_child`), or the timing and variety report."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and not args[0].startswith("-"):
-        jobs, out = map(Path, args)
-        out.write_bytes(pickle.dumps([_chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
-                                     protocol=pickle.HIGHEST_PROTOCOL))
+    if as_child(args, _chunk_fields):
         return
     parser = argparse.ArgumentParser(prog="python -m components.domains.generation",
                                      description="Time a draw of synthetic episodes; count phrasings per tool.")

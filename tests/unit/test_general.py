@@ -72,8 +72,8 @@ def test_parameters_cover_every_type(settings):
     assert any("enum" in p for p in schemas)
     assert any("default" in p for p in schemas)  # optional with a default
     assert any(p["type"] == "array" and p["items"]["type"] == "integer" for p in schemas)
-    optional = [a for a in apis.apis(settings.heldout_functions)
-                if set(a.tool["function"]["parameters"]["properties"]) - set(a.tool["function"]["parameters"]["required"])]
+    params = [a.tool["function"]["parameters"] for a in apis.apis(settings.heldout_functions)]
+    optional = [p for p in params if set(p["properties"]) - set(p["required"])]
     assert len(optional) > 100
 
 

@@ -4,7 +4,7 @@ model learns to call whatever tools it is given rather than one catalog's.
 
 - `concepts`, `vocab`, `everyday`, `leisure`: parameter concepts (type, names, values, phrases; each pool with a
   training and a held-out side);
-- `fields`: the fields, their nouns and each noun's operations;
+- `fields`, `daily`: the fields, their nouns and each noun's operations;
 - `apis`: every (noun, operation) composed into a function with an OpenAI-format JSON Schema, a stable share of
   them held out (their episodes go only to the test split, their names and parameter names are never trained on);
 - `requests`: argument values, how a user spells them, the request's `phrasing.Intent`, the gold call;

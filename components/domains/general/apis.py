@@ -15,12 +15,13 @@ from functools import lru_cache
 from typing import Any
 
 from components.domains import sim
-from components.domains.general import everyday, leisure, vocab
+from components.domains.general import daily, everyday, fields, leisure, vocab
 from components.domains.general.concepts import UNITS, Concept, enum, num, pool
-from components.domains.general.fields import FIELDS, Field, Noun
+from components.domains.general.fields import Field, Noun
 from components.domains.phrasing import Head, Pool
 
 CONCEPTS: dict[str, Concept] = {**vocab.CONCEPTS, **everyday.EVERYDAY, **leisure.LEISURE}
+FIELDS = fields.FIELDS + daily.DAILY
 NAME_STYLES: Pool = (["snake", "snake", "dotted"], ["snake", "dotted", "camel"])
 
 
@@ -43,22 +44,25 @@ OPS: dict[str, Op] = {
     "history": Op("get fetch|retrieve lookup", "do:get the {n} history/do:show the past {n}/ask:what was the {n}/"
                   "do:give me historical {n} data|do:pull the {n} records/say:I'd like the {n} history",
                   "Get the historical {n} between two dates.", "start_date end_date | interval", "history"),
-    "stats": Op("get fetch|retrieve lookup", "do:get the {n} stats/do:show the {n} statistics/ask:what are the {n} stats|"
-                "do:summarise the {n} numbers/say:I'd like a {n} summary", "Get {n} statistics over a period.",
+    "stats": Op("get fetch|retrieve lookup", "do:get the {n} stats/do:show the {n} statistics/"
+                "ask:what are the {n} stats|do:summarise the {n} numbers/say:I'd like a {n} summary",
+                "Get {n} statistics over a period.",
                 "period |", "stats"),
     "search": Op("search find|query discover", "do:search for {n}/do:find {n}/do:look for {n}/do:show me {n}/"
                  "ask:are there any {n}|do:hunt down {n}/say:I'm on the hunt for {n}", "Search {n}.", "| limit",
                  plural=True),
-    "list": Op("list|enumerate browse", "do:list the {n}/do:show all the {n}/ask:which {n} are there/do:give me the {n}|"
-               "do:enumerate the {n}/say:I want to see the {n}", "List the {n}.", "| page", plural=True),
+    "list": Op("list|enumerate browse", "do:list the {n}/do:show all the {n}/ask:which {n} are there/"
+               "do:give me the {n}|do:enumerate the {n}/say:I want to see the {n}", "List the {n}.", "| page",
+               plural=True),
     "compare": Op("compare|contrast benchmark", "do:compare the {n}/ask:how do the {n} compare/"
                   "do:give me a comparison of the {n}|do:contrast the {n}/say:I want a side-by-side of the {n}",
                   "Compare the {n} of several items.", plural=True),
     "calc": Op("calculate compute|calc evaluate estimate", "do:calculate the {n}/do:compute the {n}/ask:what's the {n}/"
                "do:work out the {n}/ask:what is the {n}/do:find the {n}|do:figure out the {n}/"
                "ask:what would the {n} be/do:determine the {n}", "Calculate the {n}."),
-    "convert": Op("convert|transform", "do:convert {0} {1} to {2}/ask:how many {2} is {0} {1}/ask:what is {0} {1} in {2}/"
-                  "do:change {0} {1} into {2}|do:express {0} {1} in {2}/ask:{0} {1} equals how many {2}",
+    "convert": Op("convert|transform", "do:convert {0} {1} to {2}/ask:how many {2} is {0} {1}/"
+                  "ask:what is {0} {1} in {2}/do:change {0} {1} into {2}|do:express {0} {1} in {2}/ask:{0} {1} equals "
+                  "how many {2}",
                   "Convert a {n} value from one unit to another.", "| round_to"),
     "create": Op("|make new", "do:{verb} {a_n}/do:create {a_n}/do:set up {a_n}/say:I'd like to {verb} {a_n}|"
                  "do:arrange {a_n}/say:I want to {verb} {a_n}", "{Verb} {a_n}."),

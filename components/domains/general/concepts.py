@@ -116,9 +116,11 @@ def obj(label: str, names: str, fields: dict[str, str], phrases: str) -> Concept
 
 CITIES = ("Paris/Tokyo/Berlin/Nairobi/Toronto/Sydney/Mumbai/Lima/Cairo/Seoul/Madrid/Chicago/Oslo/Dublin/Bangkok/Lisbon|"
           "Hanoi/Quito/Perth/Accra/Helsinki/Montevideo/Tbilisi/Krakow")
-COUNTRIES = "France/Japan/Brazil/Kenya/Canada/Norway/India/Peru/Egypt/Mexico/Italy/Germany|Vietnam/Chile/Ghana/Finland/Uruguay"
+COUNTRIES = ("France/Japan/Brazil/Kenya/Canada/Norway/India/Peru/Egypt/Mexico/Italy/Germany|"
+             "Vietnam/Chile/Ghana/Finland/Uruguay")
 TICKERS = "AAPL/MSFT/TSLA/AMZN/NVDA/GOOGL/META/NFLX/IBM/INTC|ORCL/SAP/SONY/ADBE"
-PEOPLE = "Alice Chen/Marco Rossi/Priya Patel/John Smith/Fatima Khan/Lucas Silva/Emma Brown/Kenji Sato|Olga Ivanova/Diego Ramos/Amara Okafor/Lena Fischer"
+PEOPLE = ("Alice Chen/Marco Rossi/Priya Patel/John Smith/Fatima Khan/Lucas Silva/Emma Brown/Kenji Sato|"
+          "Olga Ivanova/Diego Ramos/Amara Okafor/Lena Fischer")
 EMAILS = ("alice.chen@example.com/marco@rossi.it/priya.p@mail.com/j.smith@work.org/fatima.khan@example.net|"
           "olga.i@example.org/diego@ramos.dev/amara.o@mail.co")
 UNITS = {  # convert: unit enums, value -> spellings

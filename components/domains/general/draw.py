@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import random
 import statistics
 import sys
@@ -19,13 +18,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass
 from functools import partial
-from pathlib import Path
 
 from components.data.episode import Episode
 from components.data.fileio import gc_paused
 from components.domains.general import episodes, requests
 from components.domains.general.episodes import Settings
-from components.domains.generation import CHUNK, CHUNKS_PER_WORKER, Generated, in_children, new_request, pattern_list
+from components.domains.generation import (CHUNK, CHUNKS_PER_WORKER, Generated, as_child, in_children, new_request,
+                                          pattern_list)
 from components.domains.phrasing import Voice
 
 
@@ -59,7 +58,8 @@ def generate(s: Settings, n: int, shares: dict[str, float], heldout_fraction: fl
     stream of its own index), so no request can land in two splits."""
     patterns = pattern_list(n, shares, seed)
     with gc_paused():
-        drawn = [e for c in range(0, n, chunk) for e in _chunk(s, patterns, c, c + chunk, heldout_fraction, seed, kinds)]
+        drawn = [e for c in range(0, n, chunk)
+                 for e in _chunk(s, patterns, c, c + chunk, heldout_fraction, seed, kinds)]
         for i, episode in _redrawn(s, patterns, seed, [(_key(e), e.split == "test") for e in drawn], kinds):
             drawn[i] = episode
     return drawn
@@ -134,10 +134,7 @@ def _chunk_fields(job: tuple) -> list[tuple]:
 def main(argv: list[str] | None = None) -> None:
     """A generating child (`JOBS OUT`), or the timing and variety report."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and not args[0].startswith("-"):
-        jobs, out = map(Path, args)
-        out.write_bytes(pickle.dumps([_chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
-                                     protocol=pickle.HIGHEST_PROTOCOL))
+    if as_child(args, _chunk_fields):
         return
     parser = argparse.ArgumentParser(prog="python -m components.domains.general.draw",
                                      description="Time a draw of general episodes; count functions and phrasings.")

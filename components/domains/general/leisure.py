@@ -4,7 +4,7 @@ for training functions, after it for held-out ones."""
 
 from __future__ import annotations
 
-from components.domains.general.concepts import CITIES, EMAILS, Concept, array, clock, day, enum, flag, integer, num, text
+from components.domains.general.concepts import CITIES, EMAILS, Concept, array, day, enum, flag, integer, num, text
 
 LEISURE: dict[str, Concept] = {
     # music and film
@@ -24,7 +24,8 @@ LEISURE: dict[str, Concept] = {
                    "visible to everyone", default=False),
     "movie": text("movie", "movie title|film picture", "Inception/The Matrix/Spirited Away/Parasite/Casablanca/Jaws|"
                   "Amelie/Arrival", "for {v}/of {v}|about {v}"),
-    "series": text("series", "series show|programme tv_title", "Breaking Bad/The Office/Friends/Dark|Fleabag/Succession",
+    "series": text("series", "series show|programme tv_title",
+                   "Breaking Bad/The Office/Friends/Dark|Fleabag/Succession",
                    "of {v}/for {v}|from {v}"),
     "season_no": integer("season number", "season_number season_no|series_no run", 1, 8, "season {v}/in season {v}|"
                          "from season {v}"),
@@ -33,7 +34,8 @@ LEISURE: dict[str, Concept] = {
     "country_code": text("country code", "country_code region|market locale_region", "US/GB/FR/DE/JP/BR|CA/AU/IN",
                          "in {v}/for {v}|within {v}"),
     # learning and work
-    "subject": text("subject", "subject topic|discipline field_of_study", "algebra/biology/world history/chemistry/economics/"
+    "subject": text("subject", "subject topic|discipline field_of_study",
+                    "algebra/biology/world history/chemistry/economics/"
                     "computer science|astronomy/philosophy", "in {v}/on {v}|covering {v}"),
     "level": enum("level", "level difficulty|tier grade_band", {"beginner": "beginner/introductory",
                   "intermediate": "intermediate", "advanced": "advanced|expert"}, "at {v} level/{v}|for {v} learners",
@@ -66,7 +68,8 @@ LEISURE: dict[str, Concept] = {
                        default="vacation"),
     "gross_salary": num("gross salary", "gross_salary gross|pre_tax_pay salary_gross", 20000, 200000, 500,
                         "on a gross salary of ${v}/from ${v} gross|earning {v} before tax"),
-    "tax_rate": num("tax rate", "tax_rate tax_pct|levy_rate withholding", 5, 45, 0.5, "at a {v}% tax rate/taxed at {v}%|"
+    "tax_rate": num("tax rate", "tax_rate tax_pct|levy_rate withholding", 5, 45, 0.5,
+                    "at a {v}% tax rate/taxed at {v}%|"
                     "with {v}% withheld", default=20),
     # housing
     "bedrooms": integer("bedrooms", "bedrooms beds|rooms bedroom_count", 1, 5, "with {v} bedrooms/{v}-bedroom|"
@@ -94,14 +97,17 @@ LEISURE: dict[str, Concept] = {
                  "saying '{v}'/that says '{v}'|reading '{v}'"),
     "urgent": flag("urgent flag", "urgent high_importance|flagged important", "marked urgent/as urgent|flagged as "
                    "important", default=False),
-    "folder": enum("folder", "folder mailbox|box tag_folder", {"inbox": "inbox", "sent": "sent", "archive": "archive|archived"},
+    "folder": enum("folder", "folder mailbox|box tag_folder", {"inbox": "inbox", "sent": "sent",
+                                                               "archive": "archive|archived"},
                    "in my {v}/from {v}|in the {v} folder", default="inbox"),
     "unread": flag("unread only", "unread_only unread|new_only unseen", "that are unread/unread|I haven't opened",
                    default=False),
     "topic": text("topic", "topic category_topic|theme interest", "tech/finance/sports/science/cooking|gardening/film",
                   "about {v}/on {v}|covering {v}"),
-    "event_title": text("event title", "title event_name|summary headline", "team sync/budget review/dentist appointment/"
-                        "project kickoff/yoga class|quarterly planning/book club", "called '{v}'/for '{v}'|named '{v}'"),
+    "event_title": text("event title", "title event_name|summary headline",
+                        "team sync/budget review/dentist appointment/"
+                        "project kickoff/yoga class|quarterly planning/book club",
+                        "called '{v}'/for '{v}'|named '{v}'"),
     "attendees": array("attendees", "attendees guests_list|invitees participants", EMAILS,
                        phrases="with {v}/inviting {v}|including {v}"),
     "event_id": text("event id", "event_id event|calendar_ref entry_id", "EV-301/EV-772/EV-145/EV-980|EV-613/EV-448",
@@ -116,19 +122,24 @@ LEISURE: dict[str, Concept] = {
                    "that are {v}/{v}|marked {v}", default="open"),
     "label": text("label", "label name_tag|tag caption", "tea/pasta/stretch/laundry|meditation/oven", "labelled '{v}'/"
                   "for {v}|named '{v}'"),
-    "minutes": integer("minutes", "minutes duration|mins length_minutes", 1, 90, "for {v} minutes/{v} minutes|of {v} mins"),
+    "minutes": integer("minutes", "minutes duration|mins length_minutes", 1, 90,
+                       "for {v} minutes/{v} minutes|of {v} mins"),
     # home
     "room": text("room", "room area|zone_name space", "kitchen/bedroom/living room/garage/office|attic/hallway",
                  "in the {v}/for the {v}|in my {v}"),
-    "temperature_c": num("temperature", "temperature target_temp|setpoint degrees", 16, 26, 0.5, "to {v} degrees/at {v}°C|"
+    "temperature_c": num("temperature", "temperature target_temp|setpoint degrees", 16, 26, 0.5,
+                         "to {v} degrees/at {v}°C|"
                          "to {v} C"),
     "hvac_mode": enum("mode", "mode hvac_mode|operating_mode setting", {"heat": "heating/heat", "cool": "cooling/cool",
                       "auto": "auto|automatic"}, "on {v}/in {v} mode|set to {v}", default="auto"),
-    "brightness": integer("brightness", "brightness level_pct|intensity_pct dim_level", 5, 100, "to {v}%/at {v} percent|"
+    "brightness": integer("brightness", "brightness level_pct|intensity_pct dim_level", 5, 100,
+                          "to {v}%/at {v} percent|"
                           "at {v}% brightness"),
-    "color": text("colour", "color colour|hue shade", "warm white/blue/red/green/purple|amber/teal", "in {v}/{v}|glowing {v}",
+    "color": text("colour", "color colour|hue shade", "warm white/blue/red/green/purple|amber/teal",
+                  "in {v}/{v}|glowing {v}",
                   default="warm white"),
-    "door": text("door", "door door_name|entry portal", "front door/back door/garage door/side gate|patio door/cellar door",
+    "door": text("door", "door door_name|entry portal",
+                 "front door/back door/garage door/side gate|patio door/cellar door",
                  "the {v}|for the {v}"),
     "locked": flag("locked", "locked lock|secure bolted", "lock/locked|bolt", "unlock/unlocked|unbolt"),
     "device": text("device", "device appliance|gadget unit_name", "dishwasher/fridge/washing machine/heater/TV|"
@@ -142,10 +153,13 @@ LEISURE: dict[str, Concept] = {
                   "dachshund/ragdoll", "for {v}/of {v}|about {v}"),
     "pet_name": text("pet name", "pet_name pet|animal_name companion", "Bella/Max/Luna/Charlie/Milo|Nala/Rocky",
                      "for {v}|for my pet {v}"),
-    "pet_weight": num("pet weight", "pet_weight_kg pet_weight|animal_mass body_kg", 2, 60, 0.5, "weighing {v} kg/at {v} kg|"
+    "pet_weight": num("pet weight", "pet_weight_kg pet_weight|animal_mass body_kg", 2, 60, 0.5,
+                      "weighing {v} kg/at {v} kg|"
                       "with a weight of {v} kg"),
-    "pet_age": integer("age in years", "age_years pet_age|pet_years animal_age", 1, 15, "aged {v}/{v} years old|who is {v}"),
-    "platform": enum("platform", "platform network|social_network channel", {"twitter": "Twitter/X", "instagram": "Instagram",
+    "pet_age": integer("age in years", "age_years pet_age|pet_years animal_age", 1, 15,
+                       "aged {v}/{v} years old|who is {v}"),
+    "platform": enum("platform", "platform network|social_network channel", {"twitter": "Twitter/X",
+                                                                             "instagram": "Instagram",
                      "linkedin": "LinkedIn", "mastodon": "Mastodon|the fediverse"}, "on {v}|over on {v}"),
     "hashtags": array("hashtags", "hashtags tags|topics_tags labels", "#travel/#foodie/#fitness/#tech/#monday|"
                       "#photography/#garden", phrases="with {v}/tagged {v}|using {v}"),
@@ -168,7 +182,8 @@ LEISURE: dict[str, Concept] = {
     "pw_length": integer("length", "length size|char_count n_chars", 8, 40, "{v} characters long/of {v} characters|"
                          "with {v} characters"),
     "symbols": flag("symbols", "include_symbols symbols|special_chars punctuation", "with symbols/including symbols|"
-                    "with special characters", "without symbols/letters and digits only|with no special characters", default=True),
+                    "with special characters", "without symbols/letters and digits only|with no special characters",
+                    default=True),
     "book": text("book", "book book_title|tome work", "1984/Dune/Hamlet/The Hobbit/Beloved/Middlemarch|Dracula/"
                  "Things Fall Apart", "{v}/for {v}|called {v}"),
     "author": text("author", "author writer|novelist penned_by", "Jane Austen/George Orwell/Toni Morrison/"
@@ -197,7 +212,8 @@ LEISURE: dict[str, Concept] = {
                          "Room 4B|Room 7A/the library room", "{v}/in {v}|in the {v} room"),
     "armed": flag("armed", "armed arm|enabled active_mode", "arm/armed|switch on", "disarm/disarmed|switch off"),
     "include_spaces": flag("counting spaces", "include_spaces spaces|with_whitespace blanks", "including spaces/"
-                           "with spaces|counting the blanks", "without spaces/excluding spaces|ignoring the blanks", default=True),
+                           "with spaces|counting the blanks", "without spaces/excluding spaces|ignoring the blanks",
+                           default=True),
     "cities": array("cities", "cities city_list|towns municipalities", CITIES, phrases="for {v}/in {v}|across {v}"),
     "tickers": array("ticker symbols", "symbols tickers|stock_codes instruments", "AAPL/MSFT/TSLA/AMZN/NVDA/GOOGL|"
                      "ORCL/SAP/ADBE", phrases="for {v}/between {v}|across {v}"),

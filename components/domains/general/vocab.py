@@ -3,7 +3,8 @@ field of a `Concept` means). Names before `|` are for training functions, after 
 
 from __future__ import annotations
 
-from components.domains.general.concepts import CITIES, COUNTRIES, EMAILS, PEOPLE, TICKERS, Concept, array, enum, flag, integer, num, obj, text
+from components.domains.general.concepts import (CITIES, COUNTRIES, EMAILS, PEOPLE, TICKERS, Concept, array, enum, flag,
+                                                 integer, num, obj, text)
 
 CONCEPTS: dict[str, Concept] = {
     # places and people
@@ -24,10 +25,12 @@ CONCEPTS: dict[str, Concept] = {
                            "Union Station/the airport/12 King Street/Grand Central|the harbour/the city library",
                            "from {v}/picking me up at {v}|collecting at {v}"),
     "dropoff_address": text("drop-off address", "dropoff dropoff_address|deliver_to end_addr",
-                            "the convention centre/Main Street 40/the train station/the university|the museum/the stadium",
+                            "the convention centre/Main Street 40/the train station/the university|the museum/the "
+                            "stadium",
                             "to {v}/dropping me at {v}|ending at {v}"),
     "person": text("name", "name full_name|person_name who", PEOPLE, "for {v}/named {v}|called {v}"),
-    "email": text("email address", "email email_address|mail_to inbox_address", EMAILS, "to {v}/at {v}|addressed to {v}"),
+    "email": text("email address", "email email_address|mail_to inbox_address", EMAILS,
+                  "to {v}/at {v}|addressed to {v}"),
     "phone": text("phone number", "phone phone_number|mobile cell_number", "+1 555 0100/+44 20 7946 0000/"
                   "+33 1 23 45 67 89/+81 3 1234 5678|+49 30 123456/+61 2 9876 5432", "to {v}/at {v}|on {v}"),
     "username": text("username", "username handle|account_name user_handle", "sunny_days/techguru/chef_mario/"
@@ -59,7 +62,8 @@ CONCEPTS: dict[str, Concept] = {
     "income": num("annual income", "income annual_income|yearly_earnings salary_total", 20000, 250000, 1000,
                   "on an income of ${v}/earning ${v} a year|making {v} annually"),
     "filing_status": enum("filing status", "filing_status status|tax_status household_type",
-                          {"single": "single", "married": "married/married filing jointly|joint", "head": "head of household"},
+                          {"single": "single", "married": "married/married filing jointly|joint",
+                           "head": "head of household"},
                           "filing as {v}|as a {v} filer", default="single"),
     "tax_year": integer("tax year", "tax_year fiscal_year|assessment_year period_year", 2019, 2025,
                         "for tax year {v}/for {v}|in the {v} tax year", default=2025),
@@ -70,12 +74,14 @@ CONCEPTS: dict[str, Concept] = {
     "invoice_id": text("invoice number", "invoice_id invoice_number|bill_ref document_no",
                        "INV-2041/INV-3310/INV-1177/INV-5902|INV-8840/INV-9013", "{v}/number {v}|ref {v}"),
     "portfolio_id": text("portfolio", "portfolio_id portfolio|holdings_ref account_ref",
-                         "retirement/growth-fund/college-savings/main|side-bets/legacy", "called {v}/for my {v} portfolio|labelled {v}"),
+                         "retirement/growth-fund/college-savings/main|side-bets/legacy",
+                         "called {v}/for my {v} portfolio|labelled {v}"),
     # maths, science
     "n": integer("number", "n number|value_n operand", 2, 20, "of {v}/for {v}|for the number {v}"),
     "big_n": integer("number", "num integer_value|candidate x_int", 11, 997, "{v}/of {v}|the number {v}"),
     "int_a": integer("first number", "a first_number|lhs left", 6, 240, "of {v}/for {v}|taking {v}"),
-    "int_b": integer("second number", "b second_number|rhs right", 4, 180, "with {v} as the second number|taking {v} second"),
+    "int_b": integer("second number", "b second_number|rhs right", 4, 180,
+                     "with {v} as the second number|taking {v} second"),
     "numbers": array("list of numbers", "numbers values|data_points sequence", item="small", count=(3, 6),
                      phrases="of {v}/for {v}/for the numbers {v}|across {v}"),
     "numbers_2": array("second list of numbers", "y_values second_series|other_points paired_values", item="small",
@@ -96,8 +102,10 @@ CONCEPTS: dict[str, Concept] = {
     "height": num("height", "height|h tallness", 1, 60, 0.5),
     "length": num("length", "length|len long_side", 1, 80, 0.5),
     "width": num("width", "width|w short_side", 1, 50, 0.5),
-    "side_a": num("first side", "side_a leg_a|a_len cathetus_1", 1, 40, 0.5, "with one side {v}/a first leg of {v}|one leg being {v}"),
-    "side_b": num("second side", "side_b leg_b|b_length cathetus_2", 1, 40, 0.5, "with the other side {v}/a second leg of {v}|the other leg being {v}"),
+    "side_a": num("first side", "side_a leg_a|a_len cathetus_1", 1, 40, 0.5,
+                  "with one side {v}/a first leg of {v}|one leg being {v}"),
+    "side_b": num("second side", "side_b leg_b|b_length cathetus_2", 1, 40, 0.5,
+                  "with the other side {v}/a second leg of {v}|the other leg being {v}"),
     "coef_a": integer("coefficient a", "a_coef qa|alpha quad_a", 1, 9, "with a = {v}/a = {v}|where a is {v}"),
     "coef_b": integer("coefficient b", "b_coef qb|beta quad_b", -20, 20, "b = {v}/with b = {v}|b being {v}"),
     "coef_c": integer("coefficient c", "c_coef qc|gamma quad_c", -30, 30, "c = {v}/with c = {v}|c being {v}"),
@@ -112,7 +120,8 @@ CONCEPTS: dict[str, Concept] = {
                      {"cm": "centimetres/cm", "m": "metres/meters/m", "in": "inches", "ft": "feet"},
                      "in {v}|measured in {v}", default="cm"),
     "mass": num("mass", "mass mass_kg|weight_kg_obj m", 0.5, 2000, 0.5, unit="kg"),
-    "mass_2": num("second mass", "mass_2 other_mass|m2 second_body_kg", 0.5, 5000, 0.5, "with a second mass of {v} kg/and a second body of {v} kg|against {v} kg", unit="kg"),
+    "mass_2": num("second mass", "mass_2 other_mass|m2 second_body_kg", 0.5, 5000, 0.5,
+                  "with a second mass of {v} kg/and a second body of {v} kg|against {v} kg", unit="kg"),
     "velocity": num("velocity", "velocity speed_ms|v meters_per_second", 1, 120, 0.5, unit="m/s"),
     "initial_velocity": num("initial velocity", "initial_velocity v0|start_speed u", 0, 60, 0.5, unit="m/s"),
     "acceleration": num("acceleration", "acceleration accel|a_ms2 rate_of_change", 0.5, 20, 0.5, unit="m/s²"),
@@ -136,7 +145,8 @@ CONCEPTS: dict[str, Concept] = {
                      "whose half-life is {v} years", unit="years"),
     "elapsed": num("elapsed time", "elapsed_years time_passed|duration_elapsed t_years", 1, 2000, 1,
                    "after {v} years|once {v} years have passed", unit="years"),
-    "moles": num("amount of gas", "moles n_moles|mol amount_mol", 0.1, 20, 0.1, "for {v} moles/with {v} mol|of {v} moles"),
+    "moles": num("amount of gas", "moles n_moles|mol amount_mol", 0.1, 20, 0.1,
+                 "for {v} moles/with {v} mol|of {v} moles"),
     "temperature_k": num("temperature", "temperature_k kelvin|temp_k abs_temperature", 200, 600, 1,
                          "at {v} K/at {v} kelvin|under {v} K"),
     "volume_l": num("volume", "volume_l liters|vol capacity_l", 0.5, 100, 0.5, "in {v} litres/in a {v} L container|"
@@ -150,22 +160,27 @@ CONCEPTS: dict[str, Concept] = {
     "value": num("value", "value score|observation raw_score", 1, 200, 0.5),
     "mean": num("mean", "mean average|mu expected", 1, 150, 0.5),
     "std_dev": num("standard deviation", "std_dev sd|sigma spread", 0.5, 30, 0.5),
-    "total": integer("total items", "total n_items|pool population_size", 4, 30, "from {v} items/out of {v}|from a pool of {v}"),
-    "choose": integer("items chosen", "choose subset_size|k_pick picks", 1, 4, "choosing {v}/taking {v} at a time|picking {v}"),
+    "total": integer("total items", "total n_items|pool population_size", 4, 30,
+                     "from {v} items/out of {v}|from a pool of {v}"),
+    "choose": integer("items chosen", "choose subset_size|k_pick picks", 1, 4,
+                      "choosing {v}/taking {v} at a time|picking {v}"),
     "sample_size": integer("sample size", "sample_size n_obs|observations count_n", 10, 2000),
-    "stock_metric": enum("metric", "metric measure|criterion yardstick", {"price": "price", "volume": "volume/trading volume",
+    "stock_metric": enum("metric", "metric measure|criterion yardstick", {"price": "price",
+                                                                          "volume": "volume/trading volume",
                          "market_cap": "market cap/market capitalisation|valuation"}, "by {v}/on {v}|in terms of {v}"),
     "city_metric": enum("metric", "metric measure|criterion yardstick", {"population": "population/headcount",
                         "area": "area/size", "density": "density|crowdedness"}, "by {v}/on {v}|in terms of {v}"),
     "weather_metric": enum("metric", "metric measure|criterion yardstick", {"temperature": "temperature/heat",
                            "rain": "rain/rainfall", "wind": "wind|gusts"}, "by {v}/on {v}|in terms of {v}"),
     "player_metric": enum("metric", "metric measure|criterion yardstick", {"goals": "goals/scoring",
-                          "assists": "assists", "minutes": "minutes played|playing time"}, "by {v}/on {v}|in terms of {v}"),
+                          "assists": "assists", "minutes": "minutes played|playing time"},
+                          "by {v}/on {v}|in terms of {v}"),
     "foods": array("foods", "foods food_items|ingredients edibles", "apple/banana/oatmeal/salmon/broccoli/almonds|"
                    "quinoa/avocado/lentils", phrases="{v}/between {v}|among {v}"),
     "exponent": integer("exponent", "exponent power|exp raised_to", 2, 9, "to the power {v}/to the {v}th power|"
                         "raised to {v}"),
-    "angle": num("launch angle", "angle angle_deg|elevation_angle theta", 5, 85, 1, "at {v} degrees/at an angle of {v}°|"
+    "angle": num("launch angle", "angle angle_deg|elevation_angle theta", 5, 85, 1,
+                 "at {v} degrees/at an angle of {v}°|"
                  "launched at {v} degrees"),
     "force_n": num("force", "force newtons|applied_force load_n", 1, 5000, 1, "of {v} N/with a force of {v} newtons|"
                    "under a {v} N load"),
@@ -175,15 +190,18 @@ CONCEPTS: dict[str, Concept] = {
                       "sodium|neon/cobalt/argon", phrases="{v}/for {v}|among {v}"),
     "countries": array("countries", "countries country_list|nations lands", COUNTRIES, phrases="for {v}/between {v}|"
                        "across {v}"),
-    "tip_percent": num("tip percentage", "tip_percent tip|gratuity_pct service_pct", 5, 30, 0.5, "at {v}%/with a {v}% tip|"
+    "tip_percent": num("tip percentage", "tip_percent tip|gratuity_pct service_pct", 5, 30, 0.5,
+                       "at {v}%/with a {v}% tip|"
                        "leaving {v}%", default=15),
     "home_price": num("home value", "home_value assessed_value|property_worth valuation", 80000, 2000000, 1000,
                       "on a ${v} home/for a house worth ${v}|valued at {v}"),
     "company": text("company", "company employer|firm organisation", "Acme Corp/Globex/Initech/Umbrella Ltd/"
                     "Stark Industries|Wayne Enterprises/Hooli", "at {v}/with {v}|for {v}"),
-    "systolic": integer("systolic pressure", "systolic sys|upper_reading sbp", 90, 190, "systolic {v}/with a systolic of {v}|"
+    "systolic": integer("systolic pressure", "systolic sys|upper_reading sbp", 90, 190,
+                        "systolic {v}/with a systolic of {v}|"
                         "a top number of {v}"),
-    "diastolic": integer("diastolic pressure", "diastolic dia|lower_reading dbp", 55, 120, "with a diastolic of {v}/diastolic {v}|"
+    "diastolic": integer("diastolic pressure", "diastolic dia|lower_reading dbp", 55, 120,
+                         "with a diastolic of {v}/diastolic {v}|"
                          "a bottom number of {v}"),
     "confidence": enum("confidence level", "confidence confidence_level|conf ci_level",
                        {"0.9": "90%", "0.95": "95%", "0.99": "99%"}, "at {v} confidence|with {v} confidence",
