@@ -13,7 +13,7 @@ import pytest
 
 from components import toolcalls
 from components.config import ConfigError, load_params
-from components.domains import general
+from components.domains import general, no_call
 from components.domains.general import apis, draw, episodes
 from components.domains.general.apis import CONCEPTS, OPS
 from components.domains.general.concepts import pool
@@ -121,6 +121,8 @@ def test_patterns_and_kinds_come_at_their_shares(drawn):
             assert len({c.name for c in steps[0]}) >= 2
         if e.pattern == "irrelevance":
             assert steps == [] and not e.messages[-1].tool_calls
+        if e.source.endswith((":chat", ":nearmiss")):  # the reply names exactly the tools offered, in their order
+            assert e.messages[-1].content in {no_call.no_call_reply(e.tools), no_call.no_call_reply(e.tools, True)}
 
 
 def test_held_out_functions_and_parameter_names_never_reach_training(settings, split):

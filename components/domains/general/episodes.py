@@ -84,7 +84,8 @@ class Draft:
     user: str
     calls: list[dict[str, Any]]
     offered: list[Api]
-    reply: str | None = None
+    reply: str | None = None  # None: the no-call reply naming the tools offered (`no_call.no_call_reply`)
+    small_talk: bool = False  # that reply as to small talk
 
 
 def draw(s: Settings, pattern: str, rng: random.Random, held: bool, idx: int, kinds: dict[str, float]) -> Episode:
@@ -179,13 +180,12 @@ def _listed(s: Settings, rng: random.Random, held: bool, api: Api, n: int) -> Dr
 
 
 def _irrelevance(s: Settings, w: World, rng: random.Random, held: bool, kind: str) -> Draft:
-    if kind == "chat":
-        offered = _distractors(w, rng, held, [], rng.randint(1, max(1, s.distractors[1])))
+    if kind == "chat":  # every tool is a distractor; none is added once the request is chosen not to fit them
+        offered = _distractors(w, rng, held, [], rng.randint(*s.distractors) + 1)
         tools = [w.tools[a.name] for a in offered]
         topics = offdomain.topics_for(no_call.catalog_words(tools))
         topic, text = offdomain.draw(rng, held, topics)
-        reply = no_call.no_call_reply(tools, chat=offdomain.TOPICS[topic].group == "small_talk")
-        return Draft("chat", text, [], offered, reply)
+        return Draft("chat", text, [], offered, small_talk=offdomain.TOPICS[topic].group == "small_talk")
     if kind == "missing":
         api = rng.choice([a for a in w.side(held) if requests.omittable(a, held)])
         lacking = rng.choice(requests.omittable(api, held))
@@ -233,7 +233,8 @@ def _write(s: Settings, w: World, rng: random.Random, d: Draft, pattern: str, he
     """
     if requests.SLOT.search(d.user):
         raise RuntimeError(f"general generator: unfilled slot in {d.user!r}")
-    offered = d.offered + _distractors(w, rng, held, d.offered, rng.randint(*s.distractors))
+    extra = 0 if d.kind == "chat" else rng.randint(*s.distractors)  # chat: its tools are all distractors already
+    offered = d.offered + _distractors(w, rng, held, d.offered, extra)
     rng.shuffle(offered)
     tools = [w.tools[a.name] for a in offered]
     messages: list[dict[str, Any]] = [{"role": "user", "content": d.user}]
@@ -242,7 +243,7 @@ def _write(s: Settings, w: World, rng: random.Random, d: Draft, pattern: str, he
             {"type": "function", "id": f"call_0_{j}", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for j, c in enumerate(d.calls)]})
     else:
-        messages.append({"role": "assistant", "content": d.reply or no_call.no_call_reply(tools)})
+        messages.append({"role": "assistant", "content": d.reply or no_call.no_call_reply(tools, chat=d.small_talk)})
     return Episode.model_validate({
         "id": f"{NAME}-{'h' if held else 't'}-{idx:06d}-{d.kind}", "domain": NAME, "source": f"synthetic:{d.kind}",
         "pattern": pattern, "split": "test" if held else "train", "tools": tools, "messages": messages,
