@@ -4,7 +4,10 @@ Reads: `paths.raw` (validated episodes), params `build`, `base.system_prompt`.
 Writes: `paths.splits/` with train/val/test.jsonl (episodes), sft.jsonl (messages + tools JSON string),
 pairs.jsonl (prompt/chosen/rejected/tools, one named breakage each) and rl.jsonl (prompt, expected, goal).
 The folder is written aside, checked across splits (`validate.validate_splits`: unique ids, no user text in two
-splits) and only then swapped in, so a failure or a leak leaves the previous build intact.
+splits) and only then swapped in, so a failure or a leak leaves the previous build intact. Exact duplicates (same
+tools, messages and expected steps) are counted (metric `duplicate_episodes`) and, with `build.drop_duplicates`,
+dropped before the split; val is carved in whole groups of the same request, as ingest holds imported requests out
+(components/data/imports.py), so a repeated request never straddles two splits.
 Run: `python -m components.build`.
 """
 
@@ -12,10 +15,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 
 from components.config import Params
-from components.data.episode import DataError, Episode, read_episodes, write_episodes
+from components.data.episode import DataError, Episode, read_episodes, user_text, write_episodes
 from components.data.fileio import atomic_dir, write_jsonl
 from components.training.pairs import make_pairs
 from components.result import StageResult
@@ -23,7 +26,8 @@ from components.validate import validate_splits
 
 
 def split(episodes: list[Episode], params: Params) -> dict[str, list[Episode]]:
-    """Test comes from held-out episodes (held-out templates and values); val and train from the rest."""
+    """Test comes from held-out episodes (held-out templates and values); val and train from the rest, val taken as
+    whole groups of episodes with the same request (`user_text`), so a repeated request never straddles them."""
     rng = random.Random(params.project.seed)
     pool = {"train": [e for e in episodes if e.split != "test"], "test": [e for e in episodes if e.split == "test"]}
     for items in pool.values():
@@ -35,9 +39,35 @@ def split(episodes: list[Episode], params: Params) -> dict[str, list[Episode]]:
             raise DataError(f"{params.path('raw')}: rule 'test_size': {len(chosen)} held-out {pattern} episodes, "
                             f"build.test_size asks for {n}")
         test += chosen
-    val, train = pool["train"][:params.build.val_size], pool["train"][params.build.val_size:]
+    val, train = _carve(pool["train"], params.build.val_size, list(params.validate_.leakage_exempt_patterns))
     return {"train": [_tag(e, "train") for e in train], "val": [_tag(e, "val") for e in val],
             "test": [_tag(e, "test") for e in test]}
+
+
+def _carve(episodes: list[Episode], n: int, exempt: list[str]) -> tuple[list[Episode], list[Episode]]:
+    """(about `n` episodes, the rest), in their order, split between groups of the same request only (the first
+    group that reaches `n` is taken whole); episodes of the `exempt` patterns, whose texts may repeat across splits
+    (`validate.leakage_exempt_patterns`), are groups of one."""
+    groups: dict[str, list[Episode]] = defaultdict(list)
+    for e in episodes:
+        groups[f"id:{e.id}" if e.pattern in exempt else user_text(e)].append(e)
+    first, rest = [], []
+    for group in groups.values():
+        (first if len(first) < n else rest).extend(group)
+    return first, rest
+
+
+def duplicates(episodes: list[Episode]) -> list[Episode]:
+    """The exact duplicates: episodes whose tools, messages and expected steps repeat an earlier one's (ids and
+    split tags aside), in order."""
+    seen: set[str] = set()
+    out = []
+    for e in episodes:
+        key = e.model_dump_json(include={"tools", "messages", "expected"})
+        if key in seen:
+            out.append(e)
+        seen.add(key)
+    return out
 
 
 def _tag(ep: Episode, name: str) -> Episode:
@@ -65,6 +95,10 @@ def rl_rows(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> l
 
 def run(params: Params) -> StageResult:
     episodes = read_episodes(params.path("raw"))
+    repeated = duplicates(episodes)
+    if params.build.drop_duplicates and repeated:
+        dropped = {id(e) for e in repeated}
+        episodes = [e for e in episodes if id(e) not in dropped]
     parts = split(episodes, params)
     system = params.base.system_prompt
     pairs = make_pairs(parts["train"], list(params.build.pair_kinds), system, params.project.seed)
@@ -77,6 +111,8 @@ def run(params: Params) -> StageResult:
         write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
         validate_splits(tmp, params, out)  # a leak across splits fails here, before the folder is swapped in
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
+    metrics |= {"duplicate_episodes": float(len(repeated)),
+                "dropped_duplicates": float(len(repeated) if params.build.drop_duplicates else 0)}
     metrics |= {f"pairs_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in pairs).items())}
     return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)
 

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_DOMAINS = ("travel", "finance")  # components.domains.get
+GENERAL_DOMAIN = "general"  # the open-catalog domain with a generator of its own: components/domains/general/
+GENERAL_PATTERNS = ("single", "parallel", "irrelevance")  # what its generator writes
 PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")  # episode.Pattern
 PARAMS_FILE = Path("params.yaml")
 PROFILE_ENV = "TOOLTUNE_PROFILE"
@@ -39,7 +41,7 @@ class Project(_Frozen):
 
     @model_validator(mode="after")
     def _catalog(self) -> "Project":
-        if self.catalog is not None and self.domain in BUILTIN_DOMAINS:
+        if self.catalog is not None and self.domain in (*BUILTIN_DOMAINS, GENERAL_DOMAIN):
             raise ValueError(f"project.catalog: {self.domain!r} is a built-in domain with its own tools; give your "
                              "catalog's domain another name")
         return self
@@ -149,6 +151,36 @@ class NoCall(_Frozen):
         return self
 
 
+class General(_Frozen):
+    """`project.domain: general`: the open-catalog generator (components/domains/general/). Its pattern mix is
+    `ingest.shares` (single, parallel, irrelevance), its no-call kinds `ingest.irrelevance_kinds`."""
+
+    multiple: float = Field(ge=0, le=1, description="share of single-call episodes that offer tools of the same "
+                                                    "field beside the needed one (BFCL's multiple); the rest: simple")
+    parallel_multiple: float = Field(ge=0, le=1, description="share of parallel episodes that call several "
+                                                             "functions; the rest call one function several times")
+    heldout_functions: float = Field(gt=0, lt=1, description="share of the functions held out: their episodes go "
+                                                             "only to the test split, never offered in training")
+    distractors: tuple[int, int] = Field(description="unrelated tools offered in every episode: min, max")
+    siblings: tuple[int, int] = Field(description="same-field tools offered in multiple and near-miss episodes")
+    parallel_calls: tuple[int, int] = Field(description="calls of a parallel episode of one function: min, max")
+    optional_rate: float = Field(ge=0, le=1, description="chance that a request gives an optional argument")
+
+    @field_validator("distractors", "siblings", "parallel_calls")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 0 <= value[0] <= value[1] <= 8:
+            raise ValueError(f"expected [min, max] with 0 <= min <= max <= 8, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _parallel(self) -> "General":
+        if self.parallel_calls[0] < 2:
+            raise ValueError(f"general.parallel_calls: a parallel episode makes 2 calls or more, got "
+                             f"{list(self.parallel_calls)}")
+        return self
+
+
 class Validate(_Frozen):
     max_tokens: int = Field(gt=0)
     min_pattern_share: float = Field(ge=0, le=1)
@@ -164,6 +196,8 @@ class Build(_Frozen):
     val_size: int = Field(ge=0)
     test_size: dict[str, int]
     rl_prompts: int = Field(gt=0)
+    drop_duplicates: bool = Field(description="drop exact duplicates (same tools, messages and expected steps) before "
+                                              "splitting; they are counted either way (metric duplicate_episodes)")
     pair_kinds: list[Literal["wrong_tool", "wrong_argument", "missing_step", "wrong_order", "premature_stop"]]
 
 
@@ -339,6 +373,7 @@ class Params(_Frozen):
     evaluate: Evaluate
     decoding: Decoding
     bfcl: Bfcl
+    general: General
     register_: Register = Field(alias="register")
     tracking: Tracking
     orchestration: Orchestration
@@ -359,6 +394,10 @@ class Params(_Frozen):
         if self.project.catalog is not None and self.ingest.source != "none":
             raise ValueError(f"ingest.source: a domain given as a catalog ({self.project.catalog}) has no generator; "
                              "set ingest.source to none and list its data under ingest.imports")
+        wrong = sorted(p for p, share in self.ingest.shares.items() if share > 0 and p not in GENERAL_PATTERNS)
+        if self.project.domain == GENERAL_DOMAIN and self.ingest.source == "synthetic" and wrong:
+            raise ValueError(f"ingest.shares: the {GENERAL_DOMAIN} generator writes {list(GENERAL_PATTERNS)} episodes, "
+                             f"not {wrong}")
         if self.ingest.source == "none" and not self.ingest.imports:
             raise ValueError("ingest.source is none: list the datasets to use under ingest.imports")
         return self

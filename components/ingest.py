@@ -169,16 +169,17 @@ def synthetic_episodes(params: Params, domain_name: str) -> list[Episode]:
 
 
 def _generator(params: Params, domain_name: str) -> domains.Domain:
-    """The built-in domain `domain_name`, which has a generator.
+    """The domain `domain_name`, which has a generator: a built-in one, or the project's `general` (its generator
+    bound to params' `general:`).
 
     Raises:
-        ConfigError: `domain_name` is the project's catalog-only domain, or no built-in domain.
+        ConfigError: `domain_name` is the project's catalog-only domain, or no domain with a generator.
     """
     if domain_name == params.project.domain and params.project.catalog is not None:
         raise ConfigError(f"domain {domain_name!r} is a tool catalog ({params.project.catalog}) with no generator: "
                           "import its episodes instead")
     try:
-        return domains.get(domain_name)
+        return domains.of(params) if domain_name == params.project.domain else domains.get(domain_name)
     except KeyError as err:
         raise ConfigError(str(err.args[0])) from None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from components.config import Params
-from components.data.episode import Episode
+from components.data.episode import Episode, user_text
 from components.data.importers import iter_import
 from components.data.importers.common import Reject
 from components.data.inputs import workdir_path
@@ -40,10 +40,15 @@ def iter_imported(params: Params, reject: Reject | None = None) -> Iterator[Epis
 
 
 def hold_out(episode: Episode, fraction: float) -> Episode:
-    """Tag an imported episode for the test split when a stable hash of its id falls under `fraction` (the same
-    episodes stay held out however the file is ordered or extended); episodes tagged already keep their split.
-    `fraction` 1 holds out every episode (a test-only file)."""
-    if episode.split is not None or (fraction < 1 and sim.stable_hash(episode.id) / 0xFFFFFFFF >= fraction):
+    """Tag an imported episode for the test split when a stable hash of its request falls under `fraction`.
+
+    The hash is of the normalised user text (`episode.user_text`, what build's leakage check compares), so records
+    that repeat a request, whatever their ids and tools, fall on the same side and never straddle train and test;
+    the same requests stay held out however the file is ordered or extended. Episodes tagged already keep their
+    split. `fraction` 1 holds out every episode (a test-only file).
+    """
+    key = user_text(episode) or episode.id
+    if episode.split is not None or (fraction < 1 and sim.stable_hash("request", key) / 0xFFFFFFFF >= fraction):
         return episode
     return episode.model_copy(update={"split": "test"})
 

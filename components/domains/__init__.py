@@ -5,6 +5,9 @@ fed by the domain's builders).
 A bring-your-own domain (`project.catalog`) is a tool catalog file and nothing else: no simulator and no
 generator. Its episodes come from `ingest.imports`; RL and evaluation fall back to single-step episodes scored by
 call correctness (components/evaluation/single_step.py).
+
+The open-catalog domain `general` (components/domains/general/) has no simulator either, but a generator of its
+own: every episode carries its own tools, drawn from a few hundred made-up functions.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Domain:
     execute: Callable[[Any, dict[str, Any]], tuple[str, bool]] | None = None
     goal_reached: Callable[[Any, list[list[dict]], dict[str, Any]], bool] | None = None
     generated: bool = False  # the shared generator has builders for it
+    generator: Any = None  # a generator of its own (`generate`, `generate_lines`), as the open-catalog `general` has
 
     @property
     def simulated(self) -> bool:
@@ -41,6 +45,8 @@ class Domain:
         the domain has no generator."""
         from components.domains import generation
 
+        if self.generator is not None:
+            return self.generator.generate
         return partial(generation.generate, self.name) if self.generated else None
 
     @property
@@ -48,6 +54,8 @@ class Domain:
         """`generation.generate_lines` for this domain: the same as JSON lines, drawn by `workers` processes."""
         from components.domains import generation
 
+        if self.generator is not None:
+            return self.generator.generate_lines
         return partial(generation.generate_lines, self.name) if self.generated else None
 
 
@@ -64,14 +72,17 @@ def get(name: str) -> Domain:
 
 
 def of(params: Params) -> Domain:
-    """The project's domain: its own tool catalog (`project.catalog`) or the built-in `project.domain`.
+    """The project's domain: its own tool catalog (`project.catalog`), the open-catalog `general` (its generator
+    bound to params' `general:`) or the built-in `project.domain`.
 
     Raises:
         DataError: The catalog file is missing or malformed (file, tool and rule named).
         KeyError: No catalog and `project.domain` is not built in.
     """
     if params.project.catalog is None:
-        return get(params.project.domain)
+        from components.domains import general
+
+        return general.domain(params.general) if params.project.domain == general.NAME else get(params.project.domain)
     from components.data.inputs import workdir_path
 
     tools = read_catalog(workdir_path(params.project.workdir, params.project.catalog, "project.catalog"))

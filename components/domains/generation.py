@@ -106,7 +106,7 @@ def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: fl
     drawn, then across chunks, in order, from a random stream of the episode's own.
     """
     tools = [Tool.model_validate(t) for t in _catalog(domain)]
-    patterns = _patterns(n, shares, seed)
+    patterns = pattern_list(n, shares, seed)
     unique = builders(domain).unique
     with gc_paused():
         episodes = [e for c in range(0, n, CHUNK) for e in _chunk(domain, tools, patterns, c, c + CHUNK,
@@ -127,9 +127,9 @@ def generate_lines(domain: str, n: int, shares: dict[str, float], heldout_fracti
     workers = min(workers, len(chunks) // CHUNKS_PER_WORKER)
     if workers <= 1:
         return [Generated.of(e) for e in generate(domain, n, shares, heldout_fraction, seed, kinds)]
-    patterns = _patterns(n, shares, seed)
+    patterns = pattern_list(n, shares, seed)
     jobs = [(domain, patterns, c, c + CHUNK, heldout_fraction, seed, kinds) for c in chunks]
-    parts = _in_children([jobs[w::workers] for w in range(workers)])  # worker w draws chunks w, w + workers, ...
+    parts = in_children([jobs[w::workers] for w in range(workers)])  # worker w draws chunks w, w + workers, ...
     drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
     if builders(domain).unique:
         tools = [Tool.model_validate(t) for t in _catalog(domain)]
@@ -138,23 +138,23 @@ def generate_lines(domain: str, n: int, shares: dict[str, float], heldout_fracti
     return drawn
 
 
-def _in_children(shares: list[list[tuple]]) -> list[list[list[tuple]]]:
-    """Each share of chunk jobs drawn by a child process (`main`), all at once: per share, per chunk, the
-    `Generated` fields of its episodes."""
+def in_children(shares: list[list[tuple]], module: str = __name__) -> list[list[list[tuple]]]:
+    """Each share of chunk jobs drawn by a child process (`module`'s `main`, this module's by default), all at once:
+    per share, per chunk, the `Generated` fields of its episodes."""
     with tempfile.TemporaryDirectory(prefix="tooltune-generate-") as scratch, ExitStack() as children:
         folder = Path(scratch)
         waits = []
         for w, share in enumerate(shares):
             (folder / f"jobs-{w}.pkl").write_bytes(pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL))
             waits.append(children.enter_context(child.started(
-                __name__, [str(folder / f"jobs-{w}.pkl"), str(folder / f"lines-{w}.pkl")],
+                module, [str(folder / f"jobs-{w}.pkl"), str(folder / f"lines-{w}.pkl")],
                 f"generating episodes (process {w + 1} of {len(shares)})")))
         for wait in waits:
             wait()
         return [pickle.loads((folder / f"lines-{w}.pkl").read_bytes()) for w in range(len(shares))]
 
 
-def _patterns(n: int, shares: dict[str, float], seed: int) -> list[str]:
+def pattern_list(n: int, shares: dict[str, float], seed: int) -> list[str]:
     """The pattern of each episode: `shares` of `n` each, shuffled with `seed`."""
     patterns = [p for p, share in shares.items() for _ in range(round(share * n))]
     random.Random(seed).shuffle(patterns)
@@ -171,7 +171,7 @@ def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop
     episodes = []
     for i in range(start, min(stop, len(patterns))):
         draw = partial(make_episode, domain, patterns[i], rng, rng.random() < heldout_fraction, i, tools, kinds)
-        episodes.append(_new_request(draw, seen) if unique else draw())
+        episodes.append(new_request(draw, seen) if unique else draw())
     return episodes
 
 
@@ -192,12 +192,12 @@ def _redrawn(domain: str, tools: list[Tool], patterns: list[str], seed: int,
     for i, (key, held) in enumerate(drawn):
         if key is not None and key in seen:
             rng = random.Random(f"{seed}/again/{i}")
-            yield i, _new_request(partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds), seen)
+            yield i, new_request(partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds), seen)
         elif key is not None:
             seen.add(key)
 
 
-def _new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
+def new_request(draw: Callable[[], Episode], seen: set[str]) -> Episode:
     """Draw until the episode's request is not in `seen` (then add it); an episode without calls (small talk)
     may repeat.
 
@@ -232,14 +232,22 @@ def phrasing_counts(domain: str, n: int = 5000, seed: int = 0) -> dict[str, dict
     return {tool: {side: len(found) for side, found in sides.items()} for tool, sides in sorted(keys.items())}
 
 
+def as_child(args: list[str], chunk_fields: Callable[[tuple], list[tuple]]) -> bool:
+    """Be a generating child of `in_children` when `args` are `JOBS OUT`: draw the chunk jobs pickled in JOBS
+    (written by the parent in a private scratch folder) with `chunk_fields` and pickle their lines to OUT. False
+    when `args` are something else (the caller's own command line)."""
+    if len(args) != 2 or args[0].startswith("-"):
+        return False
+    jobs, out = map(Path, args)
+    out.write_bytes(pickle.dumps([chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
+                                 protocol=pickle.HIGHEST_PROTOCOL))
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
-    """A generating child of `generate_lines` (`JOBS OUT`: draws the chunk jobs pickled in JOBS, written by its
-    parent in a private scratch folder, and pickles their lines to OUT), or the timing and variety report."""
+    """A generating child of `generate_lines` (`as_child`), or the timing and variety report."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and not args[0].startswith("-"):
-        jobs, out = map(Path, args)
-        out.write_bytes(pickle.dumps([_chunk_fields(job) for job in pickle.loads(jobs.read_bytes())],
-                                     protocol=pickle.HIGHEST_PROTOCOL))
+    if as_child(args, _chunk_fields):
         return
     parser = argparse.ArgumentParser(prog="python -m components.domains.generation",
                                      description="Time a draw of synthetic episodes; count phrasings per tool.")

@@ -54,7 +54,7 @@ def test_unique_requests_hold_across_chunks(small_chunks, monkeypatch):
     monkeypatch.setattr(phrasing, "STYLES", (["terse"], ["terse"]))
     shares = {"single": 0.6, "parallel": 0.2, "irrelevance": 0.2}
     tools = [Tool.model_validate(t) for t in finance.catalog()]
-    patterns = generation._patterns(400, shares, 9)
+    patterns = generation.pattern_list(400, shares, 9)
     chunks = [e for c in range(0, 400, 25)
               for e in generation._chunk("finance", tools, patterns, c, c + 25, 0.2, 9)]
     drawn_keys = [generation.request_key(e) for e in chunks if generation.request_key(e)]
