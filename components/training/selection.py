@@ -106,7 +106,8 @@ def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: 
         done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, cfg.max_turns, desc="rl: sample the start model",
                                     sampling=sampling, constrained=constrained)
-        verdicts = [(score(ro, ep)["exact"], ro.messages) for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
+        verdicts = [(score(ro, ep)["exact"], _conversation(ro))
+                    for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
     else:
         steps = [single_step.steps(ep)[0] for ep in episodes]
         conversations = [[system, *s.history] for s in steps for _ in range(k)]
@@ -137,6 +138,11 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
         raise ConfigError(f"{path}: no training episode {missing[0]!r} for the RL prompt of that id "
                           f"({len(missing)} missing): rl.jsonl and train.jsonl come from different builds")
     return [found[r["id"]] for r in rows]
+
+
+def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:
+    """A rollout's messages, its unparsable last turn (which the rollout does not append) kept as plain text."""
+    return ro.messages + ([{"role": "assistant", "content": ro.final or ""}] if ro.unparsable else [])
 
 
 def _turn(text: str, tok: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
