@@ -100,13 +100,11 @@ def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: 
     constrained = params.decoding.constrained and response.grammar_fits(tok)
     system = {"role": "system", "content": params.base.system_prompt}
     if domain.simulated:
-        from components.evaluate import score
-
         copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
         done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, cfg.max_turns, desc="rl: sample the start model",
                                     sampling=sampling, constrained=constrained)
-        verdicts = [(score(ro, ep)["exact"], _conversation(ro))
+        verdicts = [(succeeded(ro, ep), _conversation(ro))
                     for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
     else:
         steps = [single_step.steps(ep)[0] for ep in episodes]
@@ -118,7 +116,7 @@ def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: 
             texts += rollout.generate(model, tok, conversations[i:i + cfg.batch_size], tools[i:i + cfg.batch_size],
                                       cfg.max_new_tokens, sampling=sampling, constrained=constrained)
         step_of = [s for s in steps for _ in range(k)]
-        verdicts = [(single_step.score(s, text, tok)["exact"], [*conv, _turn(text, tok, t)])
+        verdicts = [(bool(single_step.score(s, text, tok)["exact"]), [*conv, _turn(text, tok, t)])
                     for s, text, conv, t in zip(step_of, texts, conversations, tools)]
     return [Attempts(row, [ok for ok, _ in verdicts[i * k:(i + 1) * k]], [m for _, m in verdicts[i * k:(i + 1) * k]])
             for i, row in enumerate(rows)]
@@ -138,6 +136,11 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
         raise ConfigError(f"{path}: no training episode {missing[0]!r} for the RL prompt of that id "
                           f"({len(missing)} missing): rl.jsonl and train.jsonl come from different builds")
     return [found[r["id"]] for r in rows]
+
+
+def succeeded(ro: rollout.Rollout, ep: Episode) -> bool:
+    """One sampled attempt's success: the evaluation's `exact` verdict."""
+    return rollout.verdict(ro, ep).exact
 
 
 def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:

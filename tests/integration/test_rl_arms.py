@@ -9,7 +9,7 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from components import base, build, evaluate, ingest, reward_model, rl, sft, tracking
+from components import base, build, ingest, reward_model, rl, sft, tracking
 from components.config import load_params
 from components.training import selection
 from tests.conftest import write_params
@@ -32,13 +32,14 @@ def params(tmp_path_factory, migrated_db):
 
 def _alternating(monkeypatch):
     """Force the scorer: every other attempt succeeds (each prompt then has a spread)."""
-    real, count = evaluate.score, [0]
+    real, count = selection.succeeded, [0]
 
     def forced(ro, ep):
+        real(ro, ep)
         count[0] += 1
-        return real(ro, ep) | {"exact": count[0] % 2 == 0}
+        return count[0] % 2 == 0
 
-    monkeypatch.setattr(evaluate, "score", forced)
+    monkeypatch.setattr(selection, "succeeded", forced)
     return count
 
 
@@ -69,7 +70,7 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
 
 
 def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
-    monkeypatch.setattr(evaluate, "score", lambda ro, ep: {"exact": True})  # every attempt a success
+    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: True)  # every attempt a success
     arm = params.model_copy(update={
         "rl": params.rl.model_copy(update={"algorithm": "rft", "max_steps": 12, "learning_rate": 3.0e-3}),
         "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_rft"})})
@@ -79,7 +80,7 @@ def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
     assert m["loss_last"] < m["loss_first"] * 0.95  # its own high-entropy samples: slow, but down
     assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
     assert result.details["algorithm"] == "rft"
-    monkeypatch.setattr(evaluate, "score", lambda ro, ep: {"exact": False})
+    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: False)
     with pytest.raises(Exception, match="rl.algorithm rft: none of the"):
         rl.run(arm)
 
