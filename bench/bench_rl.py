@@ -2,15 +2,16 @@
 simulator environment, constrained rollouts and MLflow / checkpoint callbacks, as the stage builds it) against a
 bare TRL `GRPOTrainer` script on the same start model, prompts, reward functions and settings, in one run.
 
-    python bench/bench_rl.py [--params params.yaml] [--profile NAME] [--steps 4] [--rounds 2] [-S key=value ...] [--prepare]
+    python bench/bench_rl.py [--params params.yaml] [--profile NAME] [--steps 4] [--rounds 2] [-S key=value ...]
+                             [--prepare]
 
 Arms, each from a fresh copy of the SFT model with the same seed (so the same rollouts are sampled): `bare` (TRL
 alone), `project, stock decoding` (the stage with `decoding.constrained: false`: target <= 1.05x bare) and, when
 params turn it on, `project, constrained` (rollouts under the tool-call grammar: its cost is the grammar's).
 The first step of each run is a warm-up and not counted; each arm runs `--rounds` times, the order of the
-arms reversed every other round, so neither order nor warm caches favour one. Prompt selection (`rl.select_samples`) runs before
-training, not in a step: its seconds are printed apart. No checkpoints are written (`rl.save_steps` 0 in all
-arms). `--prepare` runs the base, ingest, build and sft stages first when the SFT model is missing (e.g.
+arms reversed every other round, so neither order nor warm caches favour one. Prompt selection
+(`rl.select_samples`) runs before training, not in a step: its seconds are printed apart. No checkpoints are
+written (`rl.save_steps` 0 in all arms). `--prepare` runs the base, ingest, build and sft stages first when the SFT model is missing (e.g.
 `--profile quick -S project.workdir=runs/bench_rl --prepare` on the tiny model; reward model too when its
 weight is above 0).
 """
@@ -111,7 +112,8 @@ def main() -> None:
     import mlflow
 
     load_before, times = os.getloadavg()[0], {name: [] for name, _, _ in arms}
-    for name, build_trainer, arm_params in [a for r in range(args.rounds) for a in (arms if r % 2 == 0 else arms[::-1])]:
+    runs = [arm for r in range(args.rounds) for arm in (arms if r % 2 == 0 else arms[::-1])]
+    for name, build_trainer, arm_params in runs:
         timer = _timer()
         with tempfile.TemporaryDirectory() as out:
             # the project's arms log their step metrics into an MLflow run, as the stage does

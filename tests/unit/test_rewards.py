@@ -99,7 +99,8 @@ def test_open_catalog_calls_are_scored_against_each_rows_own_tools():
 
     with_unit = tool({"value": {"type": "string"}, "unit": {"type": "string"}})
     plain = tool({"value": {"type": "string"}})
-    a, b = {"name": "convert", "arguments": {"value": "3", "unit": "km"}}, {"name": "convert", "arguments": {"value": "3"}}
+    a = {"name": "convert", "arguments": {"value": "3", "unit": "km"}}
+    b = {"name": "convert", "arguments": {"value": "3"}}
     gold = [json.dumps([[{**a, "accept": {"value": ["3"], "unit": ["km"]}}]]),
             json.dumps([[{**b, "accept": {"value": ["3"]}}]])]
     said = [f"<tool_call>\n{json.dumps(call)}\n</tool_call>" for call in (a, b)]  # single-step text completions

@@ -64,7 +64,7 @@ def test_select_fails_loudly_when_no_prompt_has_spread():
     from components.training import selection
 
     rows = _rows(["single"] * 5)
-    with pytest.raises(ConfigError, match=r"rl.select_samples 3: .* 5 candidate .* all 3 samples \(2\) or in none \(3\)"):
+    with pytest.raises(ConfigError, match=r"select_samples 3: .* 5 candidate .* all 3 samples \(2\) or in none \(3\)"):
         selection.select(rows, 2, 3, None, 0, lambda chunk: [[r["id"] < "single-2"] * 3 for r in chunk])
 
 
