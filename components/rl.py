@@ -3,7 +3,8 @@ DAPO), the model calling the simulator's tools live (`environment_factory`), rew
 (correctness, completion, efficiency) and optionally the learned reward model. A domain without a simulator (a
 bring-your-own tool catalog) trains on single-step prompts instead, without the completion layer.
 
-Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
+Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl` (and `train.jsonl`,
+the episodes behind its rows, when the start model is sampled), params `rl` (`sft` for `rft`).
 Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`; while training, a checkpoint every
 `rl.save_steps` under `paths.checkpoints/rl/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 With `decoding.constrained`, rollouts follow the tool-call grammar of the offered tools
