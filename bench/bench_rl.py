@@ -12,8 +12,8 @@ The first step of each run is a warm-up and not counted; each arm runs `--rounds
 arms reversed every other round, so neither order nor warm caches favour one. Prompt selection
 (`rl.select_samples`) runs before training, not in a step: its seconds are printed apart. No checkpoints are
 written (`rl.save_steps` 0 in all arms). `--prepare` runs the base, ingest, build and sft stages first when the
-SFT model is missing (e.g. `--profile quick -S project.workdir=runs/bench_rl --prepare` on the tiny model; reward model too when its
-weight is above 0).
+SFT model is missing (e.g. `--profile quick -S project.workdir=runs/bench_rl --prepare` on the tiny model;
+the reward model too when its weight is above 0).
 """
 
 from __future__ import annotations
