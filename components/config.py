@@ -231,14 +231,19 @@ class Sft(_Frozen):
     @field_validator("pattern_weights")
     @classmethod
     def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value is None:
-            return None
-        unknown = set(value) - set(PATTERNS)
-        if unknown:
-            raise ValueError(f"pattern_weights: unknown patterns {sorted(unknown)} (known: {list(PATTERNS)})")
-        if any(w < 0 for w in value.values()) or all(value.get(p, 1.0) == 0 for p in PATTERNS):
-            raise ValueError("pattern_weights: weights must be >= 0 and at least one pattern's > 0")
-        return value
+        return _pattern_weights(value)
+
+
+def _pattern_weights(value: dict[str, float] | None) -> dict[str, float] | None:
+    """Check `sft.pattern_weights` / `rl.pattern_weights`: known patterns, weights >= 0, not all 0."""
+    if value is None:
+        return None
+    unknown = set(value) - set(PATTERNS)
+    if unknown:
+        raise ValueError(f"pattern_weights: unknown patterns {sorted(unknown)} (known: {list(PATTERNS)})")
+    if any(w < 0 for w in value.values()) or all(value.get(p, 1.0) == 0 for p in PATTERNS):
+        raise ValueError("pattern_weights: weights must be >= 0 and at least one pattern's > 0")
+    return value
 
 
 class RewardModel(_Frozen):
@@ -260,8 +265,13 @@ class RewardWeights(_Frozen):
 
 
 class Rl(_Frozen):
-    algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo"]
+    algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo", "rft"]
     max_steps: int = Field(gt=0)
+    select_samples: int = Field(ge=0, description="sampled rollouts of the start model per candidate prompt before "
+                                                  "training; prompts it solves in all or none are dropped (0: off)")
+    pattern_weights: dict[str, float] | None = Field(
+        default=None, description="multipliers on each pattern's chance to be drawn as an RL prompt; patterns not "
+                                  "named keep 1; null: the data's own shares")
     save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
@@ -272,6 +282,11 @@ class Rl(_Frozen):
     beta: float = Field(ge=0)
     reward_weights: RewardWeights
     lora: Lora
+
+    @field_validator("pattern_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return _pattern_weights(value)
 
     @model_validator(mode="after")
     def _divisible(self) -> "Rl":

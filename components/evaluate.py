@@ -67,9 +67,7 @@ def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
     """One episode's verdict, with the shared scorer."""
     gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
     answered = ro.final is not None and not ro.unparsable
-    verdict = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
-                                      hit_step_limit=ro.final is None and not ro.unparsable,
-                                      final_state_ok=ro.goal_reached if ep.expected.goal else None)
+    verdict = rollout.verdict(ro, ep)
     no_call_ok = bool(gold) or not ro.steps
     answers = [m["content"] for m in ro.messages if m["role"] == "assistant" and not m.get("tool_calls")]
     stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)

@@ -3,26 +3,34 @@ DAPO), the model calling the simulator's tools live (`environment_factory`), rew
 (correctness, completion, efficiency) and optionally the learned reward model. A domain without a simulator (a
 bring-your-own tool catalog) trains on single-step prompts instead, without the completion layer.
 
-Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl`, params `rl`.
+Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl` (and `train.jsonl`,
+the episodes behind its rows, when the start model is sampled), params `rl` (`sft` for `rft`).
 Writes: `paths.rl_model` (safetensors), `paths.reports/rl_reward.{csv,png}`; while training, a checkpoint every
 `rl.save_steps` under `paths.checkpoints/rl/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 With `decoding.constrained`, rollouts follow the tool-call grammar of the offered tools
 (components/training/constrained_rl.py) and metrics `constrained_log_mass` / `constrained_off_grammar_share`
 measure how far the policy the trainer scores (unconstrained) is from the one that sampled.
+Prompts: drawn weighted by `rl.pattern_weights`, and with `rl.select_samples` = k > 0 only those the start model
+solves in some but not all of k samples (components/training/selection.py); TRL logs the share of zero-spread groups
+of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spread_share`.
+`rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline): sample the start model `num_generations`
+times per prompt, keep the evaluation scorer's successes, and SFT on them with the sft stage's trainer
+(`sft.fit`; `sft` settings, except max_steps, learning_rate, lora and save_steps from `rl`).
 Run: `python -m components.rl`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from components import domains, training
-from components.training import checkpoints, rewards
+from components import domains, sft, training
+from components.training import checkpoints, rewards, selection
 from components.evaluation import single_step
 from components.toolcalls import response
-from components.config import Params
+from components.config import ConfigError, Params
 from components.data.fileio import read_jsonl
 from components.result import StageResult
 
@@ -62,64 +70,131 @@ def resume_inputs(params: Params) -> list[Path]:
     return [params.path("splits") / "rl.jsonl", params.path("sft_model"), *used]
 
 
+def prompts_needed(params: Params) -> int:
+    """Distinct prompts a GRPO run draws: each step takes batch_size / num_generations per process."""
+    cfg = params.rl
+    return training.rows_needed(cfg.max_steps, cfg.batch_size // cfg.num_generations, 1)
+
+
 def run(params: Params) -> StageResult:
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
-
-    from components.tracking import step_metrics_callback
-
     cfg = params.rl
     domain = domains.of(params)
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
-    rows = read_jsonl(params.path("splits") / "rl.jsonl")
+    rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")
+            if not domain.simulated or r["pattern"] != "multi_turn"]  # see rl_rows
+    if cfg.algorithm == "rft":
+        return rft(params, model, tok, rows)
+    started = time.time()
+    rows, chosen_metrics = selection.select(
+        rows, prompts_needed(params), cfg.select_samples, cfg.pattern_weights, params.project.seed,
+        lambda chunk: [a.successes for a in selection.sample(params, model, tok, chunk, cfg.select_samples)])
+    chosen_metrics |= {"select_seconds": round(time.time() - started, 1)} if cfg.select_samples else {}
+    trainer, seconds, resume = _grpo(params, model, tok, rows)
+    history = trainer.state.log_history
+    chosen = reward_functions(params, tok)
+    keys = ["reward"] + [f"rewards/{name}/mean" for name, _, _ in chosen]
+    reports = params.path("reports")
+    training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
+                         f"RL ({cfg.algorithm}) reward")
+    first, last = training.first_last(history, "reward", window=1)
+    out = _save(params, trainer, tok)
+    constrained = type(trainer).__name__ == "ConstrainedGRPOTrainer"
+    return StageResult(stage="rl", outputs={"model": str(out)},
+                       metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
+                                "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
+                                "zero_spread_share": _mean_logged(history, "frac_reward_zero_std"),
+                                "prompts": float(len(rows)), **chosen_metrics,
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)),
+                                **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
+                                    "constrained_off_grammar_share":
+                                        _mean_logged(history, "constrained/off_grammar_share")}
+                                   if constrained else {})},
+                       reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
+                       details={"algorithm": cfg.algorithm,
+                                "episodes": "multi-step in the simulator" if domain.simulated
+                                else "single-step (no simulator): first step of each prompt, scored by call correctness"})
+
+
+def grpo_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], callbacks: list[Any]) -> Any:
+    """The configured GRPO trainer (grpo, gspo, dr_grpo, dapo) on the chosen rl.jsonl `rows`, as the stage builds
+    it (bench/bench_rl.py times its steps against a bare GRPOTrainer)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    cfg = params.rl
+    domain = domains.of(params)
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
     prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
-    dataset = Dataset.from_list(prompts)
     chosen = reward_functions(params, tok)
-    funcs, weights = [fn for _, fn, _ in chosen], [w for _, _, w in chosen]
-    resume = checkpoints.start(params, "rl", resume_inputs(params))
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
         max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
-        temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights, logging_steps=1, report_to="none",
-        seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
+        temperature=cfg.temperature, beta=cfg.beta, reward_weights=[w for _, _, w in chosen], logging_steps=1,
+        report_to="none", seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
         **ALGORITHMS[cfg.algorithm], **training.precision(params.base))
     trainer_class, extra = GRPOTrainer, {}
     if params.decoding.constrained and response.grammar_fits(tok):  # under the ChatML grammar; mismatch measured
         from components.training.constrained_rl import ConstrainedGRPOTrainer
 
         trainer_class = ConstrainedGRPOTrainer
-        extra = {} if domain.simulated else {"row_tools": {p["prompt"]: json.loads(r["tools"])
-                                                          for p, r in zip(prompts, rows)}}
-    trainer = trainer_class(model=model, processing_class=tok, reward_funcs=funcs, args=args, train_dataset=dataset,
-                            environment_factory=domain.env,
-                            peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
-                            callbacks=[step_metrics_callback(), checkpoints.sealer()], **extra)
-    seconds = checkpoints.train(trainer, resume)
+        extra = {} if domain.simulated else {"row_tools": {p["prompt"]: json.loads(p["tools"]) for p in prompts}}
+    return trainer_class(model=model, processing_class=tok, reward_funcs=[fn for _, fn, _ in chosen], args=args,
+                         train_dataset=Dataset.from_list(prompts), environment_factory=domain.env,
+                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model), callbacks=callbacks, **extra)
+
+
+def _grpo(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> tuple[Any, float, Path | None]:
+    from components.tracking import step_metrics_callback
+
+    resume = checkpoints.start(params, "rl", resume_inputs(params))
+    trainer = grpo_trainer(params, model, tok, rows, [step_metrics_callback(), checkpoints.sealer()])
+    return trainer, checkpoints.train(trainer, resume), resume
+
+
+def rft(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> StageResult:
+    """Rejection-sampling fine-tuning: `rl.num_generations` samples of the start model per prompt, the evaluation
+    scorer's successes kept, SFT on them with the sft stage's trainer.
+
+    Raises:
+        ConfigError: no sample succeeded (nothing to fine-tune on).
+    """
+    cfg = params.rl
+    started = time.time()
+    attempts = selection.sample(params, model, tok, rows, cfg.num_generations)
+    sample_seconds = time.time() - started
+    kept = selection.sft_rows(attempts)
+    if not kept:
+        raise ConfigError(f"rl.algorithm rft: none of the {len(rows)} x {cfg.num_generations} samples of the start "
+                          f"model succeeded, so there is nothing to fine-tune on; raise rl.num_generations or "
+                          f"build.rl_prompts")
+    settings = params.sft.model_copy(update={"max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate,
+                                             "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
+    needed = training.rows_needed(settings.max_steps, settings.batch_size, settings.grad_accum)
+    data = training.sample_rows(kept, needed, params.project.seed)
+    trainer, seconds, resume = sft.fit(params, settings, data, (model, tok), "rl", resume_inputs(params))
     history = trainer.state.log_history
-    keys = ["reward"] + [f"rewards/{name}/mean" for name, fn, _ in chosen if callable(fn)]
     reports = params.path("reports")
-    training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
-                         f"RL ({cfg.algorithm}) reward")
-    first, last = training.first_last(history, "reward", window=1)
-    out = params.path("rl_model")
-    training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": cfg.algorithm, "steps": cfg.max_steps},
-                          trainer)
-    checkpoints.finish(params, "rl")
+    training.write_curve(history, ["loss"], reports / "rl_reward.csv", reports / "rl_reward.png", "RL (rft) SFT loss")
+    first, last = training.first_last(history, "loss")
+    out = _save(params, trainer, tok)
     return StageResult(stage="rl", outputs={"model": str(out)},
-                       metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
-                                "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
-                                "resumed_from_step": float(checkpoints.resumed_step(resume)),
-                                **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
-                                    "constrained_off_grammar_share":
-                                        _mean_logged(history, "constrained/off_grammar_share")}
-                                   if trainer_class is not GRPOTrainer else {})},
+                       metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
+                                "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
+                                "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)),
+                                "solved_prompts": float(sum(any(a.successes) for a in attempts)),
+                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
-                       details={"algorithm": cfg.algorithm,
-                                "episodes": "multi-step in the simulator" if domain.simulated
-                                else "single-step (no simulator): first step of each prompt, scored by call correctness"})
+                       details={"algorithm": "rft"})
+
+
+def _save(params: Params, trainer: Any, tok: Any) -> Path:
+    out = params.path("rl_model")
+    training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": params.rl.algorithm,
+                                                    "steps": params.rl.max_steps}, trainer)
+    checkpoints.finish(params, "rl")
+    return out
 
 
 def _mean_logged(history: list[dict[str, Any]], key: str) -> float:

@@ -11,53 +11,29 @@ Run: `python -m components.sft`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from components.training import checkpoints
 from components import training
-from components.config import ConfigError, Params
+from components.config import ConfigError, Params, Sft
 from components.data.fileio import read_jsonl
 from components.result import StageResult
 
 
 def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from components.tracking import step_metrics_callback
-
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg = params.sft
     seen = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
     rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), seen, params.project.seed,
                                 cfg.pattern_weights)
-    rows = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
-    dataset = Dataset.from_list(rows, on_mixed_types="use_json")
-    model, tok = training.load_for_training(params, params.path("base"), cfg.lora.enabled)
+    loaded = training.load_for_training(params, params.path("base"), cfg.lora.enabled)
+    tok = loaded[1]
     data = params.path("splits") / "sft.jsonl"
-    resume = checkpoints.start(params, "sft", [data, params.path("base")])
-    args = SFTConfig(
-        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
-        max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
-        train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
-        seed=params.project.seed, **checkpoints.trainer_args(params, "sft", cfg.save_steps),
-        **training.precision(params.base))
-    trainer_cls = SFTTrainer
-    if cfg.share_prefix and cfg.padding_free:
-        trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
-    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
-                         callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
-    if len(trainer.train_dataset) == 0:  # TRL drops, silently, episodes that truncation left without assistant tokens
-        raise ConfigError(f"sft.max_length {cfg.max_length}: truncation leaves none of the {len(rows)} episodes an "
-                          f"assistant token with the base model's chat template (its tool list alone is longer); "
-                          f"raise sft.max_length")
-    seconds = checkpoints.train(trainer, resume)
+    trainer, seconds, resume = fit(params, cfg, rows, loaded, "sft", [data, params.path("base")], callbacks)
     history = trainer.state.log_history
     reports = params.path("reports")
     training.write_curve(history, ["loss"], reports / "sft_loss.csv", reports / "sft_loss.png", "SFT loss")
@@ -71,6 +47,45 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
                                 "episodes_seen": float(seen),
                                 "resumed_from_step": float(checkpoints.resumed_step(resume))},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
+
+
+def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any, Any], stage: str,
+        inputs: list[Path], callbacks: list[Any] = ()) -> tuple[Any, float, Path | None]:
+    """SFT of the loaded (model, tokenizer) on `rows` ({"messages", "tools"}) with the settings of `cfg` (an `sft`
+    section; rl's `rft` arm passes its own), checkpointed and resumed as `stage` over `inputs`
+    (components/training/checkpoints.py). Returns the trainer, the training seconds and the checkpoint resumed from.
+
+    Raises:
+        ConfigError: truncation to `cfg.max_length` leaves no row an assistant token.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from components.tracking import step_metrics_callback
+
+    rows = [{"messages": r["messages"], "tools": r["tools"]} for r in rows]
+    dataset = Dataset.from_list(rows, on_mixed_types="use_json")
+    model, tok = loaded
+    resume = checkpoints.start(params, stage, inputs)
+    args = SFTConfig(
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
+        max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
+        train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
+        seed=params.project.seed, **checkpoints.trainer_args(params, stage, cfg.save_steps),
+        **training.precision(params.base))
+    trainer_cls = SFTTrainer
+    if cfg.share_prefix and cfg.padding_free:
+        trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
+                         callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
+    if len(trainer.train_dataset) == 0:  # TRL drops, silently, episodes that truncation left without assistant tokens
+        raise ConfigError(f"sft.max_length {cfg.max_length}: truncation leaves none of the {len(rows)} episodes an "
+                          f"assistant token with the base model's chat template (its tool list alone is longer); "
+                          f"raise sft.max_length")
+    return trainer, checkpoints.train(trainer, resume), resume
 
 
 def shared_prefix_trainer(base: type, prefix: torch.Tensor) -> type:

@@ -224,5 +224,14 @@ def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: 
     return out
 
 
+def verdict(ro: Rollout, ep: Episode) -> toolcalls.EpisodeScore:
+    """The shared scorer's verdict on one rollout of `ep` (its steps, its final state where the episode sets a goal);
+    the evaluation's `exact` and error classes, and the rl stage's success of a sampled attempt."""
+    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
+    return toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
+                                   hit_step_limit=ro.final is None and not ro.unparsable,
+                                   final_state_ok=ro.goal_reached if ep.expected.goal else None)
+
+
 def to_json(ro: Rollout) -> str:
     return json.dumps(ro.__dict__, ensure_ascii=False)

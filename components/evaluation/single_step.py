@@ -95,7 +95,9 @@ def score(step: Step, text: str, tok: Any = None) -> dict[str, Any]:
 
 def rl_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:
     """GRPO rows without a simulator: the prompt rendered as text with the row's tools (TRL renders one tool
-    list for every conversational prompt, but the catalog is per row) and the first step as the only gold."""
+    list for every conversational prompt, but the catalog is per row), the first step as the only gold, and the
+    row's own tools (JSON), against which the reward scores its calls."""
     return [{"prompt": tok.apply_chat_template(r["prompt"], tools=json.loads(r["tools"]) or None,
                                                add_generation_prompt=True, tokenize=False),
-             "expected": json.dumps(json.loads(r["expected"])[:1]), "pattern": r["pattern"]} for r in rows]
+             "expected": json.dumps(json.loads(r["expected"])[:1]), "pattern": r["pattern"], "tools": r["tools"]}
+            for r in rows]

@@ -8,21 +8,23 @@ with its tokenizer), or without a simulator the generated text of one single ste
 steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs. What depends on the domain (its
 catalog, its goal check) and on the model (the tokenizer that reads a text completion in the model's own tool
 syntax: TRL does not pass it to reward functions) is bound by `layers(domain, tok)`; a domain without a simulator
-has no `completion` layer.
+has no `completion` layer. Rows that bring their own tools (open catalogs: `project.domain: general`, imports with
+per-record tools) carry them in a `tools` column (JSON), and their calls are scored and read against those tools,
+not the domain's catalog: one tool name may have different schemas in different records.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from components import toolcalls
 from components.domains import Domain
 
 RewardFn = Callable[..., list[float]]
-Reader = Callable[[str], toolcalls.Parsed]  # one generated turn (text) -> its calls, as the model writes them
+Reader = Callable[..., toolcalls.Parsed]  # one generated turn (text), tools= the offered tools -> its calls
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:
@@ -30,26 +32,39 @@ def _answered(messages: list[dict[str, Any]]) -> bool:
     return last.get("role") == "assistant" and not last.get("tool_calls") and bool((last.get("content") or "").strip())
 
 
-def _chatml(text: str) -> toolcalls.Parsed:
+def _chatml(text: str, tools: list[dict] | None = None) -> toolcalls.Parsed:
     return toolcalls.parse_output(text, require_end=False)
 
 
-def _steps(completion: list[dict] | str, read: Reader | None = None) -> list[list[toolcalls.Call]] | None:
+def _steps(completion: list[dict] | str, read: Reader | None = None,
+           tools: list[dict] | None = None) -> list[list[toolcalls.Call]] | None:
     """The call steps of a rollout's messages, or of one generated turn given as text, read by `read` (default: the
-    project's ChatML parser); None: unparsable. TRL decodes text without the end-of-turn token."""
+    project's ChatML parser) with the offered `tools`; None: unparsable. TRL decodes text without the end-of-turn
+    token."""
     if not isinstance(completion, str):
         return toolcalls.steps_of_messages(completion)
-    parsed = (read or _chatml)(completion)
+    parsed = (read or _chatml)(completion, tools=tools)
     return None if parsed.unparsable else [parsed.calls] * bool(parsed.calls)
 
 
+@lru_cache(maxsize=4096)
+def _row_tools(tools_json: str) -> tuple[list[dict], dict[str, dict]]:
+    """A row's own tools (its `tools` column, JSON) and their `toolcalls.tool_index`; cached: a prompt's
+    completions share one."""
+    tools = json.loads(tools_json)
+    return tools, toolcalls.tool_index(tools)
+
+
 def correctness(completions: list[list[dict] | str], expected: list[str], catalog_index: dict[str, dict],
-                read: Reader | None = None, **kwargs: Any) -> list[float]:
+                read: Reader | None = None, tools: list[str] | None = None, catalog: list[dict] | None = None,
+                **kwargs: Any) -> list[float]:
     """Mean step credit: 1 for an exact step, 0.5 for the right tool names, 0 otherwise; 0 for unparsable text
-    (`catalog_index`: `toolcalls.tool_index` of the domain's catalog; `read`: the model's parser, see `layers`)."""
+    (`catalog_index`: `toolcalls.tool_index` of the domain's `catalog`; `tools`: each row's own tools as JSON, used
+    instead of the catalog where given; `read`: the model's parser, see `layers`)."""
     out = []
-    for completion, exp in zip(completions, expected):
-        gold, steps = json.loads(exp), _steps(completion, read)
+    for i, (completion, exp) in enumerate(zip(completions, expected)):
+        offered, index = _row_tools(tools[i]) if tools else (catalog, catalog_index)
+        gold, steps = json.loads(exp), _steps(completion, read, offered)
         if steps is None:
             out.append(0.0)
             continue
@@ -58,7 +73,7 @@ def correctness(completions: list[list[dict] | str], expected: list[str], catalo
             continue
         credit = [0.0] * len(gold)
         for i, (pred, want) in enumerate(zip(steps, gold)):
-            s = toolcalls.score_step(pred, want, catalog_index)
+            s = toolcalls.score_step(pred, want, index)
             credit[i] = 1.0 if s.exact else 0.5 if s.names_ok else 0.0
         out.append(sum(credit) / len(gold))
     return out
@@ -83,11 +98,12 @@ def completion(completions: list[list[dict]], expected: list[str], goal: list[st
 
 
 def efficiency(completions: list[list[dict] | str], expected: list[str], read: Reader | None = None,
-               **kwargs: Any) -> list[float]:
-    """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0; 0 for unparsable text."""
+               tools: list[str] | None = None, catalog: list[dict] | None = None, **kwargs: Any) -> list[float]:
+    """1 minus 0.5 per call beyond the expected count (repeats included), floored at 0; 0 for unparsable text
+    (read with each row's own `tools` where given, else the domain's `catalog`)."""
     out = []
-    for completion, exp in zip(completions, expected):
-        steps = _steps(completion, read)
+    for i, (completion, exp) in enumerate(zip(completions, expected)):
+        steps = _steps(completion, read, _row_tools(tools[i])[0] if tools else catalog)
         if steps is None:
             out.append(0.0)
             continue
@@ -107,9 +123,9 @@ def layers(domain: Domain, tok: Any = None) -> dict[str, RewardFn]:
     """
     catalog = domain.catalog()
     index = toolcalls.tool_index(catalog)  # built once: get_json_schema parses docstrings
-    read = partial(toolcalls.parse_output, require_end=False, tok=tok, tools=catalog)
-    out = {"correctness": partial(correctness, catalog_index=index, read=read),
-           "efficiency": partial(efficiency, read=read)}
+    read = partial(toolcalls.parse_output, require_end=False, tok=tok)
+    out = {"correctness": partial(correctness, catalog_index=index, read=read, catalog=catalog),
+           "efficiency": partial(efficiency, read=read, catalog=catalog)}
     if domain.simulated:
         out["completion"] = partial(completion, goal_reached=domain.goal_reached)
     return out

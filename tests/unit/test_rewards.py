@@ -2,8 +2,9 @@
 the policy's tokenizer (a model with its own tool syntax: tests/families.py)."""
 
 import json
+from functools import partial
 
-from components import domains, rl
+from components import domains, rl, toolcalls
 from components.training import rewards
 from components.domains import finance, travel
 from tests import families
@@ -87,3 +88,28 @@ def test_a_native_syntax_models_text_completions_are_read_in_its_own_syntax(para
     project = rewards.layers(domains.get("travel"), tok=None)
     chatml = '<tool_call>{"name": "get_weather", "arguments": ' + json.dumps(WEATHER["arguments"]) + "}</tool_call>"
     assert project["correctness"]([chatml], [exp]) == [1.0]  # the project's ChatML model: unchanged
+
+
+def test_open_catalog_calls_are_scored_against_each_rows_own_tools():
+    """Two records offer a tool of one name with different schemas: each completion is judged by its own row's, not
+    by the union catalog (which keeps one schema per name) or the domain's (where the name is absent)."""
+    def tool(props):
+        return {"type": "function", "function": {"name": "convert", "description": "Convert.", "parameters": {
+            "type": "object", "properties": props, "required": ["value"]}}}
+
+    with_unit = tool({"value": {"type": "string"}, "unit": {"type": "string"}})
+    plain = tool({"value": {"type": "string"}})
+    a = {"name": "convert", "arguments": {"value": "3", "unit": "km"}}
+    b = {"name": "convert", "arguments": {"value": "3"}}
+    gold = [json.dumps([[{**a, "accept": {"value": ["3"], "unit": ["km"]}}]]),
+            json.dumps([[{**b, "accept": {"value": ["3"]}}]])]
+    said = [f"<tool_call>\n{json.dumps(call)}\n</tool_call>" for call in (a, b)]  # single-step text completions
+    tools = [json.dumps([with_unit]), json.dumps([plain])]
+    union = partial(rewards.correctness, catalog_index=toolcalls.tool_index([with_unit, plain]),
+                    catalog=[with_unit, plain])
+    assert union(said, gold) == [0.5, 1.0]  # the union keeps the last `convert`, without `unit`: a fails it
+    assert union(said, gold, tools=tools) == [1.0, 1.0]
+    layer = TRAVEL["correctness"]  # as rl.reward_functions binds it; travel has no `convert`
+    assert layer(said, gold, tools=tools) == [1.0, 1.0]
+    assert layer(said[:1], gold[:1], tools=tools[1:]) == [0.5]  # a under the other record's schema
+    assert TRAVEL["efficiency"]([said[0] + said[0]], gold[:1], tools=tools[:1]) == [0.5]

@@ -19,3 +19,62 @@ def test_reward_layers_follow_the_project_domain(params_factory):
 def test_multi_turn_prompts_are_left_out():
     rows = [{"prompt": [], "expected": "[]", "goal": "{}", "outputs": "[]", "pattern": p, "id": p} for p in ("single", "multi_turn")]
     assert [r["pattern"] for r in rl.rl_rows(rows)] == ["single"]
+
+
+def _rows(patterns):
+    return [{"id": f"{p}-{i}", "pattern": p} for i, p in enumerate(patterns)]
+
+
+def test_weighted_order_draws_heavy_patterns_first_and_skips_weight_zero():
+    from components.training import selection
+
+    rows = _rows(["single"] * 500 + ["chain"] * 500 + ["irrelevance"] * 50)
+    order = selection.weighted_order(rows, {"chain": 4.0, "irrelevance": 0.0}, seed=1)
+    assert len(order) == 1000 and not any(r["pattern"] == "irrelevance" for r in order)
+    head = [r["pattern"] for r in order[:200]]
+    assert head.count("chain") > 0.7 * len(head)  # odds 4:1 -> ~80 % of an early draw
+    assert selection.weighted_order(rows, None, seed=1) == selection.weighted_order(rows, None, seed=1)
+    assert sorted(r["id"] for r in selection.weighted_order(rows, None, seed=1)) == sorted(r["id"] for r in rows)
+
+
+def test_select_keeps_prompts_with_reward_spread_and_stops_when_enough():
+    from components.training import selection
+
+    rows = _rows(["single"] * 40)
+    verdicts = {r["id"]: [i % 3 == 0, i % 3 != 2, False, i % 3 == 1] for i, r in enumerate(rows)}
+    # i % 3 == 0: [T, T, F, F] spread; == 1: [F, T, F, T] spread; == 2: [F, F, F, F] never
+    asked = []
+
+    def draw(chunk):
+        asked.append(len(chunk))
+        return [verdicts[r["id"]] for r in chunk]
+
+    kept, metrics = selection.select(rows, needed=6, k=4, weights=None, seed=0, draw=draw)
+    assert len(kept) >= 6 and all(int(r["id"].split("-")[1]) % 3 != 2 for r in kept)
+    assert asked[0] == 12 and sum(asked) == metrics["select_candidates"] < len(rows)  # chunks, not the whole file
+    assert metrics["select_kept"] == len(kept) and metrics["select_never"] == metrics["select_candidates"] - len(kept)
+    plain, none = selection.select(rows, needed=6, k=0, weights=None, seed=0, draw=draw)
+    assert len(plain) == 6 and none == {} and sum(asked) == metrics["select_candidates"]  # k 0: nothing sampled
+
+
+def test_select_fails_loudly_when_no_prompt_has_spread():
+    import pytest
+
+    from components.config import ConfigError
+    from components.training import selection
+
+    rows = _rows(["single"] * 5)
+    with pytest.raises(ConfigError, match=r"select_samples 3: .* 5 candidate .* all 3 samples \(2\) or in none \(3\)"):
+        selection.select(rows, 2, 3, None, 0, lambda chunk: [[r["id"] < "single-2"] * 3 for r in chunk])
+
+
+def test_rl_params_name_the_new_settings(params_factory):
+    import pytest
+
+    from components.config import ConfigError
+
+    params = params_factory(profile=None)
+    assert params.rl.select_samples > 0 and params.rl.pattern_weights["chain"] > 1
+    assert rl.prompts_needed(params) == params.rl.max_steps * params.rl.batch_size // params.rl.num_generations
+    with pytest.raises((ConfigError, ValueError), match="unknown patterns"):
+        params_factory(rl={"pattern_weights": {"chains": 2.0}})

@@ -1,0 +1,164 @@
+"""RL prompts chosen where learning happens, and the start model's sampled attempts at them (rl stage).
+
+GRPO learns from the spread of rewards inside a group of rollouts of one prompt: a prompt the start model solves in
+every sample, or in none, gives every rollout the same advantage (0) and teaches nothing, yet costs a full group of
+rollouts (DAPO's dynamic sampling drops such groups). Before training, `select` samples the start model
+`rl.select_samples` times on candidate prompts (the evaluation's batched engine, `rollout.run_episodes`, or one turn
+for a domain without a simulator) and keeps only prompts with both a success and a failure, success being the
+evaluation's own verdict (`exact`). Candidates are drawn in a seeded order weighted by `rl.pattern_weights`, in
+chunks, until a run's worth of prompts is kept, so its cost is k rollouts per candidate examined (about
+needed / kept-share of them), not k per prompt of the file. `sample` also gives the `rft` arm its attempts.
+Reads: `paths.splits/train.jsonl` (the episodes behind the rl.jsonl rows).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from components import domains, toolcalls
+from components.config import ConfigError, Params
+from components.data.episode import Episode, iter_episodes
+from components.evaluation import rollout, single_step
+from components.toolcalls import response
+
+Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """The start model's k sampled attempts at one RL prompt."""
+
+    row: dict[str, Any]  # the rl.jsonl row
+    successes: list[bool]  # the evaluation's verdict (`exact`) of each attempt
+    conversations: list[list[dict[str, Any]]]  # each attempt: system, prompt, the model's turns and tool results
+
+
+def weighted_order(rows: list[dict[str, Any]], weights: dict[str, float] | None, seed: int) -> list[dict[str, Any]]:
+    """`rows` in a seeded random order where a row of pattern p comes early with odds `weights[p]` (1 when not
+    named; 0: never): Efraimidis-Spirakis keys u ** (1 / w), so any prefix is a weighted draw without replacement."""
+    rng = random.Random(seed)
+    keyed = []
+    for row in rows:
+        w = (weights or {}).get(row["pattern"], 1.0)
+        u = rng.random()
+        if w > 0:
+            keyed.append((math.log(u) / w if u > 0 else -math.inf, row))
+    return [row for _, row in sorted(keyed, key=lambda kr: -kr[0])]
+
+
+def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, float] | None, seed: int,
+           draw: Draw) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """The prompts to train on and what choosing them found.
+
+    Without sampling (`k` 0) the first `needed` rows of `weighted_order`; else candidates in that order, in chunks
+    (twice the prompts still missing), each sampled `k` times by `draw`, kept when its verdicts differ, until
+    `needed` are kept or the candidates run out.
+
+    Returns:
+        The kept rows and metrics `select_candidates`, `select_kept`, `select_always`, `select_never` (candidates
+        sampled, kept, dropped as always / never solved); no metrics without sampling.
+
+    Raises:
+        ConfigError: no candidate had both a success and a failure.
+    """
+    order = weighted_order(rows, weights, seed)
+    if not k:
+        return order[:needed], {}
+    kept: list[dict[str, Any]] = []
+    counts = {"always": 0, "never": 0}
+    seen = 0
+    while len(kept) < needed and seen < len(order):
+        chunk = order[seen:seen + 2 * (needed - len(kept))]
+        seen += len(chunk)
+        for row, verdicts in zip(chunk, draw(chunk)):
+            if all(verdicts) or not any(verdicts):
+                counts["always" if all(verdicts) else "never"] += 1
+            else:
+                kept.append(row)
+    if not kept:
+        raise ConfigError(f"rl.select_samples {k}: the start model solved each of the {seen} candidate RL prompts in "
+                          f"all {k} samples ({counts['always']}) or in none ({counts['never']}), so no prompt has a "
+                          f"reward spread to learn from; raise rl.select_samples or build.rl_prompts, or set "
+                          f"rl.select_samples: 0")
+    return kept, {"select_candidates": float(seen), "select_kept": float(len(kept)),
+                  "select_always": float(counts["always"]), "select_never": float(counts["never"])}
+
+
+def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: int) -> list[Attempts]:
+    """Sample the loaded model `k` times on each RL row as evaluation rolls it out (`evaluate.batch_size`,
+    `max_new_tokens`, `max_turns`; at `rl.temperature`, no nucleus cut, torch seeded with `project.seed`; under
+    the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer."""
+    domain, cfg = domains.of(params), params.evaluate
+    episodes = train_episodes(params, rows)
+    sampling = rollout.Sampling(params.rl.temperature, 1.0, params.project.seed)
+    constrained = params.decoding.constrained and response.grammar_fits(tok)
+    system = {"role": "system", "content": params.base.system_prompt}
+    if domain.simulated:
+        copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
+        done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, cfg.batch_size,
+                                    cfg.max_new_tokens, cfg.max_turns, desc="rl: sample the start model",
+                                    sampling=sampling, constrained=constrained)
+        verdicts = [(succeeded(ro, ep), _conversation(ro))
+                    for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
+    else:
+        steps = [single_step.steps(ep)[0] for ep in episodes]
+        conversations = [[system, *s.history] for s in steps for _ in range(k)]
+        tools = [s.episode.tool_dicts() for s in steps for _ in range(k)]
+        torch.manual_seed(sampling.seed)
+        texts: list[str] = []
+        for i in range(0, len(conversations), cfg.batch_size):
+            texts += rollout.generate(model, tok, conversations[i:i + cfg.batch_size], tools[i:i + cfg.batch_size],
+                                      cfg.max_new_tokens, sampling=sampling, constrained=constrained)
+        step_of = [s for s in steps for _ in range(k)]
+        verdicts = [(bool(single_step.score(s, text, tok)["exact"]), [*conv, _turn(text, tok, t)])
+                    for s, text, conv, t in zip(step_of, texts, conversations, tools)]
+    return [Attempts(row, [ok for ok, _ in verdicts[i * k:(i + 1) * k]], [m for _, m in verdicts[i * k:(i + 1) * k]])
+            for i, row in enumerate(rows)]
+
+
+def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
+    """The training episodes behind RL rows (by id, in the rows' order).
+
+    Raises:
+        ConfigError: a row names an episode the train split lacks (rl.jsonl from another build).
+    """
+    path = params.path("splits") / "train.jsonl"
+    wanted = {r["id"] for r in rows}
+    found = {e.id: e for e in iter_episodes(path) if e.id in wanted}
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ConfigError(f"{path}: no training episode {missing[0]!r} for the RL prompt of that id "
+                          f"({len(missing)} missing): rl.jsonl and train.jsonl come from different builds")
+    return [found[r["id"]] for r in rows]
+
+
+def succeeded(ro: rollout.Rollout, ep: Episode) -> bool:
+    """One sampled attempt's success: the evaluation's `exact` verdict."""
+    return rollout.verdict(ro, ep).exact
+
+
+def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:
+    """A rollout's messages, its unparsable last turn (which the rollout does not append) kept as plain text."""
+    return ro.messages + ([{"role": "assistant", "content": ro.final or ""}] if ro.unparsable else [])
+
+
+def _turn(text: str, tok: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """One generated turn as an assistant message (its calls parsed, never executed)."""
+    parsed = toolcalls.parse_output(text, tok=tok, tools=tools)
+    message: dict[str, Any] = {"role": "assistant", "content": parsed.content or ""}
+    if parsed.calls:
+        message["tool_calls"] = [{"type": "function", "function": c} for c in parsed.calls]
+    return message
+
+
+def sft_rows(attempts: list[Attempts]) -> list[dict[str, Any]]:
+    """The successful attempts as SFT rows ({"messages", "tools"}: the rl `rft` arm's training data)."""
+    return [{"messages": conv, "tools": a.row["tools"]} for a in attempts
+            for ok, conv in zip(a.successes, a.conversations) if ok]
+

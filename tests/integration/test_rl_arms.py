@@ -1,0 +1,99 @@
+"""The rl stage's arms on the tiny model: prompts chosen by the start model's sampled spread, rejection-sampling
+fine-tuning (`rl.algorithm: rft`), and the per-step reward-layer, zero-spread, KL and length curves in a real MLflow
+SQLite store. The tiny model solves nothing, so where a test needs successes the evaluation scorer is forced."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from mlflow import MlflowClient
+
+from components import base, build, ingest, reward_model, rl, sft, tracking
+from components.config import load_params
+from components.training import selection
+from tests.conftest import write_params
+from tests.integration.test_training import _changed, _weights
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory, migrated_db):
+    tmp = tmp_path_factory.mktemp("rl_arms")
+    shutil.copy(migrated_db, tmp / "mlflow.db")
+    p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 300}, sft={"max_steps": 6, "batch_size": 4},
+                                 reward_model={"max_steps": 2},
+                                 rl={"max_steps": 2, "learning_rate": 1.0e-3, "beta": 0.04}), profile="")
+    for stage in (base, ingest, build, sft, reward_model):
+        stage.run(p)
+    return p
+
+
+def _alternating(monkeypatch):
+    """Force the scorer: every other attempt succeeds (each prompt then has a spread)."""
+    real, count = selection.succeeded, [0]
+
+    def forced(ro, ep):
+        real(ro, ep)
+        count[0] += 1
+        return count[0] % 2 == 0
+
+    monkeypatch.setattr(selection, "succeeded", forced)
+    return count
+
+
+def test_sampling_the_start_model_gives_k_judged_attempts_per_prompt(params):
+    from components.data.fileio import read_jsonl
+    from components.training import models
+
+    rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl") if r["pattern"] != "multi_turn"][:3]
+    model, tok = models.load(params.path("sft_model"))
+    attempts = selection.sample(params, model, tok, rows, 2)
+    assert [a.row["id"] for a in attempts] == [r["id"] for r in rows]
+    for a, r in zip(attempts, rows):
+        assert len(a.successes) == len(a.conversations) == 2
+        assert a.conversations[0][:len(r["prompt"])] == r["prompt"]  # the prompt, then the model's turns
+        assert a.conversations[0][len(r["prompt"])]["role"] == "assistant"
+
+
+def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monkeypatch):
+    count = _alternating(monkeypatch)
+    chosen = params.model_copy(update={"rl": params.rl.model_copy(update={"select_samples": 2, "beta": 0.0}),
+                                       "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_selected"})})
+    result = rl.run(chosen)
+    m = result.metrics
+    assert m["select_kept"] == m["prompts"] >= rl.prompts_needed(chosen)
+    assert m["select_always"] == m["select_never"] == 0
+    assert count[0] == 2 * m["select_candidates"] and m["select_seconds"] > 0
+    assert 0 <= m["zero_spread_share"] <= 1
+    assert _changed(_weights(params.path("sft_model")), _weights(chosen.path("rl_model"))) > 0
+
+
+def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
+    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: True)  # every attempt a success
+    arm = params.model_copy(update={
+        "rl": params.rl.model_copy(update={"algorithm": "rft", "max_steps": 12, "learning_rate": 3.0e-3}),
+        "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_rft"})})
+    result = rl.run(arm)
+    m = result.metrics
+    assert m["successes"] == m["samples"] == m["prompts"] * arm.rl.num_generations
+    assert m["loss_last"] < m["loss_first"] * 0.95  # its own high-entropy samples: slow, but down
+    assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
+    assert result.details["algorithm"] == "rft"
+    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: False)
+    with pytest.raises(Exception, match="rl.algorithm rft: none of the"):
+        rl.run(arm)
+
+
+def test_reward_layers_zero_spread_kl_and_length_are_step_metrics_in_mlflow(params):
+    with tracking.pipeline_run(params) as parent:
+        tracking.execute_stage("rl", params, parent)
+    client = MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name(params.tracking.experiment).experiment_id],
+                             f"tags.`tooltune.stage` = 'rl' and tags.`mlflow.parentRunId` = '{parent}'")[0]
+    steps = list(range(1, params.rl.max_steps + 1))
+    for key in ("rewards/correctness/mean", "rewards/completion/mean", "rewards/efficiency/mean",
+                "rewards/reward_model/mean", "frac_reward_zero_std", "kl", "completions/mean_length", "reward"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == steps, key
+    assert 0 <= run.data.metrics["zero_spread_share"] <= 1
