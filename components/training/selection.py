@@ -13,6 +13,7 @@ Reads: `paths.splits/train.jsonl` (the episodes behind the rl.jsonl rows).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from components.evaluation import rollout, single_step
 from components.toolcalls import response
 
 Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
+MAX_CANDIDATES = 4  # at most this many candidates sampled per prompt needed: the choice's cost stays bounded
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,14 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
 
     Without sampling (`k` 0) the first `needed` rows of `weighted_order`; else candidates in that order, in chunks
     (twice the prompts still missing), each sampled `k` times by `draw`, kept when its verdicts differ, until
-    `needed` are kept or the candidates run out.
+    `needed` are kept or `MAX_CANDIDATES` x `needed` candidates were sampled (the cost stays bounded). A run must not
+    stop here: when no candidate shows a spread, the first `needed` rows in order are used, with a warning (GRPO
+    then learns nothing from those groups, which `frac_reward_zero_std` shows per step).
 
     Returns:
         The kept rows and metrics `select_candidates`, `select_kept`, `select_always`, `select_never` (candidates
-        sampled, kept, dropped as always / never solved); no metrics without sampling.
-
-    Raises:
-        ConfigError: no candidate had both a success and a failure.
+        sampled, kept, dropped as always / never solved) and `select_fallback` (1.0: no spread found, rows taken in
+        order); no metrics without sampling.
     """
     order = weighted_order(rows, weights, seed)
     if not k:
@@ -73,21 +76,25 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
     kept: list[dict[str, Any]] = []
     counts = {"always": 0, "never": 0}
     seen = 0
-    while len(kept) < needed and seen < len(order):
-        chunk = order[seen:seen + 2 * (needed - len(kept))]
+    limit = min(len(order), MAX_CANDIDATES * needed)
+    while len(kept) < needed and seen < limit:
+        chunk = order[seen:min(limit, seen + 2 * (needed - len(kept)))]
         seen += len(chunk)
         for row, verdicts in zip(chunk, draw(chunk)):
             if all(verdicts) or not any(verdicts):
                 counts["always" if all(verdicts) else "never"] += 1
             else:
                 kept.append(row)
-    if not kept:
-        raise ConfigError(f"rl.select_samples {k}: the start model solved each of the {seen} candidate RL prompts in "
-                          f"all {k} samples ({counts['always']}) or in none ({counts['never']}), so no prompt has a "
-                          f"reward spread to learn from; raise rl.select_samples or build.rl_prompts, or set "
-                          f"rl.select_samples: 0")
+    fallback = not kept
+    if fallback:
+        log.warning("rl.select_samples %d: the start model solved each of the %d candidate RL prompts sampled in all "
+                    "%d samples (%d) or in none (%d): no reward spread to learn from; training on the first %d "
+                    "prompts in order instead (raise rl.select_samples, or set it to 0 to skip choosing)",
+                    k, seen, k, counts["always"], counts["never"], needed)
+        kept = order[:needed]
     return kept, {"select_candidates": float(seen), "select_kept": float(len(kept)),
-                  "select_always": float(counts["always"]), "select_never": float(counts["never"])}
+                  "select_always": float(counts["always"]), "select_never": float(counts["never"]),
+                  "select_fallback": float(fallback)}
 
 
 def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: int) -> list[Attempts]:

@@ -57,15 +57,31 @@ def test_select_keeps_prompts_with_reward_spread_and_stops_when_enough():
     assert len(plain) == 6 and none == {} and sum(asked) == metrics["select_candidates"]  # k 0: nothing sampled
 
 
-def test_select_fails_loudly_when_no_prompt_has_spread():
-    import pytest
-
-    from components.config import ConfigError
+def test_select_falls_back_to_order_with_a_warning_when_no_prompt_has_spread(caplog):
     from components.training import selection
 
     rows = _rows(["single"] * 5)
-    with pytest.raises(ConfigError, match=r"select_samples 3: .* 5 candidate .* all 3 samples \(2\) or in none \(3\)"):
-        selection.select(rows, 2, 3, None, 0, lambda chunk: [[r["id"] < "single-2"] * 3 for r in chunk])
+    with caplog.at_level("WARNING", logger=selection.__name__):
+        kept, metrics = selection.select(rows, 2, 3, None, 0, lambda chunk: [[r["id"] < "single-2"] * 3 for r in chunk])
+    assert [r["id"] for r in kept] == [r["id"] for r in selection.weighted_order(rows, None, 0)[:2]]
+    assert metrics["select_fallback"] == 1.0 and metrics["select_kept"] == 2
+    assert metrics["select_always"] == 2 and metrics["select_never"] == 3  # all 5 sampled: 5 < 4 x 2
+    assert "all 3 samples (2) or in none (3)" in caplog.text and "first 2 prompts in order" in caplog.text
+
+
+def test_select_samples_at_most_max_candidates_per_prompt_needed():
+    from components.training import selection
+
+    rows = _rows(["single"] * 100)
+    asked = []
+
+    def never(chunk):
+        asked.append(len(chunk))
+        return [[False] * 4 for _ in chunk]
+
+    kept, metrics = selection.select(rows, 3, 4, None, 0, never)
+    assert sum(asked) == metrics["select_candidates"] == selection.MAX_CANDIDATES * 3 and len(kept) == 3
+    assert metrics["select_fallback"] == 1.0
 
 
 def test_rl_params_name_the_new_settings(params_factory):
