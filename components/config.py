@@ -79,6 +79,10 @@ class Base(_Frozen):
                     "CPU); saved models stay float32")
     quantization: Literal["4bit"] | None = Field(
         description="4bit: QLoRA, the frozen base in NF4 (bitsandbytes, CUDA only; LoRA adapters train); null: none")
+    tools_format: Literal["compact", "json"] = Field(
+        description="how the project's ChatML template lists the tools (components/toolcalls/render.py): compact = "
+                    "one line per tool, names and parameter names; json = the Qwen/Hermes <tools> block, whole "
+                    "schemas. A model keeping its own template renders tools its own way (json is refused)")
 
 
 class Import(_Frozen):
