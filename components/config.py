@@ -86,10 +86,16 @@ class Base(_Frozen):
 
 
 class Import(_Frozen):
-    """One outside dataset appended to the synthetic episodes (components/data/importers/)."""
+    """One outside dataset appended to the synthetic episodes (components/data/importers/): a file (`path`) or a
+    Hugging Face dataset (`dataset`: a Hub id or a local dataset folder, components/data/importers/hub.py)."""
 
     source: Literal["openai", "sharegpt", "hermes", "xlam", "bfcl"]
-    path: str = Field(min_length=1, description="under project.workdir")
+    path: str | None = Field(default=None, min_length=1, description="a file under project.workdir")
+    dataset: str | None = Field(default=None, min_length=1, description="a Hugging Face dataset id, or a folder under "
+                                                                        "project.workdir (save_to_disk, or json / "
+                                                                        "parquet files)")
+    split: str | None = Field(default=None, min_length=1, description="dataset only: the split read (default train)")
+    subset: str | None = Field(default=None, min_length=1, description="dataset only: its configuration name")
     domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
     heldout_fraction: float = Field(default=0.0, ge=0, le=1, description="share of its episodes kept for the test "
@@ -102,6 +108,11 @@ class Import(_Frozen):
     def _answers(self) -> "Import":
         if self.answers is not None and self.source != "bfcl":
             raise ValueError(f"ingest.imports: `answers` goes with source bfcl only, not {self.source}")
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError(f"ingest.imports: give `path` (a file) or `dataset` (a Hugging Face dataset id or "
+                             f"folder), one of them; got {'both' if self.path else 'neither'}")
+        if self.path is not None and (self.split or self.subset):
+            raise ValueError("ingest.imports: `split` and `subset` go with `dataset`, not `path`")
         return self
 
 
