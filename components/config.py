@@ -99,7 +99,7 @@ class Import(_Frozen):
     domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
     heldout_fraction: float = Field(default=0.0, ge=0, le=1, description="share of its episodes kept for the test "
-                                                                         "split (by a stable hash of the id); 1: the "
+                                                                         "split (by a stable hash of the request); 1: the "
                                                                          "whole file is test data")
     skip_invalid: bool = Field(default=False, description="set bad records aside in <paths.raw>.rejected.jsonl "
                                                           "instead of failing the stage")
