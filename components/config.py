@@ -89,7 +89,7 @@ class Import(_Frozen):
     """One outside dataset appended to the synthetic episodes (components/data/importers/): a file (`path`) or a
     Hugging Face dataset (`dataset`: a Hub id or a local dataset folder, components/data/importers/hub.py)."""
 
-    source: Literal["openai", "sharegpt", "hermes", "xlam", "bfcl"]
+    source: Literal["openai", "sharegpt", "hermes", "xlam", "glaive", "bfcl"]
     path: str | None = Field(default=None, min_length=1, description="a file under project.workdir")
     dataset: str | None = Field(default=None, min_length=1, description="a Hugging Face dataset id, or a folder under "
                                                                         "project.workdir (save_to_disk, or json / "

@@ -18,7 +18,8 @@ from components.ingest import Quarantine
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "importers"
-FILES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hermes": "hermes.jsonl", "xlam": "xlam.json"}
+FILES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hermes": "hermes.jsonl", "xlam": "xlam.json",
+         "glaive": "glaive.jsonl"}
 # openai's 4th record has content parts (a list) where the others have strings: no Arrow column holds both
 NO_ARROW = {"openai": 3}
 

@@ -1,6 +1,6 @@
 """Importers: outside tool-calling datasets -> canonical episodes (components.data.episode.Episode).
 
-One module per format (openai, sharegpt, hermes, xlam, bfcl); `SOURCES` maps a
+One module per format (openai, sharegpt, hermes, xlam, glaive, bfcl); `SOURCES` maps a
 source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
 given `domain`, the record's id (else `<source>-<file stem>-<line>`), and `pattern` and `expected.steps`
 inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule;
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from components.data.episode import DataError, Episode
-from components.data.importers import hermes, openai, sharegpt, xlam
+from components.data.importers import glaive, hermes, openai, sharegpt, xlam
 from components.data.importers.common import Convert, Reject, import_records, import_rows
 
 Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None, Reject | None], Iterable[Episode]]
@@ -45,7 +45,7 @@ def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str,
     return [e.model_copy(update={"domain": domain}) for e in bfcl.import_episodes(path, answers)]
 
 
-CONVERTERS: dict[str, Convert] = {m.SOURCE: m.convert for m in (openai, sharegpt, hermes, xlam)}  # record formats
+CONVERTERS: dict[str, Convert] = {m.SOURCE: m.convert for m in (openai, sharegpt, hermes, xlam, glaive)}  # records
 SOURCES: dict[str, Importer] = {**{name: _records(name, convert) for name, convert in CONVERTERS.items()},
                                 "bfcl": _bfcl}
 
