@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from components import domains  # noqa: E402
 from components.config import load_params  # noqa: E402
 from components.evaluation import constrained  # noqa: E402
+from components.toolcalls import render  # noqa: E402
 from components.training import models  # noqa: E402
 
 
@@ -82,8 +83,7 @@ def workload(params: Any, tok: Any, batch: int) -> tuple[list[str], list[list[di
     episodes = domains.get("travel").generate(max(batch, 40), params.ingest.shares, 0.0, params.project.seed)[:batch]
     convs = [[{"role": "system", "content": params.base.system_prompt}] + e.prompt_messages() for e in episodes]
     tools = [e.tool_dicts() for e in episodes]
-    prompts = [tok.apply_chat_template(c, tools=t, add_generation_prompt=True, tokenize=False)
-               for c, t in zip(convs, tools)]
+    prompts = [render.prompt(tok, c, t) for c, t in zip(convs, tools)]
     return prompts, tools
 
 

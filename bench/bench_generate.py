@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from components import domains  # noqa: E402
 from components.config import Params, load_params  # noqa: E402
 from components.evaluation import rollout  # noqa: E402
+from components.toolcalls import render  # noqa: E402
 
 import bench_eval  # noqa: E402  (bench/ is on sys.path: this script's folder)
 
@@ -46,7 +47,7 @@ def plain_generate(model: Any, tok: Any, conversations: list[list[dict]], tools:
     """Plain greedy `model.generate` per conversation (batch 1, the whole prompt encoded), text up to end-of-turn."""
     texts = []
     for conv, tool in zip(conversations, tools):
-        prompt = tok.apply_chat_template(conv, tools=tool, add_generation_prompt=True, tokenize=False)
+        prompt = render.prompt(tok, conv, tool)
         enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id)

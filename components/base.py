@@ -24,6 +24,7 @@ from components.training import models
 from components import toolcalls, training
 from components.config import ConfigError, Params
 from components.result import StageResult
+from components.toolcalls import render
 
 _TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city on a day.",
                                             "parameters": {"type": "object", "required": ["city"], "properties": {
@@ -54,7 +55,8 @@ def _tiny_corpus(params: Params) -> list[str]:
                                    params.ingest.irrelevance_kinds)
     else:
         episodes = imported_episodes(params)[:300]
-    return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(domain.catalog()), models.chat_template(),
+    template = render.chat_template(models.chat_template(), params.base.tools_format)
+    return [json.dumps(e.message_dicts()) for e in episodes] + [json.dumps(domain.catalog()), template,
                                                                 params.base.system_prompt] * 20
 
 
@@ -68,7 +70,7 @@ def run(params: Params) -> StageResult:
         model, tok = models.build_tiny(params.base.tiny, _tiny_corpus(params), params.project.seed)
     else:
         model, tok = models.load_hub_or_path(spec)
-    template = prepare_template(model, tok, spec)
+    template = prepare_template(model, tok, spec, params.base.tools_format)
     models.set_padding(model, tok)
     info = {"spec": spec, "architecture": type(model).__name__, "parameters": models.n_params(model), **template}
     training.save_trained(model, tok, out, info)  # atomic: a failed run leaves the previous base intact
@@ -76,20 +78,27 @@ def run(params: Params) -> StageResult:
                        metrics={"parameters": float(info["parameters"]), "seconds": round(time.time() - start, 1)})
 
 
-def prepare_template(model: Any, tok: Any, spec: str) -> dict[str, str]:
-    """Keep the model's own chat template or give it the project's ChatML one (see the module docstring).
+def prepare_template(model: Any, tok: Any, spec: str, tools_format: str = "compact") -> dict[str, str]:
+    """Keep the model's own chat template or give it the project's ChatML one (see the module docstring), its
+    tool list in `tools_format` (`components.toolcalls.render`).
 
-    Returns `{"template": "native"}` or `{"template": "tooltune-chatml"}` plus, for a model whose own template was
-    set aside, `native_refused` (why). Raises `UnsupportedBaseModel` (one line) when neither template fits.
+    Returns `{"template": "native"}` or `{"template": "tooltune-chatml", "tools_format": ...}` plus, for a model
+    whose own template was set aside, `native_refused` (why). Raises `UnsupportedBaseModel` (one line) when neither
+    template fits, `ConfigError` when a model keeping its own template is asked for the `json` tool list.
     """
     own = None if spec in (models.SMOLLM2, models.TINY) else native_problem(tok)
     if spec not in (models.SMOLLM2, models.TINY) and own is None:
+        if tools_format != "compact":
+            raise ConfigError(f"base.tools_format {tools_format!r}: base.model {spec!r} keeps its own chat template, "
+                              f"which renders tools its own way; the {tools_format} tool list is the project's "
+                              f"ChatML template's (set base.tools_format: compact)")
         return {"template": "native"}
     models.apply_tool_template(model, tok)
+    tok.chat_template = render.chat_template(tok.chat_template, tools_format)
     if problem := template_problem(tok):
         why = f"its own chat template: {own}; the project's ChatML template: {problem}" if own else problem
         raise UnsupportedBaseModel(" ".join(f"base.model {spec!r} cannot be trained for tool calls ({why})".split()))
-    return {"template": "tooltune-chatml", **({"native_refused": own} if own else {})}
+    return {"template": "tooltune-chatml", "tools_format": tools_format, **({"native_refused": own} if own else {})}
 
 
 def native_problem(tok: Any) -> str | None:
@@ -133,8 +142,8 @@ def template_problem(tok: Any) -> str | None:
     try:
         rendered = tok.apply_chat_template(_PROBE, tools=_TOOLS, chat_template=training_template, tokenize=True,
                                            return_dict=True, return_assistant_tokens_mask=True)
-        prompt = tok.apply_chat_template(_PROMPT, tools=_TOOLS, add_generation_prompt=True, tokenize=False)
-        full = tok.apply_chat_template([*_PROMPT, _TURN], tools=_TOOLS, tokenize=False)
+        prompt = render.prompt(tok, _PROMPT, _TOOLS)
+        full = render.prompt(tok, [*_PROMPT, _TURN], _TOOLS, generation=False)
     except (TemplateError, TypeError, ValueError) as err:
         return f"rendering a parallel tool conversation fails: {err}"
     if not any(rendered["assistant_masks"]):

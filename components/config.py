@@ -79,17 +79,27 @@ class Base(_Frozen):
                     "CPU); saved models stay float32")
     quantization: Literal["4bit"] | None = Field(
         description="4bit: QLoRA, the frozen base in NF4 (bitsandbytes, CUDA only; LoRA adapters train); null: none")
+    tools_format: Literal["compact", "json"] = Field(
+        description="how the project's ChatML template lists the tools (components/toolcalls/render.py): compact = "
+                    "one line per tool, names and parameter names; json = the Qwen/Hermes <tools> block, whole "
+                    "schemas. A model keeping its own template renders tools its own way (json is refused)")
 
 
 class Import(_Frozen):
-    """One outside dataset appended to the synthetic episodes (components/data/importers/)."""
+    """One outside dataset appended to the synthetic episodes (components/data/importers/): a file (`path`) or a
+    Hugging Face dataset (`dataset`: a Hub id or a local dataset folder, components/data/importers/hub.py)."""
 
-    source: Literal["openai", "sharegpt", "hermes", "xlam", "bfcl"]
-    path: str = Field(min_length=1, description="under project.workdir")
+    source: Literal["openai", "sharegpt", "hermes", "xlam", "glaive", "bfcl"]
+    path: str | None = Field(default=None, min_length=1, description="a file under project.workdir")
+    dataset: str | None = Field(default=None, min_length=1, description="a Hugging Face dataset id, or a folder under "
+                                                                        "project.workdir (save_to_disk, or json / "
+                                                                        "parquet files)")
+    split: str | None = Field(default=None, min_length=1, description="dataset only: the split read (default train)")
+    subset: str | None = Field(default=None, min_length=1, description="dataset only: its configuration name")
     domain: str = Field(min_length=1, description="the domain name its episodes are tagged with")
     answers: str | None = Field(default=None, description="bfcl only: the possible-answer file")
     heldout_fraction: float = Field(default=0.0, ge=0, le=1, description="share of its episodes kept for the test "
-                                                                         "split (by a stable hash of the id); 1: the "
+                                                                         "split (by a stable hash of the request); 1: the "
                                                                          "whole file is test data")
     skip_invalid: bool = Field(default=False, description="set bad records aside in <paths.raw>.rejected.jsonl "
                                                           "instead of failing the stage")
@@ -98,6 +108,11 @@ class Import(_Frozen):
     def _answers(self) -> "Import":
         if self.answers is not None and self.source != "bfcl":
             raise ValueError(f"ingest.imports: `answers` goes with source bfcl only, not {self.source}")
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError(f"ingest.imports: give `path` (a file) or `dataset` (a Hugging Face dataset id or "
+                             f"folder), one of them; got {'both' if self.path else 'neither'}")
+        if self.path is not None and (self.split or self.subset):
+            raise ValueError("ingest.imports: `split` and `subset` go with `dataset`, not `path`")
         return self
 
 

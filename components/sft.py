@@ -21,6 +21,7 @@ from components import training
 from components.config import ConfigError, Params, Sft
 from components.data.fileio import read_jsonl
 from components.result import StageResult
+from components.toolcalls import render
 
 
 def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
@@ -129,7 +130,7 @@ def prefix_ids(tok: Any, row: dict[str, Any]) -> torch.Tensor:
     """Token ids of an SFT row's system turn with its tool list: the part episodes of one catalog share."""
     system = [m for m in row["messages"][:1] if m["role"] == "system"]
     tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]  # build stores JSON text
-    text = tok.apply_chat_template(system, tools=tools, tokenize=False) if system or tools else ""
+    text = render.prompt(tok, system, tools, generation=False) if system or tools else ""
     return torch.tensor(tok(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
 
 

@@ -6,7 +6,7 @@
     tooltune stages                                                        # the stage names
     tooltune score --tasks Q --predictions P [--answers A] --out report.json   # score saved predictions
     tooltune ingest --source openai --path P [--answers A] [--out F] [--domain D]   # one dataset -> episodes
-    tooltune bfcl --model PATH|base|champion --data DIR [--categories simple,multiple] [--out DIR] [--limit N]
+    tooltune bfcl --model PATH|base|champion [--model ...] --data DIR [--categories simple,multiple] [--limit N]
     tooltune serve [--model champion|PATH] [--host 127.0.0.1] [--port 8000]   # OpenAI-compatible server
     tooltune chat [--model champion|PATH]                                    # terminal chat, calls simulated
     tooltune stack up|down|status [--dir .stack] [--mlflow-port N] ...       # MLflow + Prefect + S3 on 127.0.0.1
@@ -102,11 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--out", required=True, help="report JSON to write")
     score.set_defaults(func=_score)
     bfcl = sub.add_parser("bfcl", help="run a model on BFCL's single-turn categories: results, scores, a table")
-    bfcl.add_argument("--model", required=True, help="a model folder, `base` (paths.base) or `champion` (registry)")
+    bfcl.add_argument("--model", required=True, action="append",
+                      help="a model folder, `base` (paths.base) or `champion` (registry); repeat it to compare models "
+                           "on the same questions (McNemar per category against the first)")
     bfcl.add_argument("--data", default=None, help="BFCL data folder (default: bfcl.data of the params file)")
     bfcl.add_argument("--categories", default=None, help="comma-separated categories or groups (simple, non_live, "
                                                           "live); default: every one with a file in --data")
-    bfcl.add_argument("--out", default=None, help="output folder (default: <paths.reports>/bfcl/<model>)")
+    bfcl.add_argument("--out", default=None, help="output folder (default: <paths.reports>/bfcl/<model>, or "
+                                                   "<model>_vs_<model> for a comparison)")
     bfcl.add_argument("--limit", type=_positive, default=None, help="first N entries per category (default: "
                                                                     "bfcl.limit)")
     common(bfcl)
@@ -168,13 +171,17 @@ def _positive(text: str) -> int:
 def _bfcl(args: argparse.Namespace) -> int:
     import time
 
-    from components.evaluation import bfcl
+    from components.evaluation import bfcl, bfcl_compare
 
     params = load_params(args.params, args.profile)
     categories = [c.strip() for c in args.categories.split(",") if c.strip()] if args.categories else None
     start = time.time()
-    scores, summary, out = bfcl.run(params, args.model, args.data, categories, args.out, args.limit)
-    print(bfcl.markdown(scores, summary))
+    if len(args.model) > 1:
+        rows, summaries, out = bfcl_compare.run(params, args.model, args.data, categories, args.out, args.limit)
+        print(bfcl_compare.markdown(rows, summaries, params.evaluate.alpha))
+    else:
+        scores, summary, out = bfcl.run(params, args.model[0], args.data, categories, args.out, args.limit)
+        print(bfcl.markdown(scores, summary))
     print(f"\nResults and tables: {out}  ({time.time() - start:.0f} s)")
     return 0
 

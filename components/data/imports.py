@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from components.config import Params
 from components.data.episode import Episode, user_text
-from components.data.importers import iter_import
+from components.data.importers import iter_dataset, iter_import
 from components.data.importers.common import Reject
 from components.data.inputs import workdir_path
 from components.domains import sim
@@ -25,17 +25,24 @@ def imported_episodes(params: Params) -> list[Episode]:
 def iter_imported(params: Params, reject: Reject | None = None) -> Iterator[Episode]:
     """The episodes of every `ingest.imports` entry, in order, one at a time, tagged with its source and domain;
     those of a bring-your-own domain are fitted to its catalog (`importers.common.fit_catalog`). An entry with
-    `skip_invalid` hands its bad records to `reject`.
+    `skip_invalid` hands its bad records to `reject`. An entry with `dataset` reads a Hugging Face dataset's split
+    (`importers.iter_dataset`) instead of a file.
 
     Raises:
-        DataError: A bad record of a strict entry, or an entry's path leads outside `project.workdir`.
+        DataError: A bad record of a strict entry, an entry's path leads outside `project.workdir`, or its dataset
+            cannot be loaded (the entry named).
     """
     root = params.project.workdir
     for k, item in enumerate(params.ingest.imports):
-        path = workdir_path(root, item.path, f"ingest.imports[{k}].path")
-        answers = workdir_path(root, item.answers, f"ingest.imports[{k}].answers") if item.answers else None
-        episodes = iter_import(item.source, path, item.domain, answers, catalog_for(params, item.domain),
-                               reject if item.skip_invalid else None)
+        what, catalog = f"ingest.imports[{k}]", catalog_for(params, item.domain)
+        rejects = reject if item.skip_invalid else None
+        if item.dataset is not None:
+            episodes = iter_dataset(item.source, item.dataset, item.split or "train", item.subset, item.domain, root,
+                                    catalog, rejects, what)
+        else:
+            path = workdir_path(root, item.path, f"{what}.path")
+            answers = workdir_path(root, item.answers, f"{what}.answers") if item.answers else None
+            episodes = iter_import(item.source, path, item.domain, answers, catalog, rejects)
         yield from (hold_out(e, item.heldout_fraction) for e in episodes)
 
 

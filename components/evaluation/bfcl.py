@@ -234,7 +234,8 @@ def _plot(scores: dict[str, CategoryScore], summary: dict[str, float | None], pa
     items = list(scores.values())
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(items)), 3.8))
     values = [s.accuracy for s in items]
-    errors = [[v - s.interval[0] for v, s in zip(values, items)], [s.interval[1] - v for v, s in zip(values, items)]]
+    errors = [[max(0.0, v - s.interval[0]) for v, s in zip(values, items)],  # 0 at n/n and 0/n: float noise
+              [max(0.0, s.interval[1] - v) for v, s in zip(values, items)]]
     ax.bar(range(len(items)), values, yerr=errors, capsize=3)
     ax.set_xticks(range(len(items)), [f"{s.name}\nn={s.n}" for s in items], fontsize=7)
     ax.set_ylim(0, 1)
@@ -279,17 +280,28 @@ def data_folder(params: Params, given: str | Path | None = None) -> Path:
     return workdir_path(params.project.workdir, params.bfcl.data, "bfcl.data")
 
 
+def label(model: str) -> str:
+    """A model's name in tables and output folders: `base`, `champion`, else its folder's name."""
+    return model if model in ("base", "champion") else Path(model).name
+
+
+def run_model(params: Params, model: str, found: list[Category], out: Path,
+              limit: int | None = None) -> tuple[dict[str, CategoryScore], dict[str, float | None]]:
+    """Resolve and load one model (`model_folder`), evaluate it on `found` (first `limit` of each, default
+    `bfcl.limit`), write everything to `out`; returns the scores and the aggregates."""
+    from components.training import models
+
+    with tempfile.TemporaryDirectory(prefix="tooltune-bfcl-") as scratch:
+        model_obj, tok = models.load(model_folder(model, params, Path(scratch)))
+    return evaluate(model_obj, tok, params, found, out, limit or params.bfcl.limit)
+
+
 def run(params: Params, model: str, data: str | Path | None = None, categories: list[str] | None = None,
         out: str | Path | None = None, limit: int | None = None) -> tuple[dict[str, CategoryScore], dict, Path]:
     """`tooltune bfcl`: resolve and load the model, evaluate it, write everything to `out` (default
     `paths.reports/bfcl/<model>`); `data` and `limit` default to `bfcl.data` and `bfcl.limit`. Returns the scores,
-    the aggregates and the output folder."""
-    from components.training import models
-
+    the aggregates and the output folder. Several models: `bfcl_compare.run`."""
     found = discover(data_folder(params, data), categories)  # bad data fails before a model is loaded
-    label = model if model in ("base", "champion") else Path(model).name
-    out = Path(out) if out is not None else params.path("reports") / "bfcl" / label
-    with tempfile.TemporaryDirectory(prefix="tooltune-bfcl-") as scratch:
-        model_obj, tok = models.load(model_folder(model, params, Path(scratch)))
-    scores, summary = evaluate(model_obj, tok, params, found, out, limit or params.bfcl.limit)
+    out = Path(out) if out is not None else params.path("reports") / "bfcl" / label(model)
+    scores, summary = run_model(params, model, found, out, limit)
     return scores, summary, out

@@ -26,6 +26,7 @@ from components import toolcalls
 from components.domains import Domain
 from components.data.episode import Episode
 from components.evaluation.engine import Engine, Request, layers
+from components.toolcalls import render
 
 
 @dataclass
@@ -65,10 +66,10 @@ class PrefixCache:
 
     def split(self, conversation: list[dict], tools: list[dict]) -> tuple[str, list[int]]:
         """(prefix text, token ids of the rest) of one conversation's generation prompt."""
-        full = self.tok.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
+        full = render.prompt(self.tok, conversation, tools)
         head = conversation[:1] if conversation and conversation[0]["role"] == "system" else []
         try:
-            prefix = self.tok.apply_chat_template(head, tools=tools, tokenize=False) if head else ""  # none: no sharing
+            prefix = render.prompt(self.tok, head, tools, generation=False) if head else ""  # none: no sharing
         except TemplateError:  # a template that refuses a conversation without a user turn (Qwen3.5): no sharing
             prefix = ""
         if not full.startswith(prefix):  # a template that is not prefix-preserving: no sharing

@@ -18,6 +18,7 @@ from components.evaluation import rollout
 from components import toolcalls
 from components.data.episode import Episode
 from components.data.importers.common import is_error
+from components.toolcalls import render
 
 NOTE = ("No simulator for domain {domain!r} (a tool catalog): evaluation fell back to single-step episodes, one per "
         "assistant turn of the test trajectories with the recorded history before it, scored by call correctness. "
@@ -97,7 +98,6 @@ def rl_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:
     """GRPO rows without a simulator: the prompt rendered as text with the row's tools (TRL renders one tool
     list for every conversational prompt, but the catalog is per row), the first step as the only gold, and the
     row's own tools (JSON), against which the reward scores its calls."""
-    return [{"prompt": tok.apply_chat_template(r["prompt"], tools=json.loads(r["tools"]) or None,
-                                               add_generation_prompt=True, tokenize=False),
+    return [{"prompt": render.prompt(tok, r["prompt"], json.loads(r["tools"])),
              "expected": json.dumps(json.loads(r["expected"])[:1]), "pattern": r["pattern"], "tools": r["tools"]}
             for r in rows]

@@ -20,7 +20,7 @@ from components.training import models
 from components.config import Params
 from components.data.episode import DataError
 from components.evaluation import rollout
-from components.toolcalls import Parsed, parse_output
+from components.toolcalls import Parsed, parse_output, render
 
 TRUNCATED = "no end-of-turn token (output truncated)"  # parse_output's verdict on a cut-off turn
 
@@ -101,8 +101,7 @@ def generate(agent: Agent, messages: list[dict[str, Any]], tools: list[dict[str,
     with agent.lock:
         text = rollout.generate(agent.model, agent.tok, [conversation], [tools or None], max_new_tokens,
                                 constrained=agent.constrained)[0]
-    prompt = agent.tok.apply_chat_template(conversation, tools=tools or None, add_generation_prompt=True,
-                                           tokenize=False)
+    prompt = render.prompt(agent.tok, conversation, tools)
     n_prompt, n_completion = (len(agent.tok(t, add_special_tokens=False)["input_ids"]) for t in (prompt, text))
     return parse_output(text, tok=agent.tok, tools=tools), n_prompt, n_completion
 

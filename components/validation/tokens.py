@@ -23,6 +23,7 @@ from typing import Any
 
 from components.data import child
 from components.data.episode import DataError, Episode
+from components.toolcalls import render
 
 TOKEN_BATCH = 512  # episodes rendered and tokenized per call of the tokenizer
 QUEUED_BATCHES = 4  # rendered batches waiting for the encoder thread at most (bounds the texts held)
@@ -129,7 +130,7 @@ def _rendered(tokenizer: Any, first: Episode, batch: list[int],
               chats: list[list[dict[str, Any]]]) -> tuple[list[int], list[str]]:
     """A batch's indexes and texts, rendered with the catalog of its `first` episode; empties the batch (the
     group fills the same lists again)."""
-    texts = tokenizer.apply_chat_template(chats, tools=first.tool_dicts(), tokenize=False)
+    texts = render.prompt(tokenizer, chats, first.tool_dicts(), generation=False)
     done = list(batch)
     batch.clear()
     chats.clear()

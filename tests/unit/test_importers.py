@@ -20,7 +20,8 @@ from flows import cli
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "importers"
-FILES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hermes": "hermes.jsonl", "xlam": "xlam.json"}
+FILES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hermes": "hermes.jsonl", "xlam": "xlam.json",
+         "glaive": "glaive.jsonl"}
 PATTERNS = {  # episode id -> pattern the importer must infer
     "openai": {"oa-weather-001": "single", "oa-weather-002": "parallel", "oa-travel-003": "chain",
                "openai-openai-4": "multi_turn", "oa-smalltalk-005": "irrelevance", "oa-orders-006": "recovery"},
@@ -30,6 +31,8 @@ PATTERNS = {  # episode id -> pattern the importer must infer
                "c3d1e8b0-5f2a-4c9d-b6e4-7a8f0e1d3c23": "multi_turn",
                "9b8a7c6d-0e1f-4a2b-8c3d-4e5f6a7b8c94": "irrelevance"},
     "xlam": {"0": "parallel", "1": "single", "2": "single", "3": "single", "4": "single", "5": "irrelevance"},
+    "glaive": {"glaive-glaive-1": "single", "gl-chat-2": "irrelevance", "gl-multi-3": "multi_turn",
+               "gl-nearmiss-4": "irrelevance"},
 }
 def imported(source: str, domain: str = "demo") -> dict[str, Episode]:
     return {e.id: e for e in import_file(source, FIXTURES / FILES[source], domain)}
@@ -60,6 +63,20 @@ def test_fixture_round_trips_into_valid_episodes(source, tmp_path):
     out = tmp_path / "episodes.jsonl"
     write_episodes(out, episodes.values())
     assert read_episodes(out) == list(episodes.values())
+
+
+def test_glaive_system_prompt_and_quoted_arguments():
+    episodes = imported("glaive")
+    tip = episodes["glaive-glaive-1"]
+    assert [t.function.name for t in tip.tools] == ["calculate_tip", "define_word"]  # both schemas of the system turn
+    assert tip.tools[0].function.parameters["required"] == ["bill_amount", "tip_percentage"]
+    assert tip.expected.steps[0][0].arguments == {"bill_amount": 48, "tip_percentage": 15}  # '{...}' in quotes
+    assert [m["role"] for m in tip.message_dicts()] == ["user", "assistant", "tool", "assistant"]  # no system turn
+    assert tip.message_dicts()[-1]["content"] == "A 15 percent tip on 48 dollars is 7.20 dollars."
+    flight = episodes["gl-multi-3"].message_dicts()
+    assert flight[3]["content"] == "Let me look that up." and flight[3]["tool_calls"][0]["function"]["arguments"][
+        "date"] == "2026-05-12"  # text before the call is its content; plain JSON arguments read too
+    assert episodes["gl-chat-2"].tools == []
 
 
 def test_openai_arguments_decoded_and_results_paired_by_id():
@@ -182,6 +199,11 @@ def _xlam(**fields) -> dict:
     return {**_first("xlam"), **fields}
 
 
+def _glaive(old: str, new: str) -> dict:
+    rec = _first("glaive")
+    return rec | {"chat": rec["chat"].replace(old, new)}
+
+
 BAD = [  # source, bad record, rule, a piece of the detail
     ("openai", _openai(lambda r: r["messages"][2]["tool_calls"][0]["function"].update(arguments='{"location": "Lis')),
      "arguments_json", "arguments is not JSON"),
@@ -211,6 +233,12 @@ BAD = [  # source, bad record, rule, a piece of the detail
      "xlam_type", "unknown type 'Callable'"),
     ("xlam", _xlam(answers="[{'name': 'live_giveaways_by_type'}]"), "json_field", "'answers' is not JSON"),
     ("xlam", {k: v for k, v in _first("xlam").items() if k != "query"}, "field", "missing field 'query'"),
+    ("glaive", _glaive("USER: What", "Hi.\nUSER: What"), "glaive_turn", "chat must start with a USER:"),
+    ("glaive", _glaive("'} <|endoftext|>", "} <|endoftext|>"), "tool_call_json", "neither JSON nor a Python literal"),
+    ("glaive", _glaive('"tip_percentage": 15', '"tip_percent": 15'), "arguments_match_schema", "tip_percentage"),
+    ("glaive", _glaive("ASSISTANT: <functioncall>", "ASSISTANT: Let me see."), "role_order", "answers no pending"),
+    ("glaive", {**_first("glaive"), "system": "SYSTEM: Use these -\n{\"name\": \"calculate_tip\","}, "tool_schema",
+     "system is not JSON"),
 ]
 
 

@@ -1,10 +1,11 @@
 """Importers: outside tool-calling datasets -> canonical episodes (components.data.episode.Episode).
 
-One module per format (openai, sharegpt, hermes, xlam, bfcl); `SOURCES` maps a
+One module per format (openai, sharegpt, hermes, xlam, glaive, bfcl); `SOURCES` maps a
 source name to its importer and `import_file` runs one. Each episode gets `source` = the source name, the
 given `domain`, the record's id (else `<source>-<file stem>-<line>`), and `pattern` and `expected.steps`
 inferred from its assistant turns. Bad input raises `DataError` naming file, line (or record) and rule;
 `iter_import` streams the episodes and can set bad records aside instead (`reject`, for `--skip-invalid`).
+`iter_dataset` does the same for the rows of a Hugging Face dataset (`hub`: an id, or a local dataset folder).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from components.data.episode import DataError, Episode
-from components.data.importers import hermes, openai, sharegpt, xlam
-from components.data.importers.common import Convert, Reject, import_records
+from components.data.importers import glaive, hermes, openai, sharegpt, xlam
+from components.data.importers.common import Convert, Reject, import_records, import_rows
 
 Importer = Callable[[Path, str, Path | None, list[dict[str, Any]] | None, Reject | None], Iterable[Episode]]
 
@@ -44,13 +45,9 @@ def _bfcl(path: Path, domain: str, answers: Path | None, catalog: list[dict[str,
     return [e.model_copy(update={"domain": domain}) for e in bfcl.import_episodes(path, answers)]
 
 
-SOURCES: dict[str, Importer] = {
-    openai.SOURCE: _records(openai.SOURCE, openai.convert),
-    sharegpt.SOURCE: _records(sharegpt.SOURCE, sharegpt.convert),
-    hermes.SOURCE: _records(hermes.SOURCE, hermes.convert),
-    xlam.SOURCE: _records(xlam.SOURCE, xlam.convert),
-    "bfcl": _bfcl,
-}
+CONVERTERS: dict[str, Convert] = {m.SOURCE: m.convert for m in (openai, sharegpt, hermes, xlam, glaive)}  # records
+SOURCES: dict[str, Importer] = {**{name: _records(name, convert) for name, convert in CONVERTERS.items()},
+                                "bfcl": _bfcl}
 
 
 def import_file(source: str, path: str | Path, domain: str, answers: str | Path | None = None,
@@ -82,3 +79,23 @@ def iter_import(source: str, path: str | Path, domain: str, answers: str | Path 
     if source not in SOURCES:
         raise DataError(f"unknown import source {source!r}; known: {sorted(SOURCES)}")
     yield from SOURCES[source](Path(path), domain, Path(answers) if answers is not None else None, catalog, reject)
+
+
+def iter_dataset(source: str, dataset: str, split: str, subset: str | None, domain: str, workdir: str | Path,
+                 catalog: list[dict[str, Any]] | None = None, reject: Reject | None = None,
+                 what: str = "dataset") -> Iterator[Episode]:
+    """`iter_import` of a Hugging Face dataset's `split` (`hub.rows`: a Hub id, or a folder under `workdir`), each
+    row one record of the `source` format; `what` names the params entry in errors.
+
+    Raises:
+        DataError: A source that is no record format (bfcl), a dataset that cannot be loaded, or bad input.
+    """
+    if source not in CONVERTERS:
+        raise DataError(where=f"{what}.source", rule="dataset_source",
+                        detail=f"{source!r} cannot be read from a dataset; the record formats are {sorted(CONVERTERS)}"
+                               + (" (bfcl: give the question file as `path` and its answers as `answers`)"
+                                  if source == "bfcl" else ""))
+    from components.data.importers import hub  # `datasets` is imported only when a dataset is read
+
+    label, records = hub.rows(dataset, split, subset, workdir, what)
+    yield from import_rows(records, label, source, domain, CONVERTERS[source], catalog, reject)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,9 +339,17 @@ def import_records(path: str | Path, source: str, domain: str, convert: Convert,
         DataError: The first bad record, naming file, line (or record) and rule; ids must be unique. File-level
             errors (missing, empty, an array file too big) raise even with `reject`.
     """
-    seen: set[str] = set()
     path = Path(path)
-    for number, record in read_records(path):
+    return import_rows(read_records(path), path, source, domain, convert, catalog, reject)
+
+
+def import_rows(rows: Iterable[tuple[int, Record | DataError]], path: Path, source: str, domain: str,
+                convert: Convert, catalog: list[dict[str, Any]] | None = None,
+                reject: Reject | None = None) -> Iterator[Episode]:
+    """`import_records` of records read elsewhere (a file's, or a Hugging Face dataset's rows: `importers.hub`);
+    `path` names where they came from (the records' own `path`), for `reject`."""
+    seen: set[str] = set()
+    for number, record in rows:
         try:
             if isinstance(record, DataError):
                 raise record

@@ -37,7 +37,7 @@ def convert(record: Record) -> tuple[list[dict[str, Any]], Transcript]:
             tools = normalise_tools(_tool_list(blocks[-1], record, where), record)
         elif who == "gpt" and OPEN in value:
             _check_balanced(value, OPEN, CLOSE, record, where)
-            calls = [_literal(block, record, f"{where} tool_call") for block in CALL.findall(value)]
+            calls = [literal(block, record, f"{where} tool_call") for block in CALL.findall(value)]
             transcript.call(calls, CALL.sub("", value).strip())
         elif who == "tool":
             _check_balanced(value, "<tool_response>", "</tool_response>", record, where)
@@ -49,8 +49,8 @@ def convert(record: Record) -> tuple[list[dict[str, Any]], Transcript]:
     return tools, transcript
 
 
-def _literal(text: str, record: Record, what: str) -> Any:
-    """A JSON value, or a Python literal (the dataset's single-quoted dicts)."""
+def literal(text: str, record: Record, what: str) -> Any:
+    """A JSON value, or a Python literal (the dataset's single-quoted dicts; Glaive's quoted arguments too)."""
     value = _loads(text, record, what)
     if value is _NEITHER:
         raise record.error("tool_call_json", f"{what} is neither JSON nor a Python literal: {text.strip()[:60]!r}")
@@ -81,7 +81,7 @@ def _tool_list(text: str, record: Record, where: str) -> list[Any]:
     """The `<tools>` block: a list of schemas, or schemas one after another (the Hermes prompt template)."""
     value = _loads(text, record, f"{where} <tools>")
     if value is _NEITHER:
-        value = _json_stream(text, record, where)
+        value = json_values(text, record, f"{where} <tools>")
     if isinstance(value, dict):
         return [value]
     if not isinstance(value, list):
@@ -89,16 +89,16 @@ def _tool_list(text: str, record: Record, where: str) -> list[Any]:
     return value
 
 
-def _json_stream(text: str, record: Record, where: str) -> list[Any]:
-    """Consecutive JSON values, e.g. one schema per line."""
+def json_values(text: str, record: Record, what: str) -> list[Any]:
+    """Consecutive JSON values, e.g. one schema per line (Hermes' `<tools>`, Glaive's system prompt)."""
     out, pos, text = [], 0, text.strip()
     while pos < len(text):
         try:
             value, pos = raw_decode(text, pos)
         except JsonError as err:
             if err.rule != "json":
-                raise record.error(err.rule, f"{where} <tools>: {err.detail}") from None
-            raise record.error("tool_schema", f"{where}: <tools> is not JSON ({err.detail})") from None
+                raise record.error(err.rule, f"{what}: {err.detail}") from None
+            raise record.error("tool_schema", f"{what} is not JSON ({err.detail})") from None
         out.append(value)
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
