@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from components import base, build, domains, ingest, reward_model, rl, sft, tracking
 from components.training import models
 from components.config import load_params
+from components.data.fileio import read_jsonl
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.integration
@@ -81,8 +82,23 @@ def test_reward_model_loss_falls_and_weights_change(params):
     after = _weights(params.path("reward_model"))
     assert "score.weight" in after
     assert _changed(_weights(params.path("base")), after) > 1e-4
-    model, _ = models.load(params.path("reward_model"), sequence_classification=True)
+    model, tok = models.load(params.path("reward_model"), sequence_classification=True)
     assert model.config.num_labels == 1
+    # held-out accuracy per class, from a forward pass of the saved model over pairs of val/test episodes; the
+    # accuracy of the last training batch is a curve value only
+    heldout = read_jsonl(params.path("splits") / "heldout_pairs.jsonl")
+    kinds = {r["kind"] for r in heldout}
+    assert len(kinds) >= 12 and result.metrics["heldout_pairs"] == len(heldout) and "accuracy_last" not in result.metrics
+    assert steps("heldout_accuracy") == [(0, result.metrics["heldout_accuracy"])]  # logged to the stage's run
+    rows = [next(r for r in heldout if r["kind"] == k) for k in sorted(kinds)]
+    for row, (chosen, rejected) in zip(rows, reward_model.pair_rewards(model, tok, rows)):
+        share = result.metrics[f"heldout_accuracy.{row['kind']}"]
+        assert 0.0 <= share <= 1.0 and chosen != rejected  # a real number from a real forward pass, both ways
+        n = sum(r["kind"] == row["kind"] for r in heldout)
+        assert round(share * n) == pytest.approx(share * n)  # a share of the class's pairs
+    table = (params.path("reports") / "reward_model.md").read_text()
+    assert all(f"| {k} | " in table for k in kinds) and "| all | " in table
+    assert (params.path("reports") / "reward_model_heldout.png").stat().st_size > 0
 
 
 def test_rl_updates_policy_with_layered_rewards(params):
