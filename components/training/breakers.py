@@ -3,29 +3,23 @@ candidate trajectories with that one mistake, as a model makes it.
 
 A breaker yields candidates lazily, most realistic first in a seeded order; `pairs.break_case` keeps the first one
 the scorer finds wrong with exactly the intended class. The mistakes draw on what a model has in front of it: the
-catalog's schemas (enums, other tools' parameter names, optional parameters), the user's own words, and the values
-the episode set's gold calls use (`Pool`): a wrong value is another city, a swapped origin and destination, a date a
-day or a month off, a number ten times too big; never a placeholder such as "unknown".
-
-Only the assistant's turns change. A changed call keeps the tool result of the call it replaced (the trajectory is
-not re-run: a bring-your-own catalog has no simulator), a repeated call repeats its result, a dropped call drops its
-result, and the assistant's texts stay as they were (an answer given without the calls behind it states facts it
-never fetched: the hallucinated answer of a model that skipped a step).
+catalog's schemas (enums, other tools' parameter names, optional parameters), the user's own words, the tool
+results so far, and the values the episode set's calls pass (`Pool`): a wrong value is another city, a swapped
+origin and destination, the other flight of the search, a date a day or a month off, a number ten times too big;
+never a placeholder such as "unknown". How a mistake enters the trajectory: components/training/trajectory.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import random
-
-Messages = list[dict[str, Any]]
-Call = dict[str, Any]
+from components.training.trajectory import Call, Case, Messages, Pool, block, call_message, decoded, with_step, \
+    without_steps
 
 # Verbs a model swaps for a tool name's own (search_flights -> find_flights): the hallucinated names it invents.
 _SYNONYMS = {"search": ("find", "lookup"), "find": ("search", "get"), "get": ("fetch", "retrieve"),
@@ -34,102 +28,6 @@ _SYNONYMS = {"search": ("find", "lookup"), "find": ("search", "get"), "get": ("f
              "convert": ("calculate",), "check": ("get", "verify"), "send": ("post",), "update": ("set", "edit")}
 _STOPWORDS = frozenset("a an and are can for from get how in is it me my of on or please the there to what with you "
                        "your i we our this that".split())
-
-
-@dataclass
-class Case:
-    """A good trajectory taken apart: what breakers read.
-
-    Attributes:
-        rest: The messages after the prompt (the chosen completion).
-        blocks: (start, end) in `rest` of each call step: its assistant turn and the tool results after it.
-        steps: The calls of each step, as the trajectory makes them.
-        tools: `toolcalls.tool_index` of the episode's catalog.
-        user: The user turns, lowercased (where a model finds the values it passes).
-    """
-
-    rest: Messages
-    blocks: list[tuple[int, int]]
-    steps: list[list[Call]]
-    tools: dict[str, dict[str, Any]]
-    user: str
-
-    def failed(self, i: int) -> bool:
-        """Whether every tool result of step i is an error (a recovery episode's expected first try)."""
-        start, end = self.blocks[i]
-        return end > start + 1 and all(_is_error(m.get("content")) for m in self.rest[start + 1:end])
-
-    def sound(self) -> list[int]:
-        """The steps whose calls succeeded: the ones a call-level mistake goes into."""
-        return [i for i in range(len(self.steps)) if not self.failed(i)]
-
-
-@dataclass
-class Pool:
-    """What the episode set offers to realistic mistakes.
-
-    Attributes:
-        values: (tool, argument) -> the distinct values its successful calls pass, in a stable order.
-        replies: The assistant's answers of no-call episodes (a refusal, a question back).
-        outcomes: tool -> (arguments, [tool result, final answer]) of the episodes that make one lone call of it.
-    """
-
-    values: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-    replies: list[str] = field(default_factory=list)
-    outcomes: dict[str, list[tuple[dict[str, Any], Messages]]] = field(default_factory=dict)
-
-
-def _json(content: Any) -> Any:
-    """A tool result's content decoded (None when it is no JSON)."""
-    try:
-        return json.loads(content) if isinstance(content, str) else None
-    except (ValueError, RecursionError):
-        return None
-
-
-def _is_error(content: Any) -> bool:
-    value = _json(content)
-    return isinstance(value, dict) and "error" in value
-
-
-# ------------------------------------------------------------------------------------------------ trajectory edits
-
-
-def call_message(calls: list[Call], ids: list[str]) -> dict[str, Any]:
-    return {"role": "assistant", "content": "",
-            "tool_calls": [{"type": "function", "id": i, "function": {"name": c["name"], "arguments": c["arguments"]}}
-                           for c, i in zip(calls, ids)]}
-
-
-def with_step(case: Case, i: int, calls: list[Call], sources: list[int] | None = None) -> Messages:
-    """`case.rest` with step i making `calls`; call j takes the id and tool result of original call `sources[j]`
-    (default: its own position)."""
-    start, end = case.blocks[i]
-    old_calls = case.rest[start]["tool_calls"]
-    results = case.rest[start + 1:end]
-    sources = list(range(len(calls))) if sources is None else sources
-    ids = [old_calls[s].get("id") or f"call_{i}_{j}" for j, s in enumerate(sources)]
-    tool_msgs = [{**results[s], "tool_call_id": ids[j], "name": calls[j]["name"]}
-                 for j, s in enumerate(sources) if s < len(results)]
-    turn = {**case.rest[start], **call_message(calls, ids), "content": case.rest[start].get("content", "")}
-    return [*case.rest[:start], turn, *tool_msgs, *case.rest[end:]]
-
-
-def without_steps(case: Case, drop: set[int]) -> Messages:
-    """`case.rest` without the assistant turns (and their results) of the steps in `drop`."""
-    gone = {k for i in drop for k in range(*case.blocks[i])}
-    return [m for k, m in enumerate(case.rest) if k not in gone]
-
-
-def _block(case: Case, i: int, suffix: str = "") -> Messages:
-    start, end = case.blocks[i]
-    msgs = json.loads(json.dumps(case.rest[start:end]))
-    for m in msgs:
-        for tc in m.get("tool_calls") or []:
-            tc["id"] = f"{tc.get('id') or 'call'}{suffix}"
-        if m.get("tool_call_id"):
-            m["tool_call_id"] += suffix
-    return msgs
 
 
 # ---------------------------------------------------------------------------------------------- realistic values
@@ -182,7 +80,7 @@ def _seen_before(case: Case, i: int, value: Any) -> list[str]:
     found: dict[str, None] = {}
     for start, end in case.blocks[:i]:
         for m in case.rest[start + 1:end]:
-            found.update(dict.fromkeys(_strings(_json(m.get("content")))))
+            found.update(dict.fromkeys(_strings(decoded(m.get("content")))))
     return [s for s in found if s != value and re.sub(r"\d", "0", s) == shape]
 
 
@@ -361,7 +259,7 @@ def redundant_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messa
     """A step made again right after its results came back."""
     for i in rng.sample(case.sound(), len(case.sound())):
         end = case.blocks[i][1]
-        yield [*case.rest[:end], *_block(case, i, "_again"), *case.rest[end:]]
+        yield [*case.rest[:end], *block(case, i, "_again"), *case.rest[end:]]
 
 
 def missing_step(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
@@ -378,7 +276,7 @@ def wrong_order(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages
              if case.blocks[i][1] == case.blocks[i + 1][0] and not case.failed(i) and not case.failed(i + 1)]
     for i in rng.sample(pairs, len(pairs)):
         (a, _), (_, b) = case.blocks[i], case.blocks[i + 1]
-        yield [*case.rest[:a], *_block(case, i + 1), *_block(case, i), *case.rest[b:]]
+        yield [*case.rest[:a], *block(case, i + 1), *block(case, i), *case.rest[b:]]
 
 
 def premature_stop(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:

@@ -22,7 +22,8 @@ from typing import Any
 
 from components import toolcalls
 from components.data.episode import Episode
-from components.training.breakers import BREAKERS, Case, Messages, Pool
+from components.training.breakers import BREAKERS
+from components.training.trajectory import Case, Messages, Pool
 
 CLASSES = tuple(BREAKERS)
 # Classes the scorer reports along with the intended one: a retyped value is also a wrong value to the exact-argument
