@@ -7,9 +7,9 @@ episodes), params `reward_model`.
 Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
-intervals); metrics `heldout_accuracy` (all held-out pairs) and `heldout_accuracy.<class>`. While training, a
-checkpoint every `reward_model.save_steps` under `paths.checkpoints/reward_model/`, resumed by a rerun after a kill
-(components/training/checkpoints.py).
+intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>` and
+`heldout_margin.<class>`. While training, a checkpoint every `reward_model.save_steps` under
+`paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
@@ -144,12 +144,13 @@ def per_class(rows: list[dict[str, Any]], model: Any, tok: Any) -> dict[str, dic
 
 
 def heldout_metrics(table: dict[str, dict[str, float]]) -> dict[str, float]:
-    """`heldout_accuracy` (all pairs), `heldout_accuracy.<class>`, `heldout_pairs` and the worst class's accuracy."""
+    """`heldout_accuracy` (all pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>` (mean reward of chosen
+    minus rejected), `heldout_pairs` and the worst class's accuracy `heldout_accuracy_min`."""
     classes = {k: v for k, v in table.items() if k != "all"}
     out = {"heldout_accuracy": table["all"]["accuracy"] if "all" in table else float("nan"),
            "heldout_pairs": float(table.get("all", {}).get("n", 0)),
            "heldout_accuracy_min": min((v["accuracy"] for v in classes.values()), default=float("nan"))}
-    return out | {f"heldout_accuracy.{k}": v["accuracy"] for k, v in classes.items()}
+    return out | {f"heldout_{m}.{k}": v[m] for m in ("accuracy", "margin") for k, v in classes.items()}
 
 
 def write_report(table: dict[str, dict[str, float]], md_path: Path, png_path: Path) -> None:
