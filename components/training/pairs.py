@@ -3,9 +3,10 @@ named error class of the shared scorer (rejected), for every class that applies 
 
 The classes are the scorer's own (`components.toolcalls`; `CLASSES`), and the scorer decides: a candidate that
 `breakers.BREAKERS[kind]` makes is kept only when `toolcalls.score_episode` finds it wrong with exactly that class
-(plus the classes the scorer reports with it: `COMPANIONS`). A breaker that finds no such
-candidate for an episode makes no pair of that class for it, so every pair's `kind` is what the scorer would say of
-the rejected trajectory. Episodes whose own trajectory the scorer does not pass make no pairs.
+(plus the classes the scorer reports with it: `COMPANIONS`). A breaker with no such candidate for an episode makes
+no pair of that class for it, so every pair's `kind` is what the scorer says of its rejected trajectory (tests check
+that each breaker yields its class on every built-in episode it applies to). Episodes whose own trajectory the
+scorer does not pass make no pairs.
 
 Build writes two files: `pairs.jsonl` from the train split and `heldout_pairs.jsonl` from the val and test splits,
 which the reward model never trains on and scores per class. Each draws its realistic values from its own episodes
