@@ -2,7 +2,9 @@
 
 Reads: `paths.raw` (validated episodes), params `build`, `base.system_prompt`.
 Writes: `paths.splits/` with train/val/test.jsonl (episodes), sft.jsonl (messages + tools JSON string),
-pairs.jsonl (prompt/chosen/rejected/tools, one named breakage each) and rl.jsonl (prompt, expected, goal).
+pairs.jsonl (prompt/chosen/rejected/tools: a good trajectory and the same one with a mistake of one error class
+of the scorer, from the train split), heldout_pairs.jsonl (the same from the val and test splits: the reward model's
+held-out accuracy per class) and rl.jsonl (prompt, expected, goal).
 The folder is written aside, checked across splits (`validate.validate_splits`: unique ids, no user text in two
 splits) and only then swapped in, so a failure or a leak leaves the previous build intact. Exact duplicates (same
 tools, messages and expected steps) are counted (metric `duplicate_episodes`) and, with `build.drop_duplicates`,
@@ -101,19 +103,24 @@ def run(params: Params) -> StageResult:
         episodes = [e for e in episodes if id(e) not in dropped]
     parts = split(episodes, params)
     system = params.base.system_prompt
-    pairs = make_pairs(parts["train"], list(params.build.pair_kinds), system, params.project.seed)
+    cfg = params.build
+    pairs = make_pairs(parts["train"], cfg.pair_kinds, system, params.project.seed, cfg.pairs_per_class)
+    heldout = make_pairs(parts["val"] + parts["test"], cfg.pair_kinds, system, params.project.seed,
+                         cfg.heldout_pairs_per_class)
     out = params.path("splits")
     with atomic_dir(out) as tmp:
         for name, items in parts.items():
             write_episodes(tmp / f"{name}.jsonl", items)
         write_jsonl(tmp / "sft.jsonl", sft_rows(parts["train"], system))
         write_jsonl(tmp / "pairs.jsonl", pairs)
+        write_jsonl(tmp / "heldout_pairs.jsonl", heldout)
         write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
         validate_splits(tmp, params, out)  # a leak across splits fails here, before the folder is swapped in
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
     metrics |= {"duplicate_episodes": float(len(repeated)),
                 "dropped_duplicates": float(len(repeated) if params.build.drop_duplicates else 0)}
-    metrics |= {f"pairs_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in pairs).items())}
+    for name, rows in (("pairs", pairs), ("heldout_pairs", heldout)):
+        metrics |= {f"{name}_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in rows).items())}
     return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)
 
 

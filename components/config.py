@@ -213,7 +213,14 @@ class Build(_Frozen):
     rl_prompts: int = Field(gt=0)
     drop_duplicates: bool = Field(description="drop exact duplicates (same tools, messages and expected steps) before "
                                               "splitting; they are counted either way (metric duplicate_episodes)")
-    pair_kinds: list[Literal["wrong_tool", "wrong_argument", "missing_step", "wrong_order", "premature_stop"]]
+    pair_kinds: list[Literal["hallucinated_tool", "wrong_tool", "wrong_type", "wrong_value", "missing_required_argument",
+                             "unknown_argument", "unexpected_argument", "wrong_call_count", "redundant_call",
+                             "missing_step", "wrong_order", "premature_stop", "no_call", "call_when_irrelevant"]] = Field(
+        description="error classes of components/toolcalls to make reward-model pairs of (components/training/pairs.py)")
+    pairs_per_class: int | None = Field(gt=0, description="training pairs per class, from the train split; null: every "
+                                                          "train episode the class applies to")
+    heldout_pairs_per_class: int | None = Field(gt=0, description="pairs per class from the val and test splits, on "
+                                                                  "which the reward model's accuracy is measured")
 
 
 class Lora(_Frozen):

@@ -1,22 +1,32 @@
-"""Stage `reward_model`: a learned reward on preference pairs made by breaking good trajectories
-(wrong tool, wrong argument, missing step, wrong order, premature stop), with TRL RewardTrainer.
+"""Stage `reward_model`: a learned reward on preference pairs (a good trajectory against the same one with a mistake
+of one error class of the scorer: components/training/pairs.py), trained with TRL RewardTrainer and measured per
+class on held-out pairs it never trained on.
 
-Reads: `paths.base`, `paths.splits/pairs.jsonl`, params `reward_model`.
-Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`;
-while training, a checkpoint every `reward_model.save_steps` under `paths.checkpoints/reward_model/`, resumed by a
-rerun after a kill (components/training/checkpoints.py).
+Reads: `paths.base`, `paths.splits/pairs.jsonl` (training), `paths.splits/heldout_pairs.jsonl` (from the val and test
+episodes), params `reward_model`.
+Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
+(training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
+`paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
+intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>` and
+`heldout_margin.<class>`. While training, a checkpoint every `reward_model.save_steps` under
+`paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
-from components import training
+from components import distributed, training
 from components.config import Params
 from components.data.fileio import read_jsonl
+from components.evaluation.stats import wilson
 from components.result import StageResult
-from components.training import checkpoints
+from components.training import checkpoints, models
 
 
 def run(params: Params) -> StageResult:
@@ -26,15 +36,15 @@ def run(params: Params) -> StageResult:
     from components.tracking import step_metrics_callback
 
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
-    cfg = params.reward_model
+    cfg, splits = params.reward_model, params.path("splits")
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), drawn, params.project.seed)
+    pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed)
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
                                   "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
     base = params.path("base")
     model, tok = training.load_for_training(params, base, cfg.lora.enabled, sequence_classification=True)
     model.config.pad_token_id = tok.pad_token_id
-    resume = checkpoints.start(params, "reward_model", [params.path("splits") / "pairs.jsonl", base])
+    resume = checkpoints.start(params, "reward_model", [splits / "pairs.jsonl", base])
     args = RewardConfig(max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
                         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
                         max_length=cfg.max_length, logging_steps=1, report_to="none",
@@ -47,17 +57,132 @@ def run(params: Params) -> StageResult:
     history = trainer.state.log_history
     reports = params.path("reports")
     training.write_curve(history, ["loss", "accuracy"], reports / "reward_model_curve.csv",
-                         reports / "reward_model_curve.png", "Reward model")
+                         reports / "reward_model_curve.png", "Reward model (training batches)")
     first, last = training.first_last(history, "loss")
-    _, acc = training.first_last(history, "accuracy")
     out = params.path("reward_model")
     training.save_trained(trainer.model, tok, out, {"stage": "reward_model", "base": params.base.model}, trainer)
     checkpoints.finish(params, "reward_model")
-    return StageResult(stage="reward_model", outputs={"model": str(out)},
-                       metrics={"loss_first": first, "loss_last": last, "accuracy_last": acc,
-                                "pairs": float(len(pairs)), "train_seconds": round(seconds, 1),
-                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
-                       reports=[str(reports / "reward_model_curve.png")])
+    kept = len(trainer.train_dataset)  # RewardTrainer drops pairs longer than max_length
+    metrics = {"loss_first": first, "loss_last": last, "pairs": float(kept), "pairs_too_long": float(len(pairs) - kept),
+               "train_seconds": round(seconds, 1), "resumed_from_step": float(checkpoints.resumed_step(resume))}
+    result = StageResult(stage="reward_model", outputs={"model": str(out)}, metrics=metrics,
+                         reports=[str(reports / "reward_model_curve.png")])
+    if not distributed.is_main():
+        return result  # rank 0 measures the saved model
+    heldout = per_class(read_jsonl(splits / "heldout_pairs.jsonl"), *models.load(out, sequence_classification=True))
+    write_report(heldout, reports / "reward_model.md", reports / "reward_model_heldout.png")
+    result.metrics |= heldout_metrics(heldout)
+    result.reports += [str(reports / "reward_model.md"), str(reports / "reward_model_heldout.png")]
+    return result
+
+
+def pair_rewards(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """The model's reward of each row's chosen and rejected trajectory, on the sequences RewardTrainer trains on
+    (prompt + completion through the chat template, with the row's tools).
+
+    The two sequences of a pair share their start (the system turn with the tools, the request, the turns before
+    the mistake): that prefix runs once and both continuations reuse its keys and values, and the system turn runs
+    once for all pairs that share it. Same numbers as whole forward passes (tests/unit/test_reward_model.py) at
+    about half the cost.
+    """
+    import torch
+    from trl.data_utils import common_prefix_length
+
+    model.config.pad_token_id = tok.pad_token_id
+    model.eval()
+    out, heads = [], {}
+    with torch.inference_mode():
+        for row in rows:
+            tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
+            ids = [_ids(tok, row["prompt"] + row[k], tools) for k in ("chosen", "rejected")]
+            n = min(common_prefix_length(*ids), len(ids[0]) - 1, len(ids[1]) - 1)
+            cache = _prefix_cache(model, _ids(tok, row["prompt"][:1], tools), ids[0][:n], heads)
+            scores = [model(input_ids=torch.tensor([seq[n:]]), past_key_values=copy.deepcopy(cache),
+                            use_cache=cache is not None).logits[0, 0].item() for seq in ids]
+            out.append((scores[0], scores[1]))
+    return out
+
+
+def _ids(tok: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
+    return tok.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True)["input_ids"]
+
+
+def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tuple[int, ...], Any]) -> Any:
+    """Keys and values of `prefix` (None when empty); when it starts with `head` (the system turn), that part comes
+    from `heads`, which holds the last system turn's."""
+    import torch
+
+    if not prefix:
+        return None
+    if not 0 < len(head) < len(prefix) or prefix[:len(head)] != head:
+        head = []
+    cache = None
+    if head:
+        if tuple(head) not in heads:
+            heads.clear()
+            heads[tuple(head)] = model.base_model(input_ids=torch.tensor([head]), use_cache=True).past_key_values
+        cache = copy.deepcopy(heads[tuple(head)])
+    return model.base_model(input_ids=torch.tensor([prefix[len(head):]]), past_key_values=cache,
+                            use_cache=True).past_key_values
+
+
+def per_class(rows: list[dict[str, Any]], model: Any, tok: Any) -> dict[str, dict[str, float]]:
+    """Held-out accuracy (chosen rewarded above rejected) per error class and over all pairs ("all"), with n, the
+    95 % Wilson interval and the mean reward margin."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    margins: dict[str, list[float]] = defaultdict(list)
+    for row, (chosen, rejected) in zip(rows, pair_rewards(model, tok, rows)):
+        for key in (row["kind"], "all"):
+            hits[key].append(chosen > rejected)
+            margins[key].append(chosen - rejected)
+    out = {}
+    for key in sorted(hits, key=lambda k: (k == "all", k)):
+        n, k = len(hits[key]), sum(hits[key])
+        low, high = wilson(k, n)
+        out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n}
+    return out
+
+
+def heldout_metrics(table: dict[str, dict[str, float]]) -> dict[str, float]:
+    """`heldout_accuracy` (all pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>` (mean reward of chosen
+    minus rejected), `heldout_pairs` and the worst class's accuracy `heldout_accuracy_min`."""
+    classes = {k: v for k, v in table.items() if k != "all"}
+    out = {"heldout_accuracy": table["all"]["accuracy"] if "all" in table else float("nan"),
+           "heldout_pairs": float(table.get("all", {}).get("n", 0)),
+           "heldout_accuracy_min": min((v["accuracy"] for v in classes.values()), default=float("nan"))}
+    return out | {f"heldout_{m}.{k}": v[m] for m in ("accuracy", "margin") for k, v in classes.items()}
+
+
+def write_report(table: dict[str, dict[str, float]], md_path: Path, png_path: Path) -> None:
+    """The held-out table as markdown and a bar chart of accuracy per class with its interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["# Reward model: held-out accuracy per error class", "",
+             "Pairs from the val and test episodes, never trained on: the share where the reward model scores the "
+             "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval).", "",
+             "| class | n | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
+              for k, v in table.items()]
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = list(table)
+    acc = [table[k]["accuracy"] for k in names]
+    err = [[max(0.0, a - table[k]["low"]) for k, a in zip(names, acc)],
+           [max(0.0, table[k]["high"] - a) for k, a in zip(names, acc)]]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    ax.barh(names, acc, xerr=err, color=["#888" if k == "all" else "#4c72b0" for k in names], capsize=2)
+    ax.axvline(0.95, color="#c44", linestyle="--", linewidth=1, label="target 95 %")
+    ax.axvline(0.5, color="#999", linestyle=":", linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("held-out accuracy (chosen > rejected)")
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:

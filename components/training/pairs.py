@@ -1,95 +1,128 @@
-"""Preference pairs for the reward model: a good trajectory (chosen) and the same one broken in a named way
-(rejected). Every rejected trajectory is checked with the shared scorer: it must score as wrong.
+"""Preference pairs for the reward model: a good trajectory (chosen) and the same trajectory with one mistake of a
+named error class of the shared scorer (rejected), for every class that applies to the episode.
+
+The classes are the scorer's own (`components.toolcalls`; `CLASSES`), and the scorer decides: a candidate that
+`breakers.BREAKERS[kind]` makes is kept only when `toolcalls.score_episode` finds it wrong with exactly that class
+(plus the classes the scorer reports with it: `COMPANIONS`). A breaker with no such candidate for an episode makes
+no pair of that class for it, so every pair's `kind` is what the scorer says of its rejected trajectory (tests check
+that each breaker yields its class on every built-in episode it applies to). Episodes whose own trajectory the
+scorer does not pass make no pairs.
+
+Build writes two files: `pairs.jsonl` from the train split and `heldout_pairs.jsonl` from the val and test splits,
+which the reward model never trains on and scores per class. Each draws its realistic values from its own episodes
+only (`pool_of`), so no held-out pair holds a piece of a training episode. Output is a function of the episodes and
+the seed alone.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from components import toolcalls
 from components.data.episode import Episode
+from components.training.breakers import BREAKERS
+from components.training.trajectory import Case, Messages, Pool
 
-Messages = list[dict[str, Any]]
+CLASSES = tuple(BREAKERS)
+# Classes the scorer reports along with the intended one: a retyped value is also a wrong value to the exact-argument
+# check, and a step broken before a later step that matches is also missing ("an expected step matches no predicted
+# step while a later expected step does").
+_CALL_LEVEL = ("hallucinated_tool", "wrong_tool", "wrong_type", "wrong_value", "missing_required_argument",
+               "unknown_argument", "unexpected_argument", "wrong_call_count")
+COMPANIONS = {kind: frozenset({"missing_step"} | ({"wrong_value"} if kind == "wrong_type" else set()))
+              for kind in _CALL_LEVEL}
+CANDIDATES = 24  # candidates a breaker may offer per episode before it gives up
 
 
-def _assistant_call(calls: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"role": "assistant", "content": "",
-            "tool_calls": [{"type": "function", "function": c} for c in calls]}
-
-
-def _first_turn(ep: Episode) -> tuple[Messages, Messages]:
-    """Split an episode's messages into (prompt up to the first assistant turn, the rest)."""
+def case_of(ep: Episode) -> Case | None:
+    """The episode's trajectory taken apart for the breakers; None when the scorer does not pass it as it is."""
     msgs = ep.message_dicts()
-    k = len(ep.prompt_messages())
-    return msgs[:k], msgs[k:]
-
-
-def wrong_tool(ep: Episode, rng: random.Random) -> Messages | None:
-    if not ep.expected.steps:
+    rest = msgs[len(ep.prompt_messages()):]
+    blocks = []
+    for k, m in enumerate(rest):
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            end = k + 1
+            while end < len(rest) and rest[end]["role"] == "tool":
+                end += 1
+            blocks.append((k, end))
+    tools = toolcalls.tool_index(ep.tool_dicts())
+    steps = [toolcalls.calls_of_message(rest[a]) for a, _ in blocks]
+    if not toolcalls.score_episode(steps, _gold(ep), tools).exact:
         return None
-    step = [c.model_dump() for c in ep.expected.steps[0]]
-    names = [t.function.name for t in ep.tools if t.function.name not in {c["name"] for c in step}]
-    step[0] = {"name": rng.choice(names), "arguments": step[0]["arguments"]}
-    return [_assistant_call(step)]
+    user = " ".join((m.get("content") or "") for m in msgs if m["role"] == "user").lower()
+    return Case(rest, blocks, steps, tools, user)
 
 
-def wrong_argument(ep: Episode, rng: random.Random) -> Messages | None:
-    if not ep.expected.steps:
-        return None
-    step = [c.model_dump() for c in ep.expected.steps[0]]
-    args = step[0]["arguments"]
-    key = rng.choice(sorted(args))
-    value = args[key]
-    args[key] = (value[:-1] + ("1" if value[-1] != "1" else "2")) if isinstance(value, str) and value else "unknown"
-    return [_assistant_call(step)]
+def _gold(ep: Episode) -> list[list[dict[str, Any]]]:
+    return [[c.model_dump() for c in step] for step in ep.expected.steps]
 
 
-def missing_step(ep: Episode, rng: random.Random) -> Messages | None:
-    """Skip the first step: a chain jumps to its dependent call, a single call answers without calling."""
-    if not ep.expected.steps:
-        return None
-    if len(ep.expected.steps) > 1:
-        return [_assistant_call([c.model_dump() for c in ep.expected.steps[1]])]
-    return [{"role": "assistant", "content": "Done: I found what you asked for."}]
+def pool_of(cases: Iterable[Case]) -> Pool:
+    """The values of the successful calls, the no-call replies and the lone calls' outcomes of `cases`, in an
+    order independent of theirs."""
+    values: dict[tuple[str, str], dict[str, Any]] = {}
+    replies: set[str] = set()
+    outcomes: dict[str, dict[str, tuple[dict[str, Any], Messages]]] = {}
+    for case in cases:
+        for call in (c for i in case.sound() for c in case.steps[i]):
+            for key, value in call["arguments"].items():
+                values.setdefault((call["name"], key), {})[json.dumps(value, sort_keys=True)] = value
+        if not case.steps:
+            replies.update(m["content"] for m in case.rest if m["role"] == "assistant" and m.get("content"))
+        elif len(case.rest) == 3 and len(case.steps) == 1 and len(case.steps[0]) == 1:
+            call = case.steps[0][0]
+            outcomes.setdefault(call["name"], {})[json.dumps(case.rest, sort_keys=True)] = (call["arguments"],
+                                                                                           case.rest[1:])
+    return Pool(values={k: [v[s] for s in sorted(v)] for k, v in sorted(values.items())}, replies=sorted(replies),
+                outcomes={k: [v[s] for s in sorted(v)] for k, v in sorted(outcomes.items())})
 
 
-def wrong_order(ep: Episode, rng: random.Random) -> Messages | None:
-    if len(ep.expected.steps) < 2:
-        return None
-    return [_assistant_call([c.model_dump() for c in ep.expected.steps[-1]])]
+def verdict(ep: Episode, case: Case, rejected: Messages) -> list[str]:
+    """The scorer's error classes for `rejected` in place of the episode's trajectory ([] = correct)."""
+    score = toolcalls.score_episode(toolcalls.steps_of_messages(rejected), _gold(ep), case.tools)
+    return [] if score.exact else score.errors
 
 
-def premature_stop(ep: Episode, rng: random.Random) -> Messages | None:
-    """Stop after the first step's results with a final answer, although steps remain."""
-    if len(ep.expected.steps) < 2:
-        return None
-    _, rest = _first_turn(ep)
-    n_first = 1 + len(ep.expected.steps[0])  # the call turn and its tool results
-    return copy.deepcopy(rest[:n_first]) + [{"role": "assistant", "content": "Here are the results."}]
+def break_case(ep: Episode, case: Case, kind: str, pool: Pool, rng: random.Random) -> tuple[Messages, list[str]] | None:
+    """The first candidate of `kind`'s breaker that the scorer finds wrong with exactly that class (and its
+    companions), with the scorer's classes; None when none of the first `CANDIDATES` is."""
+    allowed = {kind} | COMPANIONS.get(kind, frozenset())
+    for n, rejected in enumerate(BREAKERS[kind](case, pool, rng)):
+        if n >= CANDIDATES:
+            break
+        errors = verdict(ep, case, rejected)
+        if kind in errors and set(errors) <= allowed:
+            return rejected, errors
+    return None
 
 
-BREAKERS = {"wrong_tool": wrong_tool, "wrong_argument": wrong_argument, "missing_step": missing_step,
-            "wrong_order": wrong_order, "premature_stop": premature_stop}
+def make_pairs(episodes: list[Episode], kinds: Iterable[str], system_prompt: str, seed: int,
+               per_class: int | None) -> list[dict[str, Any]]:
+    """Pairs of every class in `kinds`: for each class, the episodes in a seeded order, each broken in that class
+    where it applies, until `per_class` pairs (None: every episode it applies to).
 
-
-def make_pairs(episodes: list[Episode], kinds: list[str], system_prompt: str, seed: int) -> list[dict[str, Any]]:
-    """One pair per (episode, applicable kind), rejected verified wrong by `toolcalls.score_episode`."""
-    rng = random.Random(seed)
+    Returns:
+        Rows {id, episode, pattern, kind, errors, prompt, chosen, rejected, tools}, grouped by class.
+    """
+    cases = [(ep, case) for ep in sorted(episodes, key=lambda e: e.id) if (case := case_of(ep)) is not None]
+    pool = pool_of(case for _, case in cases)
     rows = []
-    for ep in episodes:
-        prompt, chosen = _first_turn(ep)
-        tools = toolcalls.tool_index(ep.tool_dicts())
-        gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
-        for kind in kinds:
-            rejected = BREAKERS[kind](ep, rng)
-            if rejected is None:
+    for kind in kinds:
+        order = random.Random(f"{seed}:{kind}").sample(cases, len(cases))
+        made = 0
+        for ep, case in order:
+            if per_class is not None and made >= per_class:
+                break
+            broken = break_case(ep, case, kind, pool, random.Random(f"{seed}:{kind}:{ep.id}"))
+            if broken is None:
                 continue
-            score = toolcalls.score_episode(toolcalls.steps_of_messages(rejected), gold, tools)
-            if score.exact:
-                raise AssertionError(f"pair maker {kind} left episode {ep.id} correct")
-            rows.append({"id": f"{ep.id}:{kind}", "kind": kind,
-                         "prompt": [{"role": "system", "content": system_prompt}] + prompt,
-                         "chosen": chosen, "rejected": rejected, "tools": ep.tool_dicts()})
+            rejected, errors = broken
+            rows.append({"id": f"{ep.id}:{kind}", "episode": ep.id, "pattern": ep.pattern, "kind": kind,
+                         "errors": errors, "prompt": [{"role": "system", "content": system_prompt},
+                                                      *ep.prompt_messages()],
+                         "chosen": case.rest, "rejected": rejected, "tools": ep.tool_dicts()})
+            made += 1
     return rows

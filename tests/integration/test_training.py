@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from components import base, build, domains, ingest, reward_model, rl, sft, tracking
 from components.training import models
 from components.config import load_params
+from components.data.fileio import read_jsonl
 from tests.conftest import write_params
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def params(tmp_path_factory, migrated_db):
     tmp = tmp_path_factory.mktemp("train")
     shutil.copy(migrated_db, tmp / "mlflow.db")  # the store `tracking.uri` points at
     p = load_params(write_params(tmp, "quick", ingest={"n_episodes": 400},
-                                 sft={"max_steps": 12, "batch_size": 4}, reward_model={"max_steps": 6},
+                                 sft={"max_steps": 12, "batch_size": 4}, reward_model={"max_steps": 16, "batch_size": 4},
                                  rl={"max_steps": 2, "learning_rate": 1.0e-3}), profile="")
     for stage in (base, ingest, build):
         stage.run(p)
@@ -81,8 +82,43 @@ def test_reward_model_loss_falls_and_weights_change(params):
     after = _weights(params.path("reward_model"))
     assert "score.weight" in after
     assert _changed(_weights(params.path("base")), after) > 1e-4
-    model, _ = models.load(params.path("reward_model"), sequence_classification=True)
+    model, tok = models.load(params.path("reward_model"), sequence_classification=True)
     assert model.config.num_labels == 1
+    # held-out accuracy per class, from a forward pass of the saved model over pairs of val/test episodes; the
+    # accuracy of the last training batch is a curve value only
+    heldout = read_jsonl(params.path("splits") / "heldout_pairs.jsonl")
+    kinds = {r["kind"] for r in heldout}
+    assert len(kinds) >= 12 and result.metrics["heldout_pairs"] == len(heldout) and "accuracy_last" not in result.metrics
+    assert steps("heldout_accuracy") == [(0, result.metrics["heldout_accuracy"])]  # logged to the stage's run
+    rows = [next(r for r in heldout if r["kind"] == k) for k in sorted(kinds)]
+    for row, (chosen, rejected) in zip(rows, reward_model.pair_rewards(model, tok, rows)):
+        share = result.metrics[f"heldout_accuracy.{row['kind']}"]
+        assert 0.0 <= share <= 1.0 and chosen != rejected  # a real number from a real forward pass, both ways
+        n = sum(r["kind"] == row["kind"] for r in heldout)
+        assert round(share * n) == pytest.approx(share * n)  # a share of the class's pairs
+    table = (params.path("reports") / "reward_model.md").read_text()
+    assert all(f"| {k} | " in table for k in kinds) and "| all | " in table
+    assert (params.path("reports") / "reward_model_heldout.png").stat().st_size > 0
+
+
+def test_held_out_scoring_with_shared_prefixes_equals_whole_forward_passes(params):
+    """`reward_model.pair_rewards` runs the system turn once and each pair's common prefix once; the rewards are
+    those of one whole forward pass per trajectory, for every class (mistakes early, late, in text or in calls)."""
+    model, tok = models.load(params.path("base"), sequence_classification=True)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.score.weight, std=1.0)  # a random head: rewards that differ between sequences
+    model.config.pad_token_id = tok.pad_token_id
+    heldout = read_jsonl(params.path("splits") / "heldout_pairs.jsonl")
+    rows = [r for k in sorted({r["kind"] for r in heldout}) for r in [r for r in heldout if r["kind"] == k][:2]]
+    whole = []
+    with torch.inference_mode():
+        for row in rows:
+            ids = [tok.apply_chat_template(row["prompt"] + row[k], tools=row["tools"], tokenize=True,
+                                           return_dict=True)["input_ids"] for k in ("chosen", "rejected")]
+            whole.append(tuple(model(input_ids=torch.tensor([seq])).logits[0, 0].item() for seq in ids))
+    shared = reward_model.pair_rewards(model, tok, rows)
+    assert shared == [pytest.approx(w, abs=1e-4) for w in whole]
+    assert len({round(c - r, 4) for c, r in whole}) > len(rows) // 2  # the pairs are told apart at all
 
 
 def test_rl_updates_policy_with_layered_rewards(params):

@@ -1,4 +1,5 @@
-"""build: held-out test split, SFT rows, preference pairs broken in named ways and verified wrong."""
+"""build: held-out test split, SFT rows, preference pairs broken in named ways and verified wrong (more on the pairs:
+test_pairs.py)."""
 
 import json
 
@@ -24,8 +25,10 @@ def test_build_splits_and_datasets(params_factory):
     assert sft[0]["messages"][0] == {"role": "system", "content": params.base.system_prompt}
     assert isinstance(sft[0]["tools"], str) and json.loads(sft[0]["tools"])[0]["type"] == "function"
     pairs = read_jsonl(out / "pairs.jsonl")
-    assert {p["kind"] for p in pairs} == set(params.build.pair_kinds)
-    assert all(p["chosen"] != p["rejected"] for p in pairs)
+    # every class but unexpected_argument (no built-in tool has an optional parameter)
+    assert {p["kind"] for p in pairs} == set(params.build.pair_kinds) - {"unexpected_argument"}
+    assert all(p["chosen"] != p["rejected"] and p["kind"] in p["errors"] for p in pairs)
+    assert result.metrics["pairs_wrong_value"] == sum(p["kind"] == "wrong_value" for p in pairs) > 0
     rl = read_jsonl(out / "rl.jsonl")
     assert len(rl) == params.build.rl_prompts and rl[0]["prompt"][-1]["role"] == "user"
     assert result.metrics["test_episodes"] == sum(wanted.values())

@@ -1,0 +1,331 @@
+"""Breakers: one per error class of the shared scorer (`components.toolcalls`), each turning a good trajectory into
+candidate trajectories with that one mistake, as a model makes it.
+
+A breaker yields candidates lazily, most realistic first in a seeded order; `pairs.break_case` keeps the first one
+the scorer finds wrong with exactly the intended class. The mistakes draw on what a model has in front of it: the
+catalog's schemas (enums, other tools' parameter names, optional parameters), the user's own words, the tool
+results so far, and the values the episode set's calls pass (`Pool`): a wrong value is another city, a swapped
+origin and destination, the other flight of the search, a date a day or a month off, a number ten times too big;
+never a placeholder such as "unknown". How a mistake enters the trajectory: components/training/trajectory.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from components.training.trajectory import Call, Case, Messages, Pool, block, call_message, decoded, with_step, \
+    without_steps
+
+# Verbs a model swaps for a tool name's own (search_flights -> find_flights): the hallucinated names it invents.
+_SYNONYMS = {"search": ("find", "lookup"), "find": ("search", "get"), "get": ("fetch", "retrieve"),
+             "fetch": ("get",), "list": ("get", "search"), "book": ("reserve",), "reserve": ("book",),
+             "place": ("submit", "create"), "create": ("add", "make"), "plan": ("create", "build"),
+             "convert": ("calculate",), "check": ("get", "verify"), "send": ("post",), "update": ("set", "edit")}
+_STOPWORDS = frozenset("a an and are can for from get how in is it me my of on or please the there to what with you "
+                       "your i we our this that".split())
+
+
+# ---------------------------------------------------------------------------------------------- realistic values
+
+
+def _mentioned(case: Case, values: list[Any]) -> list[Any]:
+    return [v for v in values if isinstance(v, str) and len(v) > 1 and v.lower() in case.user]
+
+
+def plausible(case: Case, pool: Pool, tool: str, key: str, rng: random.Random) -> Any:
+    """A value a model would pass as `tool`'s `key`: one the user mentioned, else one the gold calls use for it, else
+    the schema's enum or default; None when nothing is known."""
+    seen = pool.values.get((tool, key), [])
+    if said := _mentioned(case, seen):
+        return rng.choice(said)
+    if seen:
+        return rng.choice(seen)
+    schema = case.tools.get(tool, {}).get("properties", {}).get(key, {})
+    if isinstance(schema, dict) and schema.get("enum"):
+        return rng.choice(schema["enum"])
+    return schema.get("default") if isinstance(schema, dict) else None
+
+
+def _shifted_dates(text: str) -> list[str]:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return []
+    month = day.replace(month=day.month % 12 + 1) if day.day <= 28 else day + dt.timedelta(days=31)
+    return [(day + dt.timedelta(days=1)).isoformat(), (day - dt.timedelta(days=1)).isoformat(), month.isoformat()]
+
+
+def _kind(value: Any) -> tuple[type, bool]:
+    """What a value is, as far as swapping two arguments goes: dates swap with dates, names with names."""
+    return type(value), isinstance(value, str) and bool(_shifted_dates(value))
+
+
+def _near_numbers(value: int | float) -> list[int | float]:
+    if isinstance(value, int):
+        return [value + 1, value * 10] if value else [1, 10]
+    return [round(value * 10, 4), round(value / 10, 4)] if value else [1.0]
+
+
+def _seen_before(case: Case, i: int, value: Any) -> list[str]:
+    """Strings of the tool results before step i shaped like `value` (digits aside): the other flight of a search
+    result where the cheapest was asked for."""
+    if not isinstance(value, str):
+        return []
+    shape = re.sub(r"\d", "0", value)
+    found: dict[str, None] = {}
+    for start, end in case.blocks[:i]:
+        for m in case.rest[start + 1:end]:
+            found.update(dict.fromkeys(_strings(decoded(m.get("content")))))
+    return [s for s in found if s != value and re.sub(r"\d", "0", s) == shape]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
+def _other_values(case: Case, pool: Pool, site: tuple[int, int], key: str) -> list[list[Any]]:
+    """Wrong values for one argument, grouped by the kind of slip: a neighbouring date or number, another enum
+    member, another value of the same shape in an earlier tool result, another value the calls of the episode set
+    pass for the same argument (of the same type)."""
+    tool, value = case.steps[site[0]][site[1]]["name"], case.steps[site[0]][site[1]]["arguments"][key]
+    schema = case.tools.get(tool, {}).get("properties", {}).get(key, {})
+    enum = schema.get("enum", []) if isinstance(schema, dict) else []
+    groups = [_seen_before(case, site[0], value),
+              _shifted_dates(value) if isinstance(value, str) else [],
+              _near_numbers(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else [],
+              [not value] if isinstance(value, bool) else [],
+              [e for e in enum if e != value],
+              [v for v in pool.values.get((tool, key), []) if type(v) is type(value) and v != value]]
+    return [g for g in groups if g]
+
+
+def _retyped(value: Any) -> list[Any]:
+    """The value in the type a model confuses it with: a number as text, numeric text as a number, a lone value in a
+    list, a list or an object as its JSON text."""
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    if isinstance(value, (int, float)):
+        return [str(value)]
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return [[value]]
+        return [int(number) if number.is_integer() else number, [value]]
+    if isinstance(value, list):
+        return [", ".join(map(str, value)) if all(isinstance(v, (str, int, float)) for v in value) else json.dumps(value)]
+    return [json.dumps(value)] if isinstance(value, dict) else []
+
+
+def _near_names(name: str) -> list[str]:
+    """Tool names a model invents for `name`: a synonym verb, the other grammatical number, camelCase."""
+    parts = name.split("_")
+    out = [f"{s}_{'_'.join(parts[1:])}" if len(parts) > 1 else f"{s}_{name}" for s in _SYNONYMS.get(parts[0], ())]
+    last = parts[-1]
+    out.append("_".join(parts[:-1] + [last[:-1] if last.endswith("s") else last + "s"]))
+    if len(parts) > 1:
+        out.append(parts[0] + "".join(p.title() for p in parts[1:]))
+    return out if parts[0] in _SYNONYMS else out + [f"get_{name}"]
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.split(r"[^a-z0-9]+", text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+
+
+def _interleave(groups: list[list[Any]], rng: random.Random) -> Iterator[Any]:
+    """Items of every group, one group after another in a seeded order and each group shuffled, round robin: no
+    kind of slip crowds out the others (a pool of 50 cities against one swapped pair)."""
+    groups = [rng.sample(g, len(g)) for g in groups if g]
+    rng.shuffle(groups)
+    for k in range(max(map(len, groups), default=0)):
+        yield from (g[k] for g in groups if k < len(g))
+
+
+def _sites(case: Case, rng: random.Random) -> list[tuple[int, int]]:
+    """(step, call) positions a call-level mistake can go into, in a seeded order."""
+    sites = [(i, j) for i in case.sound() for j in range(len(case.steps[i]))]
+    return rng.sample(sites, len(sites))
+
+
+def _replace(case: Case, i: int, j: int, call: Call) -> Messages:
+    calls = [dict(c) for c in case.steps[i]]
+    calls[j] = call
+    return with_step(case, i, calls)
+
+
+# ------------------------------------------------------------------------------------------------------- breakers
+
+
+def hallucinated_tool(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """A call of a tool the catalog lacks, named as a model misremembers it (find_flights for search_flights)."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        names = [n for n in dict.fromkeys(_near_names(call["name"])) if n not in case.tools]
+        for name in rng.sample(names, len(names)):
+            yield _replace(case, i, j, {"name": name, "arguments": call["arguments"]})
+
+
+def wrong_tool(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """Another tool of the catalog, those sharing most parameters first, its arguments taken from the call where
+    the names agree and from plausible values elsewhere."""
+    for i, j in _sites(case, rng):
+        call, step_names = case.steps[i][j], {c["name"] for c in case.steps[i]}
+        others = [t for t in case.tools if t not in step_names]
+        others.sort(key=lambda t: (-len(set(case.tools[t].get("properties", {})) & set(call["arguments"])),
+                                   rng.random()))
+        for tool in others:
+            schema = case.tools[tool]
+            keys = schema.get("required") or list(schema.get("properties", {}))
+            args = {k: call["arguments"][k] if k in call["arguments"] else plausible(case, pool, tool, k, rng)
+                    for k in keys}
+            yield _replace(case, i, j, {"name": tool, "arguments": {k: v for k, v in args.items() if v is not None}})
+
+
+def wrong_type(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """One argument in a type a model confuses it with ("2" for 2, 250 for "250", ["Oslo"] for "Oslo")."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        for key in rng.sample(sorted(call["arguments"]), len(call["arguments"])):
+            for value in _retyped(call["arguments"][key]):
+                yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
+
+
+def wrong_value(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """One slot filled wrong: two same-typed arguments swapped (origin and destination), a date a day or a month
+    off, a number off by one or ten times, another enum member, another value the gold calls use there."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        args = call["arguments"]
+        keys = sorted(args)
+        swaps = [{**args, a: args[b], b: args[a]} for a in keys for b in keys
+                 if a < b and _kind(args[a]) == _kind(args[b]) and args[a] != args[b]]
+        singles = [[{**args, key: v} for v in group] for key in keys for group in _other_values(case, pool, (i, j), key)]
+        for new in _interleave([swaps, *singles], rng):
+            yield _replace(case, i, j, {"name": call["name"], "arguments": new})
+
+
+def missing_required_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """One argument the call needs left out (the check-out date, the quantity)."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        for key in rng.sample(sorted(call["arguments"]), len(call["arguments"])):
+            args = {k: v for k, v in call["arguments"].items() if k != key}
+            yield _replace(case, i, j, {"name": call["name"], "arguments": args})
+
+
+def unknown_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """An extra argument the tool does not define: another tool's parameter (`passenger` on a flight search),
+    with a value that parameter takes."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        own = set(case.tools.get(call["name"], {}).get("properties", {}))
+        foreign = sorted({(t, k) for t, schema in case.tools.items() if t != call["name"]
+                          for k in schema.get("properties", {}) if k not in own and k not in call["arguments"]})
+        for tool, key in rng.sample(foreign, len(foreign)):
+            value = plausible(case, pool, tool, key, rng)
+            if value is not None:
+                yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
+
+
+def unexpected_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """An optional parameter of the tool that the request gives no reason to pass, with a value it takes."""
+    for i, j in _sites(case, rng):
+        call = case.steps[i][j]
+        optional = sorted(set(case.tools.get(call["name"], {}).get("properties", {})) - set(call["arguments"]))
+        for key in rng.sample(optional, len(optional)):
+            value = plausible(case, pool, call["name"], key, rng)
+            if value is not None:
+                yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
+
+
+def wrong_call_count(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """A parallel step that makes one call fewer than the request asks for."""
+    for i, j in _sites(case, rng):
+        if len(case.steps[i]) > 1:
+            keep = [k for k in range(len(case.steps[i])) if k != j]
+            yield with_step(case, i, [case.steps[i][k] for k in keep], keep)
+
+
+def redundant_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """A step made again right after its results came back."""
+    for i in rng.sample(case.sound(), len(case.sound())):
+        end = case.blocks[i][1]
+        yield [*case.rest[:end], *block(case, i, "_again"), *case.rest[end:]]
+
+
+def missing_step(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """A step left out while a later one is made: the dependent call made without its input, or the first request
+    of a conversation answered without a call. A failed first try (recovery) is never the step left out."""
+    steps = [i for i in range(len(case.steps) - 1) if not case.failed(i)]
+    for i in rng.sample(steps, len(steps)):
+        yield without_steps(case, {i})
+
+
+def wrong_order(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """Two successive steps of one request made the other way round (the itinerary planned before the search)."""
+    pairs = [i for i in range(len(case.steps) - 1)
+             if case.blocks[i][1] == case.blocks[i + 1][0] and not case.failed(i) and not case.failed(i + 1)]
+    for i in rng.sample(pairs, len(pairs)):
+        (a, _), (_, b) = case.blocks[i], case.blocks[i + 1]
+        yield [*case.rest[:a], *block(case, i + 1), *block(case, i), *case.rest[b:]]
+
+
+def premature_stop(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """Stopping with the final answer after step k although later steps remain."""
+    n = len(case.steps)
+    for k in rng.sample(range(n - 1), max(n - 1, 0)):
+        yield without_steps(case, set(range(k + 1, n)))
+
+
+def no_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """No call at all: the answers given from thin air, or, to a one-turn request, a refusal or a question back."""
+    candidates = [without_steps(case, set(range(len(case.steps))))]
+    if case.steps and sum(m["role"] == "user" for m in case.rest) == 0 and pool.replies:
+        candidates.append([{"role": "assistant", "content": rng.choice(pool.replies)}])
+    yield from rng.sample(candidates, len(candidates))
+
+
+def call_when_irrelevant(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    """A call where the answer needs none: the tool whose name, description and parameters share most words with
+    the request, passing what a call of it elsewhere passed with the values the user gave put in, then that call's
+    result and answer (a tool no episode calls alone: plausible values, no result)."""
+    if case.steps:
+        return
+    said = _words(case.user)
+
+    def overlap(tool: str) -> int:
+        schema = case.tools[tool]
+        return len(said & _words(f"{tool.replace('_', ' ')} {schema.get('description', '')} "
+                                 f"{' '.join(schema.get('properties', {}))}"))
+
+    for tool in sorted(case.tools, key=lambda t: (-overlap(t), rng.random())):
+        if pool.outcomes.get(tool):
+            args, after = rng.choice(pool.outcomes[tool])
+            args = {k: said[0] if (said := _mentioned(case, pool.values.get((tool, k), []))) else v
+                    for k, v in args.items()}
+            after = json.loads(json.dumps(after))
+            after[0].update(tool_call_id="call_0_0", name=tool)
+        else:
+            schema = case.tools[tool]
+            keys = schema.get("required") or list(schema.get("properties", {}))
+            args, after = {k: v for k in keys if (v := plausible(case, pool, tool, k, rng)) is not None}, []
+        yield [call_message([{"name": tool, "arguments": args}], ["call_0_0"]), *after]
+
+
+Breaker = Callable[[Case, Pool, random.Random], Iterator[Messages]]
+BREAKERS: dict[str, Breaker] = {
+    "hallucinated_tool": hallucinated_tool, "wrong_tool": wrong_tool, "wrong_type": wrong_type,
+    "wrong_value": wrong_value, "missing_required_argument": missing_required_argument,
+    "unknown_argument": unknown_argument, "unexpected_argument": unexpected_argument,
+    "wrong_call_count": wrong_call_count, "redundant_call": redundant_call, "missing_step": missing_step,
+    "wrong_order": wrong_order, "premature_stop": premature_stop, "no_call": no_call,
+    "call_when_irrelevant": call_when_irrelevant}

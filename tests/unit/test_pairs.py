@@ -1,0 +1,169 @@
+"""Reward-model pairs (components/training/pairs.py and breakers.py) on real built-in episodes of both domains: each
+error class's breaker yields exactly that class of the shared scorer on every episode it applies to, with values a
+model would pass; held-out pairs share no episode (and no piece of one) with training pairs; output is a function of
+the episodes and the seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from functools import cache
+
+import pytest
+
+from components import build, domains, ingest, toolcalls
+from components.config import PATTERNS, Build
+from components.data.episode import read_episodes
+from components.data.fileio import read_jsonl
+from components.training import pairs
+from components.training.breakers import BREAKERS
+
+CALLS = {"single", "parallel", "chain", "recovery", "multi_turn"}
+# Where each class applies in the built-in generators: every episode of these patterns gets a pair of it, no episode of
+# the others (None: no statement about the others).
+APPLIES: dict[str, tuple[set[str], set[str] | None]] = {
+    "hallucinated_tool": (CALLS, {"irrelevance"}), "wrong_tool": (CALLS, {"irrelevance"}),
+    "wrong_value": (CALLS, {"irrelevance"}), "missing_required_argument": (CALLS, {"irrelevance"}),
+    "unknown_argument": (CALLS, {"irrelevance"}), "redundant_call": (CALLS, {"irrelevance"}),
+    "no_call": (CALLS, {"irrelevance"}),
+    "wrong_call_count": ({"parallel"}, {"single", "recovery", "multi_turn", "irrelevance"}),
+    "missing_step": ({"chain", "multi_turn"}, {"single", "parallel", "recovery", "irrelevance"}),
+    "wrong_order": ({"chain"}, {"single", "parallel", "recovery", "multi_turn", "irrelevance"}),
+    "premature_stop": ({"chain", "recovery", "multi_turn"}, {"single", "parallel", "irrelevance"}),
+    "call_when_irrelevant": ({"irrelevance"}, CALLS),
+    "wrong_type": (set(), {"irrelevance"}),  # travel: every call episode; finance: not enum-only calls (below)
+    "unexpected_argument": (set(), CALLS | {"irrelevance"}),  # no built-in tool has an optional parameter
+}
+
+
+@cache
+def episodes(domain: str) -> tuple:
+    return tuple(domains.get(domain).generate(240, {p: 1.0 for p in PATTERNS}, 0.25, 3))
+
+
+@cache
+def broken(domain: str, kind: str) -> dict[str, tuple]:
+    """Episode id -> (episode, case, rejected, errors) for every episode `kind` breaks."""
+    eps = episodes(domain)
+    cases = {e.id: pairs.case_of(e) for e in eps}
+    pool = pairs.pool_of(cases.values())
+    out = {}
+    for ep in eps:
+        got = pairs.break_case(ep, cases[ep.id], kind, pool, __import__("random").Random(f"7:{kind}:{ep.id}"))
+        if got is not None:
+            out[ep.id] = (ep, cases[ep.id], *got)
+    return out
+
+
+def test_the_params_literal_names_every_breaker_and_every_breaker_a_scorer_class():
+    literal = Build.model_fields["pair_kinds"].annotation.__args__[0].__args__
+    assert set(literal) == set(BREAKERS) == set(pairs.CLASSES)
+    doc = toolcalls.__doc__
+    assert all(f"- {kind}:" in doc for kind in BREAKERS)
+
+
+@pytest.mark.parametrize("domain", ["travel", "finance"])
+@pytest.mark.parametrize("kind", sorted(BREAKERS))
+def test_breaker_yields_its_class_on_every_episode_it_applies_to(domain, kind):
+    eps = episodes(domain)
+    assert all(pairs.case_of(e) is not None for e in eps)  # the generators' own trajectories pass the scorer
+    made = broken(domain, kind)
+    must, never = APPLIES[kind]
+    assert {e.id for e in eps if e.pattern in must} <= set(made), f"{kind} skipped episodes it applies to"
+    assert not {made[i][0].pattern for i in made} & (never or set())
+    if kind == "wrong_type":
+        calls = [e for e in eps if e.pattern in CALLS]
+        assert len(made) == len(calls) if domain == "travel" else len(made) >= 0.6 * len(calls)
+    for ep, case, rejected, errors in made.values():
+        assert kind in errors and set(errors) <= {kind} | pairs.COMPANIONS.get(kind, frozenset())
+        assert errors == pairs.verdict(ep, case, rejected) and rejected != case.rest
+        assert toolcalls.score_episode(toolcalls.steps_of_messages(case.rest), pairs._gold(ep), case.tools).exact
+
+
+@pytest.mark.parametrize("domain", ["travel", "finance"])
+def test_mistakes_use_values_a_model_would_pass(domain):
+    """No placeholder: every argument of a rejected call is a value the episode set's calls or tool results hold, a
+    schema enum member, a real date or a number; invented tool names are near the real one; wrong tools are real."""
+    eps = episodes(domain)
+    catalog = toolcalls.tool_index(domains.get(domain).catalog())
+    known = {json.dumps(v) for e in eps for s in e.expected.steps for c in s for v in c.arguments.values()}
+    known |= {json.dumps(v) for schema in catalog.values() for p in schema["properties"].values()
+              for v in p.get("enum", [])}
+    for kind in sorted(BREAKERS):
+        for ep, case, rejected, _ in broken(domain, kind).values():
+            results = " ".join(m.get("content") or "" for m in case.rest if m["role"] == "tool")
+            for call in (c for step in toolcalls.steps_of_messages(rejected) for c in step):
+                for value in call["arguments"].values():
+                    assert _plausible(value, known, results), (kind, ep.id, call)
+                if kind == "hallucinated_tool" and call["name"] not in catalog:
+                    assert any(_words(call["name"]) & _words(n) for n in catalog), call["name"]
+                elif kind != "hallucinated_tool":
+                    assert call["name"] in catalog, (kind, call)
+
+
+def _plausible(value, known: set[str], results: str) -> bool:
+    if json.dumps(value) in known or (isinstance(value, str) and f'"{value}"' in results):
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, list):  # a lone value wrapped in a list (wrong_type)
+        return len(value) == 1 and _plausible(value[0], known, results)
+    if isinstance(value, str):
+        try:
+            dt.date.fromisoformat(value)
+            return True
+        except ValueError:
+            return value.replace(".", "", 1).isdigit() or value in ("true", "false")  # a retyped number or bool
+    return False
+
+
+def _words(name: str) -> set[str]:
+    return {w.lower().rstrip("s") for w in re.findall(r"[A-Z]?[a-z]+", name)} - {"get"}
+
+
+def test_unexpected_argument_passes_an_optional_parameter_the_request_gives_no_reason_for():
+    eps = [e for e in episodes("travel") if e.pattern == "single"][:5]
+    cabin = {"type": "string", "enum": ["economy", "business"], "description": "Cabin class."}
+    changed = []
+    for ep in eps:
+        tools = [t.model_copy(deep=True) for t in ep.tools]
+        for t in tools:
+            t.function.parameters["properties"]["cabin"] = cabin  # optional: not in `required`
+        changed.append(ep.model_copy(update={"tools": tools}))
+    rows = pairs.make_pairs(changed, ["unexpected_argument"], "sys", 0, None)
+    assert len(rows) == len(changed)
+    for row in rows:
+        call = toolcalls.steps_of_messages(row["rejected"])[0][0]
+        assert call["arguments"]["cabin"] in cabin["enum"] and row["errors"] == ["unexpected_argument"]
+
+
+def test_make_pairs_is_a_function_of_episodes_and_seed_capped_per_class():
+    eps = list(episodes("finance"))
+    first = pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 7)
+    assert first == pairs.make_pairs(list(reversed(eps)), pairs.CLASSES, "sys", 5, 7)  # input order does not matter
+    assert first != pairs.make_pairs(eps, pairs.CLASSES, "sys", 6, 7)
+    counts = {k: sum(r["kind"] == k for r in first) for k in pairs.CLASSES}
+    assert counts == {k: 0 if k == "unexpected_argument" else 7 for k in pairs.CLASSES}
+    assert all(r["prompt"][0] == {"role": "system", "content": "sys"} for r in first)
+
+
+def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory):
+    params = params_factory()
+    ingest.run(params)
+    result = build.run(params)
+    out = params.path("splits")
+    ids = {name: {e.id for e in read_episodes(out / f"{name}.jsonl")} for name in ("train", "val", "test")}
+    train, heldout = read_jsonl(out / "pairs.jsonl"), read_jsonl(out / "heldout_pairs.jsonl")
+    assert {r["episode"] for r in train} <= ids["train"]
+    assert {r["episode"] for r in heldout} <= ids["val"] | ids["test"]
+    assert {r["kind"] for r in heldout} == {r["kind"] for r in train} == set(pairs.CLASSES) - {"unexpected_argument"}
+    # nothing of a training episode inside a held-out pair: every tool result comes from the val or test episodes
+    held_text = {m.content for name in ("val", "test") for e in read_episodes(out / f"{name}.jsonl")
+                 for m in e.messages if m.role == "tool"}
+    assert all(m["content"] in held_text for r in heldout for m in r["rejected"] if m["role"] == "tool")
+    assert result.metrics["heldout_pairs_no_call"] == min(params.build.heldout_pairs_per_class,
+                                                          sum(r["kind"] == "no_call" for r in heldout))
+    before = {name: (out / name).read_bytes() for name in ("pairs.jsonl", "heldout_pairs.jsonl")}
+    build.run(params)
+    assert {name: (out / name).read_bytes() for name in before} == before  # same seed, same files
