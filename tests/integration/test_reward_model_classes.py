@@ -5,7 +5,7 @@ The tiny random model cannot show this: trained on a fixed set of pairs until it
 still ranks held-out pairs of the classes that need the request read against the call (a wrong value, a wrong tool,
 an unknown argument) at chance. So this trains SmolLM2-135M (offline, from its PyPI wheel) through the stage at the
 budget measured in the README (150 steps x 4 pairs, LoRA on the top 8 layers; about an hour on one loaded CPU core,
-less on two free ones) and asserts separation per class. Marked slow: `pytest -m slow`.
+less on two free ones) and asserts separation per class. Marked heavy: by hand only, `pytest -m heavy`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from components.config import load_params
 from components.data.fileio import read_jsonl
 from tests.conftest import write_params
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 BUDGET = {"max_steps": 150, "batch_size": 4, "learning_rate": 1.0e-3, "save_steps": 0,
           "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "layers": 8}}
