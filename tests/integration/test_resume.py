@@ -168,9 +168,17 @@ def test_changed_data_or_start_model_changes_the_key(workdir, tmp_path):
 
 def test_reward_model_resumes_after_a_kill(workdir):
     params = _params(workdir)
-    _killed(workdir, "reward_model", 2, "sealed")
-    assert _saved(checkpoints.folder(params, "reward_model")) == [(2, True)]
-    result, logged = _tracked(params, "reward_model")
+    # Four pairs, so every step sees the same batch and its loss must fall; on fresh pairs each step, 10 steps of a
+    # random model's reward head move the loss less than the batch-to-batch noise.
+    pairs = params.path("splits") / "pairs.jsonl"
+    all_pairs = pairs.read_text()
+    pairs.write_text("".join(all_pairs.splitlines(keepends=True)[:4]))
+    try:
+        _killed(workdir, "reward_model", 2, "sealed")
+        assert _saved(checkpoints.folder(params, "reward_model")) == [(2, True)]
+        result, logged = _tracked(params, "reward_model")
+    finally:
+        pairs.write_text(all_pairs)
     assert result.metrics["resumed_from_step"] == 2
     assert logged == list(range(3, params.reward_model.max_steps + 1))
     curve = params.path("reports") / "reward_model_curve.csv"
