@@ -185,6 +185,9 @@ def run(params: Params, models: list[str], data: str | Path | None = None, categ
     if len(models) < 2:
         raise ConfigError("tooltune bfcl: a comparison needs two or more --model")
     found = bfcl.discover(bfcl.data_folder(params, data), categories)  # bad data fails before a model is loaded
+    for model in models:  # a mistyped folder fails before the first model spends minutes on the questions
+        if model != "champion":
+            bfcl.model_folder(model, params, Path("."))
     names = labels(models)
     out = Path(out) if out is not None else params.path("reports") / "bfcl" / "_vs_".join(names)
     scores, summaries = {}, {}

@@ -92,3 +92,14 @@ def test_tooltune_bfcl_base_against_a_model_folder(tiny_project, tmp_path, capsy
         assert saved["categories"][name]["n"] == 2
     assert saved["categories"][bfcl_compare.ALL]["n"] == 10
     assert all((out / f"compare.{ext}").stat().st_size > 0 for ext in ("md", "csv", "json", "png"))
+
+
+def test_a_mistyped_model_folder_fails_before_any_model_runs(tiny_project, tmp_path, capsys):  # noqa: F811
+    params = load_params(tiny_project, profile="")
+    model, tok = _tiny_chat_model(params, "find the area of a triangle; call a function", seed=1)
+    models.save(model, tok, tmp_path / "trained", {"spec": "tiny"})
+    out = tmp_path / "cmp"
+    assert cli.main(["bfcl", "--model", str(tmp_path / "trained"), "--model", str(tmp_path / "sft_model"),
+                     "--data", str(FIXTURES), "--out", str(out), "--params", str(tiny_project)]) != 0
+    assert f"{tmp_path / 'sft_model'}: not a model folder" in capsys.readouterr().err
+    assert not out.exists()  # the first model was not evaluated (it would write <out>/trained/)
