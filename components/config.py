@@ -352,6 +352,10 @@ class Decoding(_Frozen):
                                           "prompt (components/evaluation/constrained.py); free text stays allowed")
     compare: list[str] = Field(description="models of evaluate.models also evaluated with the other decoding, as "
                                            "columns `<model>_constrained` (or `_free`), paired against the model")
+    call_gate: bool = Field(description="sft and rl fit a linear probe on their model's middle layer that decides "
+                                        "call / no call before a turn answering the user (components/training/"
+                                        "gate.py); every decoding of that model follows it")
+    call_gate_examples: int = Field(ge=2, description="training-split requests the probe is fit on (half no-call)")
 
 
 class Register(_Frozen):

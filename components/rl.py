@@ -98,14 +98,15 @@ def run(params: Params) -> StageResult:
     training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
                          f"RL ({cfg.algorithm}) reward")
     first, last = training.first_last(history, "reward", window=1)
-    out = _save(params, trainer, tok)
+    gated: dict[str, float] = {}
+    out = _save(params, trainer, tok, gated)
     constrained = type(trainer).__name__ == "ConstrainedGRPOTrainer"
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
                                 "zero_spread_share": _mean_logged(history, "frac_reward_zero_std"),
                                 "prompts": float(len(rows)), **chosen_metrics,
-                                "resumed_from_step": float(checkpoints.resumed_step(resume)),
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated,
                                 **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
                                     "constrained_off_grammar_share":
                                         _mean_logged(history, "constrained/off_grammar_share")}
@@ -178,21 +179,24 @@ def rft(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> Sta
     reports = params.path("reports")
     training.write_curve(history, ["loss"], reports / "rl_reward.csv", reports / "rl_reward.png", "RL (rft) SFT loss")
     first, last = training.first_last(history, "loss")
-    out = _save(params, trainer, tok)
+    gated: dict[str, float] = {}
+    out = _save(params, trainer, tok, gated)
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
                                 "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
                                 "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)),
                                 "solved_prompts": float(sum(any(a.successes) for a in attempts)),
-                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
                        details={"algorithm": "rft"})
 
 
-def _save(params: Params, trainer: Any, tok: Any) -> Path:
+def _save(params: Params, trainer: Any, tok: Any, metrics: dict[str, float]) -> Path:
+    """Save the trained model (with its call gate, whose metrics go to `metrics`) as `paths.rl_model`."""
     out = params.path("rl_model")
     training.save_trained(trainer.model, tok, out, {"stage": "rl", "algorithm": params.rl.algorithm,
-                                                    "steps": params.rl.max_steps}, trainer)
+                                                    "steps": params.rl.max_steps}, trainer,
+                          training.call_gate(params, metrics))
     checkpoints.finish(params, "rl")
     return out
 

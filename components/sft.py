@@ -40,13 +40,15 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     training.write_curve(history, ["loss"], reports / "sft_loss.csv", reports / "sft_loss.png", "SFT loss")
     first, last = training.first_last(history, "loss")
     out = params.path("sft_model")
+    gated: dict[str, float] = {}
     training.save_trained(trainer.model, tok, out, {"stage": "sft", "base": params.base.model,
-                                                    "lora": cfg.lora.enabled, "steps": cfg.max_steps}, trainer)
+                                                    "lora": cfg.lora.enabled, "steps": cfg.max_steps}, trainer,
+                          training.call_gate(params, gated))
     checkpoints.finish(params, "sft")
     return StageResult(stage="sft", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
                                 "episodes_seen": float(seen),
-                                "resumed_from_step": float(checkpoints.resumed_step(resume))},
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
 
 

@@ -30,7 +30,8 @@ from components.data.episode import Episode
 from components.data.fileio import atomic_dir, file_sha256, read_jsonl, write_json, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: CODE is relative to it
-CODE = ("components/evaluation", "components/toolcalls", "components/domains", "components/evaluate.py")
+CODE = ("components/evaluation", "components/toolcalls", "components/domains", "components/evaluate.py",
+        "components/training/gate.py")
 MODEL_FILES = (".safetensors", ".json", ".txt", ".jinja", ".model")
 NOT_MODEL = {"tooltune.json"}  # models.save's description of the model: no output depends on it
 FORMAT = 1  # bump when the entry layout changes: older entries then miss

@@ -57,6 +57,8 @@ class _Row:
     new: list[int] = field(default_factory=list)  # ids to encode before this row decodes
     out: list[int] = field(default_factory=list)  # ids generated this turn
     matcher: Any = None  # the turn's grammar state under constrained decoding (components/evaluation/constrained.py)
+    gated: bool = False  # the call gate decides this turn (it answers a user message)
+    calls: bool | None = None  # the gate's decision, after the prefill
 
 
 class _Buffered(DynamicLayer):
@@ -133,6 +135,12 @@ class Engine:
             from components.evaluation import constrained as grammar
 
             self.grammar = grammar
+        self.gate = getattr(model, "call_gate", None) if response.grammar_fits(tok) else None
+        if self.gate is not None:  # components/training/gate.py
+            from components.training import gate
+
+            self.open_token = gate.open_token(tok)
+            self.no_lt = gate.no_lt_tokens(tok, model.get_output_embeddings().weight.shape[0])
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
@@ -200,7 +208,8 @@ class Engine:
         self.stats["reused_tokens"] += same
         kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
         matcher = self.grammar.matcher(self.tok, request.tools) if self.grammar else None
-        return _Row(request.key, ids[:same], ids[same:], matcher=matcher), kv
+        gated = self.gate is not None and bool(request.conversation) and request.conversation[-1]["role"] == "user"
+        return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated), kv
 
     def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
         """Encode a group's new tokens on top of their reused keys/values: (the group's block, last logits)."""
@@ -217,8 +226,21 @@ class Engine:
             blocks = [(kv, torch.ones(1, len(r.fed), dtype=torch.long, device=device)) if kv is not None else
                       (self._empty_kv(), torch.zeros(1, 0, dtype=torch.long, device=device)) for r, kv in group]
             cache, _ = _cache(blocks, width)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
+        hidden: list[torch.Tensor] = []
+        gated = any(r.gated for r, _ in group)
+        if gated:
+            from components.training import gate
+
+            handle = gate.hook(self.model, self.gate.layer, hidden)
+        try:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                             use_cache=True, logits_to_keep=1)
+        finally:
+            if gated:
+                handle.remove()
+        if gated:  # left padding: the last position is every row's last prompt token
+            for (row, _), calls in zip(group, self.gate.calls(hidden[0]).tolist()):
+                row.calls = calls if row.gated else None
         self.stats["prefill_tokens"] += sum(len(r.new) for r, _ in group)
         self.stats["padded_prefill_tokens"] += len(group) * width
         for row, _ in group:
@@ -266,6 +288,8 @@ class _Batch:
         if engine.grammar is not None:
             matchers = [None if ended else row.matcher for row, ended in zip(self.rows, self.ended)]
             logits = engine.grammar.masked(engine.grammar.engine(engine.tok), matchers, logits)
+        if engine.gate is not None:
+            logits = self.gated(engine, logits)
         self.tokens = engine.choose(logits)
         done = []
         for i, (row, token) in enumerate(zip(self.rows, self.tokens.tolist())):
@@ -280,6 +304,21 @@ class _Batch:
             else:
                 row.fed.append(token)
         return done
+
+    def gated(self, engine: Engine, logits: torch.Tensor) -> torch.Tensor:
+        """The call gate's decisions applied: a calling turn starts with the call tag's first token (where its
+        grammar allows it), a no-call turn never emits a token with `<` in it (so no call can start)."""
+        logits = logits.clone()
+        for i, row in enumerate(self.rows):
+            if self.ended[i] or row.calls is None:
+                continue
+            if row.calls and not row.out and torch.isfinite(logits[i, engine.open_token]):
+                keep = logits[i, engine.open_token].clone()
+                logits[i] = float("-inf")
+                logits[i, engine.open_token] = keep
+            elif not row.calls:
+                logits[i, engine.no_lt.to(logits.device)] = float("-inf")
+        return logits
 
     def row_kv(self, i: int) -> KV:
         """Row `i`'s keys and values without padding (before the next `forward`): those of `row.fed`, in order."""

@@ -127,9 +127,11 @@ def decoder_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     return leaf, lists[found[0]]
 
 
-def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any], trainer: Any = None) -> None:
+def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any], trainer: Any = None,
+                 on_saved: Any = None) -> None:
     """Merge a LoRA adapter if present and save into `out` atomically (aside, then swapped in), so a
-    failed run leaves the previous model intact. Only rank 0 writes.
+    failed run leaves the previous model intact. Only rank 0 writes. `on_saved(folder)` adds files to the saved
+    model before the swap (the call gate: `call_gate`).
 
     Under several processes or a 4-bit base, pass the `trainer`: every rank must call this then, since
     `trainer.save_model` gathers weights that ZeRO-3 or FSDP sharded; rank 0 then merges the adapter into a float32
@@ -147,6 +149,29 @@ def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any], trainer:
         model = model.merge_and_unload()
     with atomic_dir(out) as tmp:
         models.save(model, tok, tmp, info)
+        if on_saved is not None:
+            on_saved(tmp)
+
+
+def call_gate(params: Params, metrics: dict[str, float]) -> Any:
+    """`on_saved` for `save_trained` under `decoding.call_gate`: fit the call gate (components/training/gate.py) of
+    the saved model on the training split's requests, save it beside the weights and add its metrics to
+    `metrics`; None when the gate is off."""
+    if not params.decoding.call_gate:
+        return None
+
+    def fit(folder: Path) -> None:
+        from components.data.episode import iter_episodes
+        from components.training import gate
+
+        model, tok = models.load(folder)
+        found, fitted = gate.fit(model, tok, list(iter_episodes(params.path("splits") / "train.jsonl")),
+                                 params.base.system_prompt, params.decoding.call_gate_examples, params.project.seed)
+        if found is not None:
+            found.save(folder)
+        metrics.update(fitted)
+
+    return fit
 
 
 def _reload(folder: Path) -> torch.nn.Module:

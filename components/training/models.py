@@ -156,6 +156,10 @@ def load(path: str | Path, sequence_classification: bool = False, dtype: torch.d
             bnb_4bit_compute_dtype=torch.bfloat16), "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
     model = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
     tok = AutoTokenizer.from_pretrained(path)
+    if not sequence_classification:
+        from components.training import gate
+
+        model.call_gate = gate.load(path)  # the decoding engine applies it (None: the model decides alone)
     return model, tok
 
 

@@ -1,0 +1,91 @@
+"""The call gate (components/training/gate.py): fit on generated travel requests it separates call from no-call, saves
+and loads with the same decisions, and `models.load` attaches it; the decoding engine follows it on turns that
+answer the user (a call starts with the tag's first token; a no-call turn has no `<`) and leaves later turns alone."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from components.domains import generation
+from components.evaluation import rollout
+from components.training import gate, models
+from tests.unit.test_constrained import WEATHER, model, tok  # noqa: F401  (fixtures)
+
+USER = [{"role": "user", "content": "Weather in Oslo, please?"}]
+AFTER_TOOL = USER + [{"role": "assistant", "content": "", "tool_calls": [
+    {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}}]},
+    {"role": "tool", "content": '{"temp": 3}'}]
+
+
+def _fixed(model, decision: bool) -> gate.CallGate:  # noqa: F811
+    hidden = model.config.hidden_size
+    return gate.CallGate(1, torch.zeros(hidden), 5.0 if decision else -5.0, torch.zeros(hidden), torch.ones(hidden))
+
+
+def _turns(model, tok, conversations, constrained: bool = False) -> dict[str, str]:  # noqa: F811
+    padded = copy.copy(tok)
+    padded.pad_token = padded.pad_token or "<|im_end|>"
+    convs = {str(i): c for i, c in enumerate(conversations)}
+    return rollout.one_turn(model, padded, convs, {k: [WEATHER] for k in convs}, batch_size=2, max_new_tokens=12,
+                            constrained=constrained)
+
+
+def _pushed_to(model, tok, text: str):  # noqa: F811
+    """A hook that makes the model prefer the first token of `text` everywhere."""
+    bias = torch.zeros(model.config.vocab_size)
+    bias[tok(text, add_special_tokens=False)["input_ids"][0]] = 1e3
+    return model.lm_head.register_forward_hook(lambda module, args, out: out + bias)
+
+
+def test_the_engine_follows_the_gate_on_user_turns_only(model, tok):  # noqa: F811
+    handle = _pushed_to(model, tok, "<")
+    try:
+        model.call_gate = None
+        free = _turns(model, tok, [USER, AFTER_TOOL])
+        model.call_gate = _fixed(model, decision=False)
+        refused = _turns(model, tok, [USER, USER, AFTER_TOOL])
+    finally:
+        handle.remove()
+        model.call_gate = None
+    assert all(text.startswith("<") for text in free.values())  # the model alone would start a call
+    for text in (refused["0"], refused["1"]):  # gated no-call: no `<` in the whole turn but its end-of-turn token
+        assert "<" not in text.replace("<|im_end|>", "")
+    assert refused["2"] == free["1"]  # after a tool result the model decides alone
+
+
+def test_a_calling_gate_starts_the_turn_with_the_tag_under_constraints_too(model, tok):  # noqa: F811
+    handle = _pushed_to(model, tok, "Hello")
+    try:
+        model.call_gate = None
+        free = _turns(model, tok, [USER], constrained=True)
+        model.call_gate = _fixed(model, decision=True)
+        called = _turns(model, tok, [USER, AFTER_TOOL], constrained=True)
+    finally:
+        handle.remove()
+        model.call_gate = None
+    assert not free["0"].startswith("<")
+    assert called["0"].startswith("<") and called["1"] == free["0"]
+
+
+def test_fit_separates_generated_requests_and_round_trips(model, tok, tmp_path):  # noqa: F811
+    episodes = generation.generate("travel", 60, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=0)
+    fitted, metrics = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0)
+    assert metrics["call_gate_examples"] == 20 and metrics["call_gate_no_call_examples"] == 10
+    assert metrics["call_gate_train_call"] == metrics["call_gate_train_no_call"] == 1.0
+    prompts, calls = gate.requests(episodes, "You are a travel assistant.", tok, 20, seed=0)
+    said = fitted.calls(gate.features(model, tok, prompts, fitted.layer))
+    assert said.tolist() == calls
+    fitted.save(tmp_path)
+    loaded = gate.load(tmp_path)
+    assert loaded.layer == fitted.layer and torch.equal(loaded.calls(gate.features(model, tok, prompts, 1)), said)
+    assert gate.load(tmp_path / "none") is None
+    models.save(model, tok, tmp_path / "saved", {"spec": "tiny"})
+    fitted.save(tmp_path / "saved")
+    assert models.load(tmp_path / "saved")[0].call_gate.layer == fitted.layer
+
+
+def test_requests_of_one_kind_fit_no_gate(model, tok):  # noqa: F811
+    episodes = generation.generate("travel", 10, {"single": 1.0}, 0.0, seed=0)
+    assert gate.fit(model, tok, episodes, "", n=10)[0] is None
