@@ -57,7 +57,7 @@ class _Row:
     new: list[int] = field(default_factory=list)  # ids to encode before this row decodes
     out: list[int] = field(default_factory=list)  # ids generated this turn
     matcher: Any = None  # the turn's grammar state under constrained decoding (components/evaluation/constrained.py)
-    gated: bool = False  # the call gate decides this turn (it answers a user message)
+    gated: bool = False  # the call gate decides this turn (it answers the conversation's first request)
     calls: bool | None = None  # the gate's decision, after the prefill
 
 
@@ -208,7 +208,7 @@ class Engine:
         self.stats["reused_tokens"] += same
         kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
         matcher = self.grammar.matcher(self.tok, request.tools) if self.grammar else None
-        gated = self.gate is not None and bool(request.conversation) and request.conversation[-1]["role"] == "user"
+        gated = self.gate is not None and _opening(request.conversation)
         return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated), kv
 
     def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
@@ -252,6 +252,13 @@ class Engine:
         dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         empty = torch.zeros(1, cfg.num_key_value_heads, 0, dim, device=self.model.device, dtype=self.model.dtype)
         return [(empty, empty)] * cfg.num_hidden_layers
+
+
+def _opening(conversation: list[dict[str, Any]]) -> bool:
+    """Whether the next turn answers the conversation's first request (a user turn, no assistant turn before): the
+    turns the call gate was fit on and decides."""
+    return bool(conversation) and conversation[-1]["role"] == "user" and all(
+        m["role"] != "assistant" for m in conversation)
 
 
 def _groups(joining: list[tuple[_Row, KV | None]]) -> list[list[tuple[_Row, KV | None]]]:

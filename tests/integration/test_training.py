@@ -72,6 +72,11 @@ def test_sft_loss_falls_and_weights_change(params):
     model, tok = models.load(params.path("sft_model"))
     assert tok.chat_template == models.chat_template() and model.dtype == torch.float32
     assert (params.path("reports") / "sft_loss.png").stat().st_size > 0
+    # the call gate (decoding.call_gate): fit on the saved model's training-split requests, saved beside the weights,
+    # attached on load
+    assert 0 < result.metrics["call_gate_no_call_examples"] < result.metrics["call_gate_examples"]
+    assert result.metrics["call_gate_examples"] <= params.decoding.call_gate_examples
+    assert model.call_gate is not None and (params.path("sft_model") / "call_gate.safetensors").is_file()
 
 
 def test_reward_model_loss_falls_and_weights_change(params):

@@ -1,6 +1,7 @@
 """The call gate (components/training/gate.py): fit on generated travel requests it separates call from no-call, saves
-and loads with the same decisions, and `models.load` attaches it; the decoding engine follows it on turns that
-answer the user (a call starts with the tag's first token; a no-call turn has no `<`) and leaves later turns alone."""
+and loads with the same decisions, and `models.load` attaches it; the decoding engine follows it on the turn
+that answers a conversation's first request (a call starts with the tag's first token; a no-call turn has no `<`) and
+leaves later turns alone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ USER = [{"role": "user", "content": "Weather in Oslo, please?"}]
 AFTER_TOOL = USER + [{"role": "assistant", "content": "", "tool_calls": [
     {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}}]},
     {"role": "tool", "content": '{"temp": 3}'}]
+FOLLOW_UP = AFTER_TOOL + [{"role": "assistant", "content": "3 degrees in Oslo."},
+                          {"role": "user", "content": "And in Bergen?"}]
 
 
 def _fixed(model, decision: bool) -> gate.CallGate:  # noqa: F811
@@ -43,16 +46,17 @@ def test_the_engine_follows_the_gate_on_user_turns_only(model, tok):  # noqa: F8
     handle = _pushed_to(model, tok, "<")
     try:
         model.call_gate = None
-        free = _turns(model, tok, [USER, AFTER_TOOL])
+        free = _turns(model, tok, [USER, AFTER_TOOL, FOLLOW_UP])
         model.call_gate = _fixed(model, decision=False)
-        refused = _turns(model, tok, [USER, USER, AFTER_TOOL])
+        refused = _turns(model, tok, [USER, USER, AFTER_TOOL, FOLLOW_UP])
     finally:
         handle.remove()
         model.call_gate = None
     assert all(text.startswith("<") for text in free.values())  # the model alone would start a call
     for text in (refused["0"], refused["1"]):  # gated no-call: no `<` in the whole turn but its end-of-turn token
         assert "<" not in text.replace("<|im_end|>", "")
-    assert refused["2"] == free["1"]  # after a tool result the model decides alone
+    assert refused["2"] == free["1"] and refused["3"] == free["2"]  # after a tool result or on a follow-up request
+    # the model decides alone (the gate is fit on first requests)
 
 
 def test_a_calling_gate_starts_the_turn_with_the_tag_under_constraints_too(model, tok):  # noqa: F811
