@@ -1,17 +1,17 @@
-"""The call gate: a linear probe that decides, before the first token of an assistant turn that answers a user, whether
-the turn calls a tool or answers in text.
+"""The call gate: a linear probe that decides, before the first token of the assistant turn that answers a
+conversation's first request, whether that turn calls a tool or answers in text.
 
 A small model's first token decides the call / no-call question badly even when its hidden states know the answer:
 on the 66-step travel model (seed 1), the first token's margin for `<` (the start of `<tool_call>`) over every
 other token separates the held-out call and no-call requests with an AUC of 0.85, while a logistic regression on
 the middle layer's last prompt position, fit on 600 training-split requests, reaches 0.98 (no call on 55 of 60
 no-call requests, a call on 239 of 250 call requests; docs/call_gate.md). So the training stages fit that probe on
-their saved model (`fit`), save it beside the weights (`call_gate.safetensors`), `models.load` attaches it, and the
-decoding engine (components/evaluation/engine.py) reads the layer's hidden state of each gated turn's last prompt
-token and forces the turn's first token: the call tag's first token, or anything but it (and no `<` in the whole
-turn, so no call can start later). Later turns (after tool results, or a user's follow-up) are not gated: the probe
-is fit on first requests only, and on follow-ups it refused calls (multi-turn 40 -> 0 % on the seed-1 weighted
-model) - whether to call again or answer is the model's. The probe is fit with class-balanced weights, features standardised, L2-regularised.
+their saved model (`fit`: class-balanced, standardised features, L2-regularised), save it beside the weights
+(`call_gate.safetensors`), `models.load` attaches it, and the decoding engine (components/evaluation/engine.py) reads
+the layer's hidden state at the gated turn's last prompt token and forces the turn's first token: the call tag's
+first token, or anything but it (and no `<` in the whole turn, so no call can start later). Later turns (after tool
+results, or a user's follow-up) are not gated: the probe is fit on first requests only, and on follow-ups it
+refused calls (multi-turn 40 -> 0 % on the seed-1 weighted model); whether to call again or answer is the model's.
 """
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: i
     try:
         for i in range(0, len(prompts), batch_size):
             enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            try:
-                model(**{k: v.to(model.device) for k, v in enc.items()})
+            mask = enc["attention_mask"].to(model.device)
+            try:  # positions follow the mask, as the engine's do (padding must not shift them)
+                model(input_ids=enc["input_ids"].to(model.device), attention_mask=mask,
+                      position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
             except _Stop as stopped:
                 out.append(stopped.hidden.float().cpu())
     finally:
@@ -126,7 +128,7 @@ def requests(episodes: list[Any], system_prompt: str, tok: Any, n: int, seed: in
     chosen = no_call[:k] + call[:n - k]
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     prompts = [render.prompt(tok, system + e.prompt_messages(), e.tool_dicts()) for e in chosen]
-    return prompts, [e in call[:n - k] for e in chosen]
+    return prompts, [False] * k + [True] * (len(chosen) - k)
 
 
 def fit_probe(x: torch.Tensor, y: torch.Tensor, l2: float = 1.0, steps: int = 200) -> tuple[torch.Tensor, float]:
