@@ -140,7 +140,7 @@ class Engine:
             from components.training import gate
 
             self.open_token = gate.open_token(tok)
-            self.no_lt = gate.no_lt_tokens(tok, model.get_output_embeddings().weight.shape[0])
+            self.no_lt = gate.no_lt_tokens(tok, model.get_output_embeddings().weight.shape[0]).to(model.device)
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
@@ -315,16 +315,18 @@ class _Batch:
     def gated(self, engine: Engine, logits: torch.Tensor) -> torch.Tensor:
         """The call gate's decisions applied: a calling turn starts with the call tag's first token (where its
         grammar allows it), a no-call turn never emits a token with `<` in it (so no call can start)."""
+        rows = [(i, row.calls) for i, row in enumerate(self.rows) if not self.ended[i] and row.calls is not None
+                and not (row.calls and row.out)]  # a calling turn is free after its first token
+        if not rows:
+            return logits
         logits = logits.clone()
-        for i, row in enumerate(self.rows):
-            if self.ended[i] or row.calls is None:
-                continue
-            if row.calls and not row.out and torch.isfinite(logits[i, engine.open_token]):
+        for i, calls in rows:
+            if not calls:
+                logits[i, engine.no_lt] = float("-inf")
+            elif torch.isfinite(logits[i, engine.open_token]):
                 keep = logits[i, engine.open_token].clone()
                 logits[i] = float("-inf")
                 logits[i, engine.open_token] = keep
-            elif not row.calls:
-                logits[i, engine.no_lt.to(logits.device)] = float("-inf")
         return logits
 
     def row_kv(self, i: int) -> KV:

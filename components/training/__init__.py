@@ -99,7 +99,7 @@ def top_layers(model: torch.nn.Module, n: int, target_modules: str) -> dict[str,
         ValueError: `n` exceeds the number of layers, `target_modules` is not "all-linear", or the decoder
             stack cannot be told apart.
     """
-    pattern, stack = decoder_stack(model)
+    pattern, stack = models.decoder_stack(model)
     if n > len(stack):
         raise ValueError(f"lora.layers: {n} is more than the {len(stack)} decoder layers of "
                          f"{type(model).__name__}")
@@ -112,19 +112,6 @@ def top_layers(model: torch.nn.Module, n: int, target_modules: str) -> dict[str,
                      if isinstance(module, (torch.nn.Linear, Conv1D))})
     return {"target_modules": linear, "layers_to_transform": list(range(len(stack) - n, len(stack))),
             "layers_pattern": pattern}
-
-
-def decoder_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
-    """The attribute name (PEFT's `layers_pattern`: "layers" for Llama/Qwen2, "h" for GPT-2) and the module
-    list of `model`'s decoder layers: the one `ModuleList` as long as the config's layer count."""
-    count = model.config.get_text_config().num_hidden_layers
-    lists = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)}
-    found = [name for name, m in lists.items() if len(m) == count]
-    leaf = found[0].rsplit(".", 1)[-1] if len(found) == 1 else None
-    if leaf is None or sum(name.rsplit(".", 1)[-1] == leaf for name in lists) > 1:
-        raise ValueError(f"lora.layers: cannot tell {type(model).__name__}'s decoder layers apart (module lists "
-                         f"of {count} layers: {found or 'none'}); set lora.layers: null")
-    return leaf, lists[found[0]]
 
 
 def save_trained(model: Any, tok: Any, out: Path, info: dict[str, Any], trainer: Any = None,

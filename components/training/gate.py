@@ -17,6 +17,7 @@ refused calls (multi-turn 40 -> 0 % on the seed-1 weighted model); whether to ca
 from __future__ import annotations
 
 import random
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from components.toolcalls import render
+from components.training import models
 
 FILE = "call_gate.safetensors"
 CALL_OPEN = "<tool_call>"  # the project template's call tag (components/toolcalls/parse.py)
@@ -71,15 +73,6 @@ class _Stop(Exception):
         self.hidden = hidden
 
 
-def decoder_layers(model: Any) -> Any:
-    """The model's list of decoder layers (LLaMA-, Qwen-, GPT-2-like)."""
-    body = getattr(model, "model", None) or getattr(model, "transformer", None)
-    found = getattr(body, "layers", None) or getattr(body, "h", None)
-    if found is None:
-        raise ValueError(f"{type(model).__name__}: no decoder layers found for the call gate")
-    return found
-
-
 def hook(model: Any, layer: int, sink: list[torch.Tensor], stop: bool = False) -> Any:
     """Record (in `sink`) the last position of hidden state `layer` at each forward; `stop`: end the forward there
     (raises `_Stop`, caught by `features`). Returns the hook handle."""
@@ -91,7 +84,7 @@ def hook(model: Any, layer: int, sink: list[torch.Tensor], stop: bool = False) -
 
     if layer < 1:
         raise ValueError(f"call gate layer {layer}: must be a decoder layer's output (>= 1)")
-    return decoder_layers(model)[layer - 1].register_forward_hook(on_output)
+    return models.decoder_stack(model, "decoding.call_gate", "false")[1][layer - 1].register_forward_hook(on_output)
 
 
 @torch.no_grad()
@@ -172,9 +165,20 @@ def fit(model: Any, tok: Any, episodes: list[Any], system_prompt: str, n: int = 
     return gate, metrics
 
 
+_NO_LT: weakref.WeakKeyDictionary[Any, dict[int, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
 def no_lt_tokens(tok: Any, n: int) -> torch.Tensor:
     """Mask over the model's `n` logits of the tokens whose text contains `<` (a gated no-call turn may not emit
-    them)."""
+    them); built once per tokenizer (a pass over the vocabulary: 77 ms for SmolLM2's, and every served request builds
+    an engine)."""
+    known = _NO_LT.setdefault(tok, {})
+    if n not in known:
+        known[n] = _no_lt(tok, n)
+    return known[n]
+
+
+def _no_lt(tok: Any, n: int) -> torch.Tensor:
     mask = torch.zeros(n, dtype=torch.bool)
     special = set(tok.all_special_ids)  # the end-of-turn token stays allowed
     for text, i in tok.get_vocab().items():

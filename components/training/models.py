@@ -165,3 +165,18 @@ def load(path: str | Path, sequence_classification: bool = False, dtype: torch.d
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def decoder_stack(model: torch.nn.Module, setting: str = "lora.layers",
+                  off: str = "null") -> tuple[str, torch.nn.ModuleList]:
+    """The attribute name (PEFT's `layers_pattern`: "layers" for Llama/Qwen2, "h" for GPT-2) and the module
+    list of `model`'s decoder layers: the one `ModuleList` as long as the config's layer count. `setting` and `off`:
+    the params key that needs them and its value that does without, for the error."""
+    count = model.config.get_text_config().num_hidden_layers
+    lists = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)}
+    found = [name for name, m in lists.items() if len(m) == count]
+    leaf = found[0].rsplit(".", 1)[-1] if len(found) == 1 else None
+    if leaf is None or sum(name.rsplit(".", 1)[-1] == leaf for name in lists) > 1:
+        raise ValueError(f"{setting}: cannot tell {type(model).__name__}'s decoder layers apart (module lists "
+                         f"of {count} layers: {found or 'none'}); set {setting}: {off}")
+    return leaf, lists[found[0]]
