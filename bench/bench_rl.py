@@ -58,8 +58,8 @@ def bare_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    cfg = params.rl
-    chosen = rl.reward_functions(params, tok)
+    cfg, domain = params.rl, domains.of(params)
+    chosen = rl.reward_functions(params, domain, tok)
     args = GRPOConfig(output_dir=out, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
                       num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
                       max_completion_length=cfg.max_completion_length,
@@ -68,7 +68,7 @@ def bare_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]
                       seed=params.project.seed, save_strategy="no", **rl.ALGORITHMS[cfg.algorithm],
                       **training.precision(params.base))
     return GRPOTrainer(model=model, processing_class=tok, reward_funcs=[fn for _, fn, _ in chosen], args=args,
-                       train_dataset=Dataset.from_list(rl.rl_rows(rows)), environment_factory=domains.of(params).env,
+                       train_dataset=Dataset.from_list(rl.rl_rows(rows)), environment_factory=domain.env,
                        peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model), callbacks=[timer])
 
 
@@ -76,7 +76,8 @@ def project_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, A
     from components.tracking import step_metrics_callback
     from components.training import checkpoints
 
-    trainer = rl.grpo_trainer(params, model, tok, rows, [step_metrics_callback(), checkpoints.sealer(), timer])
+    trainer = rl.grpo_trainer(params, domains.of(params), model, tok, rows,
+                              [step_metrics_callback(), checkpoints.sealer(), timer])
     trainer.args.output_dir = out
     return trainer
 
@@ -96,14 +97,16 @@ def main() -> None:
             stage.run(params)
     if args.prepare and params.rl.reward_weights.reward_model > 0 and not params.path("reward_model").exists():
         reward_model.run(params)
-    if not domains.of(params).simulated:
+    domain = domains.of(params)
+    if not domain.simulated:
         raise SystemExit("bench_rl: a domain with a simulator only (the bare arm uses its environment class)")
     model, tok = models.load(params.path("sft_model"))
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl") if r["pattern"] != "multi_turn"]
     started = time.time()
     rows, found = selection.select(
         rows, rl.prompts_needed(params), params.rl.select_samples, params.rl.pattern_weights, params.project.seed,
-        lambda chunk: [a.successes for a in selection.sample(params, model, tok, chunk, params.rl.select_samples)])
+        lambda chunk: [a.successes
+                       for a in selection.sample(params, domain, model, tok, chunk, params.rl.select_samples)])
     print(f"prompt selection (rl.select_samples {params.rl.select_samples}): {time.time() - started:.1f} s {found}")
     stock = params.model_copy(update={"decoding": params.decoding.model_copy(update={"constrained": False})})
     arms = [("bare TRL GRPOTrainer", bare_trainer, params), ("project, stock decoding", project_trainer, stock)]

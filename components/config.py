@@ -132,8 +132,9 @@ class Ingest(_Frozen):
     source: Literal["synthetic", "none"]  # none: no generated episodes, only `imports`
     n_episodes: int = Field(gt=0)
     shares: dict[str, float]
-    irrelevance_kinds: dict[Literal["chat", "nearmiss", "missing"], float] = Field(
-        description="the generator's irrelevance episodes: small talk, near misses, missing argument")
+    irrelevance_kinds: dict[Literal["chat", "nearmiss", "missing", "foreign"], float] = Field(
+        description="the generator's irrelevance episodes: small talk, near misses, missing argument, and (general "
+                    "domain only) foreign: a task for a function that is not offered, among other fields' tools")
     irrelevance_pool: IrrelevancePool
     heldout_fraction: float = Field(gt=0, lt=1)
     imports: list[Import] = Field(default_factory=list)
@@ -439,6 +440,10 @@ class Params(_Frozen):
         if self.project.domain == GENERAL_DOMAIN and self.ingest.source == "synthetic" and wrong:
             raise ValueError(f"ingest.shares: the {GENERAL_DOMAIN} generator writes {list(GENERAL_PATTERNS)} episodes, "
                              f"not {wrong}")
+        foreign = self.ingest.irrelevance_kinds.get("foreign", 0)
+        if foreign > 0 and self.project.domain != GENERAL_DOMAIN and self.ingest.source == "synthetic":
+            raise ValueError(f"ingest.irrelevance_kinds.foreign: only the {GENERAL_DOMAIN} generator writes it (a "
+                             f"built-in domain's requests for tools it lacks come from ingest.irrelevance_pool)")
         if self.ingest.source == "none" and not self.ingest.imports:
             raise ValueError("ingest.source is none: list the datasets to use under ingest.imports")
         return self

@@ -43,14 +43,14 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
 }
 
 
-def reward_functions(params: Params, tok: Any = None) -> list[tuple[str, Any, float]]:
+def reward_functions(params: Params, domain: domains.Domain, tok: Any = None) -> list[tuple[str, Any, float]]:
     """(name, reward callable or the reward model folder, weight) of every reward with a weight above 0; the
-    layers are bound to the project's domain (one without a simulator has no `completion` layer) and to the
+    layers are bound to the stage's `domain` (one without a simulator has no `completion` layer) and to the
     policy's tokenizer `tok`, which reads a text completion in the model's own tool syntax (TRL passes reward
     functions no tokenizer)."""
     weights = params.rl.reward_weights
     out = [(name, fn, getattr(weights, name))
-           for name, fn in rewards.layers(domains.of(params), tok).items() if getattr(weights, name) > 0]
+           for name, fn in rewards.layers(domain, tok).items() if getattr(weights, name) > 0]
     if weights.reward_model > 0:
         out.append(("reward_model", str(params.path("reward_model")), weights.reward_model))
     return out
@@ -78,21 +78,21 @@ def prompts_needed(params: Params) -> int:
 
 def run(params: Params) -> StageResult:
     cfg = params.rl
-    domain = domains.of(params)
+    domain = domains.of(params)  # resolved once: a catalog file is read here only
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")
             if not domain.simulated or r["pattern"] != "multi_turn"]  # see rl_rows
     if cfg.algorithm == "rft":
-        return rft(params, model, tok, rows)
+        return rft(params, domain, model, tok, rows)
     started = time.time()
     rows, chosen_metrics = selection.select(
         rows, prompts_needed(params), cfg.select_samples, cfg.pattern_weights, params.project.seed,
-        lambda chunk: [a.successes for a in selection.sample(params, model, tok, chunk, cfg.select_samples)])
+        lambda chunk: [a.successes for a in selection.sample(params, domain, model, tok, chunk, cfg.select_samples)])
     chosen_metrics |= {"select_seconds": round(time.time() - started, 1)} if cfg.select_samples else {}
-    trainer, seconds, resume = _grpo(params, model, tok, rows)
+    trainer, seconds, resume = _grpo(params, domain, model, tok, rows)
     history = trainer.state.log_history
-    chosen = reward_functions(params, tok)
+    chosen = reward_functions(params, domain, tok)
     keys = ["reward"] + [f"rewards/{name}/mean" for name, _, _ in chosen]
     reports = params.path("reports")
     training.write_curve(history, keys, reports / "rl_reward.csv", reports / "rl_reward.png",
@@ -117,17 +117,17 @@ def run(params: Params) -> StageResult:
                                 else "single-step (no simulator): first step of each prompt, scored by call correctness"})
 
 
-def grpo_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], callbacks: list[Any]) -> Any:
+def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]],
+                 callbacks: list[Any]) -> Any:
     """The configured GRPO trainer (grpo, gspo, dr_grpo, dapo) on the chosen rl.jsonl `rows`, as the stage builds
     it (bench/bench_rl.py times its steps against a bare GRPOTrainer)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = params.rl
-    domain = domains.of(params)
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
     prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
-    chosen = reward_functions(params, tok)
+    chosen = reward_functions(params, domain, tok)
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
@@ -146,15 +146,16 @@ def grpo_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]
                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model), callbacks=callbacks, **extra)
 
 
-def _grpo(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> tuple[Any, float, Path | None]:
+def _grpo(params: Params, domain: domains.Domain, model: Any, tok: Any,
+          rows: list[dict[str, Any]]) -> tuple[Any, float, Path | None]:
     from components.tracking import step_metrics_callback
 
     resume = checkpoints.start(params, "rl", resume_inputs(params))
-    trainer = grpo_trainer(params, model, tok, rows, [step_metrics_callback(), checkpoints.sealer()])
+    trainer = grpo_trainer(params, domain, model, tok, rows, [step_metrics_callback(), checkpoints.sealer()])
     return trainer, checkpoints.train(trainer, resume), resume
 
 
-def rft(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> StageResult:
+def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]]) -> StageResult:
     """Rejection-sampling fine-tuning: `rl.num_generations` samples of the start model per prompt, the evaluation
     scorer's successes kept, SFT on them with the sft stage's trainer.
 
@@ -163,7 +164,7 @@ def rft(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]]) -> Sta
     """
     cfg = params.rl
     started = time.time()
-    attempts = selection.sample(params, model, tok, rows, cfg.num_generations)
+    attempts = selection.sample(params, domain, model, tok, rows, cfg.num_generations)
     sample_seconds = time.time() - started
     kept = selection.sft_rows(attempts)
     if not kept:

@@ -97,11 +97,12 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
                   "select_fallback": float(fallback)}
 
 
-def sample(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]], k: int) -> list[Attempts]:
+def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]],
+           k: int) -> list[Attempts]:
     """Sample the loaded model `k` times on each RL row as evaluation rolls it out (`evaluate.batch_size`,
     `max_new_tokens`, `max_turns`; at `rl.temperature`, no nucleus cut, torch seeded with `project.seed`; under
     the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer."""
-    domain, cfg = domains.of(params), params.evaluate
+    cfg = params.evaluate
     episodes = train_episodes(params, rows)
     sampling = rollout.Sampling(params.rl.temperature, 1.0, params.project.seed)
     constrained = params.decoding.constrained and response.grammar_fits(tok)

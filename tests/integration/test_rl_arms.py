@@ -9,7 +9,7 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from components import base, build, ingest, reward_model, rl, sft, tracking
+from components import base, build, domains, ingest, reward_model, rl, sft, tracking
 from components.config import load_params
 from components.training import selection
 from tests.conftest import write_params
@@ -49,7 +49,7 @@ def test_sampling_the_start_model_gives_k_judged_attempts_per_prompt(params):
 
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl") if r["pattern"] != "multi_turn"][:3]
     model, tok = models.load(params.path("sft_model"))
-    attempts = selection.sample(params, model, tok, rows, 2)
+    attempts = selection.sample(params, domains.of(params), model, tok, rows, 2)
     assert [a.row["id"] for a in attempts] == [r["id"] for r in rows]
     for a, r in zip(attempts, rows):
         assert len(a.successes) == len(a.conversations) == 2

@@ -21,7 +21,7 @@ from components.domains.phrasing import held_only
 from tests.conftest import REPO, write_params
 
 SHARES = {"single": 0.5, "parallel": 0.3, "irrelevance": 0.2}
-KINDS = {"chat": 0.3, "nearmiss": 0.5, "missing": 0.2}
+KINDS = {"chat": 0.2, "nearmiss": 0.35, "missing": 0.15, "foreign": 0.3}
 N = 2400
 
 
@@ -97,7 +97,8 @@ def test_every_episode_has_distractors_in_shuffled_order(drawn):
     first = Counter()
     for e in drawn:
         needed = {c.name for step in e.expected.steps for c in step}
-        assert len(e.tools) > max(1, len(needed)), e.id
+        alone = e.source.endswith(":foreign")  # BFCL's irrelevance: often one tool, of another field
+        assert len(e.tools) > (0 if alone else max(1, len(needed))), e.id
         if e.pattern == "single":
             first[[t.function.name for t in e.tools].index(next(iter(needed)))] += 1
     assert len(first) >= 4 and max(first.values()) < 0.5 * sum(first.values())
@@ -121,8 +122,25 @@ def test_patterns_and_kinds_come_at_their_shares(drawn):
             assert len({c.name for c in steps[0]}) >= 2
         if e.pattern == "irrelevance":
             assert steps == [] and not e.messages[-1].tool_calls
-        if e.source.endswith((":chat", ":nearmiss")):  # the reply names exactly the tools offered, in their order
+        if e.source.endswith((":chat", ":nearmiss", ":foreign")):  # the reply names exactly the tools offered, in their order
             assert e.messages[-1].content in {no_call.no_call_reply(e.tools), no_call.no_call_reply(e.tools, True)}
+
+
+def test_foreign_requests_come_with_no_tool_of_their_field(settings):
+    import random
+
+    w = episodes.world(settings.heldout_functions)
+    rng = random.Random(0)
+    for i in range(300):
+        held = i % 2 == 1
+        d = episodes._irrelevance(settings, w, rng, held, "foreign")
+        e = episodes._write(settings, w, rng, d, "irrelevance", held, i)
+        assert d.about is not None and d.about.name not in {t.function.name for t in e.tools}
+        fields = {a.name: a.field for a in w.train + w.held}
+        assert all(fields[t.function.name] != d.about.field for t in e.tools), (d.user, d.about.field)
+        assert 1 <= len(e.tools) <= settings.distractors[1] and not e.expected.steps
+        if not held:  # a training request asks for a training function, in training wording
+            assert d.about in w.train
 
 
 def test_held_out_functions_and_parameter_names_never_reach_training(settings, split):
@@ -204,6 +222,9 @@ def test_general_rejects_patterns_it_does_not_write_and_catalogs_named_general(t
                         ingest={"source": "none", "imports": [{"source": "openai", "path": "x.jsonl",
                                                                 "domain": "general"}]})
     with pytest.raises(ConfigError, match="built-in domain"):
+        load_params(path, profile="")
+    path = write_params(tmp_path, "quick", ingest={"irrelevance_kinds": {"chat": 0.5, "nearmiss": 0, "missing": 0, "foreign": 0.5}})
+    with pytest.raises(ConfigError, match="only the general generator writes it"):
         load_params(path, profile="")
     path = write_params(tmp_path, "quick", project={"domain": "general"}, ingest={"shares": SHARES},
                         general={"parallel_calls": [1, 3]})

@@ -80,7 +80,8 @@ def test_a_native_syntax_models_text_completions_are_read_in_its_own_syntax(para
     assert "<function=get_weather>" in text and "<|im_end|>" not in text
     exp = json.dumps([[WEATHER]])
 
-    chosen = {name: fn for name, fn, _ in rl.reward_functions(params_factory(), tok)}
+    params = params_factory()
+    chosen = {name: fn for name, fn, _ in rl.reward_functions(params, domains.of(params), tok)}
     assert chosen["correctness"]([text], [exp]) == [1.0]
     assert chosen["efficiency"]([text, text.replace("</tool_call>", "</tool_call>\n" + text.strip())], [exp, exp]) == [
         1.0, 0.5]  # a second call in the same syntax counts as one too many

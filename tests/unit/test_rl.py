@@ -2,12 +2,12 @@
 
 import json
 
-from components import rl
+from components import domains, rl
 
 
 def test_reward_layers_follow_the_project_domain(params_factory):
     params = params_factory(project={"domain": "finance"}, rl={"reward_weights": {"efficiency": 0.0}})
-    chosen = rl.reward_functions(params)
+    chosen = rl.reward_functions(params, domains.of(params))
     assert [(name, weight) for name, _, weight in chosen] == [("correctness", 1.0), ("completion", 1.0),
                                                               ("reward_model", 0.5)]
     correctness = chosen[0][1]

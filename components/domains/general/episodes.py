@@ -8,7 +8,9 @@ Patterns and kinds (BFCL's categories; the kind is the episode's `source`, `synt
   or several requests in one message) or, at `Settings.parallel_multiple`, `parallel_multiple` (2-3 functions);
 - irrelevance, by `ingest.irrelevance_kinds`: `nearmiss` (the offered tools look relevant, same field, but none does
   what is asked), `missing` (the right tool is offered but a required argument is not said: the reply asks for it)
-  and `chat` (small talk or an off-domain request from components/domains/offdomain.py).
+  `chat` (small talk or an off-domain request from components/domains/offdomain.py) and `foreign` (a task a function
+  would do, phrased as its requests are, but that function is not offered: only other fields' tools are, as in
+  BFCL's irrelevance category).
 
 Every episode also gets unrelated distractor tools (`Settings.distractors`), in shuffled order. A held-out
 episode asks for a held-out function, in held-out wording (every phrasing pool's second side) and values; its other
@@ -86,6 +88,7 @@ class Draft:
     offered: list[Api]
     reply: str | None = None  # None: the no-call reply naming the tools offered (`no_call.no_call_reply`)
     small_talk: bool = False  # that reply as to small talk
+    about: Api | None = None  # a no-call request's function: the one it asks for (foreign) or lacks an argument of
 
 
 def draw(s: Settings, pattern: str, rng: random.Random, held: bool, idx: int, kinds: dict[str, float]) -> Episode:
@@ -186,6 +189,10 @@ def _irrelevance(s: Settings, w: World, rng: random.Random, held: bool, kind: st
         topics = offdomain.topics_for(no_call.catalog_words(tools))
         topic, text = offdomain.draw(rng, held, topics)
         return Draft("chat", text, [], offered, small_talk=offdomain.TOPICS[topic].group == "small_talk")
+    if kind == "foreign":  # the task's own field is left out entirely, so no offered tool can do it
+        api = rng.choice(w.side(held))
+        user, _ = _ask(s, rng, held, api)
+        return Draft("foreign", user, [], _distractors(w, rng, held, [api], rng.randint(*s.distractors)), about=api)
     if kind == "missing":
         api = rng.choice([a for a in w.side(held) if requests.omittable(a, held)])
         lacking = rng.choice(requests.omittable(api, held))
@@ -196,7 +203,7 @@ def _irrelevance(s: Settings, w: World, rng: random.Random, held: bool, kind: st
         slot = f"a{api.params.index(lacking)}"
         text = requests.fill(voice.ask(intent, omit=[slot]), api, values, "a", voice)
         reply = f"I can do that, but I need a detail first: could you tell me the {lacking.concept.label}?"
-        return Draft("missing", text, [], [api], reply)
+        return Draft("missing", text, [], [api], reply, about=api)
     api = rng.choice([a for a in w.side(held) if _others(w, held, a)])
     user, _ = _ask(s, rng, held, api)
     near = _others(w, held, api)
@@ -233,7 +240,7 @@ def _write(s: Settings, w: World, rng: random.Random, d: Draft, pattern: str, he
     """
     if requests.SLOT.search(d.user):
         raise RuntimeError(f"general generator: unfilled slot in {d.user!r}")
-    extra = 0 if d.kind == "chat" else rng.randint(*s.distractors)  # chat: its tools are all distractors already
+    extra = 0 if d.kind in ("chat", "foreign") else rng.randint(*s.distractors)  # their tools are all distractors
     offered = d.offered + _distractors(w, rng, held, d.offered, extra)
     rng.shuffle(offered)
     tools = [w.tools[a.name] for a in offered]
