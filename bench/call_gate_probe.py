@@ -30,15 +30,6 @@ from components.toolcalls import render  # noqa: E402
 from components.training import gate, models  # noqa: E402
 
 
-def auc(score: torch.Tensor, y: torch.Tensor) -> float:
-    """Area under the ROC curve: the chance a random call request scores above a random no-call one (ties half)."""
-    pos, neg = score[y], score[~y]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    above = (pos[:, None] > neg[None, :]).float() + 0.5 * (pos[:, None] == neg[None, :]).float()
-    return float(above.mean())
-
-
 def keeps_at(score: torch.Tensor, y: torch.Tensor, refuse: float) -> float:
     """Share of call requests still called when the threshold refuses `refuse` of the no-call requests."""
     neg = score[~y].sort().values
@@ -96,7 +87,7 @@ def main() -> None:
                 if not c:
                     kind_right[k].append(not s)
             by_kind = ", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in sorted(kind_right.items()))
-            lines.append(f"| {layer} | {name} (n = {len(calls)}) | {auc(score, calls):.3f} | "
+            lines.append(f"| {layer} | {name} (n = {len(calls)}) | {gate.auc(score, calls):.3f} | "
                          f"{float((~said[~calls]).float().mean()):.1%} | {float(said[calls].float().mean()):.1%} | "
                          f"{keeps_at(score, calls, 0.90):.1%} / {keeps_at(score, calls, 0.95):.1%} | {by_kind} |")
             print(lines[-1], flush=True)

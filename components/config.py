@@ -357,6 +357,12 @@ class Decoding(_Frozen):
                                         "call / no call before a turn answering the user (components/training/"
                                         "gate.py); every decoding of that model follows it")
     call_gate_examples: int = Field(ge=2, description="training-split requests the probe is fit on (half no-call)")
+    call_gate_layer: int | None = Field(ge=1, description="hidden state the probe reads: the output of decoder layer "
+                                                          "N (null: the middle layer)")
+    call_gate_l2: float = Field(gt=0, description="the probe's L2 penalty on standardised features")
+    call_gate_no_call_recall: float | None = Field(
+        gt=0, lt=1, description="move the probe's threshold until at least this share of the no-call requests it is "
+                                "fit on is refused in 5-fold cross-validation (null: the class-balanced threshold)")
 
 
 class Register(_Frozen):

@@ -152,8 +152,10 @@ def call_gate(params: Params, metrics: dict[str, float]) -> Any:
         from components.training import gate
 
         model, tok = models.load(folder)
+        cfg = params.decoding
         found, fitted = gate.fit(model, tok, list(iter_episodes(params.path("splits") / "train.jsonl")),
-                                 params.base.system_prompt, params.decoding.call_gate_examples, params.project.seed)
+                                 params.base.system_prompt, cfg.call_gate_examples, params.project.seed,
+                                 cfg.call_gate_layer, cfg.call_gate_l2, cfg.call_gate_no_call_recall)
         if found is not None:
             found.save(folder)
         metrics.update(fitted)

@@ -16,6 +16,7 @@ refused calls (multi-turn 40 -> 0 % on the seed-1 weighted model); whether to ca
 
 from __future__ import annotations
 
+import copy
 import random
 import weakref
 from dataclasses import dataclass
@@ -54,13 +55,29 @@ class CallGate:
         return path
 
 
-def load(folder: str | Path) -> CallGate | None:
-    """The gate saved in a model folder, or None."""
+def load(folder: str | Path, model: Any = None) -> CallGate | None:
+    """The gate saved in a model folder, or None; checked against `model` when given.
+
+    Raises:
+        ValueError: the file lacks a tensor, or its layer or width is not the model's (a gate copied from another
+            model): the file and what differs named.
+    """
     path = Path(folder) / FILE
     if not path.is_file():
         return None
     t = load_file(str(path))
-    return CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"])
+    missing = sorted({"weight", "mean", "std", "bias", "layer"} - set(t))
+    if missing:
+        raise ValueError(f"{path}: call gate without {missing}; delete it (decoding.call_gate refits it)")
+    found = CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"])
+    if model is not None:
+        cfg = model.config.get_text_config(decoder=True)
+        widths = {found.weight.shape[0], found.mean.shape[0], found.std.shape[0]}
+        if widths != {cfg.hidden_size} or not 1 <= found.layer <= cfg.num_hidden_layers:
+            raise ValueError(f"{path}: call gate for hidden size {sorted(widths)} at layer {found.layer}, but the "
+                             f"model has hidden size {cfg.hidden_size} and {cfg.num_hidden_layers} layers: it was fit "
+                             f"on another model; delete it or refit it (decoding.call_gate)")
+    return found
 
 
 def default_layer(model: Any) -> int:
@@ -69,44 +86,73 @@ def default_layer(model: Any) -> int:
 
 
 class _Stop(Exception):
-    def __init__(self, hidden: torch.Tensor) -> None:
-        self.hidden = hidden
+    pass
 
 
 def hook(model: Any, layer: int, sink: list[torch.Tensor], stop: bool = False) -> Any:
-    """Record (in `sink`) the last position of hidden state `layer` at each forward; `stop`: end the forward there
-    (raises `_Stop`, caught by `features`). Returns the hook handle."""
+    """Record (in `sink`) hidden state `layer` at each forward: its last position ([rows, hidden]), or with `stop`
+    every position ([rows, tokens, hidden]) and end the forward there (raises `_Stop`, caught by `features`).
+    Returns the hook handle."""
     def on_output(_module: Any, _args: Any, output: Any) -> None:
-        hidden = (output[0] if isinstance(output, tuple) else output)[:, -1].detach()
+        hidden = (output[0] if isinstance(output, tuple) else output).detach()
         if stop:
-            raise _Stop(hidden)
-        sink.append(hidden)
+            sink.append(hidden)
+            raise _Stop
+        sink.append(hidden[:, -1])
 
     if layer < 1:
         raise ValueError(f"call gate layer {layer}: must be a decoder layer's output (>= 1)")
     return models.decoder_stack(model, "decoding.call_gate", "false")[1][layer - 1].register_forward_hook(on_output)
 
 
+SHARED_MIN = 16  # tokens: a start every prompt shares at least this long runs once (its keys and values reused)
+
+
 @torch.no_grad()
 def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: int = 8) -> torch.Tensor:
-    """Hidden state `layer` at the last token of each prompt text ([n, hidden]); the forward stops at that layer."""
-    out, sink = [], []
+    """Hidden state `layer` at the last token of each prompt text ([n, hidden]); the forward stops at that layer.
+
+    The start all prompts share (a catalog domain's system turn with its tools: most of each prompt) runs once and
+    every batch continues from its keys and values; the rest of each prompt is right-padded, so its last token is
+    at its own length."""
+    from transformers import DynamicCache
+
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = 0
+    if ids:
+        limit, first = min(len(x) for x in ids) - 1, ids[0]
+        while shared < limit and all(x[shared] == first[shared] for x in ids):
+            shared += 1
+    shared = shared if shared >= SHARED_MIN else 0
+    device, out, sink = model.device, [], []
     handle = hook(model, layer, sink, stop=True)
-    side = tok.padding_side
-    tok.padding_side = "left"  # the last position is every row's last prompt token
     try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            mask = enc["attention_mask"].to(model.device)
-            try:  # positions follow the mask, as the engine's do (padding must not shift them)
-                model(input_ids=enc["input_ids"].to(model.device), attention_mask=mask,
-                      position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
-            except _Stop as stopped:
-                out.append(stopped.hidden.float().cpu())
+        head = None
+        if shared:
+            head = DynamicCache()
+            try:  # fills the cache up to the gate layer, then stops
+                model(input_ids=torch.tensor([ids[0][:shared]], device=device), past_key_values=head, use_cache=True)
+            except _Stop:
+                sink.clear()
+        for i in range(0, len(ids), batch_size):
+            rests = [x[shared:] for x in ids[i:i + batch_size]]
+            width = max(len(r) for r in rests)
+            batch = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rests], device=device)
+            mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in rests], device=device)
+            cache = None
+            if head is not None:
+                cache = copy.deepcopy(head)
+                cache.batch_repeat_interleave(len(rests))
+            try:
+                model(input_ids=batch, attention_mask=mask, past_key_values=cache, use_cache=cache is not None,
+                      position_ids=torch.arange(shared, shared + width, device=device).expand(len(rests), -1))
+            except _Stop:
+                hidden = sink.pop()
+                last = torch.tensor([len(r) - 1 for r in rests], device=hidden.device)
+                out.append(hidden[torch.arange(len(rests), device=hidden.device), last].float().cpu())
     finally:
         handle.remove()
-        tok.padding_side = side
-    return torch.cat(out)
+    return torch.cat(out) if out else torch.zeros(0, model.config.get_text_config(decoder=True).hidden_size)
 
 
 def requests(episodes: list[Any], system_prompt: str, tok: Any, n: int, seed: int) -> tuple[list[str], list[bool]]:
@@ -144,25 +190,64 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, l2: float = 1.0, steps: int = 20
 
 
 def fit(model: Any, tok: Any, episodes: list[Any], system_prompt: str, n: int = 600, seed: int = 0,
-        layer: int | None = None) -> tuple[CallGate | None, dict[str, float]]:
+        layer: int | None = None, l2: float = 1.0,
+        no_call_recall: float | None = None) -> tuple[CallGate | None, dict[str, float]]:
     """Fit the gate on up to `n` first-turn requests of `episodes` (training split); None when they are all of one
-    kind (nothing to decide). Returns the gate and its metrics: examples, no-call examples, training accuracy per
-    class."""
+    kind (nothing to decide). `no_call_recall`: move the threshold until at least that share of the no-call requests
+    is refused in 5-fold cross-validation (None: the class-balanced fit's own threshold).
+
+    Returns the gate and its metrics: examples, no-call examples, training accuracy per class, and the
+    cross-validated (out-of-fold) accuracy per class and AUC at the threshold used.
+    """
     prompts, calls = requests(episodes, system_prompt, tok, n, seed)
     y = torch.tensor(calls, dtype=torch.bool)
     metrics = {"call_gate_examples": float(len(y)), "call_gate_no_call_examples": float((~y).sum())}
     if len(y) == 0 or y.all() or not y.any():
         return None, metrics
     layer = default_layer(model) if layer is None else layer
+    count = model.config.get_text_config(decoder=True).num_hidden_layers
+    if not 1 <= layer <= count:
+        raise ValueError(f"decoding.call_gate_layer {layer}: the model has decoder layers 1 to {count}")
     model.eval()
     x = features(model, tok, prompts, layer)
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
-    weight, bias = fit_probe((x - mean) / std, y)
-    gate = CallGate(layer, weight, bias, mean, std)
-    said = gate.calls(x)
+    weight, bias = fit_probe((x - mean) / std, y, l2)
+    held = out_of_fold(x, y, l2, seed)
+    shift = 0.0
+    if no_call_recall is not None and len(held[~y]):
+        shift = max(0.0, float(torch.quantile(held[~y], no_call_recall)))
+    gate = CallGate(layer, weight, bias - shift, mean, std)
+    said, cv = gate.calls(x), held > shift
     metrics |= {"call_gate_train_call": float(said[y].float().mean()),
-                "call_gate_train_no_call": float((~said[~y]).float().mean())}
+                "call_gate_train_no_call": float((~said[~y]).float().mean()),
+                "call_gate_cv_call": float(cv[y].float().mean()), "call_gate_cv_no_call": float((~cv[~y]).float().mean()),
+                "call_gate_cv_auc": auc(held, y), "call_gate_threshold_shift": shift}
     return gate, metrics
+
+
+def out_of_fold(x: torch.Tensor, y: torch.Tensor, l2: float, seed: int, folds: int = 5) -> torch.Tensor:
+    """Each example's probe score (logit) from a probe fit on the other folds (standardised on them too)."""
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    scores = torch.zeros(len(y))
+    for k in range(folds):
+        test = order[k::folds]
+        train = torch.ones(len(y), dtype=torch.bool)
+        train[test] = False
+        if y[train].all() or not y[train].any():  # a fold of one class only: nothing to fit
+            continue
+        mean, std = x[train].mean(0), x[train].std(0).clamp(min=1e-6)
+        w, b = fit_probe((x[train] - mean) / std, y[train], l2)
+        scores[test] = ((x[test] - mean) / std) @ w + b
+    return scores
+
+
+def auc(score: torch.Tensor, y: torch.Tensor) -> float:
+    """Area under the ROC curve: the chance a random call request scores above a random no-call one (ties count
+    half); nan with one class only."""
+    pos, neg = score[y], score[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(((pos[:, None] > neg[None, :]).float() + 0.5 * (pos[:, None] == neg[None, :]).float()).mean())
 
 
 _NO_LT: weakref.WeakKeyDictionary[Any, dict[int, torch.Tensor]] = weakref.WeakKeyDictionary()

@@ -159,7 +159,7 @@ def load(path: str | Path, sequence_classification: bool = False, dtype: torch.d
     if not sequence_classification:
         from components.training import gate
 
-        model.call_gate = gate.load(path)  # the decoding engine applies it (None: the model decides alone)
+        model.call_gate = gate.load(path, model)  # the decoding engine applies it (None: the model decides alone)
     return model, tok
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from components.domains import generation
@@ -78,6 +79,11 @@ def test_fit_separates_generated_requests_and_round_trips(model, tok, tmp_path):
     fitted, metrics = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0)
     assert metrics["call_gate_examples"] == 20 and metrics["call_gate_no_call_examples"] == 10
     assert metrics["call_gate_train_call"] == metrics["call_gate_train_no_call"] == 1.0
+    assert 0.5 < metrics["call_gate_cv_auc"] <= 1.0 and metrics["call_gate_threshold_shift"] == 0.0
+    strict, moved = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0, no_call_recall=0.99)
+    assert moved["call_gate_threshold_shift"] >= 0.0 and moved["call_gate_cv_no_call"] >= metrics["call_gate_cv_no_call"]
+    assert strict.bias == pytest.approx(fitted.bias - moved["call_gate_threshold_shift"])
+    assert moved["call_gate_cv_call"] <= metrics["call_gate_cv_call"]  # refusing more costs calls, never adds them
     prompts, calls = gate.requests(episodes, "You are a travel assistant.", tok, 20, seed=0)
     said = fitted.calls(gate.features(model, tok, prompts, fitted.layer))
     assert said.tolist() == calls
@@ -88,6 +94,46 @@ def test_fit_separates_generated_requests_and_round_trips(model, tok, tmp_path):
     models.save(model, tok, tmp_path / "saved", {"spec": "tiny"})
     fitted.save(tmp_path / "saved")
     assert models.load(tmp_path / "saved")[0].call_gate.layer == fitted.layer
+
+
+def test_a_gate_of_another_model_is_refused_at_load(model, tok, tmp_path):  # noqa: F811
+    models.save(model, tok, tmp_path, {"spec": "tiny"})
+    hidden = model.config.hidden_size
+    wide = gate.CallGate(1, torch.zeros(hidden + 8), 0.0, torch.zeros(hidden + 8), torch.ones(hidden + 8))
+    wide.save(tmp_path)
+    with pytest.raises(ValueError, match=rf"call_gate.safetensors: .* model has hidden size {hidden}"):
+        models.load(tmp_path)
+    deep = gate.CallGate(model.config.num_hidden_layers + 1, torch.zeros(hidden), 0.0, torch.zeros(hidden),
+                         torch.ones(hidden))
+    deep.save(tmp_path)
+    with pytest.raises(ValueError, match="at layer"):
+        models.load(tmp_path)
+
+
+def test_features_are_the_layers_hidden_state_at_each_prompts_last_token(tok):  # noqa: F811
+    """The shared start (a catalog's system turn) runs once and the rests are right-padded: the same numbers as one
+    whole forward pass per prompt, for prompts that share their tools and for prompts that do not; the forward stops
+    at the gate layer (the layer above it never runs)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok) + 64, hidden_size=32, intermediate_size=64,  # noqa: F811
+                                         num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=1)).eval()
+    above = []
+    model.model.layers[2].register_forward_hook(lambda *args: above.append(1))
+    padded = copy.copy(tok)
+    padded.pad_token = padded.pad_token or "<|im_end|>"
+    catalog = generation.generate("travel", 12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=1)
+    prompts, _ = gate.requests(catalog, "You are a travel assistant.", padded, 12, seed=0)
+    mixed = prompts[:3] + ["Hi", "<|im_start|>user\nWeather in Oslo?<|im_end|>\n<|im_start|>assistant\n"]
+    for chosen in (prompts, mixed):
+        fast = gate.features(model, padded, chosen, 2, batch_size=4)
+        assert not above
+        with torch.no_grad():
+            whole = torch.stack([model(input_ids=torch.tensor([padded(p, add_special_tokens=False)["input_ids"]]),
+                                       output_hidden_states=True).hidden_states[2][0, -1] for p in chosen])
+        above.clear()
+        assert fast.shape == whole.shape and torch.allclose(fast, whole, atol=1e-4)
 
 
 def test_requests_of_one_kind_fit_no_gate(model, tok):  # noqa: F811
