@@ -68,7 +68,7 @@ def bare_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, Any]
                       seed=params.project.seed, save_strategy="no", **rl.ALGORITHMS[cfg.algorithm],
                       **training.precision(params.base))
     return GRPOTrainer(model=model, processing_class=tok, reward_funcs=[fn for _, fn, _ in chosen], args=args,
-                       train_dataset=Dataset.from_list(rl.rl_rows(rows)), environment_factory=domain.env,
+                       train_dataset=Dataset.from_list(rl.grpo_rows(rows)), environment_factory=domain.env,
                        peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model), callbacks=[timer])
 
 

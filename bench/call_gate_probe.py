@@ -37,12 +37,21 @@ def keeps_at(score: torch.Tensor, y: torch.Tensor, refuse: float) -> float:
     return float((score[y] > neg[k]).float().mean())
 
 
+def kind(episode) -> str:
+    """An episode's no-call kind: the general generator's `source` (synthetic:foreign), else its id's last part
+    (travel-t-000123-nearmiss), else its source."""
+    if ":" in episode.source:
+        return episode.source.split(":")[-1]
+    last = episode.id.rsplit("-", 1)[-1]
+    return last if last.isalpha() else episode.source
+
+
 def first_turns(episodes: list, system_prompt: str, tok) -> tuple[list[str], torch.Tensor, list[str]]:
     prompts, calls = gate.requests(episodes, system_prompt, tok, len(episodes), 0)
     by_prompt = {}
     for e in episodes:  # the kind of each prompt's episode, for the per-kind rows
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        by_prompt[render.prompt(tok, system + e.prompt_messages(), e.tool_dicts())] = e.source.split(":")[-1]
+        by_prompt[render.prompt(tok, system + e.prompt_messages(), e.tool_dicts())] = kind(e)
     return prompts, torch.tensor(calls), [by_prompt[p] for p in prompts]
 
 

@@ -83,7 +83,7 @@ def sft_rows(episodes: list[Episode], system_prompt: str) -> list[dict]:
              "tools": json.dumps(e.tool_dicts())} for e in episodes]
 
 
-def rl_rows(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:
+def rl_prompts(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:
     """Prompts for GRPO with what the reward needs: the expected steps, goal state and outputs; `tools` (JSON) for the
     single-step fallback, which renders each prompt with its own catalog."""
     rng = random.Random(seed)
@@ -114,7 +114,7 @@ def run(params: Params) -> StageResult:
         write_jsonl(tmp / "sft.jsonl", sft_rows(parts["train"], system))
         write_jsonl(tmp / "pairs.jsonl", pairs)
         write_jsonl(tmp / "heldout_pairs.jsonl", heldout)
-        write_jsonl(tmp / "rl.jsonl", rl_rows(parts["train"], params.build.rl_prompts, system, params.project.seed))
+        write_jsonl(tmp / "rl.jsonl", rl_prompts(parts["train"], params.build.rl_prompts, system, params.project.seed))
         validate_splits(tmp, params, out)  # a leak across splits fails here, before the folder is swapped in
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
     metrics |= {"duplicate_episodes": float(len(repeated)),

@@ -56,7 +56,7 @@ def reward_functions(params: Params, domain: domains.Domain, tok: Any = None) ->
     return out
 
 
-def rl_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def grpo_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The dataset columns GRPO needs. multi_turn prompts are left out: GRPO's tool loop cannot feed the user's
     follow-up turns, so their later steps could never be earned."""
     return [{k: r[k] for k in ("prompt", "expected", "goal", "outputs", "pattern")} for r in rows
@@ -82,7 +82,7 @@ def run(params: Params) -> StageResult:
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")
-            if not domain.simulated or r["pattern"] != "multi_turn"]  # see rl_rows
+            if not domain.simulated or r["pattern"] != "multi_turn"]  # see grpo_rows
     if cfg.algorithm == "rft":
         return rft(params, domain, model, tok, rows)
     started = time.time()
@@ -126,7 +126,7 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
 
     cfg = params.rl
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
-    prompts = rl_rows(rows) if domain.simulated else single_step.rl_rows(rows, tok)
+    prompts = grpo_rows(rows) if domain.simulated else single_step.grpo_rows(rows, tok)
     chosen = reward_functions(params, domain, tok)
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,

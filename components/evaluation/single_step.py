@@ -94,7 +94,7 @@ def score(step: Step, text: str, tok: Any = None) -> dict[str, Any]:
             "errors": verdict.errors, "completion": None, "turns": 1, "output": text}
 
 
-def rl_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:
+def grpo_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:
     """GRPO rows without a simulator: the prompt rendered as text with the row's tools (TRL renders one tool
     list for every conversational prompt, but the catalog is per row), the first step as the only gold, and the
     row's own tools (JSON), against which the reward scores its calls."""

@@ -2,7 +2,7 @@
 
 Every prompt the project builds goes through the model tokenizer's chat template, which the `base` stage settles
 once and every trained model inherits (it is saved with the tokenizer): SFT (TRL renders each row's `messages` and
-`tools`), RL (TRL for simulated domains, `single_step.rl_rows` otherwise), evaluation and `tooltune bfcl` (the
+`tools`), RL (TRL for simulated domains, `single_step.grpo_rows` otherwise), evaluation and `tooltune bfcl` (the
 engine's `PrefixCache`), serving and the validate stage's token counts. The Python callers use `prompt`, so they
 pass the tools the same way (`None` for none) and cannot drift apart; TRL calls the same template. So one setting,
 `base.tools_format`, changes what training, evaluation and serving see, together.

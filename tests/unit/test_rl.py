@@ -18,7 +18,7 @@ def test_reward_layers_follow_the_project_domain(params_factory):
 
 def test_multi_turn_prompts_are_left_out():
     rows = [{"prompt": [], "expected": "[]", "goal": "{}", "outputs": "[]", "pattern": p, "id": p} for p in ("single", "multi_turn")]
-    assert [r["pattern"] for r in rl.rl_rows(rows)] == ["single"]
+    assert [r["pattern"] for r in rl.grpo_rows(rows)] == ["single"]
 
 
 def _rows(patterns):

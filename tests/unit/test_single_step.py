@@ -66,7 +66,7 @@ def test_step_verdicts_use_the_shared_scorer(episodes):
     assert redundant["completion"] is None  # not measured without a simulator
 
 
-def test_rl_rows_render_each_prompt_with_its_tools():
+def test_grpo_rows_render_each_prompt_with_its_tools():
     class Tok:
         def apply_chat_template(self, messages, tools, add_generation_prompt, tokenize):
             return json.dumps([messages, tools, add_generation_prompt, tokenize])
@@ -74,7 +74,7 @@ def test_rl_rows_render_each_prompt_with_its_tools():
     row = {"prompt": [{"role": "user", "content": "hi"}], "pattern": "chain", "goal": "{}",
            "expected": json.dumps([[{"name": "a", "arguments": {}}], [{"name": "b", "arguments": {}}]]),
            "tools": json.dumps([{"type": "function", "function": {"name": "a"}}])}
-    out, = single_step.rl_rows([row], Tok())
+    out, = single_step.grpo_rows([row], Tok())
     assert json.loads(out["prompt"]) == [row["prompt"], json.loads(row["tools"]), True, False]
     assert json.loads(out["expected"]) == [[{"name": "a", "arguments": {}}]]  # the first step only
 

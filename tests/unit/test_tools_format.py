@@ -128,7 +128,7 @@ def test_sft_rl_evaluation_and_bfcl_see_the_same_prompt(params_factory, tools_fo
                                         assistant_only_loss=True, max_length=None, use_cpu=True))
     seen_by_sft = tok.decode(trainer.train_dataset[0]["input_ids"])
     assert seen_by_sft.startswith(seen_by_evaluation)
-    seen_by_rl = single_step.rl_rows(build.rl_rows([episode], 1, system, 0), tok)[0]["prompt"]
+    seen_by_rl = single_step.grpo_rows(build.rl_prompts([episode], 1, system, 0), tok)[0]["prompt"]
     assert seen_by_rl == seen_by_evaluation
     assert render.prompt(tok, bfcl.conversation(episode, system), episode.tool_dicts()) == seen_by_evaluation
 
