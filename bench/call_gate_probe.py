@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.config import load_params  # noqa: E402
 from components.data.episode import iter_episodes  # noqa: E402
 from components.domains import handwritten  # noqa: E402
-from components.toolcalls import render  # noqa: E402
 from components.training import gate, models  # noqa: E402
 
 
@@ -47,12 +46,9 @@ def kind(episode) -> str:
 
 
 def first_turns(episodes: list, system_prompt: str, tok) -> tuple[list[str], torch.Tensor, list[str]]:
-    prompts, calls = gate.requests(episodes, system_prompt, tok, len(episodes), 0)
-    by_prompt = {}
-    for e in episodes:  # the kind of each prompt's episode, for the per-kind rows
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        by_prompt[render.prompt(tok, system + e.prompt_messages(), e.tool_dicts())] = kind(e)
-    return prompts, torch.tensor(calls), [by_prompt[p] for p in prompts]
+    """Every episode's first-request prompt, whether it calls, and its kind."""
+    prompts, calls = zip(*(gate.first_request(e, system_prompt, tok) for e in episodes))
+    return list(prompts), torch.tensor(calls), [kind(e) for e in episodes]
 
 
 def main() -> None:
@@ -73,30 +69,29 @@ def main() -> None:
     model.eval()
     work = Path(args.workdir) / "splits"
     n = args.examples or params.decoding.call_gate_examples
-    train_prompts, train_calls = gate.requests(list(iter_episodes(work / "train.jsonl")), system, tok, n,
-                                               params.project.seed)
+    train = list(iter_episodes(work / "train.jsonl"))
     sets = {"test": first_turns(list(iter_episodes(work / "test.jsonl")), system, tok)}
     written = handwritten.episodes(params.project.domain)  # [] for a domain without a hand-written set
     if written:
         sets["hand-written"] = first_turns(written, system, tok)
     layers = args.layers or [gate.default_layer(model)]
-    y = torch.tensor(train_calls)
-    lines = [f"model `{args.model}`, {len(y)} training requests ({int((~y).sum())} no-call), L2 {args.l2}", "",
-             "| layer | set | AUC | no-call right | call right | call kept at 90 % / 95 % refused | no-call right by kind |",
-             "|---|---|---|---|---|---|---|"]
-    for layer in layers:
-        x = gate.features(model, tok, train_prompts, layer)
-        mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
-        w, b = gate.fit_probe((x - mean) / std, y, args.l2)
+    lines = [f"model `{args.model}`, L2 {args.l2}", "",
+             "| layer | fit on | set | AUC | no-call right | call right | call kept at 90 % / 95 % refused | "
+             "no-call right by kind |", "|---|---|---|---|---|---|---|---|"]
+    for layer in layers:  # the stage's own fit: same requests, features and probe
+        fitted, metrics = gate.fit(model, tok, train, system, n, params.project.seed, layer, args.l2)
+        if fitted is None:
+            raise SystemExit(f"{work / 'train.jsonl'}: its first requests are all of one kind; nothing to fit")
+        examples = f"{metrics['call_gate_examples']:.0f} ({metrics['call_gate_no_call_examples']:.0f} no-call)"
         for name, (prompts, calls, kinds) in sets.items():
-            score = ((gate.features(model, tok, prompts, layer) - mean) / std) @ w + b
+            score = fitted.score(gate.features(model, tok, prompts, layer))
             said = score > 0
             kind_right = defaultdict(list)
             for k, c, s in zip(kinds, calls.tolist(), said.tolist()):
                 if not c:
                     kind_right[k].append(not s)
             by_kind = ", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in sorted(kind_right.items()))
-            lines.append(f"| {layer} | {name} (n = {len(calls)}) | {gate.auc(score, calls):.3f} | "
+            lines.append(f"| {layer} | {examples} | {name} (n = {len(calls)}) | {gate.auc(score, calls):.3f} | "
                          f"{float((~said[~calls]).float().mean()):.1%} | {float(said[calls].float().mean()):.1%} | "
                          f"{keeps_at(score, calls, 0.90):.1%} / {keeps_at(score, calls, 0.95):.1%} | {by_kind} |")
             print(lines[-1], flush=True)

@@ -43,10 +43,13 @@ class CallGate:
     mean: torch.Tensor
     std: torch.Tensor
 
+    def score(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The probe's logit for each row of `hidden` ([rows, hidden], the gate layer's last prompt position)."""
+        return ((hidden.float() - self.mean) / self.std) @ self.weight + self.bias
+
     def calls(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Whether each row of `hidden` ([rows, hidden], the gate layer's last prompt position) should call."""
-        x = (hidden.float() - self.mean) / self.std
-        return (x @ self.weight + self.bias) > 0
+        """Whether each row of `hidden` should call."""
+        return self.score(hidden) > 0
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / FILE
@@ -100,9 +103,10 @@ def hook(model: Any, layer: int, sink: list[torch.Tensor], stop: bool = False) -
             raise _Stop
         sink.append(hidden[:, -1])
 
-    if layer < 1:
-        raise ValueError(f"call gate layer {layer}: must be a decoder layer's output (>= 1)")
-    return models.decoder_stack(model, "decoding.call_gate", "false")[1][layer - 1].register_forward_hook(on_output)
+    stack = models.decoder_stack(model, "decoding.call_gate", "false")[1]
+    if not 1 <= layer <= len(stack):
+        raise ValueError(f"decoding.call_gate_layer {layer}: the model has decoder layers 1 to {len(stack)}")
+    return stack[layer - 1].register_forward_hook(on_output)
 
 
 SHARED_MIN = 16  # tokens: a start every prompt shares at least this long runs once (its keys and values reused)
@@ -165,9 +169,15 @@ def requests(episodes: list[Any], system_prompt: str, tok: Any, n: int, seed: in
     rng.shuffle(call)
     k = min(len(no_call), n // 2)
     chosen = no_call[:k] + call[:n - k]
+    return [first_request(e, system_prompt, tok)[0] for e in chosen], [False] * k + [True] * (len(chosen) - k)
+
+
+def first_request(episode: Any, system_prompt: str, tok: Any) -> tuple[str, bool]:
+    """The generation prompt of the turn answering an episode's first request, rendered as the engine renders it,
+    and whether that turn calls."""
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    prompts = [render.prompt(tok, system + e.prompt_messages(), e.tool_dicts()) for e in chosen]
-    return prompts, [False] * k + [True] * (len(chosen) - k)
+    steps = episode.expected.steps
+    return render.prompt(tok, system + episode.prompt_messages(), episode.tool_dicts()), bool(steps and steps[0])
 
 
 def fit_probe(x: torch.Tensor, y: torch.Tensor, l2: float = 1.0, steps: int = 200) -> tuple[torch.Tensor, float]:
@@ -205,9 +215,6 @@ def fit(model: Any, tok: Any, episodes: list[Any], system_prompt: str, n: int = 
     if len(y) == 0 or y.all() or not y.any():
         return None, metrics
     layer = default_layer(model) if layer is None else layer
-    count = model.config.get_text_config(decoder=True).num_hidden_layers
-    if not 1 <= layer <= count:
-        raise ValueError(f"decoding.call_gate_layer {layer}: the model has decoder layers 1 to {count}")
     model.eval()
     x = features(model, tok, prompts, layer)
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
