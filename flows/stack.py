@@ -114,12 +114,17 @@ def save_state(root: Path, services: dict[str, dict[str, Any]]) -> None:
 
 
 def process(record: dict[str, Any]) -> psutil.Process | None:
-    """The recorded process when it still runs (same pid *and* start time: a reused pid is not it)."""
+    """The recorded process when it still runs: the same pid, and the same start time or the same command line (a
+    reused pid is neither). The command line counts because a start time is read as boot time plus ticks, and boot
+    time moves when the wall clock is stepped (a VM's clock sync, a laptop's resume): a 22 s step once made a
+    healthy server look gone, and its children were left running."""
     try:
         proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["create_time"]) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
+        if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        return proc
+        if abs(proc.create_time() - record["create_time"]) <= 1:
+            return proc
+        return proc if record.get("cmdline") and proc.cmdline() == record["cmdline"] else None
     except psutil.Error:
         return None
 
@@ -145,7 +150,7 @@ def start(service: str, root: Path, port: int) -> dict[str, Any]:
         # start_new_session: the server outlives this command and is stopped as one process group
         proc = subprocess.Popen(argv, env={**os.environ, **extra}, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
-    return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "port": port,
+    return {"pid": proc.pid, "create_time": psutil.Process(proc.pid).create_time(), "cmdline": argv, "port": port,
             "url": url(service, port), "log": str(log)}
 
 

@@ -9,6 +9,9 @@ a taken port given by flag.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 
 import boto3
 import psutil
@@ -124,3 +127,24 @@ def test_a_stale_record_is_down_and_its_pid_is_never_signalled(tmp_path, capsys)
     assert [line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]] == ["down"] * 3
     assert cli.main(["stack", "down", "--dir", str(tmp_path)]) == 0  # this test process is still alive after it
     assert "nothing running" in capsys.readouterr().out and stack.load_state(tmp_path) == {}
+
+
+def test_a_stepped_clock_does_not_lose_a_running_service(tmp_path):
+    """Start times move when the wall clock is stepped: the recorded command line still finds the process; a pid
+    reused by another command is still not it."""
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    child = subprocess.Popen(argv)
+    try:
+        for _ in range(50):  # until the child has exec'd (its command line is the one given)
+            if psutil.Process(child.pid).cmdline() == argv:
+                break
+            time.sleep(0.1)
+        stepped = {"pid": child.pid, "create_time": psutil.Process(child.pid).create_time() - 22.0, "cmdline": argv}
+        assert stack.process(stepped) is not None
+        assert stack.process({**stepped, "cmdline": [sys.executable, "-m", "mlflow", "server"]}) is None
+        assert stack.process({k: v for k, v in stepped.items() if k != "cmdline"}) is None  # an older record
+        child.kill()
+        child.wait()
+        assert stack.process(stepped) is None
+    finally:
+        child.kill()
