@@ -29,7 +29,7 @@ from flows import pipeline as pipeline_module
 from flows.pipeline import pipeline
 from tests.conftest import _deep, write_params
 
-pytestmark = pytest.mark.flows
+pytestmark = [pytest.mark.flows, pytest.mark.slow]  # whole quick-profile runs: 4-5 min together
 REPO = Path(__file__).resolve().parents[2]
 DECISION = {"model_name": "tooltune-travel-quick", "version": "3", "alias": "champion",
             "reason": "single_exact 0.7500 beats base 0.2000", "model_uri": "models:/tooltune-travel-quick/3"}

@@ -28,7 +28,7 @@ from components import base, build, ingest, tracking
 from components.config import load_params
 from tests.conftest import write_params
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # two torchrun launches
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 6

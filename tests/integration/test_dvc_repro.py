@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import REPO, _deep
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a whole dvc repro: 80 s
 
 
 def _sh(cwd: Path, *args: str) -> str:

@@ -21,7 +21,7 @@ from components.domains import travel
 from tests import serving_model as memorised
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a model server's start
 
 
 def test_mlflow_models_serve_answers_openai_chat_with_tools(params_factory, migrated_db, tmp_path_factory, tmp_path,
