@@ -93,15 +93,20 @@ def test_every_expected_call_fits_its_own_records_schema_and_scores_exact(drawn)
     assert calls > N / 2
 
 
-def test_every_episode_has_distractors_in_shuffled_order(drawn):
-    first = Counter()
+def test_tools_come_in_shuffled_order_some_prompts_with_one_tool_alone(drawn, settings):
+    assert settings.distractors[0] == 0
+    first, alone = Counter(), Counter()
     for e in drawn:
         needed = {c.name for step in e.expected.steps for c in step}
-        alone = e.source.endswith(":foreign")  # BFCL's irrelevance: often one tool, of another field
-        assert len(e.tools) > (0 if alone else max(1, len(needed))), e.id
+        assert len(e.tools) >= max(1, len(needed)), e.id
+        if len(e.tools) == 1:
+            alone[e.source.split(":")[1]] += 1
         if e.pattern == "single":
             first[[t.function.name for t in e.tools].index(next(iter(needed)))] += 1
     assert len(first) >= 4 and max(first.values()) < 0.5 * sum(first.values())
+    # one tool alone, as in BFCL's simple and irrelevance questions: to call, and to refuse (near miss, other field)
+    assert alone["simple"] >= 5 and alone["nearmiss"] >= 2 and alone["foreign"] >= 2, alone
+    assert alone["multiple"] == alone["parallel_multiple"] == 0  # they offer two tools or more
 
 
 def test_patterns_and_kinds_come_at_their_shares(drawn):

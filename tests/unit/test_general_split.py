@@ -30,10 +30,11 @@ def _record(episode, rid: str, tools: list[dict]) -> dict:
 
 
 def _write_records(path, params) -> tuple[int, list[dict]]:
-    """180 requests of the general generator; a third repeated under a new id with the tools reordered, a third
-    copied exactly (another id only). Returns the number of exact copies and the records."""
+    """180 requests of the general generator; a third repeated under a new id with the tools reordered (an exact copy
+    where one tool is offered alone), a third copied exactly (another id only). Returns the number of exact copies
+    (records equal to an earlier one but for the id) and the records."""
     episodes = draw.generate(general.settings_of(params.general), 180, SHARES, 0.0, 1)
-    rng, records, copies = random.Random(0), [], 0
+    rng, records, seen = random.Random(0), [], set()
     for k, e in enumerate(episodes):
         tools = e.tool_dicts()
         records.append(_record(e, f"rec-{k}", tools))
@@ -41,7 +42,12 @@ def _write_records(path, params) -> tuple[int, list[dict]]:
             records.append(_record(e, f"again-{k}", tools[::-1]))
         elif k % 3 == 2:
             records.append(_record(e, f"copy-{k}", tools))
-            copies += 1
+    copies = 0
+    for r in records:
+        key = json.dumps([r["messages"], r["tools"]], sort_keys=True)
+        copies += key in seen
+        seen.add(key)
+    assert copies >= 60  # the third copied exactly, at least
     rng.shuffle(records)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))

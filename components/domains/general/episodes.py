@@ -12,7 +12,8 @@ Patterns and kinds (BFCL's categories; the kind is the episode's `source`, `synt
   would do, phrased as its requests are, but that function is not offered: only other fields' tools are, as in
   BFCL's irrelevance category).
 
-Every episode also gets unrelated distractor tools (`Settings.distractors`), in shuffled order. A held-out
+Every episode also gets unrelated distractor tools (`Settings.distractors`, none at its minimum of 0: then a simple
+or near-miss prompt may offer one tool alone, as BFCL's simple and irrelevance questions do), in shuffled order. A held-out
 episode asks for a held-out function, in held-out wording (every phrasing pool's second side) and values; its other
 tools come from every function. A training episode only ever sees training functions.
 """
@@ -192,7 +193,8 @@ def _irrelevance(s: Settings, w: World, rng: random.Random, held: bool, kind: st
     if kind == "foreign":  # the task's own field is left out entirely, so no offered tool can do it
         api = rng.choice(w.side(held))
         user, _ = _ask(s, rng, held, api)
-        return Draft("foreign", user, [], _distractors(w, rng, held, [api], rng.randint(*s.distractors)), about=api)
+        n = max(1, rng.randint(*s.distractors))  # at least one tool: a prompt offering none is not this kind
+        return Draft("foreign", user, [], _distractors(w, rng, held, [api], n), about=api)
     if kind == "missing":
         api = rng.choice([a for a in w.side(held) if requests.omittable(a, held)])
         lacking = rng.choice(requests.omittable(api, held))
