@@ -13,9 +13,9 @@ Patterns and kinds (BFCL's categories; the kind is the episode's `source`, `synt
   BFCL's irrelevance category).
 
 Every episode also gets unrelated distractor tools (`Settings.distractors`, none at its minimum of 0: then a simple
-or near-miss prompt may offer one tool alone, as BFCL's simple and irrelevance questions do), in shuffled order. A held-out
-episode asks for a held-out function, in held-out wording (every phrasing pool's second side) and values; its other
-tools come from every function. A training episode only ever sees training functions.
+or near-miss prompt may offer one tool alone, as BFCL's simple and irrelevance questions do), in shuffled order. A
+held-out episode asks for a held-out function, in held-out wording (every phrasing pool's second side) and values;
+its other tools come from every function. A training episode only ever sees training functions.
 """
 
 from __future__ import annotations
