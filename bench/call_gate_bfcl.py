@@ -48,7 +48,7 @@ def training_shifts(model, tok, params, workdir: Path) -> dict[float | None, tup
     held = gate.out_of_fold(gate.features(model, tok, prompts, layer), y, cfg.call_gate_l2, params.project.seed)
     out = {}
     for recall in RECALLS:
-        shift = 0.0 if recall is None else max(0.0, float(torch.quantile(held[~y], recall)))
+        shift = gate.threshold_shift(held, y, recall)
         out[recall] = (shift, float((held[y] > shift).float().mean()))
     return out
 
@@ -85,14 +85,14 @@ def main() -> None:
     head = ["no-call recall (training, out of fold)", "shift", "training calls kept"] + names + ["non-live AST"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for recall, (shift, kept) in shifts.items():
-        acc = {}
+        moved = {}
         for name, verdict in verdicts.items():
             right = [(v["valid"] or logit[i] <= shift) if "irrelevance" in name else (v["valid"] and logit[i] > shift)
                      for i, v in verdict.items()]
-            acc[name] = sum(right) / len(right)
-        ast = [acc[n] for n in ("simple_python", "multiple", "parallel", "parallel_multiple") if n in acc]
+            moved[name] = bfcl.CategoryScore(name, len(right), sum(right), {})
+        ast = bfcl.aggregate(moved)["non_live_ast"]  # the leaderboard's mean, as `tooltune bfcl` computes it
         cells = ["gate's own" if recall is None else f"{recall:.2f}", f"{shift:.2f}", f"{100 * kept:.1f} %"]
-        cells += [f"{100 * acc[n]:.1f}" for n in names] + [f"{100 * sum(ast) / 4:.1f}" if len(ast) == 4 else "n/a"]
+        cells += [f"{100 * moved[n].accuracy:.1f}" for n in names] + ["n/a" if ast is None else f"{100 * ast:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -220,9 +220,7 @@ def fit(model: Any, tok: Any, episodes: list[Any], system_prompt: str, n: int = 
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
     weight, bias = fit_probe((x - mean) / std, y, l2)
     held = out_of_fold(x, y, l2, seed)
-    shift = 0.0
-    if no_call_recall is not None and len(held[~y]):
-        shift = max(0.0, float(torch.quantile(held[~y], no_call_recall)))
+    shift = threshold_shift(held, y, no_call_recall)
     gate = CallGate(layer, weight, bias - shift, mean, std)
     said, cv = gate.calls(x), held > shift
     metrics |= {"call_gate_train_call": float(said[y].float().mean()),
@@ -230,6 +228,14 @@ def fit(model: Any, tok: Any, episodes: list[Any], system_prompt: str, n: int = 
                 "call_gate_cv_call": float(cv[y].float().mean()), "call_gate_cv_no_call": float((~cv[~y]).float().mean()),
                 "call_gate_cv_auc": auc(held, y), "call_gate_threshold_shift": shift}
     return gate, metrics
+
+
+def threshold_shift(held: torch.Tensor, y: torch.Tensor, no_call_recall: float | None) -> float:
+    """How far (in logits, >= 0) the threshold moves so that at least `no_call_recall` of the no-call requests
+    (`~y`) score at or below it out of fold (`held`); 0 for None or no no-call request."""
+    if no_call_recall is None or not len(held[~y]):
+        return 0.0
+    return max(0.0, float(torch.quantile(held[~y], no_call_recall)))
 
 
 def out_of_fold(x: torch.Tensor, y: torch.Tensor, l2: float, seed: int, folds: int = 5) -> torch.Tensor:

@@ -34,7 +34,7 @@ def _write_records(path, params) -> tuple[int, list[dict]]:
     where one tool is offered alone), a third copied exactly (another id only). Returns the number of exact copies
     (records equal to an earlier one but for the id) and the records."""
     episodes = draw.generate(general.settings_of(params.general), 180, SHARES, 0.0, 1)
-    rng, records, seen = random.Random(0), [], set()
+    rng, records = random.Random(0), []
     for k, e in enumerate(episodes):
         tools = e.tool_dicts()
         records.append(_record(e, f"rec-{k}", tools))
@@ -42,7 +42,7 @@ def _write_records(path, params) -> tuple[int, list[dict]]:
             records.append(_record(e, f"again-{k}", tools[::-1]))
         elif k % 3 == 2:
             records.append(_record(e, f"copy-{k}", tools))
-    copies = 0
+    copies, seen = 0, set()
     for r in records:
         key = json.dumps([r["messages"], r["tools"]], sort_keys=True)
         copies += key in seen
