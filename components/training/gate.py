@@ -119,8 +119,8 @@ def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: i
 
     The start all prompts share (a catalog domain's system turn with its tools: most of each prompt) runs once and
     every batch continues from its keys and values; the rest of each prompt is right-padded, so its last token is
-    at its own length. Batches are of prompts of like length (the rows come back in the order given): prompts that
-    each bring their own tools vary in length, and padding them to the batch's longest wasted a third of the work."""
+    at its own length. Batches are of prompts of like length (the rows come back in the order given), so that
+    prompts that each bring their own tools waste little work on padding."""
     from transformers import DynamicCache
 
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
