@@ -43,10 +43,16 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def auc_cell(score: torch.Tensor, y: torch.Tensor) -> str:
+    """The AUC, or n/a when the set holds one class only (BFCL's irrelevance alone, say)."""
+    value = gate.auc(score, y)
+    return "n/a" if value != value else f"{value:.3f}"
+
+
 def split_rows(x: torch.Tensor, y: torch.Tensor, kinds: list[str], probe: gate.CallGate) -> list[str]:
     """AUC, calls kept, no-calls refused, and refusals per no-call kind of one scored set."""
     said = probe.calls(x)
-    cells = [f"{gate.auc(probe.score(x), y):.3f}", pct(said[y].float().mean()), pct((~said[~y]).float().mean())]
+    cells = [auc_cell(probe.score(x), y), pct(said[y].float().mean()), pct((~said[~y]).float().mean())]
     by_kind = {}
     for k, s, called in zip(kinds, said.tolist(), y.tolist()):
         if not called:
@@ -116,7 +122,7 @@ def main() -> None:
                 weight, bias = gate.fit_probe((xs - mean) / std, ys, l2)
                 probe = gate.CallGate(layer, weight, bias, mean, std)
                 held = gate.out_of_fold(xs, ys, l2, seed)
-                cells = [str(layer), str(len(ys)), f"{l2:g}", f"{gate.auc(held, ys):.3f}",
+                cells = [str(layer), str(len(ys)), f"{l2:g}", auc_cell(held, ys),
                          pct((held[ys] > 0).float().mean()), pct((held[~ys] <= 0).float().mean())]
                 cells += split_rows(x_test, test_y, test_kinds, probe)
                 if x_bfcl is not None:
@@ -128,7 +134,7 @@ def main() -> None:
                                  for i in ids]
                         moved[name] = bfcl.CategoryScore(name, len(right), sum(right), {})
                     ast = bfcl.aggregate(moved)["non_live_ast"]
-                    cells += [f"{gate.auc(probe.score(x_bfcl), bfcl_y):.3f}"] + [pct(moved[c].accuracy) for c in names]
+                    cells += [auc_cell(probe.score(x_bfcl), bfcl_y)] + [pct(moved[c].accuracy) for c in names]
                     cells += ["n/a" if ast is None else pct(ast)]
                 lines.append("| " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
