@@ -86,11 +86,17 @@ def test_gc_exempt_freezes_what_it_built_until_the_block_ends():
         assert len(built) == 1000 and gc.isenabled()  # the collector runs, on new objects only
         assert gc.get_freeze_count() >= len(built)
     assert gc.get_freeze_count() == 0
-    gc.freeze()  # objects frozen by someone else before: they stay frozen, with the block's
+    earlier = [[]]  # frozen by someone else before the block: it stays frozen (out of every generation) after it
+    gc.freeze()
     try:
-        before = gc.get_freeze_count()
         with gc_exempt(list):
             pass
-        assert gc.get_freeze_count() >= before
+        assert not _in_a_generation(earlier)  # a count would not do: other threads free frozen objects meanwhile
     finally:
         gc.unfreeze()
+    assert _in_a_generation(earlier)
+
+
+def _in_a_generation(obj: object) -> bool:
+    """Whether the collector's generations hold `obj` (a frozen object is in none of them)."""
+    return any(o is obj for g in range(3) for o in gc.get_objects(generation=g))
