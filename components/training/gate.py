@@ -119,8 +119,7 @@ def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: i
 
     The start all prompts share (a catalog domain's system turn with its tools: most of each prompt) runs once and
     every batch continues from its keys and values; the rest of each prompt is right-padded, so its last token is
-    at its own length. Batches are of prompts of like length (the rows come back in the order given), so that
-    prompts that each bring their own tools waste little work on padding."""
+    at its own length."""
     from transformers import DynamicCache
 
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -140,9 +139,8 @@ def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: i
                 model(input_ids=torch.tensor([ids[0][:shared]], device=device), past_key_values=head, use_cache=True)
             except _Stop:
                 sink.clear()
-        order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
         for i in range(0, len(ids), batch_size):
-            rests = [ids[k][shared:] for k in order[i:i + batch_size]]
+            rests = [x[shared:] for x in ids[i:i + batch_size]]
             width = max(len(r) for r in rests)
             batch = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rests], device=device)
             mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in rests], device=device)
@@ -159,10 +157,7 @@ def features(model: Any, tok: Any, prompts: list[str], layer: int, batch_size: i
                 out.append(hidden[torch.arange(len(rests), device=hidden.device), last].float().cpu())
     finally:
         handle.remove()
-    if not out:
-        return torch.zeros(0, model.config.get_text_config(decoder=True).hidden_size)
-    rows = torch.cat(out)
-    return rows[torch.argsort(torch.tensor(order))]
+    return torch.cat(out) if out else torch.zeros(0, model.config.get_text_config(decoder=True).hidden_size)
 
 
 def requests(episodes: list[Any], system_prompt: str, tok: Any, n: int, seed: int) -> tuple[list[str], list[bool]]:
