@@ -71,7 +71,8 @@ def main() -> None:
         sys.exit(f"{args.model}: no call gate to move")
     results = Path(args.results)
     found = [c for c in bfcl.discover(args.data) if (results / f"{c.name}_score.json").is_file()]
-    verdicts = {c.name: json.loads((results / f"{c.name}_score.json").read_text())["results"] for c in found}
+    verdicts = {c.name: {i: r["valid"] for i, r in json.loads((results / f"{c.name}_score.json").read_text())
+                         ["results"].items()} for c in found}
     ids, prompts = [], []
     for c in found:
         for e in importer.import_episodes(c.questions, c.answers):
@@ -85,11 +86,7 @@ def main() -> None:
     head = ["no-call recall (training, out of fold)", "shift", "training calls kept"] + names + ["non-live AST"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for recall, (shift, kept) in shifts.items():
-        moved = {}
-        for name, verdict in verdicts.items():
-            right = [(v["valid"] or logit[i] <= shift) if "irrelevance" in name else (v["valid"] and logit[i] > shift)
-                     for i, v in verdict.items()]
-            moved[name] = bfcl.CategoryScore(name, len(right), sum(right), {})
+        moved = bfcl.gated(verdicts, {i: score > shift for i, score in logit.items()})
         ast = bfcl.aggregate(moved)["non_live_ast"]  # the leaderboard's mean, as `tooltune bfcl` computes it
         cells = ["gate's own" if recall is None else f"{recall:.2f}", f"{shift:.2f}", f"{100 * kept:.1f} %"]
         cells += [f"{100 * moved[n].accuracy:.1f}" for n in names] + ["n/a" if ast is None else f"{100 * ast:.1f}"]

@@ -97,14 +97,14 @@ def main() -> None:
         ungated = Path(args.out).with_name(Path(args.out).stem + "_ungated")
         scores, _ = bfcl.evaluate(model, tok, params, found, ungated, args.limit)
         for c in found:
-            verdicts |= {i: r["valid"] for i, r in scores[c.name].results.items()}
+            verdicts[c.name] = {i: r["valid"] for i, r in scores[c.name].results.items()}
             for e in importer.import_episodes(c.questions, c.answers)[:args.limit]:
                 bfcl_ids.append(e.id)
                 bfcl_cats.append(c.name)
                 bfcl_prompts.append(render.prompt(tok, bfcl.conversation(e, params.bfcl.system_prompt),
                                                   e.tool_dicts()))
-    bfcl_y = torch.tensor([c != "irrelevance" for c in bfcl_cats])
-    names = sorted(set(bfcl_cats), key=lambda c: (c == "irrelevance", c))
+    bfcl_y = torch.tensor(["irrelevance" not in c for c in bfcl_cats])
+    names = sorted(verdicts, key=lambda c: ("irrelevance" in c, c))
 
     head = ["layer", "examples", "l2", "train AUC (5-fold)", "train calls kept", "train no-calls refused",
             "test AUC", "test calls kept", "test no-calls refused", "test refused by kind"]
@@ -126,13 +126,7 @@ def main() -> None:
                          pct((held[ys] > 0).float().mean()), pct((held[~ys] <= 0).float().mean())]
                 cells += split_rows(x_test, test_y, test_kinds, probe)
                 if x_bfcl is not None:
-                    passes = dict(zip(bfcl_ids, probe.calls(x_bfcl).tolist()))
-                    moved = {}
-                    for name in names:
-                        ids = [i for i, c in zip(bfcl_ids, bfcl_cats) if c == name]
-                        right = [verdicts[i] or not passes[i] if name == "irrelevance" else verdicts[i] and passes[i]
-                                 for i in ids]
-                        moved[name] = bfcl.CategoryScore(name, len(right), sum(right), {})
+                    moved = bfcl.gated(verdicts, dict(zip(bfcl_ids, probe.calls(x_bfcl).tolist())))
                     ast = bfcl.aggregate(moved)["non_live_ast"]
                     cells += [auc_cell(probe.score(x_bfcl), bfcl_y)] + [pct(moved[c].accuracy) for c in names]
                     cells += ["n/a" if ast is None else pct(ast)]

@@ -147,6 +147,18 @@ def score_file(category: Category, episodes: list[Episode], result_path: Path, o
     return CategoryScore(category.name, len(results), sum(r["valid"] for r in results.values()), results)
 
 
+def gated(results: dict[str, dict[str, bool]], passes: dict[str, bool]) -> dict[str, CategoryScore]:
+    """Each category's score (`results`: category -> question id -> right) had a call gate refused every question
+    whose `passes` is False: a refused turn is text (the gate bans `<` for the whole turn), so it is right on an
+    irrelevance category and wrong on any other; a passed one keeps its own verdict."""
+    scores = {}
+    for name, verdicts in results.items():
+        refuse_is_right = "irrelevance" in name
+        right = [ok or not passes[i] if refuse_is_right else ok and passes[i] for i, ok in verdicts.items()]
+        scores[name] = CategoryScore(name, len(right), sum(right), {})
+    return scores
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 

@@ -159,3 +159,15 @@ def test_evaluate_stage_bfcl_column(params_factory):
     assert metrics["sft.bfcl.non_live_ast"] == pytest.approx(sum(parts) / 4, abs=1e-4)
     assert (params.path("reports") / "evaluate" / "bfcl" / "sft" / "bfcl.md").is_file()
     assert "BFCL (" in (params.path("reports") / "evaluate.md").read_text()
+
+
+def test_gated_scores_count_a_refused_question_as_text():
+    """A refused question is right on irrelevance categories (live ones too) and wrong elsewhere; a passed one keeps
+    its verdict."""
+    results = {"simple_python": {"s0": True, "s1": True, "s2": False},
+               "irrelevance": {"i0": True, "i1": False, "i2": False},
+               "live_irrelevance": {"l0": False}}
+    passes = {"s0": True, "s1": False, "s2": False, "i0": True, "i1": False, "i2": True, "l0": False}
+    scores = bfcl.gated(results, passes)
+    assert [(s.n, s.correct) for s in scores.values()] == [(3, 1), (3, 2), (1, 1)]
+    assert bfcl.gated(results, dict.fromkeys(passes, True))["irrelevance"].correct == 1  # nothing refused: as scored
