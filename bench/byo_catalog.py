@@ -1,6 +1,6 @@
 """Measurement: a bring-your-own catalog domain end to end, free against constrained decoding (issue 15).
 
-    python bench/byo_catalog.py --workdir DIR [--records 1500] [--steps 66] [--seed 0] [--skip-train]
+    python bench/byo_catalog.py --workdir DIR [--records 1500] [--steps 66] [--seed 0] [--skip-train] [-S key=value]
 
 The domain is written here, not by the travel or finance generators: `plant`, five industrial-control tools
 (sensors, set points, work orders, alarm history, maintenance) with no simulator, and user requests composed from
@@ -244,6 +244,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=66, help="SFT steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-train", action="store_true", help="only the evaluate stage (an sft model is there)")
+    ap.add_argument("-S", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a params override for every stage (tooltune stage -S), e.g. ingest.voice_twins=0")
     args = ap.parse_args()
     workdir = args.workdir.resolve()
     params = write_workdir(workdir, args.records, args.steps, args.seed)
@@ -255,7 +257,8 @@ def main() -> None:
     stages = ["evaluate"] if args.skip_train else ["base", "ingest", "validate", "build", "sft", "evaluate"]
     for stage in stages:
         print(f"== {stage}", flush=True)
-        subprocess.run(tooltune + ["stage", stage, "--params", str(params)], cwd=workdir, check=True)
+        sets = [arg for override in args.overrides for arg in ("-S", override)]
+        subprocess.run(tooltune + ["stage", stage, "--params", str(params), *sets], cwd=workdir, check=True)
     print((workdir / "reports" / "evaluate.md").read_text())
 
 

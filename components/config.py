@@ -137,6 +137,10 @@ class Ingest(_Frozen):
                     "domain only) foreign: a task for a function that is not offered, among other fields' tools")
     irrelevance_pool: IrrelevancePool
     heldout_fraction: float = Field(gt=0, lt=1)
+    voice_twins: float = Field(default=0.0, ge=0, le=1,
+                               description="catalog domains: share of the imported training episodes also written "
+                                           "with their first request framed by the project's openers and closers "
+                                           "(components/domains/voice.py)")
     imports: list[Import] = Field(default_factory=list)
     workers: int = Field(default=0, ge=0, description="processes that draw the synthetic episodes (0: one per CPU "
                                                       "core); the episodes are the same for any number")

@@ -11,7 +11,9 @@ Run: `python -m components.ingest`.
 
 Then, for the project's domain, the no-call episodes of `ingest.irrelevance_pool` (components/domains/no_call.py):
 off-domain requests from the shipped pool at `share` of the file, after everything else, and for a catalog domain
-removed-tool twins right after the imported single-call episodes they copy.
+removed-tool twins right after the imported single-call episodes they copy, and voice twins (`ingest.voice_twins`,
+components/domains/voice.py): a share of its imported training episodes again, their first request framed by the
+project's openers and closers.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TextIO
 from components import domains
 from components.config import ConfigError, Params
 from components.data.imports import catalog_for, iter_imported
-from components.domains import no_call
+from components.domains import no_call, voice
 from components.domains.generation import Generated
 from components.data.episode import DataError, Episode, Tool
 from components.data.fileio import atomic_file, write_lines
@@ -118,16 +120,17 @@ def quarantine(out: str | Path, wanted: bool) -> Iterator[Quarantine | None]:
 
 
 def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]:
-    """The episodes, each of the project's catalog domain followed by its removed-tool twin when it gets one
-    (`ingest.irrelevance_pool.removed_tool`; `no_call.removed_tool_twin`)."""
-    rate = params.ingest.irrelevance_pool.removed_tool
-    catalog = params.project.catalog is not None and rate > 0
+    """The episodes, each of the project's catalog domain followed by its removed-tool twin and its voice twin
+    when it gets them (`ingest.irrelevance_pool.removed_tool`, `no_call.removed_tool_twin`; `ingest.voice_twins`,
+    `voice.voice_twin`)."""
+    removed, voiced, seed = params.ingest.irrelevance_pool.removed_tool, params.ingest.voice_twins, params.project.seed
     for episode in episodes:
         yield episode
-        twin = (no_call.removed_tool_twin(episode, rate, params.project.seed)
-                if catalog and episode.domain == params.project.domain else None)
-        if twin is not None:
-            yield twin
+        if params.project.catalog is None or episode.domain != params.project.domain:
+            continue
+        for twin in (no_call.removed_tool_twin(episode, removed, seed), voice.voice_twin(episode, voiced, seed)):
+            if twin is not None:
+                yield twin
 
 
 def pool_for(params: Params, written: Callable[[], int]) -> Iterator[Episode]:

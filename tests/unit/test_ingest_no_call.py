@@ -1,5 +1,5 @@
 """No-call episodes for every domain: the shipped off-domain pool (never a held-out text in training), its share
-in ingest's file for built-in and catalog domains, removed-tool twins of catalog requests, the irrelevance kinds
+in ingest's file for built-in and catalog domains, removed-tool and voice twins of catalog requests, the irrelevance kinds
 from params, the default file unchanged when the pool is off, and the validate gate's `no_call_share` rule."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from components import ingest, validate
 from components.data.episode import DataError, Tool, read_episodes, user_text
-from components.domains import generation, no_call, offdomain, travel
+from components.domains import generation, no_call, offdomain, phrasing, travel
 
 # sha256 of the default params' travel and finance episodes (2400, seed 0) on main before the pool and before
 # `ingest.irrelevance_kinds` moved into params.yaml
@@ -99,10 +99,10 @@ def _clinic(folder: Path, n: int = 240) -> None:
     (folder / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _clinic_params(params_factory, tmp_path, pool: dict):
+def _clinic_params(params_factory, tmp_path, pool: dict, voice: float = 0.0):
     _clinic(tmp_path / "data" / "imports")
     return params_factory(project={"domain": "clinic", "catalog": "data/imports/catalog.json"},
-                          ingest={"source": "none", "irrelevance_pool": pool, "imports": [
+                          ingest={"source": "none", "irrelevance_pool": pool, "voice_twins": voice, "imports": [
                               {"source": "openai", "path": "data/imports/trajectories.jsonl", "domain": "clinic",
                                "heldout_fraction": 0.3}]})
 
@@ -128,6 +128,33 @@ def test_catalog_domain_gets_pool_and_removed_tool_episodes(params_factory, tmp_
     assert len(pool) == round(0.1 / 0.9 * (240 + len(twins))) and all(e.domain == "clinic" for e in pool)
     assert not any(e.id.endswith("-almost_booking") for e in pool)  # the clinic books appointments
     assert "book appointment" in pool[0].messages[-1].content
+
+
+def test_voice_twins_frame_training_requests_and_leave_the_test_as_written(params_factory, tmp_path):
+    params = _clinic_params(params_factory, tmp_path, OFF, voice=0.5)
+    ingest.run(params)
+    episodes = read_episodes(params.path("raw"))
+    by_id = {e.id: e for e in episodes}
+    twins = [e for e in episodes if e.id.endswith("-voice")]
+    train_side = [e for e in episodes if e.split != "test" and not e.id.endswith("-voice")]
+    assert 0.35 * len(train_side) < len(twins) < 0.65 * len(train_side)
+    for twin in twins:
+        source = by_id[twin.id.removesuffix("-voice")]
+        assert source.split != "test" and twin.split == source.split
+        framed, asked = twin.messages[0].content, source.messages[0].content
+        assert framed != asked and asked in framed  # the request itself is kept whole: the gold call copies it
+        at = framed.index(asked)  # an opener and a closer of the training side around it
+        assert framed[:at] in phrasing.OPENERS[0] and framed[at + len(asked):] in phrasing.CLOSERS[0]
+        assert twin.expected == source.expected and twin.tools == source.tools
+        assert twin.messages[1:] == source.messages[1:]
+    assert not [e for e in episodes if e.split == "test" and e.id.endswith("-voice")]
+    # the same seed gives the same twins; off writes none
+    ingest.run(params)
+    assert [user_text(e) for e in read_episodes(params.path("raw")) if e.id.endswith("-voice")] == \
+        [user_text(e) for e in twins]
+    off = _clinic_params(params_factory, tmp_path, OFF)
+    ingest.run(off)
+    assert not [e for e in read_episodes(off.path("raw")) if e.id.endswith("-voice")]
 
 
 def test_pool_is_the_same_for_any_number_of_workers(params_factory, monkeypatch):
