@@ -26,8 +26,8 @@ def dressed(rng: random.Random, text: str) -> str:
 
 def voice_twin(episode: Episode, rate: float, seed: int) -> Episode | None:
     """For a share `rate` of training-side episodes (by a stable hash of the id), the episode with its first user
-    message framed anew (`dressed`); None for the others and for test-split episodes (the user's test stays as
-    written)."""
+    message framed anew (`dressed`), source `voice_twin`, id `<id>-voice`; None for the others and for test-split
+    episodes (the user's test stays as written)."""
     if rate <= 0 or episode.split == "test" or sim.stable_hash("voice", seed, episode.id) / 0xFFFFFFFF >= rate:
         return None
     first = next((i for i, m in enumerate(episode.messages) if m.role == "user" and m.content), None)
@@ -36,4 +36,4 @@ def voice_twin(episode: Episode, rate: float, seed: int) -> Episode | None:
     messages = list(episode.messages)
     rng = random.Random(f"voice/{seed}/{episode.id}")
     messages[first] = messages[first].model_copy(update={"content": dressed(rng, messages[first].content)})
-    return episode.model_copy(update={"id": f"{episode.id}-voice", "messages": messages})
+    return episode.model_copy(update={"id": f"{episode.id}-voice", "source": "voice_twin", "messages": messages})

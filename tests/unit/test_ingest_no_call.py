@@ -145,7 +145,7 @@ def test_voice_twins_frame_training_requests_and_leave_the_test_as_written(param
         assert framed != asked and asked in framed  # the request itself is kept whole: the gold call copies it
         at = framed.index(asked)  # an opener and a closer of the training side around it
         assert framed[:at] in phrasing.OPENERS[0] and framed[at + len(asked):] in phrasing.CLOSERS[0]
-        assert twin.expected == source.expected and twin.tools == source.tools
+        assert twin.source == "voice_twin" and twin.expected == source.expected and twin.tools == source.tools
         assert twin.messages[1:] == source.messages[1:]
     assert not [e for e in episodes if e.split == "test" and e.id.endswith("-voice")]
     # the same seed gives the same twins; off writes none
