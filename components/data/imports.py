@@ -55,7 +55,7 @@ def hold_out(episode: Episode, fraction: float) -> Episode:
     split. `fraction` 1 holds out every episode (a test-only file).
     """
     key = user_text(episode) or episode.id
-    if episode.split is not None or (fraction < 1 and sim.stable_hash("request", key) / 0xFFFFFFFF >= fraction):
+    if episode.split is not None or (fraction < 1 and sim.stable_share("request", key) >= fraction):
         return episode
     return episode.model_copy(update={"split": "test"})
 

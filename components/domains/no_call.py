@@ -72,7 +72,7 @@ def removed_tool_twin(episode: Episode, rate: float, seed: int) -> Episode | Non
     steps = episode.expected.steps
     if episode.pattern != "single" or len(steps) != 1 or len(steps[0]) != 1 or rate <= 0:
         return None
-    if sim.stable_hash("removed-tool", seed, episode.id) / 0xFFFFFFFF >= rate:
+    if sim.stable_share("removed-tool", seed, episode.id) >= rate:
         return None
     needed = steps[0][0].name
     tools = [t for t in episode.tools if t.function.name != needed]

@@ -30,6 +30,11 @@ def stable_hash(*parts: Any) -> int:
     return int(hashlib.md5("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
 
+def stable_share(*parts: Any) -> float:
+    """`stable_hash` of `parts` as a number in [0, 1]: `stable_share(...) < rate` picks a stable `rate` share."""
+    return stable_hash(*parts) / 0xFFFFFFFF
+
+
 def closest(value: str, choices: Sequence[str]) -> str | None:
     """The entry of `choices` fewest edits away from `value` (case-insensitive; see `edits`), if at most a third
     of its letters (at least one) differ: the hint a tool error gives for a misspelt name."""

@@ -28,7 +28,7 @@ def voice_twin(episode: Episode, rate: float, seed: int) -> Episode | None:
     """For a share `rate` of training-side episodes (by a stable hash of the id), the episode with its first user
     message framed anew (`dressed`), source `voice_twin`, id `<id>-voice`; None for the others and for test-split
     episodes (the user's test stays as written)."""
-    if rate <= 0 or episode.split == "test" or sim.stable_hash("voice", seed, episode.id) / 0xFFFFFFFF >= rate:
+    if rate <= 0 or episode.split == "test" or sim.stable_share("voice", seed, episode.id) >= rate:
         return None
     first = next((i for i, m in enumerate(episode.messages) if m.role == "user" and m.content), None)
     if first is None:

@@ -213,7 +213,7 @@ def _tool(name: str, description: str, params: tuple[Param, ...]) -> dict[str, A
 
 
 def _api(field: Field, noun: Noun, op_name: str, heldout: float) -> Api:
-    held = sim.stable_hash("general-held", field.name, noun.stem, op_name) / 0xFFFFFFFF < heldout
+    held = sim.stable_share("general-held", field.name, noun.stem, op_name) < heldout
     op = OPS[op_name]
     spellings = [s.strip() for s in noun.spellings.split("/")]
     if op.plural:
