@@ -367,6 +367,10 @@ class Decoding(_Frozen):
     call_gate_no_call_recall: float | None = Field(
         gt=0, lt=1, description="move the probe's threshold until at least this share of the no-call requests it is "
                                 "fit on is refused in 5-fold cross-validation (null: the class-balanced threshold)")
+    call_gate_name_floor: float = Field(
+        ge=0, lt=1, description="under constrained decoding, a gated turn's first call whose tool name gets less than "
+                                "this share of the model's probability on the offered names (a tool it was not given) "
+                                "is answered in text instead (0: never)")
 
 
 class Register(_Frozen):

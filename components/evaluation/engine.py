@@ -15,6 +15,11 @@ Rows of different conversations, catalogs and turns share the batch: each attend
 Keys and values live in preallocated buffers (`_Buffered`): a step writes one column where transformers'
 `DynamicLayer` copies the whole cache.
 
+With a call gate (components/training/gate.py) the engine forces the first token of a turn answering a first
+request, and under constrained decoding runs the name check on that turn: when its first call names a tool the
+model gives little probability among the offered ones, the turn is undone (its columns leave the attention mask)
+and written as text.
+
 Exactness: positions follow the attention mask (padding may sit anywhere in a row), so each row decodes the tokens
 it would decode alone, up to the float rounding of batched matrix products (tests compare with plain generate).
 """
@@ -30,6 +35,8 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from components.toolcalls import response
+from components.toolcalls.parse import OPEN
+from components.training.gate import name_state as gate_name_state
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, heads, tokens, head_dim]
 
@@ -58,7 +65,12 @@ class _Row:
     out: list[int] = field(default_factory=list)  # ids generated this turn
     matcher: Any = None  # the turn's grammar state under constrained decoding (components/evaluation/constrained.py)
     gated: bool = False  # the call gate decides this turn (it answers the conversation's first request)
-    calls: bool | None = None  # the gate's decision, after the prefill
+    calls: bool | None = None  # the gate's decision, after the prefill (False also after a name refusal)
+    start: torch.Tensor | None = None  # the logits of the turn's first token (a name refusal starts it again)
+    tail: str = ""  # the turn's last characters while no call tag is complete (the tag may span tokens)
+    call: str | None = None  # the text after the turn's first call tag, until its tool name is closed
+    mass: float = 1.0  # the name mass of the turn's first call so far (the name check, components/training/gate.py)
+    named: bool = False  # the turn's first call has its name (or was refused): nothing more to check
 
 
 class _Buffered(DynamicLayer):
@@ -141,10 +153,13 @@ class Engine:
 
             self.open_token = gate.open_token(tok)
             self.no_lt = gate.no_lt_tokens(tok, model.get_output_embeddings().weight.shape[0]).to(model.device)
+        # The name check needs the grammar (it knows which tokens continue an offered name) and a gate (its floor).
+        self.name_floor = self.gate.name_floor if self.gate is not None and self.grammar is not None else 0.0
+        self.names: list[tuple[Any, float]] = []  # (row key, name mass) of each turn's first call, when checked
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
-                      "rebuilds": 0}
+                      "rebuilds": 0, "name_refusals": 0}
 
     @torch.no_grad()
     def run(self, requests: Iterable[Request], on_turn: Callable[[Any, str], Request | None]) -> None:
@@ -295,6 +310,8 @@ class _Batch:
         if engine.grammar is not None:
             matchers = [None if ended else row.matcher for row, ended in zip(self.rows, self.ended)]
             logits = engine.grammar.masked(engine.grammar.engine(engine.tok), matchers, logits)
+            if engine.gate is not None:
+                logits = self.check_names(engine, logits)
         if engine.gate is not None:
             logits = self.gated(engine, logits)
         self.tokens = engine.choose(logits)
@@ -305,12 +322,64 @@ class _Batch:
             row.out.append(token)
             if row.matcher is not None and not row.matcher.accept_token(token):
                 raise ValueError(f"{row.key}: token {token} is not allowed by its tool-call grammar")
+            if row.gated and row.matcher is not None and not row.named:
+                self.track(engine, row, token)
             if token == self.eos or len(row.out) >= self.max_new_tokens:
                 self.ended[i] = True
                 done.append((i, row))
             else:
                 row.fed.append(token)
         return done
+
+    def check_names(self, engine: Engine, logits: torch.Tensor) -> torch.Tensor:
+        """The name check (components/training/gate.py): for each gated row writing its turn's first tool name,
+        multiply its name mass by the share of the model's probability on the tokens the grammar allows (`logits`
+        masked, `self.logits` not); a row whose mass falls below the gate's `name_floor` starts its turn again as a
+        text answer (`refuse`). Also keeps each row's first-token logits for that."""
+        refused = []
+        for i, row in enumerate(self.rows):
+            if self.ended[i] or row.matcher is None or not row.gated:
+                continue
+            if not row.out:
+                row.start, row.tail, row.call, row.mass, row.named = self.logits[i].clone(), "", None, 1.0, False
+            elif not row.named and row.call is not None and gate_name_state(row.call) == "name":
+                row.mass *= float(torch.exp(logits[i].logsumexp(-1) - self.logits[i].logsumexp(-1)))
+                if row.mass < engine.name_floor:
+                    refused.append(i)
+        if not refused:
+            return logits
+        logits = logits.clone()
+        for i in refused:
+            logits[i] = self.refuse(engine, i)
+        return logits
+
+    def refuse(self, engine: Engine, i: int) -> torch.Tensor:
+        """Undo row `i`'s turn so far (its tokens leave the attention mask, its grammar starts again) and make it a
+        text turn; returns its first token's logits, masked by the fresh grammar state."""
+        row = self.rows[i]
+        k = len(row.out)  # all fed: a token is fed by the `forward` after the `choose` that picked it
+        self.mask[i, self.mask[i].nonzero().squeeze(1)[-k:]] = 0
+        self.positions[i] = self.mask[i].sum()
+        row.fed, row.out, row.calls, row.named = row.fed[:-k], [], False, True
+        row.matcher.reset()
+        engine.names.append((row.key, row.mass))
+        engine.stats["name_refusals"] += 1
+        return engine.grammar.masked(engine.grammar.engine(engine.tok), [row.matcher], row.start[None])[0]
+
+    @staticmethod
+    def track(engine: Engine, row: _Row, token: int) -> None:
+        """Follow the text of row's turn up to its first call's closed tool name (then record its name mass)."""
+        piece = engine.tok.decode([token])
+        if row.call is None:
+            row.tail += piece
+            if OPEN not in row.tail:
+                row.tail = row.tail[-len(OPEN):]
+                return
+            row.call, piece = row.tail.split(OPEN, 1)[1], ""
+        row.call += piece
+        if gate_name_state(row.call) == "named":
+            row.named = True
+            engine.names.append((row.key, row.mass))
 
     def gated(self, engine: Engine, logits: torch.Tensor) -> torch.Tensor:
         """The call gate's decisions applied: a calling turn starts with the call tag's first token (where its

@@ -157,6 +157,7 @@ def call_gate(params: Params, metrics: dict[str, float]) -> Any:
                                  params.base.system_prompt, cfg.call_gate_examples, params.project.seed,
                                  cfg.call_gate_layer, cfg.call_gate_l2, cfg.call_gate_no_call_recall)
         if found is not None:
+            found.name_floor = cfg.call_gate_name_floor
             found.save(folder)
         metrics.update(fitted)
 

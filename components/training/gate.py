@@ -12,6 +12,15 @@ the layer's hidden state at the gated turn's last prompt token and forces the tu
 first token, or anything but it (and no `<` in the whole turn, so no call can start later). Later turns (after tool
 results, or a user's follow-up) are not gated: the probe is fit on first requests only, and on follow-ups it
 refused calls (multi-turn 40 -> 0 % on the seed-1 weighted model); whether to call again or answer is the model's.
+
+The name check (`name_floor`, `decoding.call_gate_name_floor`). A probe on one hidden state does not read the offered
+tool list against the request, and constrained decoding turns a call of a tool the prompt does not offer (the
+model's `hallucinated_tool`) into a call of an offered one. But the model shows which tool it wants where it writes
+the name: its *name mass* is the product, over the steps that write a turn's first tool name (from `{"name":` to the
+closing quote), of the share of its probability that the grammar's allowed tokens hold (the names offered). A mass
+under the floor means the model mostly wanted a name it was not given; the engine then undoes the turn (its tokens
+leave the attention mask, the grammar starts again) and writes it as a text answer, as a refusing gate would. The
+check needs constrained decoding and runs on the turns the gate decides (those it was measured on: first requests).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ class CallGate:
     bias: float
     mean: torch.Tensor
     std: torch.Tensor
+    name_floor: float = 0.0  # the name check (module docstring); 0: off
 
     def score(self, hidden: torch.Tensor) -> torch.Tensor:
         """The probe's logit for each row of `hidden` ([rows, hidden], the gate layer's last prompt position)."""
@@ -55,7 +65,8 @@ class CallGate:
     def save(self, folder: Path) -> Path:
         path = Path(folder) / FILE
         save_file({"weight": self.weight.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous(),
-                   "bias": torch.tensor([self.bias]), "layer": torch.tensor([self.layer])}, str(path))
+                   "bias": torch.tensor([self.bias]), "layer": torch.tensor([self.layer]),
+                   "name_floor": torch.tensor([self.name_floor])}, str(path))
         return path
 
 
@@ -73,7 +84,8 @@ def load(folder: str | Path, model: Any = None) -> CallGate | None:
     missing = sorted({"weight", "mean", "std", "bias", "layer"} - set(t))
     if missing:
         raise ValueError(f"{path}: call gate without {missing}; delete it (decoding.call_gate refits it)")
-    found = CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"])
+    floor = float(t["name_floor"].item()) if "name_floor" in t else 0.0  # gates saved before it: no name check
+    found = CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"], floor)
     if model is not None:
         cfg = model.config.get_text_config(decoder=True)
         widths = {found.weight.shape[0], found.mean.shape[0], found.std.shape[0]}
@@ -286,6 +298,19 @@ def _no_lt(tok: Any, n: int) -> torch.Tensor:
         if i < n and i not in special and "<" in tok.convert_tokens_to_string([text]):
             mask[i] = True
     return mask
+
+
+NAME_HEAD = '{"name":'  # how a call's JSON starts after the tag (templates/chatml_tools.jinja, the grammar's tags)
+
+
+def name_state(call: str) -> str | None:
+    """Where the text after a turn's first call tag stands: "name" while the tool's name is being written (from
+    `{"name":` up to its closing quote, so the step that writes the opening quote counts too: a tokenizer may merge
+    it with the name's first letters), "named" once it is closed, None before `{"name":` is complete."""
+    if not call.startswith(NAME_HEAD):
+        return None
+    rest = call[len(NAME_HEAD):].lstrip(" ")
+    return "name" if not rest or (rest[0] == '"' and '"' not in rest[1:]) else "named"
 
 
 def open_token(tok: Any) -> int:

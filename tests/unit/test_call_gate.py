@@ -139,3 +139,80 @@ def test_features_are_the_layers_hidden_state_at_each_prompts_last_token(tok):  
 def test_requests_of_one_kind_fit_no_gate(model, tok):  # noqa: F811
     episodes = generation.generate("travel", 10, {"single": 1.0}, 0.0, seed=0)
     assert gate.fit(model, tok, episodes, "", n=10)[0] is None
+
+
+def _first_turns(model, tok, conversations, max_new_tokens: int = 24):  # noqa: F811
+    """Constrained first turns of `conversations` (all offered WEATHER) in one batch, and the engine."""
+    from components.evaluation.engine import Engine, Request
+
+    padded = copy.copy(tok)
+    padded.pad_token = padded.pad_token or "<|im_end|>"
+    texts: dict[int, str] = {}
+    engine = Engine(model, padded, len(conversations), max_new_tokens, rollout.PrefixCache(model, padded),
+                    rollout.chooser(None), constrained=True)
+    engine.run([Request(i, c, [WEATHER]) for i, c in enumerate(conversations)], texts.__setitem__)
+    return [texts[i] for i in range(len(conversations))], engine
+
+
+def _writes_call_head(model, tok):  # noqa: F811
+    """Hooks that make the model continue `<` as `<tool_call>{"name":` (each token pushed after the one before it);
+    where the name goes, the random model is left alone. Returns the hook handles."""
+    ids = tok('<tool_call>{"name":', add_special_tokens=False)["input_ids"]
+    follows = dict(zip(ids, ids[1:]))
+    seen = []
+
+    def bias(module, args, out):
+        push = torch.zeros_like(out)
+        for row, last in enumerate(seen[-1][:, -1].tolist()):
+            if last in follows:
+                push[row, -1, follows[last]] = 1e3
+        return out + push
+
+    return [model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_ids"]),
+                                            with_kwargs=True),
+            model.lm_head.register_forward_hook(bias)]
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.5])
+def test_a_call_whose_name_the_model_does_not_give_an_offered_tool_is_answered_in_text(model, tok, floor):  # noqa: F811
+    """The random model puts almost no probability on `get_weather` where the name goes (its name mass is tiny): with
+    a floor the gated call is undone and the turn starts again as text, token for token the turn a refusing gate
+    would have written (the undone tokens leave the keys and values it attends to); the later turn batched beside it
+    is unchanged."""
+    handles = _writes_call_head(model, tok)
+    try:
+        model.call_gate = _fixed(model, decision=True)
+        model.call_gate.name_floor = floor
+        texts, engine = _first_turns(model, tok, [USER, AFTER_TOOL])
+        model.call_gate = _fixed(model, decision=False)
+        refusing, _ = _first_turns(model, tok, [USER, AFTER_TOOL])
+    finally:
+        model.call_gate = None
+        for handle in handles:
+            handle.remove()
+    (key, mass), = engine.names  # the first request's call: its mass recorded once
+    assert key == 0 and 0.0 <= mass < 0.01
+    assert texts[1] == refusing[1]  # after a tool result the gate does not decide; the refusal did not touch it
+    if floor:
+        assert engine.stats["name_refusals"] == 1 and texts[0] == refusing[0] and "<" not in texts[0][:-10]
+    else:
+        assert engine.stats["name_refusals"] == 0 and texts[0].startswith('<tool_call>{"name": "get_weather"')
+
+
+def test_name_state_follows_the_call_text_to_the_closed_name():
+    assert gate.name_state('{"na') is None
+    assert [gate.name_state(t) for t in ('{"name":', '{"name": ', '{"name": "', '{"name": "get_w')] == ["name"] * 4
+    assert gate.name_state('{"name": "get_weather"') == gate.name_state('{"name": "x", "arguments": {') == "named"
+
+
+def test_the_name_floor_round_trips_and_an_older_gate_file_has_none(model, tmp_path):  # noqa: F811
+    from safetensors.torch import load_file, save_file
+
+    fixed = _fixed(model, decision=True)
+    fixed.name_floor = 0.25
+    fixed.save(tmp_path)
+    assert gate.load(tmp_path, model).name_floor == 0.25
+    tensors = load_file(str(tmp_path / gate.FILE))
+    del tensors["name_floor"]
+    save_file(tensors, str(tmp_path / gate.FILE))
+    assert gate.load(tmp_path, model).name_floor == 0.0
