@@ -32,6 +32,7 @@ from components.data.importers import bfcl as importer  # noqa: E402
 from components.evaluation import bfcl  # noqa: E402
 from components.toolcalls import render  # noqa: E402
 from components.training import gate, models  # noqa: E402
+from call_gate_fit import write_table  # noqa: E402  (bench/ is on sys.path: this script's folder)
 
 RECALLS = (None, 0.8, 0.85, 0.9, 0.95)
 
@@ -91,10 +92,7 @@ def main() -> None:
         cells = ["gate's own" if recall is None else f"{recall:.2f}", f"{shift:.2f}", f"{100 * kept:.1f} %"]
         cells += [f"{100 * moved[n].accuracy:.1f}" for n in names] + ["n/a" if ast is None else f"{100 * ast:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
-    print(table)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def split_rows(x: torch.Tensor, y: torch.Tensor, kinds: list[str], probe: gate.C
     return cells + [" ".join(f"{k} {r}/{n}" for k, (r, n) in sorted(by_kind.items()))]
 
 
+def write_table(lines: list[str], out: str) -> None:
+    """Write a markdown table's lines to `out` (its folder made) and print it."""
+    table = "\n".join(lines) + "\n"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(table)
+    print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="a trained model folder (its own gate, if any, is not used)")
@@ -132,10 +140,7 @@ def main() -> None:
                     cells += ["n/a" if ast is None else pct(ast)]
                 lines.append("| " + " | ".join(cells) + " |")
                 print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
-    print(table)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The name check against name floors: how many held-out calls each floor keeps and how many no-call requests it
-refuses, on a trained model's first requests (components/training/gate.py `name_mass`).
+refuses, on a trained model's first requests (the name check: components/training/gate.py).
 
     .venv/bin/python bench/name_check.py --model runs/default/artifacts/sft --workdir runs/default \
         [--floors 0,0.05,0.1,0.2,0.3,0.5] [--handwritten FILE|builtin] [--out reports/name_check.md]
@@ -27,6 +27,7 @@ from components.evaluation.engine import Engine, Request  # noqa: E402
 from components.evaluation.rollout import PrefixCache, chooser  # noqa: E402
 from components.toolcalls import parse_output  # noqa: E402
 from components.training import models  # noqa: E402
+from call_gate_fit import write_table  # noqa: E402  (bench/ is on sys.path: this script's folder)
 
 
 def first_turns(model, tok, episodes, system: str, batch_size: int, max_new_tokens: int) -> dict[str, tuple]:
@@ -107,10 +108,7 @@ def main() -> None:
         masses = sorted((m, bool(e.expected.steps and e.expected.steps[0])) for e in episodes
                         if (m := answers[e.id][1]) is not None)
         print(label, "lowest name masses (mass, is a call):", [(round(m, 3), c) for m, c in masses[:25]])
-    table = "\n".join(lines) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
-    print(table)
+    write_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,7 @@ class _Row:
     gated: bool = False  # the call gate decides this turn (it answers the conversation's first request)
     calls: bool | None = None  # the gate's decision, after the prefill (False also after a name refusal)
     start: torch.Tensor | None = None  # the logits of the turn's first token (a name refusal starts it again)
-    tail: str = ""  # the turn's last characters while no call tag is complete (the tag may span tokens)
-    call: str | None = None  # the text after the turn's first call tag, until its tool name is closed
+    text: str = ""  # the turn's text while the name check follows it (until its first call's name is closed)
     mass: float = 1.0  # the name mass of the turn's first call so far (the name check, components/training/gate.py)
     named: bool = False  # the turn's first call has its name (or was refused): nothing more to check
 
@@ -276,6 +275,11 @@ def _opening(conversation: list[dict[str, Any]]) -> bool:
         m["role"] != "assistant" for m in conversation)
 
 
+def _name_state(text: str) -> str | None:
+    """`gate.name_state` of the text after a turn's first call tag; None before the tag."""
+    return gate_name_state(text.split(OPEN, 1)[1]) if OPEN in text else None
+
+
 def _groups(joining: list[tuple[_Row, KV | None]]) -> list[list[tuple[_Row, KV | None]]]:
     """Requests to encode, in groups of similar new-token counts (padding costs compute) within the token budget."""
     groups: list[list[tuple[_Row, KV | None]]] = []
@@ -341,8 +345,8 @@ class _Batch:
             if self.ended[i] or row.matcher is None or not row.gated:
                 continue
             if not row.out:
-                row.start, row.tail, row.call, row.mass, row.named = self.logits[i].clone(), "", None, 1.0, False
-            elif not row.named and row.call is not None and gate_name_state(row.call) == "name":
+                row.start, row.text, row.mass, row.named = self.logits[i].clone(), "", 1.0, False
+            elif not row.named and _name_state(row.text) == "name":
                 row.mass *= float(torch.exp(logits[i].logsumexp(-1) - self.logits[i].logsumexp(-1)))
                 if row.mass < engine.name_floor:
                     refused.append(i)
@@ -369,15 +373,8 @@ class _Batch:
     @staticmethod
     def track(engine: Engine, row: _Row, token: int) -> None:
         """Follow the text of row's turn up to its first call's closed tool name (then record its name mass)."""
-        piece = engine.tok.decode([token])
-        if row.call is None:
-            row.tail += piece
-            if OPEN not in row.tail:
-                row.tail = row.tail[-len(OPEN):]
-                return
-            row.call, piece = row.tail.split(OPEN, 1)[1], ""
-        row.call += piece
-        if gate_name_state(row.call) == "named":
+        row.text += engine.tok.decode([token])
+        if _name_state(row.text) == "named":
             row.named = True
             engine.names.append((row.key, row.mass))
 
