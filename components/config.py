@@ -71,7 +71,9 @@ class TinyModel(_Frozen):
 
 class Base(_Frozen):
     model: str = Field(min_length=1)
-    system_prompt: str
+    system_prompt: str | None = Field(
+        default=None, description="the system turn of every episode; null: the domain's own "
+                                  "(components.domains.system_prompt), filled in when params load")
     tiny: TinyModel
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         description="training precision: bfloat16 = bf16 mixed precision (and, under LoRA, the frozen base weights "
@@ -436,6 +438,15 @@ class Params(_Frozen):
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     profile: str | None = None
     overrides: tuple[str, ...] = Field(default=(), description="the `-S key=value` overrides applied, in order")
+
+    @model_validator(mode="after")
+    def _system_prompt(self) -> "Params":
+        if self.base.system_prompt is not None:
+            return self
+        from components.domains import system_prompt
+
+        base = self.base.model_copy(update={"system_prompt": system_prompt(self.project.domain)})
+        return self.model_copy(update={"base": base})
 
     @model_validator(mode="after")
     def _quantized(self) -> "Params":

@@ -71,6 +71,17 @@ def get(name: str) -> Domain:
     return domains[name]
 
 
+def system_prompt(domain: str) -> str:
+    """The default `base.system_prompt` (params' null) of `domain`: a built-in domain's own, else one that names the
+    domain (a catalog's name, e.g. "clinic": "You are a helpful clinic assistant. ..."). The open-catalog `general`
+    profile sets its own."""
+    from components.domains import finance, travel
+
+    own = {travel.NAME: travel.SYSTEM_PROMPT, finance.NAME: finance.SYSTEM_PROMPT}
+    return own.get(domain) or (f"You are a helpful {domain} assistant. Call a tool when it helps; ask for a missing "
+                               "detail; answer directly when no tool fits.")
+
+
 def of(params: Params) -> Domain:
     """The project's domain: its own tool catalog (`project.catalog`), the open-catalog `general` (its generator
     bound to params' `general:`) or the built-in `project.domain`.

@@ -16,6 +16,7 @@ from components.domains.sim import ToolError
 from components.domains.sim import stable_hash as _h
 
 NAME = "finance"
+SYSTEM_PROMPT = "You are a helpful brokerage assistant. Call a tool when it helps; ask for a missing detail; answer directly when no tool fits."  # base.system_prompt: null
 SYMBOLS_TRAIN = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "MA", "KO", "PEP", "NKE",
                  "DIS", "INTC", "AMD", "ORCL", "IBM", "CSCO", "ADBE", "CRM", "NFLX", "PYPL", "UBER", "SBUX", "MCD",
                  "WMT", "COST", "HD", "BA", "XOM", "CVX", "PFE", "MRK", "JNJ", "T", "VZ", "GS", "MS", "BAC")

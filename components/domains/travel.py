@@ -19,6 +19,8 @@ from components.domains.sim import ToolError
 from components.domains.sim import stable_hash as _h
 
 NAME = "travel"
+SYSTEM_PROMPT = ("You are a helpful travel assistant. Today is Sunday, 1 March 2026; dates without a year are in "
+                 "2026. Call a tool when it helps; ask for a missing detail; answer directly when no tool fits.")  # base.system_prompt: null
 CONDITIONS = ("sunny", "cloudy", "rain", "snow")
 CITIES_REAL = ("Paris", "Lisbon", "Berlin", "Madrid", "Rome", "Vienna", "Prague", "Amsterdam", "Dublin",
                 "Oslo", "Stockholm", "Helsinki", "Athens", "Warsaw", "Budapest", "Zurich", "Brussels",

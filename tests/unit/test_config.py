@@ -111,3 +111,19 @@ def test_bad_overrides_are_config_errors_naming_them(override, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_params(REPO / "params.yaml", profile="", overrides=[override])
     assert "\n" not in str(err.value)  # one line
+
+
+def test_a_null_system_prompt_is_the_domains_own():
+    """`base.system_prompt: null` (the default) gives each domain its own system turn: finance is not told it is a
+    travel assistant, a catalog domain is named; a prompt that is set is kept."""
+    from components.domains import finance, travel
+
+    assert load_params(REPO / "params.yaml", profile="").base.system_prompt == travel.SYSTEM_PROMPT
+    assert load_params(REPO / "params.yaml", profile="", overrides=["project.domain=finance"]).base.system_prompt == \
+        finance.SYSTEM_PROMPT
+    clinic = load_params(REPO / "params.yaml", profile="", overrides=[
+        "project.domain=clinic", "project.catalog=tools.json", "ingest.source=none",
+        "ingest.imports=[{source: openai, path: a.jsonl, domain: clinic}]"]).base.system_prompt
+    assert clinic.startswith("You are a helpful clinic assistant.") and "travel" not in clinic
+    assert load_params(REPO / "params.yaml", profile="", overrides=["base.system_prompt=Be brief."]).base.system_prompt == \
+        "Be brief."
