@@ -2,13 +2,14 @@
 refuses, on a trained model's first requests (the name check: components/training/gate.py).
 
     .venv/bin/python bench/name_check.py --model runs/default/artifacts/sft --workdir runs/default \
-        [--floors 0,0.05,0.1,0.2,0.3,0.5] [--handwritten FILE|builtin] [--out reports/name_check.md]
+        [--floors 0,0.05,0.1,0.2,0.3,0.5] [--handwritten FILE|builtin] [--out reports/name_check.md] [--no-gate]
 
 The model answers the first request of every test-split episode (and of `--handwritten` episodes) once, constrained
 and gated as the evaluation decodes it, with the name check recording but never refusing (floor 0). For greedy
 decoding that one pass is exact for every floor: a turn's name mass does not depend on the floor, and a turn whose
 mass is under the floor would have been answered in text. Each row of the table: calls made (any call), calls whose
-tools are the expected ones (names as a multiset), no-call requests refused, per no-call kind. Run it alone.
+tools are the expected ones (names as a multiset), no-call requests refused, per no-call kind. `--no-gate` decodes
+the same requests with the model's own first token deciding (what the gate is measured against). Run it alone.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def main() -> None:
     ap.add_argument("--handwritten", default=None,
                     help="an episodes file scored as its own set; builtin: the built-in domain's hand-written set")
     ap.add_argument("--out", default="reports/name_check.md")
+    ap.add_argument("--no-gate", action="store_true",
+                    help="decode without the call gate: the model's own first token decides (no name check either)")
     args = ap.parse_args()
 
     params = load_params(Path(args.params), profile=args.profile)
@@ -92,6 +95,8 @@ def main() -> None:
     if model.call_gate is None:
         raise SystemExit(f"{args.model}: no call gate (the name check is part of it)")
     model.call_gate.name_floor = 0.0
+    if args.no_gate:
+        model.call_gate = None
     model.eval()
     floors = [float(x) for x in args.floors.split(",")]
     sets = {"test": list(iter_episodes(Path(args.workdir) / "data" / "splits" / "test.jsonl"))}

@@ -255,6 +255,9 @@ class Sft(_Frozen):
     pattern_weights: dict[str, float] | None = Field(
         default=None, description="multipliers on each pattern's share of the episodes a run draws "
                                   "(training.rows_needed); patterns not named keep 1; null: the data's own shares")
+    decision_weight: float = Field(
+        default=1.0, ge=1.0, description="loss weight of each assistant turn's first token (call or answer: the "
+                                         "decision), relative to the other tokens; 1: plain token average")
     lora: Lora
 
     @field_validator("pattern_weights")

@@ -62,7 +62,7 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
         ConfigError: truncation to `cfg.max_length` leaves no row an assistant token.
     """
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from components.tracking import step_metrics_callback
 
@@ -78,10 +78,7 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, stage, cfg.save_steps),
         **training.precision(params.base))
-    trainer_cls = SFTTrainer
-    if cfg.share_prefix and cfg.padding_free:
-        trainer_cls = shared_prefix_trainer(SFTTrainer, prefix_ids(tok, rows[0]))
-    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
+    trainer = trainer_class(cfg, prefix_ids(tok, rows[0]))(model=model, args=args, train_dataset=dataset, processing_class=tok,
                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
                          callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
     if len(trainer.train_dataset) == 0:  # TRL drops, silently, episodes that truncation left without assistant tokens
@@ -89,6 +86,70 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
                           f"assistant token with the base model's chat template (its tool list alone is longer); "
                           f"raise sft.max_length")
     return trainer, checkpoints.train(trainer, resume), resume
+
+
+def trainer_class(cfg: Sft, prefix: torch.Tensor) -> type:
+    """TRL's SFTTrainer with what `cfg` turns on: the decision weight (`decision_weighted_trainer`) and, under it, the
+    shared prefix (`shared_prefix_trainer`, whose rewritten batch then gets the weights)."""
+    from trl import SFTTrainer
+
+    cls = SFTTrainer
+    if cfg.decision_weight != 1.0:
+        cls = decision_weighted_trainer(cls, cfg.decision_weight)
+    if cfg.share_prefix and cfg.padding_free:
+        cls = shared_prefix_trainer(cls, prefix)
+    return cls
+
+
+def decision_weighted_trainer(base: type, weight: float) -> type:
+    """`base` (TRL's SFTTrainer) with the loss of each assistant turn's first token multiplied by `weight`.
+
+    That token is the turn's decision: `<` of `<tool_call>` or the first word of a text answer. In a 66-step run it
+    is one token of the ~60 an episode's turn carries loss on, so a plain token average spends little of the
+    gradient on whether to call at all. The loss stays divided by the number of loss tokens (what TRL divides by),
+    so the other tokens keep their weight and the decision tokens gain `weight - 1` times theirs.
+    """
+
+    class DecisionWeightedSFTTrainer(base):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            scaled = _ScaledLogProbs(model, decision_scale(inputs["labels"], weight))
+            out = super().compute_loss(scaled, inputs, return_outputs, num_items_in_batch)
+            if scaled.unfused_calls:  # label smoothing or a compute_loss_func: the loss came from plain logits
+                raise ConfigError(f"sft.decision_weight {weight}: TRL computed this loss from plain logits, not its "
+                                  "fused per-token log-probabilities the weight scales; set it to 1")
+            return out
+
+    return DecisionWeightedSFTTrainer
+
+
+def decision_scale(labels: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per next-token weights (shape of `labels[:, 1:]`): `weight` where a run of loss tokens starts (an assistant
+    turn's first token), 1 elsewhere."""
+    target = labels[:, 1:] != -100
+    starts = target & (labels[:, :-1] == -100)
+    return torch.where(starts, torch.tensor(weight, dtype=torch.float32, device=labels.device),
+                       torch.tensor(1.0, dtype=torch.float32, device=labels.device))
+
+
+class _ScaledLogProbs:
+    """The model as TRL's `compute_loss` calls it, with the fused LM head's per-token log-probabilities multiplied
+    by `scale` (TRL 1.16 sums `-log_probs` into the loss; its entropy and accuracy metrics stay unweighted)."""
+
+    def __init__(self, model: Any, scale: torch.Tensor) -> None:
+        self._model, self._scale = model, scale
+        self.unfused_calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._model(*args, **kwargs)
+        if kwargs.get("fused_lm_head"):
+            out.log_probs = out.log_probs * self._scale.to(out.log_probs.dtype)
+        else:
+            self.unfused_calls += 1
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
 
 
 def shared_prefix_trainer(base: type, prefix: torch.Tensor) -> type:

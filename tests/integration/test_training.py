@@ -13,10 +13,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from safetensors.torch import load_file
+from transformers.trainer_pt_utils import LabelSmoother
 
 from components import base, build, domains, ingest, reward_model, rl, sft, tracking
 from components.training import models
-from components.config import load_params
+from components.config import ConfigError, load_params
 from components.data.fileio import read_jsonl
 from tests.conftest import write_params
 
@@ -248,3 +249,50 @@ def test_shared_prefix_sft_logs_the_tokens_of_the_episodes(params):
     tokens = [b["input_ids"].numel() for b in batches]
     assert plain == [sum(tokens[:i + 1]) for i in range(3)]  # the reference: every token of every episode
     assert shared == plain
+
+
+def test_decision_weight_multiplies_the_loss_of_each_assistant_turns_first_token(params):
+    """`sft.decision_weight`: the loss is TRL's token sum with each assistant turn's first token counted `weight`
+    times, over the same token count, on the plain and the shared-prefix path; the weighted tokens are where the
+    turns start (`<` of a call or a text answer's first token)."""
+    from datasets import Dataset
+    from trl import SFTConfig
+
+    from components import training
+    from components.data.fileio import read_jsonl
+
+    rows = [{"messages": r["messages"], "tools": r["tools"]} for r in read_jsonl(params.path("splits") / "sft.jsonl")[:4]]
+    model, tok = models.load(params.path("base"))
+    config = SFTConfig(output_dir=str(params.path("reports") / "scratch"), per_device_train_batch_size=4,
+                       padding_free=True, max_length=None, assistant_only_loss=True, report_to="none",
+                       **training.precision())
+    losses, trainers = [], []
+    for share in (False, True):  # the classes the stage builds from its settings
+        cfg = params.sft.model_copy(update={"decision_weight": 5.0, "share_prefix": share, "padding_free": True})
+        cls = sft.trainer_class(cfg, sft.prefix_ids(tok, rows[0]))
+        trainer = cls(model=copy.deepcopy(model), args=config, processing_class=tok,
+                      train_dataset=Dataset.from_list(rows, on_mixed_types="use_json"))
+        batch = next(iter(trainer.get_train_dataloader()))
+        chain = ["SharedPrefixSFTTrainer"] * share + ["DecisionWeightedSFTTrainer", "SFTTrainer"]
+        assert [c.__name__ for c in cls.__mro__][:len(chain)] == chain
+        losses.append(trainer.compute_loss(trainer.model, dict(batch)).item())
+        trainers.append((trainer, batch))
+    labels = batch["labels"]
+    with torch.no_grad():
+        logits = trainer.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[:, :-1]
+    target = labels[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+    ce = ce * (target != -100)
+    starts = (target != -100) & (labels[:, :-1] == -100)
+    expected = (ce.sum() + 4.0 * ce[starts].sum()) / (target != -100).sum()
+    turns = sum(1 for r in rows for m in r["messages"] if m["role"] == "assistant")
+    assert starts.sum().item() == turns  # one weighted token per assistant turn
+    first = {tok.decode(t) for t in target[starts].tolist()}
+    assert any(t.startswith("<") for t in first)  # the calls' `<tool_call>` starts among them
+    assert losses[0] == pytest.approx(expected.item(), rel=1e-4)
+    assert losses[1] == pytest.approx(expected.item(), rel=1e-4)
+    assert sft.decision_scale(labels, 1.0).eq(1.0).all()
+    plain, plain_batch = trainers[0]
+    plain.label_smoother = LabelSmoother(epsilon=0.1)  # a loss from plain logits would ignore the weight: refused
+    with pytest.raises(ConfigError, match="sft.decision_weight 5.0: TRL computed this loss from plain logits"):
+        plain.compute_loss(plain.model, dict(plain_batch))
