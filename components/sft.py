@@ -78,9 +78,10 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, stage, cfg.save_steps),
         **training.precision(params.base))
-    trainer = trainer_class(cfg, prefix_ids(tok, rows[0]))(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                         peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
-                         callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
+    trainer_cls = trainer_class(cfg, tok, rows[0])
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model),
+                          callbacks=[step_metrics_callback(), checkpoints.sealer(), *callbacks])
     if len(trainer.train_dataset) == 0:  # TRL drops, silently, episodes that truncation left without assistant tokens
         raise ConfigError(f"sft.max_length {cfg.max_length}: truncation leaves none of the {len(rows)} episodes an "
                           f"assistant token with the base model's chat template (its tool list alone is longer); "
@@ -88,16 +89,18 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
     return trainer, checkpoints.train(trainer, resume), resume
 
 
-def trainer_class(cfg: Sft, prefix: torch.Tensor) -> type:
+def trainer_class(cfg: Sft, tok: Any, row: dict[str, Any]) -> type:
     """TRL's SFTTrainer with what `cfg` turns on: the decision weight (`decision_weighted_trainer`) and, under it, the
-    shared prefix (`shared_prefix_trainer`, whose rewritten batch then gets the weights)."""
+    shared prefix of `row`'s system turn and tools (`shared_prefix_trainer`, whose rewritten batch then gets the
+    weights). The prefix is rendered only when it is used: some chat templates (Qwen's) refuse a conversation
+    without a user turn."""
     from trl import SFTTrainer
 
     cls = SFTTrainer
     if cfg.decision_weight != 1.0:
         cls = decision_weighted_trainer(cls, cfg.decision_weight)
     if cfg.share_prefix and cfg.padding_free:
-        cls = shared_prefix_trainer(cls, prefix)
+        cls = shared_prefix_trainer(cls, prefix_ids(tok, row))
     return cls
 
 

@@ -269,7 +269,7 @@ def test_decision_weight_multiplies_the_loss_of_each_assistant_turns_first_token
     losses, trainers = [], []
     for share in (False, True):  # the classes the stage builds from its settings
         cfg = params.sft.model_copy(update={"decision_weight": 5.0, "share_prefix": share, "padding_free": True})
-        cls = sft.trainer_class(cfg, sft.prefix_ids(tok, rows[0]))
+        cls = sft.trainer_class(cfg, tok, rows[0])
         trainer = cls(model=copy.deepcopy(model), args=config, processing_class=tok,
                       train_dataset=Dataset.from_list(rows, on_mixed_types="use_json"))
         batch = next(iter(trainer.get_train_dataloader()))
