@@ -310,6 +310,10 @@ class Rl(_Frozen):
     learning_rate: float = Field(gt=0)
     max_completion_length: int = Field(gt=0)
     max_tool_calling_iterations: int = Field(ge=0)
+    rollout: Literal["trl", "engine"] = Field(
+        default="trl", description="trl: TRL's tool loop (environment_factory); engine: the evaluation's batched, "
+                                   "prefix-cached engine through rollout_func, multi_turn episodes trained too "
+                                   "(needs a simulator)")
     temperature: float = Field(gt=0)
     beta: float = Field(ge=0)
     reward_weights: RewardWeights

@@ -1,6 +1,8 @@
 """Stage `rl`: reinforcement learning in the domain simulator with TRL GRPOTrainer (GRPO, GSPO, Dr.GRPO or
-DAPO), the model calling the simulator's tools live (`environment_factory`), rewarded by the layered rewards
-(correctness, completion, efficiency) and optionally the learned reward model. A domain without a simulator (a
+DAPO), the model calling the simulator's tools live (TRL's tool loop, `environment_factory`; or with `rl.rollout:
+engine` the evaluation's batched engine through `rollout_func`, multi_turn prompts included:
+components/training/engine_rollout.py), rewarded by the layered rewards (correctness, completion, efficiency) and
+optionally the learned reward model. A domain without a simulator (a
 bring-your-own tool catalog) trains on single-step prompts instead, without the completion layer.
 
 Reads: `paths.sft_model`, `paths.reward_model` (if its weight > 0), `paths.splits/rl.jsonl` (and `train.jsonl`,
@@ -56,11 +58,25 @@ def reward_functions(params: Params, domain: domains.Domain, tok: Any = None) ->
     return out
 
 
-def grpo_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The dataset columns GRPO needs. multi_turn prompts are left out: GRPO's tool loop cannot feed the user's
-    follow-up turns, so their later steps could never be earned."""
-    return [{k: r[k] for k in ("prompt", "expected", "goal", "outputs", "pattern")} for r in rows
-            if r["pattern"] != "multi_turn"]
+def grpo_rows(rows: list[dict[str, Any]], multi_turn: bool = False) -> list[dict[str, Any]]:
+    """The dataset columns GRPO needs. multi_turn prompts are left out unless `multi_turn` (the engine's rollouts
+    feed the user's follow-up turns; TRL's tool loop cannot, so their later steps could never be earned)."""
+    return [{k: r[k] for k in ("id", "prompt", "expected", "goal", "outputs", "pattern")} for r in rows
+            if multi_turn or r["pattern"] != "multi_turn"]
+
+
+def engine_rollout(params: Params, domain: domains.Domain) -> bool:
+    """Whether GRPO samples through the evaluation's engine (`rl.rollout: engine`).
+
+    Raises:
+        ConfigError: `rl.rollout: engine` on a domain without a simulator.
+    """
+    if params.rl.rollout != "engine":
+        return False
+    if not domain.simulated:
+        raise ConfigError(f"rl.rollout: engine rolls episodes out in the domain's simulator and domain "
+                          f"{domain.name!r} has none; set rl.rollout: trl")
+    return True
 
 
 def resume_inputs(params: Params) -> list[Path]:
@@ -81,8 +97,8 @@ def run(params: Params) -> StageResult:
     domain = domains.of(params)  # resolved once: a catalog file is read here only
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
-    rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")
-            if not domain.simulated or r["pattern"] != "multi_turn"]  # see grpo_rows
+    rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")  # see grpo_rows
+            if not domain.simulated or r["pattern"] != "multi_turn" or engine_rollout(params, domain)]
     if cfg.algorithm == "rft":
         return rft(params, domain, model, tok, rows)
     started = time.time()
@@ -100,13 +116,14 @@ def run(params: Params) -> StageResult:
     first, last = training.first_last(history, "reward", window=1)
     gated: dict[str, float] = {}
     out = _save(params, trainer, tok, gated)
-    constrained = type(trainer).__name__ == "ConstrainedGRPOTrainer"
+    constrained = any("constrained/log_mass" in h for h in history)  # either trainer's grammar-bound rollouts
+    engine = {"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")} if cfg.rollout == "engine" else {}
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
                                 "zero_spread_share": _mean_logged(history, "frac_reward_zero_std"),
                                 "prompts": float(len(rows)), **chosen_metrics,
-                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated,
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated, **engine,
                                 **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
                                     "constrained_off_grammar_share":
                                         _mean_logged(history, "constrained/off_grammar_share")}
@@ -125,8 +142,9 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
     from trl import GRPOConfig, GRPOTrainer
 
     cfg = params.rl
+    engine = engine_rollout(params, domain)
     # no simulator: single-step prompts, nothing executed (components/evaluation/single_step.py)
-    prompts = grpo_rows(rows) if domain.simulated else single_step.grpo_rows(rows, tok)
+    prompts = grpo_rows(rows, engine) if domain.simulated else single_step.grpo_rows(rows, tok)
     chosen = reward_functions(params, domain, tok)
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
@@ -135,14 +153,22 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=[w for _, _, w in chosen], logging_steps=1,
         report_to="none", seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
         **ALGORITHMS[cfg.algorithm], **training.precision(params.base))
-    trainer_class, extra = GRPOTrainer, {}
-    if params.decoding.constrained and response.grammar_fits(tok):  # under the ChatML grammar; mismatch measured
+    constrained = params.decoding.constrained and response.grammar_fits(tok)
+    trainer_class, extra = GRPOTrainer, {"environment_factory": domain.env}
+    if engine:
+        from components.training.engine_rollout import EngineGRPOTrainer
+
+        trainer_class = EngineGRPOTrainer
+        extra = {"params": params, "domain": domain, "constrained": constrained,
+                 "episodes": {e.id: e for e in selection.train_episodes(params, rows)}}
+    elif constrained:  # under the ChatML grammar; mismatch measured
         from components.training.constrained_rl import ConstrainedGRPOTrainer
 
         trainer_class = ConstrainedGRPOTrainer
-        extra = {} if domain.simulated else {"row_tools": {p["prompt"]: json.loads(p["tools"]) for p in prompts}}
+        if not domain.simulated:
+            extra["row_tools"] = {p["prompt"]: json.loads(p["tools"]) for p in prompts}
     return trainer_class(model=model, processing_class=tok, reward_funcs=[fn for _, fn, _ in chosen], args=args,
-                         train_dataset=Dataset.from_list(prompts), environment_factory=domain.env,
+                         train_dataset=Dataset.from_list(prompts),
                          peft_config=training.lora_config(cfg.lora, "CAUSAL_LM", model), callbacks=callbacks, **extra)
 
 

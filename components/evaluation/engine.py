@@ -20,6 +20,10 @@ request, and under constrained decoding runs the name check on that turn: when i
 model gives little probability among the offered ones, the turn is undone (its columns leave the attention mask)
 and written as text.
 
+A `trace` (components/training/engine_rollout.py, RL rollouts) is told every request's whole prompt ids and every
+finished turn's token ids with their log-probabilities under the distribution sampled from (the grammar's and the
+gate's masks applied) and without the masks, at the trace's `temperature`.
+
 Exactness: positions follow the attention mask (padding may sit anywhere in a row), so each row decodes the tokens
 it would decode alone, up to the float rounding of batched matrix products (tests compare with plain generate).
 """
@@ -70,6 +74,7 @@ class _Row:
     text: str = ""  # the turn's text while the name check follows it (until its first call's name is closed)
     mass: float = 1.0  # the name mass of the turn's first call so far (the name check, components/training/gate.py)
     named: bool = False  # the turn's first call has its name (or was refused): nothing more to check
+    logps: list[tuple[float, float]] = field(default_factory=list)  # with a trace: (sampled, unmasked) per token
 
 
 class _Buffered(DynamicLayer):
@@ -136,17 +141,23 @@ class Engine:
         choose: Picks each row's next token from its logits [rows, vocab] (greedy: argmax).
         constrained: Mask each row's logits to its tool-call grammar first (tools offered in its prompt, their
             argument schemas; free text allowed), see components/evaluation/constrained.py.
+        gated: Let the model's call gate decide first requests (False: the model's own first token decides, as in
+            RL rollouts).
+        trace: Told each request's prompt ids (`request(key, ids)`) and each finished turn (`turn(key, ids,
+            logps)`), see the module docstring.
     """
 
     def __init__(self, model: Any, tok: Any, batch_size: int, max_new_tokens: int, prefixes: Any,
-                 choose: Callable[[torch.Tensor], torch.Tensor], constrained: bool = False) -> None:
+                 choose: Callable[[torch.Tensor], torch.Tensor], constrained: bool = False, gated: bool = True,
+                 trace: Any = None) -> None:
         self.model, self.tok, self.prefixes, self.choose = model, tok, prefixes, choose
         self.grammar = None
         if constrained and response.grammar_fits(tok):
             from components.evaluation import constrained as grammar
 
             self.grammar = grammar
-        self.gate = getattr(model, "call_gate", None) if response.grammar_fits(tok) else None
+        self.gate = getattr(model, "call_gate", None) if gated and response.grammar_fits(tok) else None
+        self.trace = trace
         if self.gate is not None:  # components/training/gate.py
             from components.training import gate
 
@@ -172,6 +183,8 @@ class Engine:
                 if batch is None:
                     continue
             for i, row in batch.choose(self):
+                if self.trace is not None:
+                    self.trace.turn(row.key, row.out, row.logps)
                 nxt = on_turn(row.key, self._text(row.out))
                 if nxt is not None:
                     self._kept[row.key] = (row.fed, batch.row_kv(i))
@@ -213,6 +226,8 @@ class Engine:
         prefix, rest = self.prefixes.split(request.conversation, request.tools)
         head, head_kv = self.prefixes.kv(prefix)
         ids = head + rest
+        if self.trace is not None:
+            self.trace.request(request.key, ids)
         fed, kv = self._kept.pop(request.key, (head, head_kv))
         same = 0
         for a, b in zip(fed, ids[:-1]):  # at least the last prompt token is encoded: its logits start the turn
@@ -319,6 +334,8 @@ class _Batch:
         if engine.gate is not None:
             logits = self.gated(engine, logits)
         self.tokens = engine.choose(logits)
+        if engine.trace is not None:
+            self.record(engine, logits)
         done = []
         for i, (row, token) in enumerate(zip(self.rows, self.tokens.tolist())):
             if self.ended[i]:
@@ -364,11 +381,21 @@ class _Batch:
         k = len(row.out)  # all fed: a token is fed by the `forward` after the `choose` that picked it
         self.mask[i, self.mask[i].nonzero().squeeze(1)[-k:]] = 0
         self.positions[i] = self.mask[i].sum()
-        row.fed, row.out, row.calls, row.named = row.fed[:-k], [], False, True
+        row.fed, row.out, row.calls, row.named, row.logps = row.fed[:-k], [], False, True, []
         row.matcher.reset()
         engine.names.append((row.key, row.mass))
         engine.stats["name_refusals"] += 1
         return engine.grammar.masked(engine.grammar.engine(engine.tok), [row.matcher], row.start[None])[0]
+
+    def record(self, engine: Engine, logits: torch.Tensor) -> None:
+        """Record each live row's chosen token's log-probability at the trace's temperature, under the masked
+        `logits` it was sampled from and under the model's own (`self.logits`)."""
+        index = self.tokens[:, None]
+        sampled, free = (torch.log_softmax(x.float() / engine.trace.temperature, -1).gather(-1, index)[:, 0].tolist()
+                         for x in (logits, self.logits))
+        for i, row in enumerate(self.rows):
+            if not self.ended[i]:
+                row.logps.append((sampled[i], free[i]))
 
     @staticmethod
     def track(engine: Engine, row: _Row, token: int) -> None:

@@ -153,7 +153,7 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
                  batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout",
                  sampling: Sampling | None = None, decode: Callable[..., list[str]] | None = None,
-                 constrained: bool = False) -> list[Rollout]:
+                 constrained: bool = False, gated: bool = True, trace: Any = None) -> list[Rollout]:
     """Roll every episode out in the simulator, at most `batch_size` conversations per forward pass.
 
     `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
@@ -163,6 +163,7 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
     as its last one ended, on its own keys and values); `decode` (the signature of `generate`) replaces it with
     turn-by-turn calls, all live episodes together (bench/bench_generate.py passes plain `model.generate`).
     `constrained`: every turn under the tool-call grammar of its offered tools (components/evaluation/constrained.py).
+    `gated` and `trace`: as `Engine` takes them (RL rollouts: no gate, the tokens and log-probabilities traced).
     """
     model.eval()
     if sampling is not None:
@@ -185,7 +186,7 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
         requests = [Request(e.id, rollouts[e.id].messages, tools[e.id]) for e in episodes]
         if decode is None:
             Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(sampling),
-                   constrained).run(requests, on_turn)
+                   constrained, gated, trace).run(requests, on_turn)
         else:
             _turn_by_turn(decode, model, tok, requests, on_turn, (max_new_tokens, PrefixCache(model, tok), sampling))
     for e in episodes:

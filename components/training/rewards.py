@@ -5,7 +5,8 @@ Layer 2 `completion`: the simulator reached the episode's goal state and the mod
 Layer 3 `efficiency`: no redundant or needless calls.
 `completions[i]` is the whole rollout as messages (assistant turns, tool results, ...; TRL parses the model's calls
 with its tokenizer), or without a simulator the generated text of one single step; the dataset's `expected` (JSON
-steps) and `goal` (JSON) columns and the rollout's `environments` arrive as kwargs. What depends on the domain (its
+steps) and `goal` (JSON) columns and the rollout's `environments` (TRL's tool loop) or goal checks `reached` (the
+engine's rollouts) arrive as kwargs. What depends on the domain (its
 catalog, its goal check) and on the model (the tokenizer that reads a text completion in the model's own tool
 syntax: TRL does not pass it to reward functions) is bound by `layers(domain, tok)`; a domain without a simulator
 has no `completion` layer. Rows that bring their own tools (open catalogs: `project.domain: general`, imports with
@@ -80,20 +81,25 @@ def correctness(completions: list[list[dict] | str], expected: list[str], catalo
 
 
 def completion(completions: list[list[dict]], expected: list[str], goal: list[str], goal_reached: Callable[..., bool],
-               environments: list[Any] | None = None, outputs: list[str] | None = None, **kwargs: Any) -> list[float]:
-    """1 when the goal state holds in the episode's simulator (the domain's `goal_reached`), the model answered at
-    the end, and its answers state the expected outputs (`outputs`: JSON lists; `toolcalls.states_outputs`)."""
+               environments: list[Any] | None = None, outputs: list[str] | None = None,
+               reached: list[bool] | None = None, **kwargs: Any) -> list[float]:
+    """1 when the goal state holds in the episode's simulator (the domain's `goal_reached`; `reached`: already
+    checked by the rollout, components/training/engine_rollout.py), the model answered at the end, and its answers
+    state the expected outputs (`outputs`: JSON lists; `toolcalls.states_outputs`)."""
     out = []
     for i, (messages, exp, g) in enumerate(zip(completions, expected, goal)):
         gold, steps = json.loads(exp), toolcalls.steps_of_messages(messages)
         if not gold:
             out.append(float(not steps and _answered(messages)))
             continue
-        env = environments[i] if environments else None
-        reached = env is not None and goal_reached(env, gold, json.loads(g))
+        if reached is not None:
+            ok = reached[i]
+        else:
+            env = environments[i] if environments else None
+            ok = env is not None and goal_reached(env, gold, json.loads(g))
         answers = [m.get("content") or "" for m in messages if m.get("role") == "assistant" and not m.get("tool_calls")]
         stated = toolcalls.states_outputs(answers, json.loads(outputs[i]) if outputs else [])
-        out.append(float(reached and _answered(messages) and stated))
+        out.append(float(ok and _answered(messages) and stated))
     return out
 
 

@@ -40,6 +40,9 @@ def test_completion_reads_simulator_state():
                                 outputs=facts) == [0.0, 0.0]
     said = [*done[:2], {"role": "assistant", "content": "Sunny, highs 21 C."}]
     assert TRAVEL["completion"]([said], [exp], ["{}"], environments=[env], outputs=facts[:1]) == [1.0]
+    # the engine's rollouts check the goal themselves (`reached`); an environment is then not read
+    assert TRAVEL["completion"]([done, done, stopped], [exp] * 3, ["{}"] * 3, reached=[True, False, True]) == [
+        1.0, 0.0, 0.0]
 
 
 def test_efficiency_penalises_extra_calls():
