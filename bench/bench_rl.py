@@ -3,11 +3,14 @@ simulator environment, constrained rollouts and MLflow / checkpoint callbacks, a
 bare TRL `GRPOTrainer` script on the same start model, prompts, reward functions and settings, in one run.
 
     python bench/bench_rl.py [--params params.yaml] [--profile NAME] [--steps 4] [--rounds 2] [-S key=value ...]
+                             [--arms bare,stock,constrained,engine]
                              [--prepare]
 
 Arms, each from a fresh copy of the SFT model with the same seed (so the same rollouts are sampled): `bare` (TRL
 alone), `project, stock decoding` (the stage with `decoding.constrained: false`: target <= 1.05x bare) and, when
-params turn it on, `project, constrained` (rollouts under the tool-call grammar: its cost is the grammar's).
+params turn it on, `project, constrained` (rollouts under the tool-call grammar: its cost is the grammar's), and
+`project, engine rollouts` (`rl.rollout: engine`: the evaluation's batched engine through `rollout_func`, with the
+params' decoding; `rl.max_completion_length` caps each turn there, the whole rollout in TRL's loop).
 The first step of each run is a warm-up and not counted; each arm runs `--rounds` times, the order of the
 arms reversed every other round, so neither order nor warm caches favour one. Prompt selection
 (`rl.select_samples`) runs before training, not in a step: its seconds are printed apart. No checkpoints are
@@ -82,6 +85,27 @@ def project_trainer(params: Params, model: Any, tok: Any, rows: list[dict[str, A
     return trainer
 
 
+def _timed_generation(trainer: Any) -> list[float]:
+    """Wrap the trainer's rollout generation (`_generate`: TRL's tool loop, or the engine's rollout_func) to keep
+    its seconds per call (one call per step here); returns the list it fills."""
+    spent: list[float] = []
+    generate = trainer._generate
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    trainer._generate = timed
+    return spent
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
@@ -90,6 +114,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="runs per arm, in reversed order every other round")
     ap.add_argument("-S", "--set-param", action="append", default=[], dest="overrides")
     ap.add_argument("--prepare", action="store_true", help="run base, ingest, build and sft first if needed")
+    ap.add_argument("--arms", default="bare,stock,constrained,engine",
+                    help="which arms, comma-separated (bare is always run: the ratios are to it)")
     args = ap.parse_args()
     params = load_params(args.params, args.profile, [*args.overrides, f"rl.max_steps={args.steps}", "rl.save_steps=0"])
     if args.prepare and not params.path("sft_model").exists():
@@ -109,12 +135,19 @@ def main() -> None:
                        for a in selection.sample(params, domain, model, tok, chunk, params.rl.select_samples)])
     print(f"prompt selection (rl.select_samples {params.rl.select_samples}): {time.time() - started:.1f} s {found}")
     stock = params.model_copy(update={"decoding": params.decoding.model_copy(update={"constrained": False})})
-    arms = [("bare TRL GRPOTrainer", bare_trainer, params), ("project, stock decoding", project_trainer, stock)]
-    if params.decoding.constrained:
-        arms.append(("project, constrained", project_trainer, params))
+    engine = params.model_copy(update={"rl": params.rl.model_copy(update={"rollout": "engine"})})
+    wanted = {"bare", *args.arms.split(",")}
+    arms = [(name, build_trainer, arm_params) for key, name, build_trainer, arm_params in (
+        ("bare", "bare TRL GRPOTrainer", bare_trainer, params),
+        ("stock", "project, stock decoding", project_trainer, stock),
+        ("constrained", "project, constrained", project_trainer, params),
+        ("engine", f"project, engine rollouts{', constrained' if params.decoding.constrained else ''}",
+         project_trainer, engine)) if key in wanted and (key != "constrained" or params.decoding.constrained)]
     import mlflow
 
     load_before, times = os.getloadavg()[0], {name: [] for name, _, _ in arms}
+    generating = {name: [] for name, _, _ in arms}  # seconds in the trainer's `_generate` per counted step
+    lengths = {name: [] for name, _, _ in arms}  # mean model tokens per rollout of each counted step
     runs = [arm for r in range(args.rounds) for arm in (arms if r % 2 == 0 else arms[::-1])]
     for name, build_trainer, arm_params in runs:
         timer = _timer()
@@ -122,19 +155,27 @@ def main() -> None:
             # the project's arms log their step metrics into an MLflow run, as the stage does
             mlflow.set_tracking_uri(f"sqlite:///{out}/mlflow.db")
             trainer = build_trainer(arm_params, copy.deepcopy(model), tok, rows, out, timer)
+            spent = _timed_generation(trainer)
             with mlflow.start_run():
                 trainer.train()
         steps = [b - a for a, b in zip(timer.marks, timer.marks[1:])][1:]  # the first: warm-up
         times[name] += steps
+        generating[name] += spent[1:]
+        lengths[name] += [h["completions/mean_length"] for h in trainer.state.log_history
+                          if "completions/mean_length" in h][1:]
         print(f"{name}: {', '.join(f'{s:.2f}' for s in steps)} s per step")
     per_step = {name: sum(steps) / len(steps) for name, steps in times.items()}
     bare = per_step["bare TRL GRPOTrainer"]
-    print("\n| arm | s/step | steps counted | ratio to bare |\n|---|---|---|---|")
+    print("\n| arm | s/step | steps counted | ratio to bare | generation s/step | model tokens per rollout | "
+          "generation ms per model token |\n|---|---|---|---|---|---|---|")
     for name, seconds in per_step.items():
-        print(f"| {name} | {seconds:.2f} | {len(times[name])} | {seconds / bare:.3f} |")
+        gen, length = _mean(generating[name]), _mean(lengths[name])
+        per_token = 1000 * gen / (length * params.rl.batch_size) if length else float("nan")
+        print(f"| {name} | {seconds:.2f} | {len(times[name])} | {seconds / bare:.3f} | {gen:.2f} | {length:.1f} | "
+              f"{per_token:.1f} |")
     print(f"\nmodel {params.base.model}, {params.rl.algorithm}, batch {params.rl.batch_size} x "
           f"{params.rl.num_generations} generations, load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
-    ratio = per_step["project, stock decoding"] / bare
+    ratio = per_step.get("project, stock decoding", bare) / bare
     raise SystemExit(0 if ratio <= 1.05 else 1)
 
 
