@@ -76,7 +76,7 @@ class Trace:
             raise ValueError(f"RL rollout {key}: the chat template renders the first request differently once the "
                              "conversation goes on (not prefix-preserving); use rl.rollout: trl")
         cut = same - len(seq.prompt)
-        lost = sum(seq.mask[cut:])  # the last turn's tail: an earlier divergence was cut at an earlier request
+        lost = sum(seq.mask[cut:])  # model tokens after the cut: the last `lost` entries of log_mass
         seq.rerendered += lost
         del seq.completion[cut:], seq.mask[cut:], seq.logprobs[cut:], seq.log_mass[len(seq.log_mass) - lost:]
         seq.completion += ids[same:]
