@@ -132,7 +132,8 @@ def main() -> None:
     rows, found = selection.select(
         rows, rl.prompts_needed(params), params.rl.select_samples, params.rl.pattern_weights, params.project.seed,
         lambda chunk: [a.successes
-                       for a in selection.sample(params, domain, model, tok, chunk, params.rl.select_samples)])
+                       for a in selection.sample(params, domain, model, tok, chunk, params.rl.select_samples,
+                                                 gated=False)])
     print(f"prompt selection (rl.select_samples {params.rl.select_samples}): {time.time() - started:.1f} s {found}")
     stock = params.model_copy(update={"decoding": params.decoding.model_copy(update={"constrained": False})})
     engine = params.model_copy(update={"rl": params.rl.model_copy(update={"rollout": "engine"})})

@@ -104,7 +104,8 @@ def run(params: Params) -> StageResult:
     started = time.time()
     rows, chosen_metrics = selection.select(
         rows, prompts_needed(params), cfg.select_samples, cfg.pattern_weights, params.project.seed,
-        lambda chunk: [a.successes for a in selection.sample(params, domain, model, tok, chunk, cfg.select_samples)])
+        lambda chunk: [a.successes for a in selection.sample(params, domain, model, tok, chunk, cfg.select_samples,
+                                                             gated=False)])  # as GRPO samples: no call gate
     chosen_metrics |= {"select_seconds": round(time.time() - started, 1)} if cfg.select_samples else {}
     trainer, seconds, resume = _grpo(params, domain, model, tok, rows)
     history = trainer.state.log_history

@@ -111,13 +111,14 @@ def chooser(sampling: Sampling | None) -> Callable[[torch.Tensor], torch.Tensor]
 @torch.no_grad()
 def generate(model: Any, tok: Any, conversations: list[list[dict]], tools: list[list[dict]],
              max_new_tokens: int, prefixes: PrefixCache | None = None, sampling: Sampling | None = None,
-             constrained: bool = False) -> list[str]:
+             constrained: bool = False, gated: bool = True) -> list[str]:
     """Decode one assistant turn for each conversation (greedy, or sampled with `sampling`; `constrained`: under
-    the tool-call grammar); returns text up to and incl. end-of-turn. Batched by the continuous-batching engine
-    (components/evaluation/engine.py), all conversations together."""
+    the tool-call grammar; `gated`: the model's call gate decides first requests); returns text up to and incl.
+    end-of-turn. Batched by the continuous-batching engine (components/evaluation/engine.py), all conversations
+    together."""
     texts: dict[int, str] = {}
     run = Engine(model, tok, max(1, len(conversations)), max_new_tokens, prefixes or PrefixCache(model, tok),
-                 chooser(sampling), constrained)
+                 chooser(sampling), constrained, gated)
     run.run([Request(i, c, t) for i, (c, t) in enumerate(zip(conversations, tools))],
             lambda key, text: texts.__setitem__(key, text))
     return [texts[i] for i in range(len(conversations))]

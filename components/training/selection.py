@@ -98,10 +98,12 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
 
 
 def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]],
-           k: int) -> list[Attempts]:
+           k: int, gated: bool = True) -> list[Attempts]:
     """Sample the loaded model `k` times on each RL row as evaluation rolls it out (`evaluate.batch_size`,
     `max_new_tokens`, `max_turns`; at `rl.temperature`, no nucleus cut, torch seeded with `project.seed`; under
-    the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer."""
+    the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer.
+    `gated`: the model's call gate decides first requests, as evaluation decodes (the rft arm's attempts); False:
+    the model's own first token, as GRPO samples it (choosing prompts whose groups will have a spread)."""
     cfg = params.evaluate
     episodes = train_episodes(params, rows)
     sampling = rollout.Sampling(params.rl.temperature, 1.0, params.project.seed)
@@ -111,7 +113,7 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
         copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
         done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, cfg.max_turns, desc="rl: sample the start model",
-                                    sampling=sampling, constrained=constrained)
+                                    sampling=sampling, constrained=constrained, gated=gated)
         verdicts = [(succeeded(ro, ep), _conversation(ro))
                     for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
     else:
@@ -122,7 +124,7 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
         texts: list[str] = []
         for i in range(0, len(conversations), cfg.batch_size):
             texts += rollout.generate(model, tok, conversations[i:i + cfg.batch_size], tools[i:i + cfg.batch_size],
-                                      cfg.max_new_tokens, sampling=sampling, constrained=constrained)
+                                      cfg.max_new_tokens, sampling=sampling, constrained=constrained, gated=gated)
         step_of = [s for s in steps for _ in range(k)]
         verdicts = [(bool(single_step.score(s, text, tok)["exact"]), [*conv, _turn(text, tok, t)])
                     for s, text, conv, t in zip(step_of, texts, conversations, tools)]

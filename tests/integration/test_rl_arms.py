@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from components import base, build, domains, ingest, reward_model, rl, sft, tracking
 from components.config import load_params
-from components.training import selection
+from components.training import models, selection
 from tests.conftest import write_params
 from tests.integration.test_training import _changed, _weights
 
@@ -45,7 +45,6 @@ def _alternating(monkeypatch):
 
 def test_sampling_the_start_model_gives_k_judged_attempts_per_prompt(params):
     from components.data.fileio import read_jsonl
-    from components.training import models
 
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl") if r["pattern"] != "multi_turn"][:3]
     model, tok = models.load(params.path("sft_model"))
@@ -58,7 +57,18 @@ def test_sampling_the_start_model_gives_k_judged_attempts_per_prompt(params):
 
 
 def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monkeypatch):
+    """Also: the start model is sampled without its call gate, as GRPO samples it (the spread a prompt shows
+    there is the spread its group will have)."""
     count = _alternating(monkeypatch)
+    gates: list[bool] = []
+    run_episodes = selection.rollout.run_episodes
+
+    def spy(*args, **kwargs):
+        gates.append(kwargs["gated"])
+        return run_episodes(*args, **kwargs)
+
+    monkeypatch.setattr(selection.rollout, "run_episodes", spy)
+    assert models.load(params.path("sft_model"))[0].call_gate is not None  # the start model carries one
     chosen = params.model_copy(update={"rl": params.rl.model_copy(update={"select_samples": 2, "beta": 0.0}),
                                        "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_selected"})})
     result = rl.run(chosen)
@@ -68,6 +78,7 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
     assert count[0] == 2 * m["select_candidates"] and m["select_seconds"] > 0
     assert 0 <= m["zero_spread_share"] <= 1
     assert _changed(_weights(params.path("sft_model")), _weights(chosen.path("rl_model"))) > 0
+    assert gates and not any(gates)
 
 
 def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
