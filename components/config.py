@@ -311,7 +311,7 @@ class Rl(_Frozen):
     max_completion_length: int = Field(gt=0)
     max_tool_calling_iterations: int = Field(ge=0)
     rollout: Literal["trl", "engine"] = Field(
-        default="trl", description="trl: TRL's tool loop (environment_factory); engine: the evaluation's batched, "
+        description="trl: TRL's tool loop (environment_factory); engine: the evaluation's batched, "
                                    "prefix-cached engine through rollout_func, multi_turn episodes trained too "
                                    "(needs a simulator)")
     temperature: float = Field(gt=0)

@@ -97,8 +97,9 @@ def run(params: Params) -> StageResult:
     domain = domains.of(params)  # resolved once: a catalog file is read here only
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
+    engine = engine_rollout(params, domain)
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")  # see grpo_rows
-            if not domain.simulated or r["pattern"] != "multi_turn" or engine_rollout(params, domain)]
+            if not domain.simulated or engine or r["pattern"] != "multi_turn"]
     if cfg.algorithm == "rft":
         return rft(params, domain, model, tok, rows)
     started = time.time()
@@ -118,13 +119,13 @@ def run(params: Params) -> StageResult:
     gated: dict[str, float] = {}
     out = _save(params, trainer, tok, gated)
     constrained = any("constrained/log_mass" in h for h in history)  # either trainer's grammar-bound rollouts
-    engine = {"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")} if cfg.rollout == "engine" else {}
+    rerendered = {"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")} if engine else {}
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),
                                 "zero_spread_share": _mean_logged(history, "frac_reward_zero_std"),
                                 "prompts": float(len(rows)), **chosen_metrics,
-                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated, **engine,
+                                "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated, **rerendered,
                                 **({"constrained_log_mass": _mean_logged(history, "constrained/log_mass"),
                                     "constrained_off_grammar_share":
                                         _mean_logged(history, "constrained/off_grammar_share")}

@@ -98,14 +98,12 @@ class EngineGRPOTrainer(GRPOTrainer):
     Args:
         params: The run's params (`rl` temperature and completion length per turn, `evaluate` batch size and turn
             cap, `decoding.constrained`, `base.system_prompt`, `project.seed`).
-        domain: The stage's domain (a simulator is required).
+        domain: The stage's domain, one with a simulator (`rl.engine_rollout` refuses the others).
         episodes: The training episodes behind the dataset's rows, by id (the dataset has an `id` column).
     """
 
     def __init__(self, *args: Any, params: Params, domain: Domain, episodes: dict[str, Episode],
                  constrained: bool, **kwargs: Any) -> None:
-        if not domain.simulated:
-            raise ValueError(f"rl.rollout: engine needs a simulator; domain {domain.name!r} has none")
         super().__init__(*args, rollout_func=lambda prompts, trainer: trainer.rollouts(prompts), **kwargs)
         self._params, self._domain, self._episodes, self._constrained = params, domain, episodes, constrained
         self._inputs: list[dict[str, Any]] = []
