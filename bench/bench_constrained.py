@@ -135,17 +135,18 @@ def episodes_arm(params: Any, folder: Path, limit: int | None) -> None:
     from components import evaluate
     from components.evaluation import stats
 
-    sets, _ = evaluate.episode_sets(params, domains.of(params))
+    domain = domains.of(params)
+    sets, _ = evaluate.episode_sets(params, domain)
     model, tok = models.load(folder)
     for s in sets:
         episodes = s.episodes[:limit] if limit and not s.prefix else s.episodes
         runs = {}
         # untimed warm-up of both arms (thread pools, allocator, grammar compiles): the first arm timed would pay it
         for arm in (False, True):
-            evaluate.compute("warm-up", params, [model, tok], episodes[:2], sample=False, constrained=arm)
+            evaluate.compute("warm-up", params, domain, [model, tok], episodes[:2], sample=False, constrained=arm)
         for arm in (False, True):
             start = time.perf_counter()
-            entry = evaluate.compute(f"{'constrained' if arm else 'free'} {s.prefix or 'test'}", params,
+            entry = evaluate.compute(f"{'constrained' if arm else 'free'} {s.prefix or 'test'}", params, domain,
                                      [model, tok], episodes, sample=False, constrained=arm)
             runs[arm] = (entry, (time.perf_counter() - start) / len(episodes))
         (free, free_s), (cons, cons_s) = runs[False], runs[True]

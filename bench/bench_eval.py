@@ -55,7 +55,8 @@ def timed(model: Any, tok: Any, episodes: list[Episode], params: Params, batch_s
     """Seconds for one full rollout pass over `episodes`, and the rollouts."""
     start = time.perf_counter()
     outs = rollout.run_episodes(model, tok, episodes, domains.get(params.project.domain), params.base.system_prompt,
-                                batch_size, max_new_tokens, params.evaluate.max_turns, desc=f"batch {batch_size}")
+                                rollout.Decoding(batch_size, max_new_tokens, params.evaluate.max_turns),
+                                desc=f"batch {batch_size}")
     return time.perf_counter() - start, outs
 
 

@@ -60,7 +60,7 @@ def timed(arm: str, model: Any, tok: Any, episodes: list, params: Params, batch_
     """Seconds for one rollout pass over `episodes` with the evaluation's decoder or the plain one, and the rollouts."""
     start = time.perf_counter()
     outs = rollout.run_episodes(model, tok, episodes, domains.get(params.project.domain), params.base.system_prompt,
-                                batch_size, max_new_tokens, params.evaluate.max_turns, desc=arm,
+                                rollout.Decoding(batch_size, max_new_tokens, params.evaluate.max_turns), desc=arm,
                                 decode=plain_generate if arm == "plain" else None)
     return time.perf_counter() - start, outs
 

@@ -69,12 +69,13 @@ def merged(params: Params, snapshot: Path) -> Path:
 
 def evaluate_points(params: Params, points: list[tuple[int, Path]]) -> list[dict[str, Any]]:
     """Evaluate each (step, model folder) on the test split and the hand-written set; one row of rates per step."""
-    sets, _ = evaluate.episode_sets(params, domains.of(params))
+    domain = domains.of(params)
+    sets, _ = evaluate.episode_sets(params, domain)
     out_dir = params.path("reports") / "learning_curve"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for step, folder in points:
-        scored = evaluate.evaluate_model(f"sft_step{step}", params, sets, out_dir, folder=folder)
+        scored = evaluate.evaluate_model(f"sft_step{step}", params, domain, sets, out_dir, folder=folder)
         test, hw = scored[""][0], scored.get(evaluate.HANDWRITTEN, ({}, []))[0]
         timing = (folder.parent if folder.name == "merged" else folder) / "seconds.json"
         seconds = json.loads(timing.read_text())["seconds"] if timing.is_file() else 0.0

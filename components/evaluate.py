@@ -48,9 +48,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from components import domains, toolcalls, tracking
+from components import domains, tracking
 from components.training import models
-from components.evaluation import bfcl, cache, passk, rollout, single_step, stats
+from components.evaluation import bfcl, cache, passk, rollout, single_step, stats, verdict
+from components.evaluation.verdict import Verdict
 from components.domains import handwritten
 from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
 from components.config import BUILTIN_DOMAINS, Params
@@ -63,46 +64,32 @@ from components.tracking import gate
 MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
 
 
-def score(ro: rollout.Rollout, ep: Episode) -> dict[str, Any]:
-    """One episode's verdict, with the shared scorer."""
-    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
-    answered = ro.final is not None and not ro.unparsable
-    verdict = rollout.verdict(ro, ep)
-    no_call_ok = bool(gold) or not ro.steps
-    answers = [m["content"] for m in ro.messages if m["role"] == "assistant" and not m.get("tool_calls")]
-    stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
-    return {"id": ep.id, "pattern": ep.pattern, "exact": verdict.exact, "first_exact": verdict.first_step_exact,
-            "tool_ok": verdict.first_step_names_ok, "unparsable": ro.unparsable, "errors": verdict.errors,
-            "completion": ro.goal_reached and answered and no_call_ok and stated, "stated": stated, "turns": ro.turns,
-            "failed_calls": ro.failed_calls}
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+def summarize(verdicts: list[Verdict]) -> dict[str, float]:
     """Headline metrics of one model from its per-episode verdicts; each rate with its 95 % Wilson interval
     (`<rate>_low`, `<rate>_high`) and its denominator (`n`, `<pattern>_n`, `single_first_n`)."""
     by = defaultdict(list)
-    for r in rows:
-        by[r["pattern"]].append(r)
-    out: dict[str, float] = {"n": float(len(rows))}
-    _rate(out, "unparsable", [r["unparsable"] for r in rows])
-    _rate(out, "exact", [r["exact"] for r in rows])
+    for v in verdicts:
+        by[v.pattern].append(v)
+    out: dict[str, float] = {"n": float(len(verdicts))}
+    _rate(out, "unparsable", [v.unparsable for v in verdicts])
+    _rate(out, "exact", [v.exact for v in verdicts])
     for pattern, items in sorted(by.items()):
-        _rate(out, f"{pattern}_exact", [r["exact"] for r in items])
-        if items[0]["completion"] is not None:  # None: not measured (no simulator)
-            _rate(out, f"{pattern}_completion", [r["completion"] for r in items])
+        _rate(out, f"{pattern}_exact", [v.exact for v in items])
+        if items[0].completion is not None:  # None: not measured (no simulator)
+            _rate(out, f"{pattern}_completion", [v.completion for v in items])
         out[f"{pattern}_n"] = float(len(items))
     if by.get("single"):
-        firsts = [r for r in by["single"] if r["first_exact"] is not None]
-        _rate(out, "single_exact", [r["first_exact"] for r in firsts])
-        _rate(out, "single_tool", [r["tool_ok"] for r in firsts])
+        firsts = [v for v in by["single"] if v.first_exact is not None]
+        _rate(out, "single_exact", [v.first_exact for v in firsts])
+        _rate(out, "single_tool", [v.tool_ok for v in firsts])
         out["single_first_n"] = float(len(firsts))
     if by.get("irrelevance"):
-        _rate(out, "irrelevance_no_call", [r["exact"] for r in by["irrelevance"]])
-    failed = [r["failed_calls"] for r in rows if "failed_calls" in r]  # none: no calls were executed (single steps)
+        _rate(out, "irrelevance_no_call", [v.exact for v in by["irrelevance"]])
+    failed = [v.failed_calls for v in verdicts if v.failed_calls is not None]  # none: nothing executed (single steps)
     if failed:
         out["failed_calls"] = float(sum(failed))
         _rate(out, "any_failed_call", [n > 0 for n in failed])
-    for cls, n in Counter(e for r in rows for e in r["errors"]).items():
+    for cls, n in Counter(e for v in verdicts for e in v.errors).items():
         out[f"errors.{cls}"] = float(n)
     return out
 
@@ -114,7 +101,7 @@ def _rate(out: dict[str, float], key: str, flags: list[Any]) -> None:
     out[f"{key}_low"], out[f"{key}_high"] = (round(x, 4) for x in stats.wilson(hits, len(flags)))
 
 
-Scored = tuple[dict[str, float], list[dict[str, Any]]]  # a model's metrics and its per-episode verdict rows
+Scored = tuple[dict[str, float], list[Verdict]]  # a model's metrics and its per-episode verdicts
 
 
 @dataclass(frozen=True)
@@ -129,9 +116,10 @@ class EpisodeSet:
         return f"{name}_{self.prefix.replace('.', '_')}{kind}.jsonl"
 
 
-def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: Path,
+def evaluate_model(name: str, params: Params, domain: domains.Domain, sets: list[EpisodeSet], out_dir: Path,
                    folder: Path | None = None, constrained: bool | None = None) -> dict[str, Scored]:
-    """Roll out and score one model (from `folder`, default its `paths` entry) on each set; writes its rollouts.
+    """Roll out and score one model (from `folder`, default its `paths` entry) on each set in `domain` (the stage's,
+    `domains.of(params)`, resolved once); writes its rollouts.
 
     The model is loaded once, and only if a set is not in the evaluation cache (`evaluate.reuse`,
     components/evaluation/cache.py). Returns, per set prefix, the metrics (`cached`: 1.0 when read from the cache)
@@ -139,7 +127,7 @@ def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: P
     """
     folder = folder or params.path(MODEL_PATHS[name])
     constrained = params.decoding.constrained if constrained is None else constrained
-    keys = _cache_keys(params, folder, sets, constrained)
+    keys = _cache_keys(params, domain, folder, sets, constrained)
     loaded: list[Any] = []  # (model, tokenizer) once a set needs it
     out = {}
     for test_set, entry_key in zip(sets, keys):
@@ -147,24 +135,26 @@ def evaluate_model(name: str, params: Params, sets: list[EpisodeSet], out_dir: P
         hit = entry is not None
         if entry is None:
             loaded = loaded or list(models.load(folder))
-            entry = compute(f"{name}{' ' + test_set.prefix[:-1] if test_set.prefix else ''}", params, loaded,
-                            test_set.episodes, sample=not test_set.prefix, constrained=constrained)
+            label = f"{name}{' ' + test_set.prefix[:-1] if test_set.prefix else ''}"
+            entry = compute(label, params, domain, loaded, test_set.episodes, sample=not test_set.prefix,
+                            constrained=constrained)
             if entry_key:
                 cache.store(params.path("eval_cache"), entry_key, entry, {"model": name, "folder": str(folder)})
-        write_jsonl(out_dir / test_set.file(name), entry.rows)
+        write_jsonl(out_dir / test_set.file(name), [v.row() for v in entry.rows])
         if entry.samples is not None:
             write_jsonl(out_dir / test_set.file(name, "samples"), entry.samples)
         out[test_set.prefix] = (entry.metrics | {"cached": float(hit)}, entry.rows)
     return out
 
 
-def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet], constrained: bool) -> list[str | None]:
+def _cache_keys(params: Params, domain: domains.Domain, folder: Path, sets: list[EpisodeSet],
+                constrained: bool) -> list[str | None]:
     """Each set's cache key for the model in `folder`; None for all when `evaluate.reuse` is off or the folder holds
     no weights (a model that is not on disk is not keyed)."""
     model = cache.model_hash(folder) if params.evaluate.reuse else None
     if model is None:
         return [None] * len(sets)
-    cfg, domain = params.evaluate, domains.of(params)
+    cfg = params.evaluate
     settings = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
                 "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
                 "simulated": domain.simulated, "constrained": constrained}
@@ -175,19 +165,18 @@ def _cache_keys(params: Params, folder: Path, sets: list[EpisodeSet], constraine
             for s in sets]
 
 
-def compute(label: str, params: Params, loaded: list[Any], episodes: list[Episode], sample: bool,
-            constrained: bool = False) -> cache.Entry:
+def compute(label: str, params: Params, domain: domains.Domain, loaded: list[Any], episodes: list[Episode],
+            sample: bool, constrained: bool = False) -> cache.Entry:
     """Evaluate the loaded (model, tokenizer) on `episodes`: greedy rollouts (or single steps without a simulator)
     scored, and with `sample` and `evaluate.samples` > 1 the k-sample pass too; `constrained`: decoded under the
     tool-call grammar (`decoding.constrained`)."""
     cfg, (model, tok) = params.evaluate, loaded
-    domain = domains.of(params)
     start = time.time()
     if domain.simulated:
-        rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt, cfg.batch_size,
-                                        cfg.max_new_tokens, cfg.max_turns, desc=f"evaluate {label}",
-                                        constrained=constrained)
-        rows = [score(ro, ep) | {"rollout": ro.__dict__} for ro, ep in zip(rollouts, episodes)]
+        rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt,
+                                        rollout.Decoding.evaluation(cfg, constrained=constrained),
+                                        desc=f"evaluate {label}")
+        rows = [verdict.judge(ro, ep) for ro, ep in zip(rollouts, episodes)]
     else:
         rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, desc=f"evaluate {label} (single steps)",
@@ -195,13 +184,14 @@ def compute(label: str, params: Params, loaded: list[Any], episodes: list[Episod
     metrics = summarize(rows) | {"seconds": round(time.time() - start, 1)}
     if not (sample and cfg.samples > 1 and domain.simulated):
         return cache.Entry(metrics, rows)
-    sampled, groups = evaluate_samples(label, params, model, tok, episodes)
+    sampled, groups = evaluate_samples(label, params, domain, model, tok, episodes, constrained)
     return cache.Entry(metrics | sampled, rows, groups)
 
 
-def evaluate_samples(name: str, params: Params, model: Any, tok: Any,
-                     episodes: list[Episode]) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Roll every episode out `evaluate.samples` times by sampling and score each rollout like the greedy one.
+def evaluate_samples(name: str, params: Params, domain: domains.Domain, model: Any, tok: Any, episodes: list[Episode],
+                     constrained: bool = False) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Roll every episode out `evaluate.samples` times by sampling and score each rollout like the greedy one
+    (`constrained`: under the tool-call grammar, as the greedy column decodes).
 
     Returns the pass@j / pass^j metrics and `sample_seconds`, and one row per episode with its successes (`exact`)
     and its k verdicts (rollouts included): the <name>_samples.jsonl lines.
@@ -210,17 +200,17 @@ def evaluate_samples(name: str, params: Params, model: Any, tok: Any,
     start = time.time()
     # distinct ids (run_episodes keys by id); an episode's copies share its prompt, so they batch together
     copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
-    rollouts = rollout.run_episodes(model, tok, copies, domains.of(params), params.base.system_prompt,
-                                    cfg.batch_size, cfg.max_new_tokens, cfg.max_turns, desc=f"sample {name}",
-                                    sampling=rollout.Sampling(cfg.temperature, cfg.top_p, params.project.seed))
-    groups = [[score(ro, ep) | {"rollout": ro.__dict__} for ro in rollouts[i * k:(i + 1) * k]]
-              for i, ep in enumerate(episodes)]
-    lines = [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v["exact"] for v in g), "samples": g}
+    sampling = rollout.Sampling(cfg.temperature, cfg.top_p, params.project.seed)
+    rollouts = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt,
+                                    rollout.Decoding.evaluation(cfg, sampling=sampling, constrained=constrained),
+                                    desc=f"sample {name}")
+    groups = [[verdict.judge(ro, ep) for ro in rollouts[i * k:(i + 1) * k]] for i, ep in enumerate(episodes)]
+    lines = [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v.exact for v in g), "samples": [v.row() for v in g]}
              for ep, g in zip(episodes, groups)]
     return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}, lines
 
 
-def evaluate_champion(params: Params, sets: list[EpisodeSet],
+def evaluate_champion(params: Params, domain: domains.Domain, sets: list[EpisodeSet],
                       out_dir: Path) -> tuple[dict[str, Scored] | None, str, str | None]:
     """The champion's metrics and verdict rows per set on the same episodes (None when the registry has none yet), a
     report note, and the registry version measured (None: none)."""
@@ -230,7 +220,7 @@ def evaluate_champion(params: Params, sets: list[EpisodeSet],
         if found is None:
             return None, f"No `champion` version of {name} in the MLflow registry yet: no champion column.", None
         version, folder = found
-        return (evaluate_model("champion", params, sets, out_dir, folder),
+        return (evaluate_model("champion", params, domain, sets, out_dir, folder),
                 f"Column `champion`: {name} v{version} from the MLflow registry (alias `champion`).", str(version))
 
 
@@ -315,14 +305,14 @@ def run(params: Params) -> StageResult:
     reports = params.path("reports")
     out_dir = reports / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
-    scored = {name: evaluate_model(name, params, sets, out_dir) for name in params.evaluate.models}
+    scored = {name: evaluate_model(name, params, domain, sets, out_dir) for name in params.evaluate.models}
     for name, variant in other_decoding(params):
-        scored[variant] = evaluate_model(variant, params, sets, out_dir, params.path(MODEL_PATHS[name]),
+        scored[variant] = evaluate_model(variant, params, domain, sets, out_dir, params.path(MODEL_PATHS[name]),
                                          constrained=not params.decoding.constrained)
     notes = _notes(params, domain) + ([note] if note else [])
     champion_version = None
     if params.evaluate.compare_champion:
-        champion, note, champion_version = evaluate_champion(params, sets, out_dir)
+        champion, note, champion_version = evaluate_champion(params, domain, sets, out_dir)
         notes.append(note)
         if champion is not None:
             scored["champion"] = champion

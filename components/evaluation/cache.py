@@ -28,6 +28,7 @@ from typing import Any
 
 from components.data.episode import Episode
 from components.data.fileio import atomic_dir, file_sha256, read_jsonl, write_json, write_jsonl
+from components.evaluation.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: CODE is relative to it
 CODE = ("components/evaluation", "components/toolcalls", "components/domains", "components/evaluate.py",
@@ -42,7 +43,7 @@ class Entry:
     """A cached evaluation: metrics, verdict rows (rollouts included) and the sampled groups (None: not sampled)."""
 
     metrics: dict[str, float]
-    rows: list[dict[str, Any]]
+    rows: list[Verdict]
     samples: list[dict[str, Any]] | None = None
 
 
@@ -94,10 +95,10 @@ def load(root: Path, entry_key: str, episodes: list[Episode]) -> Entry | None:
     folder = root / entry_key
     try:
         meta = json.loads((folder / "entry.json").read_text(encoding="utf-8"))
-        rows = read_jsonl(folder / "rows.jsonl")
+        rows = [Verdict.from_row(r) for r in read_jsonl(folder / "rows.jsonl")]
         samples = read_jsonl(folder / "samples.jsonl") if meta["sampled"] else None
         ids = [e.id for e in episodes]
-        if meta["key"] != entry_key or meta["format"] != FORMAT or [r["id"] for r in rows] != ids:
+        if meta["key"] != entry_key or meta["format"] != FORMAT or [v.id for v in rows] != ids:
             return None
         if samples is not None and [s["id"] for s in samples] != ids:
             return None
@@ -112,7 +113,7 @@ def store(root: Path, entry_key: str, entry: Entry, about: dict[str, Any]) -> Pa
     the model's name and folder) goes into entry.json for whoever inspects the cache. Returns its folder."""
     folder = root / entry_key
     with atomic_dir(folder) as tmp:
-        write_jsonl(tmp / "rows.jsonl", entry.rows)
+        write_jsonl(tmp / "rows.jsonl", [v.row() for v in entry.rows])
         if entry.samples is not None:
             write_jsonl(tmp / "samples.jsonl", entry.samples)
         write_json(tmp / "entry.json", {"key": entry_key, "format": FORMAT, "sampled": entry.samples is not None,

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections import defaultdict
 from math import comb
 from statistics import fmean
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from components.evaluation.verdict import Verdict
 
 
 def pass_at(n: int, c: int, j: int) -> float:
@@ -36,8 +39,8 @@ def _check(n: int, c: int, j: int) -> None:
         raise ValueError(f"pass@j / pass^j need 0 <= c <= n and 1 <= j <= n; got n={n}, c={c}, j={j}")
 
 
-def summarize(groups: list[list[dict[str, Any]]]) -> dict[str, float]:
-    """pass@j and pass^j, j = 1..k, from each episode's k sample verdicts (`evaluate.score` rows).
+def summarize(groups: list[list[Verdict]]) -> dict[str, float]:
+    """pass@j and pass^j, j = 1..k, from each episode's k sample verdicts.
 
     Success is the `exact` verdict: overall (`pass_at_<j>`, `pass_hat_<j>`) and per pattern
     (`<pattern>_pass_at_<j>`, ...); success = `completion` (goal state reached, answered) overall only
@@ -51,16 +54,16 @@ def summarize(groups: list[list[dict[str, Any]]]) -> dict[str, float]:
         raise ValueError(f"pass@k needs the same number of samples per episode; got {sorted({len(g) for g in groups})}")
     by = defaultdict(list)
     for group in groups:
-        by[group[0]["pattern"]].append(group)
+        by[group[0].pattern].append(group)
     out = _rates(groups, "exact", "") | _rates(groups, "completion", "completion_")
     for pattern, items in sorted(by.items()):
         out |= _rates(items, "exact", f"{pattern}_")
     return out
 
 
-def _rates(groups: list[list[dict[str, Any]]], success: str, prefix: str) -> dict[str, float]:
+def _rates(groups: list[list[Verdict]], success: str, prefix: str) -> dict[str, float]:
     n = len(groups[0])
-    counts = [sum(bool(v[success]) for v in g) for g in groups]
+    counts = [sum(bool(getattr(v, success)) for v in g) for g in groups]
     js = range(1, n + 1)
     return ({f"{prefix}pass_at_{j}": round(fmean(pass_at(n, c, j) for c in counts), 4) for j in js}
             | {f"{prefix}pass_hat_{j}": round(fmean(pass_hat(n, c, j) for c in counts), 4) for j in js})

@@ -52,6 +52,27 @@ class Sampling:
     seed: int
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How `run_episodes` decodes: at most `batch_size` conversations per forward pass, at most `max_new_tokens` per
+    turn and `max_turns` assistant turns per user turn; greedy, or sampled with `sampling`; `constrained`: every turn
+    under the tool-call grammar of its offered tools (components/evaluation/constrained.py); `gated`: the model's
+    call gate decides first requests (evaluation, serving), False: the model's own first token (RL's rollouts)."""
+
+    batch_size: int
+    max_new_tokens: int
+    max_turns: int
+    sampling: Sampling | None = None
+    constrained: bool = False
+    gated: bool = True
+
+    @classmethod
+    def evaluation(cls, cfg: Any, **changes: Any) -> "Decoding":
+        """The evaluation's decoding (`evaluate.batch_size`, `max_new_tokens`, `max_turns` of `cfg`, params'
+        `evaluate` section), with `changes` to its fields."""
+        return cls(cfg.batch_size, cfg.max_new_tokens, cfg.max_turns, **changes)
+
+
 class PrefixCache:
     """Key/value cache of the prompt prefix every conversation shares (system turn with the tool list).
 
@@ -152,20 +173,19 @@ def _advance(ro: Rollout, text: str, env: Any, domain: Domain, followups: list[d
 
 
 def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, system_prompt: str,
-                 batch_size: int, max_new_tokens: int, max_turns: int, desc: str = "rollout",
-                 sampling: Sampling | None = None, decode: Callable[..., list[str]] | None = None,
-                 constrained: bool = False, gated: bool = True, trace: Any = None) -> list[Rollout]:
-    """Roll every episode out in the simulator, at most `batch_size` conversations per forward pass.
+                 decoding: Decoding, desc: str = "rollout", decode: Callable[..., list[str]] | None = None,
+                 trace: Any = None) -> list[Rollout]:
+    """Roll every episode out in the simulator as `decoding` says (see `Decoding`).
 
-    `max_turns` caps the assistant turns per user turn, so a multi_turn episode gets the cap for each request.
-    Episodes are keyed by id: to roll one out several times, pass copies with distinct ids. With `sampling`, torch's
-    global RNG is seeded with `sampling.seed` first, so a rerun with the same episodes, batch size and hardware
-    draws the same samples. Turns decode in the continuous-batching engine (an episode's next turn starts as soon
-    as its last one ended, on its own keys and values); `decode` (the signature of `generate`) replaces it with
-    turn-by-turn calls, all live episodes together (bench/bench_generate.py passes plain `model.generate`).
-    `constrained`: every turn under the tool-call grammar of its offered tools (components/evaluation/constrained.py).
-    `gated` and `trace`: as `Engine` takes them (RL rollouts: no gate, the tokens and log-probabilities traced).
+    Each user turn gets at most `decoding.max_turns` assistant turns, so a multi_turn episode gets the cap for each
+    request. Episodes are keyed by id: to roll one out several times, pass copies with distinct ids. With
+    `decoding.sampling`, torch's global RNG is seeded with its seed first, so a rerun with the same episodes, batch
+    size and hardware draws the same samples. Turns decode in the continuous-batching engine (an episode's next turn
+    starts as soon as its last one ended, on its own keys and values); `decode` (the signature of `generate`)
+    replaces it with turn-by-turn calls, all live episodes together (bench/bench_generate.py passes plain
+    `model.generate`). `trace`: as `Engine` takes it (RL rollouts: the tokens and log-probabilities traced).
     """
+    sampling = decoding.sampling
     model.eval()
     if sampling is not None:
         torch.manual_seed(sampling.seed)
@@ -179,17 +199,19 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
         def on_turn(key: str, text: str) -> Request | None:
             ro = rollouts[key]
             parse = partial(toolcalls.parse_output, tok=tok, tools=tools[key])
-            if _advance(ro, text, envs[key], domain, followups[key], parse) and _turns_since_user(ro) < max_turns:
+            if (_advance(ro, text, envs[key], domain, followups[key], parse)
+                    and _turns_since_user(ro) < decoding.max_turns):
                 return Request(key, ro.messages, tools[key])
             bar.update(1)
             return None
 
         requests = [Request(e.id, rollouts[e.id].messages, tools[e.id]) for e in episodes]
         if decode is None:
-            Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(sampling),
-                   constrained, gated, trace).run(requests, on_turn)
+            Engine(model, tok, decoding.batch_size, decoding.max_new_tokens, PrefixCache(model, tok), chooser(sampling),
+                   decoding.constrained, decoding.gated, trace).run(requests, on_turn)
         else:
-            _turn_by_turn(decode, model, tok, requests, on_turn, (max_new_tokens, PrefixCache(model, tok), sampling))
+            _turn_by_turn(decode, model, tok, requests, on_turn,
+                          (decoding.max_new_tokens, PrefixCache(model, tok), sampling))
     for e in episodes:
         steps = [[c.model_dump() for c in s] for s in e.expected.steps]
         rollouts[e.id].goal_reached = domain.goal_reached(envs[e.id], steps, e.expected.goal)
@@ -225,15 +247,6 @@ def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: 
         Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None), constrained).run(
             [Request(j, conversations[j], tools[j]) for j in conversations], on_turn)
     return out
-
-
-def verdict(ro: Rollout, ep: Episode) -> toolcalls.EpisodeScore:
-    """The shared scorer's verdict on one rollout of `ep` (its steps, its final state where the episode sets a goal);
-    the evaluation's `exact` and error classes, and the rl stage's success of a sampled attempt."""
-    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
-    return toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
-                                   hit_step_limit=ro.final is None and not ro.unparsable,
-                                   final_state_ok=ro.goal_reached if ep.expected.goal else None)
 
 
 def to_json(ro: Rollout) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.evaluation import rollout
+from components.evaluation.verdict import Verdict
 from components import toolcalls
 from components.data.episode import Episode
 from components.data.importers.common import is_error
@@ -70,28 +71,27 @@ def _results(msgs: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
 
 
 def evaluate(model: Any, tok: Any, episodes: list[Episode], system_prompt: str, batch_size: int,
-             max_new_tokens: int, desc: str = "evaluate", constrained: bool = False) -> list[dict[str, Any]]:
+             max_new_tokens: int, desc: str = "evaluate", constrained: bool = False) -> list[Verdict]:
     """Generate one assistant turn for every step of `episodes` (batched; `constrained`: under the tool-call
-    grammar) and score it; rows as `evaluate.score` gives them (completion None: not measured), plus the step's
-    turn and output."""
+    grammar) and judge it (`judge`)."""
     items = [s for e in episodes for s in steps(e)]
     texts = rollout.one_turn(model, tok, {s.id: [{"role": "system", "content": system_prompt}] + s.history
                                           for s in items},
                              {s.id: s.episode.tool_dicts() for s in items}, batch_size, max_new_tokens, desc,
                              constrained)
-    return [score(s, texts[s.id], tok) for s in items]
+    return [judge(s, texts[s.id], tok) for s in items]
 
 
-def score(step: Step, text: str, tok: Any = None) -> dict[str, Any]:
+def judge(step: Step, text: str, tok: Any = None) -> Verdict:
     """One step's verdict with the shared scorer: the right calls (or rightly none) in that one turn (read with the
-    tokenizer's own response template where the model has one, `toolcalls.parse_output`)."""
+    tokenizer's own response template where the model has one, `toolcalls.parse_output`); `completion` None (not
+    measured), the step's episode, turn and output."""
     parsed = toolcalls.parse_output(text, tok=tok, tools=step.episode.tool_dicts())
-    verdict = toolcalls.score_episode([parsed.calls] if parsed.calls else [], [step.gold] if step.gold else [],
-                                      toolcalls.tool_index(step.episode.tool_dicts()), parsed.unparsable)
-    return {"id": step.id, "episode": step.episode.id, "pattern": step.episode.pattern, "step": step.turn,
-            "exact": verdict.exact, "first_exact": verdict.first_step_exact if step.first else None,
-            "tool_ok": verdict.first_step_names_ok if step.first else None, "unparsable": parsed.unparsable,
-            "errors": verdict.errors, "completion": None, "turns": 1, "output": text}
+    scored = toolcalls.score_episode([parsed.calls] if parsed.calls else [], [step.gold] if step.gold else [],
+                                     toolcalls.tool_index(step.episode.tool_dicts()), parsed.unparsable)
+    return Verdict(step.id, step.episode.pattern, scored.exact, scored.first_step_exact if step.first else None,
+                   scored.first_step_names_ok if step.first else None, parsed.unparsable, tuple(scored.errors), None,
+                   1, episode=step.episode.id, step=step.turn, output=text)
 
 
 def grpo_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:

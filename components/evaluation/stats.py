@@ -9,8 +9,8 @@
   (integer binomial coefficients) at every size: the cost is nothing at test-split sizes, and it never needs the
   chi-square approximation's "enough discordant pairs" caveat. The mid-p variant is not used: it is less
   conservative but does not guarantee the 5 % false-claim rate.
-- `compare`: the test for two models' verdict rows (`evaluate.score` rows: `id`, `pattern`, `exact`), matched by
-  episode id, overall and per pattern, with a verdict word at level alpha (`evaluate.alpha`).
+- `compare`: the test for two models' verdicts (components/evaluation/verdict.py: `id`, `pattern`, `exact`), matched
+  by episode id, overall and per pattern, with a verdict word at level alpha (`evaluate.alpha`).
 
 Reads/writes nothing: components/evaluate.py pairs the models, components/evaluation/report.py shows the numbers.
 """
@@ -19,7 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb, sqrt
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from components.evaluation.verdict import Verdict
 
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile: a two-sided 95 % interval
 
@@ -100,21 +103,19 @@ class Comparison:
     alpha: float
 
 
-def compare(a: str, b: str, rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]],
-            alpha: float) -> list[Comparison]:
-    """Model `a` against `b` on `exact` (`evaluate.score` rows: `id`, `pattern`, `exact`), all episodes then each
-    pattern both have, paired by episode id."""
+def compare(a: str, b: str, verdicts_a: list[Verdict], verdicts_b: list[Verdict], alpha: float) -> list[Comparison]:
+    """Model `a` against `b` on `exact`, all episodes then each pattern both have, paired by episode id."""
     out = []
-    patterns = sorted({r["pattern"] for r in rows_a} & {r["pattern"] for r in rows_b})
+    patterns = sorted({v.pattern for v in verdicts_a} & {v.pattern for v in verdicts_b})
     for pattern, metric in [(None, "exact"), *((p, f"{p}_exact") for p in patterns)]:
-        res = paired(_success(rows_a, pattern), _success(rows_b, pattern))
+        res = paired(_success(verdicts_a, pattern), _success(verdicts_b, pattern))
         out.append(Comparison(a, b, metric, res, verdict(res, alpha), alpha))
     return out
 
 
-def _success(rows: list[dict[str, Any]], pattern: str | None) -> dict[str, bool]:
-    """Episode id -> `exact`, of one pattern's rows (None: all rows)."""
-    return {r["id"]: bool(r["exact"]) for r in rows if pattern is None or r["pattern"] == pattern}
+def _success(verdicts: list[Verdict], pattern: str | None) -> dict[str, bool]:
+    """Episode id -> `exact`, of one pattern's verdicts (None: all)."""
+    return {v.id: bool(v.exact) for v in verdicts if pattern is None or v.pattern == pattern}
 
 
 def metrics(comparisons: list[Comparison]) -> dict[str, float]:

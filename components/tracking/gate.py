@@ -35,9 +35,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from components.data.episode import DataError
+from components.evaluation.verdict import Verdict
 from components.evaluation import stats
 
 CHAMPION = "champion"  # the evaluate stage's column name for the registry's champion
@@ -83,13 +83,13 @@ class Evidence:
                 f"{self.alpha}/{len(self.classes)}): " + "; ".join(c.text() for c in self.classes))
 
 
-# gate metric -> (pattern the rows must have, None: all; the row field that is the episode's success)
+# gate metric -> (pattern the verdicts must have, None: all; the verdict field that is the episode's success)
 METRIC_FIELDS: dict[str, tuple[str | None, str]] = {
     "exact": (None, "exact"), "single_exact": ("single", "first_exact"), "single_tool": ("single", "tool_ok"),
     "irrelevance_no_call": ("irrelevance", "exact")}
 
 
-def successes(rows: list[dict[str, Any]], metric: str) -> dict[str, bool]:
+def successes(verdicts: list[Verdict], metric: str) -> dict[str, bool]:
     """Episode id -> success on `metric` (`evaluate.summarize`'s definitions), for the rows it is measured on.
 
     Raises:
@@ -102,8 +102,8 @@ def successes(rows: list[dict[str, Any]], metric: str) -> dict[str, bool]:
     else:
         raise DataError(f"register.gate_metric {metric!r}: no per-episode verdict for the paired test; use one of "
                         f"{sorted(METRIC_FIELDS)}, <pattern>_exact or <pattern>_completion")
-    return {r["id"]: bool(r[field]) for r in rows
-            if (pattern is None or r["pattern"] == pattern) and r.get(field) is not None}
+    return {v.id: bool(getattr(v, field)) for v in verdicts
+            if (pattern is None or v.pattern == pattern) and getattr(v, field, None) is not None}
 
 
 def load(scores: dict[str, float], rollouts: Path, candidate: str, metric: str, alpha: float) -> Evidence | None:
@@ -124,8 +124,9 @@ def load(scores: dict[str, float], rollouts: Path, candidate: str, metric: str, 
                     tuple(class_changes(rows[candidate], rows[CHAMPION], alpha)), alpha)
 
 
-def _rows(path: Path, scores: dict[str, float], name: str, metric: str) -> list[dict[str, Any]]:
-    """One model's verdict rows, checked against its score in evaluate.json (same evaluate run)."""
+def _rows(path: Path, scores: dict[str, float], name: str, metric: str) -> list[Verdict]:
+    """One model's verdicts (its rollouts file's rows), checked against its score in evaluate.json (same evaluate
+    run)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (evaluate.json has {name}.{metric}: rerun the evaluate stage)")
     rows = []
@@ -134,9 +135,12 @@ def _rows(path: Path, scores: dict[str, float], name: str, metric: str) -> list[
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{number}: not valid JSON: {err}") from None
-        if not isinstance(row, dict) or not {"id", "pattern", "errors"} <= row.keys():
-            raise DataError(f"{path}:{number}: expected a verdict row with id, pattern and errors")
-        rows.append(row)
+        try:
+            if not isinstance(row, dict) or "errors" not in row:
+                raise ValueError("a verdict row needs id, pattern and errors")
+            rows.append(Verdict.from_row(row))
+        except ValueError as err:
+            raise DataError(f"{path}:{number}: expected a verdict row with id, pattern and errors: {err}") from None
     wins = successes(rows, metric)
     rate = round(sum(wins.values()) / len(wins), 4) if wins else 0.0
     if abs(rate - scores[f"{name}.{metric}"]) > 1e-4:
@@ -145,11 +149,10 @@ def _rows(path: Path, scores: dict[str, float], name: str, metric: str) -> list[
     return rows
 
 
-def class_changes(candidate: list[dict[str, Any]], champion: list[dict[str, Any]],
-                  alpha: float) -> list[ClassChange]:
+def class_changes(candidate: list[Verdict], champion: list[Verdict], alpha: float) -> list[ClassChange]:
     """Each error class seen in either model: episodes with it (champion, candidate), paired test at alpha / k."""
-    cand = {r["id"]: set(r["errors"]) for r in candidate}
-    champ = {r["id"]: set(r["errors"]) for r in champion}
+    cand = {v.id: set(v.errors) for v in candidate}
+    champ = {v.id: set(v.errors) for v in champion}
     ids = sorted(cand.keys() & champ.keys())
     names = sorted({e for i in ids for e in cand[i] | champ[i]})
     out = []

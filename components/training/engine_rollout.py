@@ -131,10 +131,10 @@ class EngineGRPOTrainer(GRPOTrainer):
         sampling = rollout.Sampling(cfg.temperature, 1.0, params.project.seed + self.state.global_step)
         training = model.training
         try:
+            decoding = rollout.Decoding(params.evaluate.batch_size, cfg.max_completion_length,
+                                        params.evaluate.max_turns, sampling, self._constrained, gated=False)
             done = rollout.run_episodes(model, self.processing_class, episodes, self._domain,
-                                        params.base.system_prompt, params.evaluate.batch_size,
-                                        cfg.max_completion_length, params.evaluate.max_turns, desc="rl: rollouts",
-                                        sampling=sampling, constrained=self._constrained, gated=False, trace=trace)
+                                        params.base.system_prompt, decoding, desc="rl: rollouts", trace=trace)
         finally:
             model.train(training)
         sequences = [trace.sequences[ep.id] for ep in episodes]

@@ -25,7 +25,7 @@ import torch
 from components import domains, toolcalls
 from components.config import ConfigError, Params
 from components.data.episode import Episode, iter_episodes
-from components.evaluation import rollout, single_step
+from components.evaluation import rollout, single_step, verdict
 from components.toolcalls import response
 
 Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
@@ -111,9 +111,9 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
     system = {"role": "system", "content": params.base.system_prompt}
     if domain.simulated:
         copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
-        done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, cfg.batch_size,
-                                    cfg.max_new_tokens, cfg.max_turns, desc="rl: sample the start model",
-                                    sampling=sampling, constrained=constrained, gated=gated)
+        decoding = rollout.Decoding.evaluation(cfg, sampling=sampling, constrained=constrained, gated=gated)
+        done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, decoding,
+                                    desc="rl: sample the start model")
         verdicts = [(succeeded(ro, ep), _conversation(ro))
                     for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
     else:
@@ -126,7 +126,7 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
             texts += rollout.generate(model, tok, conversations[i:i + cfg.batch_size], tools[i:i + cfg.batch_size],
                                       cfg.max_new_tokens, sampling=sampling, constrained=constrained, gated=gated)
         step_of = [s for s in steps for _ in range(k)]
-        verdicts = [(bool(single_step.score(s, text, tok)["exact"]), [*conv, _turn(text, tok, t)])
+        verdicts = [(single_step.judge(s, text, tok).exact, [*conv, _turn(text, tok, t)])
                     for s, text, conv, t in zip(step_of, texts, conversations, tools)]
     return [Attempts(row, [ok for ok, _ in verdicts[i * k:(i + 1) * k]], [m for _, m in verdicts[i * k:(i + 1) * k]])
             for i, row in enumerate(rows)]
@@ -150,7 +150,7 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
 
 def succeeded(ro: rollout.Rollout, ep: Episode) -> bool:
     """One sampled attempt's success: the evaluation's `exact` verdict."""
-    return rollout.verdict(ro, ep).exact
+    return verdict.judge(ro, ep).exact
 
 
 def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:

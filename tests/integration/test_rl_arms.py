@@ -64,7 +64,7 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
     run_episodes = selection.rollout.run_episodes
 
     def spy(*args, **kwargs):
-        gates.append(kwargs["gated"])
+        gates.append(args[5].gated)
         return run_episodes(*args, **kwargs)
 
     monkeypatch.setattr(selection.rollout, "run_episodes", spy)

@@ -10,6 +10,7 @@ from components import evaluate
 from components.data.fileio import write_jsonl
 from components.domains import generation
 from components.evaluation import cache, rollout
+from components.evaluation.verdict import Verdict
 from components.training import models
 from tests.unit.test_evaluate import SHARES, _tiny_chat_model
 
@@ -120,7 +121,7 @@ def test_a_corrupt_or_half_written_entry_is_recomputed_not_trusted(params_factor
 def test_a_row_count_that_does_not_match_the_episodes_is_a_miss(params_factory):
     params = params_factory()
     episodes = generation.generate("travel", 3, SHARES, 0.0, seed=1)
-    rows = [{"id": e.id, "pattern": e.pattern} for e in episodes]
+    rows = [Verdict.from_row({"id": e.id, "pattern": e.pattern, "exact": True, "errors": []}) for e in episodes]
     root = params.path("eval_cache")
     cache.store(root, "k", cache.Entry({"exact": 1.0}, rows[:2]), {})
     assert cache.load(root, "k", episodes) is None  # a row lost: not the same evaluation

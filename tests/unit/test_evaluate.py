@@ -1,7 +1,12 @@
 """Evaluation: verdicts on hand-made rollouts, headline metrics, the report, and a real rollout loop."""
 
+import json
+
+import pytest
+
 from components import domains, evaluate
-from components.evaluation import report as eval_report, rollout
+from components.evaluation import report as eval_report, rollout, verdict
+from components.evaluation.verdict import Verdict
 from components.training import models
 from components.domains import generation
 
@@ -34,26 +39,38 @@ def _tiny_chat_model(params, text: str, seed: int):
 def test_perfect_and_broken_rollouts_score_as_expected():
     domain = domains.get("travel")
     episodes = generation.generate("travel", 40, SHARES, 0.0, seed=3)
-    rows = [evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes]
-    assert all(r["exact"] and r["completion"] for r in rows)
+    rows = [verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes]
+    assert all(r.exact and r.completion for r in rows)
     metrics = evaluate.summarize(rows)
     assert metrics["single_exact"] == metrics["irrelevance_no_call"] == metrics["unparsable"] + 1 == 1.0
     chain = next(ep for ep in episodes if ep.pattern == "chain")
     stopped = _gold_rollout(chain, domain)
     stopped.steps = stopped.steps[:1]
-    row = evaluate.score(stopped, chain)
-    assert not row["exact"] and "premature_stop" in row["errors"] and row["first_exact"]
+    row = verdict.judge(stopped, chain)
+    assert not row.exact and "premature_stop" in row.errors and row.first_exact
     garbled = rollout.Rollout(chain.id, [], unparsable=True, final="<tool_call>{")
-    assert evaluate.score(garbled, chain)["errors"] == ["unparsable"]
+    assert verdict.judge(garbled, chain).errors == ("unparsable",)
     looping = _gold_rollout(chain, domain)
     looping.steps, looping.final, looping.goal_reached = looping.steps[:1] * 4, None, False
-    row = evaluate.score(looping, chain)  # turn cap reached, still calling: goal never reached
-    assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row["errors"]) and not row["completion"]
+    row = verdict.judge(looping, chain)  # turn cap reached, still calling: goal never reached
+    assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row.errors) and not row.completion
     vague = _gold_rollout(chain, domain)
     vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "All done!"}
                       for m in vague.messages]
-    row = evaluate.score(vague, chain)  # right calls, goal reached, but the answer states none of the results
-    assert row["exact"] and not row["stated"] and not row["completion"] and chain.expected.outputs
+    row = verdict.judge(vague, chain)  # right calls, goal reached, but the answer states none of the results
+    assert row.exact and not row.stated and not row.completion and chain.expected.outputs
+
+
+def test_a_verdict_row_reads_back_as_the_same_verdict():
+    domain = domains.get("travel")
+    chain = next(ep for ep in generation.generate("travel", 40, SHARES, 0.0, seed=3) if ep.pattern == "chain")
+    judged = verdict.judge(_gold_rollout(chain, domain), chain)
+    row = json.loads(json.dumps(judged.row()))
+    assert Verdict.from_row(row) == judged and row["rollout"]["episode_id"] == chain.id and row["errors"] == []
+    assert (row["stated"], row["failed_calls"]) == (True, 0) and "output" not in row  # a rollout's fields only
+    for bad in ({"pattern": "chain"}, {"id": "x", "pattern": "chain", "errors": "wrong_tool"}, ["x"]):
+        with pytest.raises(ValueError, match="verdict row"):
+            Verdict.from_row(bad)
 
 
 def test_report_tables_and_plots(tmp_path):
@@ -72,7 +89,7 @@ def test_batched_rollout_loop_runs_a_real_model(params_factory):
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     episodes = generation.generate("travel", 6, SHARES, 0.0, seed=4)
     outs = rollout.run_episodes(model, tok, episodes, domains.get("travel"), params.base.system_prompt,
-                                batch_size=4, max_new_tokens=8, max_turns=2)
+                                rollout.Decoding(batch_size=4, max_new_tokens=8, max_turns=2))
     assert [o.episode_id for o in outs] == [e.id for e in episodes]
     for out in outs:  # a random model rambles: truncated output is the verdict, not a crash
         assert out.turns >= 1 and (out.unparsable or out.final is not None)
@@ -110,7 +127,8 @@ def test_pass_tables_per_model_and_pattern_and_their_plot(tmp_path):
     from components.evaluation import passk
 
     def group(pattern, exact):
-        return [{"pattern": pattern, "exact": e, "completion": True} for e in exact]
+        return [Verdict.from_row({"id": f"{pattern}#{i}", "pattern": pattern, "exact": e, "completion": True})
+                for i, e in enumerate(exact)]
 
     sampled = passk.summarize([group("single", [True, False, False]), group("chain", [False, True, True])])
     files = eval_report.write({"base": {"single_exact": 0.0}, "sft": {"single_exact": 0.5, **sampled}},
@@ -131,9 +149,9 @@ def test_sampled_rollouts_are_seeded_and_differ_from_greedy(params_factory):
     episodes = generation.generate("travel", 3, SHARES, 0.0, seed=4)
 
     def roll(sampling):
+        decoding = rollout.Decoding(batch_size=4, max_new_tokens=6, max_turns=1, sampling=sampling)
         return [ro.__dict__ for ro in rollout.run_episodes(model, tok, episodes, domains.get("travel"),
-                                                            params.base.system_prompt, batch_size=4, max_new_tokens=6,
-                                                            max_turns=1, sampling=sampling)]
+                                                            params.base.system_prompt, decoding)]
 
     hot = rollout.Sampling(temperature=1.5, top_p=1.0, seed=7)
     sampled = roll(hot)
@@ -162,8 +180,7 @@ def _ends_turn_with(model, tok, p: float) -> None:
 
 def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkeypatch):
     """samples=3: pass@j / pass^j metrics, table, plot and per-episode samples, greedy metrics untouched; samples=1:
-    none of it."""
-    import json
+    none of it. The samples decode as the greedy column does (`decoding.constrained`)."""
 
     from components.data.fileio import write_jsonl
 
@@ -176,8 +193,13 @@ def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkey
     episodes = generation.generate("travel", 12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=6)
     write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in episodes])
     reports, out_dir = params.path("reports"), params.path("reports") / "evaluate"
+    decodings: list[rollout.Decoding] = []
+    run_episodes = rollout.run_episodes
+    monkeypatch.setattr(rollout, "run_episodes", lambda *a, **kw: decodings.append(a[5]) or run_episodes(*a, **kw))
 
     sampled = evaluate.run(params).metrics
+    assert [d.sampling is not None for d in decodings] == [False, True]
+    assert params.decoding.constrained and all(d.constrained and d.gated for d in decodings)
     rows = [json.loads(line) for line in (out_dir / "sft_samples.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [e.id for e in episodes]
     assert all([s["rollout"]["episode_id"] for s in r["samples"]] == [f"{r['id']}#{i}" for i in range(k)]
@@ -252,7 +274,6 @@ def test_error_chart_stacks_classes_per_model(tmp_path, monkeypatch):
 
 def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp_path, monkeypatch):
     """A real SQLite registry: no champion -> a note; after register promotes the tiny model -> column `champion`."""
-    import json
     import shutil
 
     from components import register, tracking
@@ -294,9 +315,9 @@ def test_registered_champion_is_a_fourth_column(params_factory, migrated_db, tmp
 
 
 def _verdicts(pattern, exact):
-    """Verdict rows as `evaluate.score` writes them (the fields `summarize` and the paired test read)."""
-    return [{"id": f"{pattern}-{i}", "pattern": pattern, "exact": e, "first_exact": e, "tool_ok": True,
-             "unparsable": False, "errors": [] if e else ["wrong_tool"], "completion": e} for i, e in enumerate(exact)]
+    """Verdicts as `verdict.judge` gives them (the fields `summarize` and the paired test read)."""
+    return [Verdict(f"{pattern}-{i}", pattern, e, e, True, False, () if e else ("wrong_tool",), e, 1)
+            for i, e in enumerate(exact)]
 
 
 def test_rates_carry_wilson_intervals_and_n_in_metrics_and_report(tmp_path):
@@ -348,7 +369,6 @@ def test_pairs_that_matter():
 def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_path, params_factory):
     """A model that writes the year-9999 weather call (the tool raises OverflowError) has failed calls in its metrics,
     and the report shows them beside a model without any."""
-    import json
 
     from components.toolcalls.parse import CLOSE, END, OPEN
     from tests.unit.test_sim_failures import WEATHER, _Scripted
@@ -358,13 +378,13 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
     domain = domains.get("travel")
     episodes = generation.generate("travel", 5, {"single": 1.0}, 0.0, seed=4)
     broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
-                                  batch_size=4, max_new_tokens=8, max_turns=3, decode=model.generate)
-    rows = [evaluate.score(ro, ep) for ro, ep in zip(broken, episodes)]
-    rows += [evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
-    assert [r["failed_calls"] for r in rows] == [1, 1, 1, 0, 0]
+                                  rollout.Decoding(batch_size=4, max_new_tokens=8, max_turns=3), decode=model.generate)
+    rows = [verdict.judge(ro, ep) for ro, ep in zip(broken, episodes)]
+    rows += [verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
+    assert [r.failed_calls for r in rows] == [1, 1, 1, 0, 0]
 
     results = {"base": evaluate.summarize(rows),
-               "sft": evaluate.summarize([evaluate.score(_gold_rollout(ep, domain), ep) for ep in episodes])}
+               "sft": evaluate.summarize([verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes])}
 
     assert (results["base"]["failed_calls"], results["base"]["any_failed_call"]) == (3.0, 0.6)
     assert results["base"]["any_failed_call_low"] < 0.6 < results["base"]["any_failed_call_high"]
@@ -379,8 +399,8 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
 
 def test_single_step_verdicts_have_no_failed_call_metrics():
     """Without a simulator no call is executed: no `failed_calls` metric, no report row (not a 0 that means 'none')."""
-    rows = [{"id": "a", "pattern": "single", "exact": True, "first_exact": True, "tool_ok": True, "unparsable": False,
-             "errors": [], "completion": None}]
+    rows = [Verdict.from_row({"id": "a", "pattern": "single", "exact": True, "first_exact": True, "tool_ok": True,
+                              "unparsable": False, "errors": [], "completion": None})]
     metrics = evaluate.summarize(rows)
     assert "failed_calls" not in metrics and "any_failed_call" not in metrics
     assert not any("failed tool call" in row[0] for row in eval_report.tables({"byo": metrics})[0][2])
@@ -389,7 +409,6 @@ def test_single_step_verdicts_have_no_failed_call_metrics():
 def test_handwritten_set_is_a_column_of_its_own_with_paired_tests(params_factory, monkeypatch):
     """evaluate.handwritten as a path: each model evaluated on it too (loaded once for both sets), `handwritten.`
     metrics with Wilson intervals, its own tables, paired McNemar tests and rollouts file."""
-    import json
 
     from components.data.fileio import write_jsonl
 
@@ -453,7 +472,6 @@ def test_handwritten_builtin_set_none_and_bad_paths(params_factory, tmp_path):
 def test_decoding_compare_adds_the_other_decoding_as_a_paired_column(params_factory):
     """`decoding.compare: [sft]`: sft is also evaluated under the tool-call grammar, as column `sft_constrained`
     beside `sft` with its paired test; its calls name only offered tools and it is its own cache entry."""
-    import json
 
     from components.data.fileio import write_jsonl
 

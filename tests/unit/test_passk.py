@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from components.evaluation import passk
+from components.evaluation.verdict import Verdict
 
 
 @pytest.mark.parametrize(("n", "c", "j", "at", "hat"), [
@@ -44,9 +45,10 @@ def test_estimators_reject_impossible_counts(n, c, j):
 
 
 def _group(pattern, exact, completion=None):
-    """One episode's sample verdicts, as `evaluate.score` writes them (only the fields pass@k reads)."""
+    """One episode's sample verdicts (only the fields pass@k reads)."""
     completion = exact if completion is None else completion
-    return [{"pattern": pattern, "exact": e, "completion": d} for e, d in zip(exact, completion)]
+    return [Verdict.from_row({"id": f"{pattern}#{i}", "pattern": pattern, "exact": e, "completion": d})
+            for i, (e, d) in enumerate(zip(exact, completion))]
 
 
 def test_summary_averages_over_episodes_overall_and_per_pattern():

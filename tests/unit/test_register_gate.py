@@ -19,11 +19,12 @@ from mlflow.models import Model
 from components import evaluate, register, tracking
 from components.data.episode import DataError
 from components.tracking import gate, retention
+from components.evaluation.verdict import Verdict
 from tests.unit.test_register import make_params, scores, tiny_model  # noqa: F401 (fixtures)
 
 
 def row(i: int, pattern: str, exact: bool, errors: tuple[str, ...] = ()) -> dict:
-    """One episode's verdict as `evaluate.score` writes it (the fields register and summarize read)."""
+    """One episode's verdict row as the evaluate stage writes it (the fields register and summarize read)."""
     single = pattern == "single"
     return {"id": f"{pattern}-{i}", "pattern": pattern, "exact": exact, "first_exact": exact if single else None,
             "tool_ok": exact if single else None, "unparsable": False, "errors": list(errors), "completion": exact,
@@ -48,7 +49,7 @@ def evaluated(params, models: dict[str, list[dict]], champion_version: int | Non
     metrics = {}
     for name, rows in models.items():
         (out / f"{name}_rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        metrics |= {f"{name}.{k}": v for k, v in evaluate.summarize(rows).items()}
+        metrics |= {f"{name}.{k}": v for k, v in evaluate.summarize([Verdict.from_row(r) for r in rows]).items()}
     if champion_version is not None and "champion" in models:
         metrics[gate.VERSION_KEY] = float(champion_version)
     path = params.path("metrics") / "evaluate.json"
@@ -167,6 +168,20 @@ def test_rows_of_another_evaluate_run_are_refused(with_champion):
     stale.write_text("".join(json.dumps(r) + "\n" for r in singles(12) + chains(0)))
     with pytest.raises(DataError, match=r"champion_rollouts\.jsonl: single_exact from its rows is 0\.3, "
                                         r"metrics/evaluate\.json says champion\.single_exact=0\.25"):
+        register.run(params)
+
+
+@pytest.mark.parametrize("line, rule", [
+    ('{"id": "single-3", "pattern": "single", "exact": true}', "id, pattern and errors"),
+    ('{"id": "single-3", "pattern": "single", "errors": "wrong_tool"}', "errors must be a list"),
+    ('["single-3"]', "id, pattern and errors"), ("{oops", "not valid JSON")])
+def test_a_malformed_verdict_row_is_refused_with_its_file_and_line(with_champion, line, rule):
+    params = with_champion
+    evaluated(params, {"base": BASE, "rl": singles(30) + chains(0), "champion": singles(10) + chains(0)})
+    path = params.path("reports") / "evaluate" / "champion_rollouts.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3] + [line] + lines[4:]) + "\n")
+    with pytest.raises(DataError, match=rf"champion_rollouts\.jsonl:4: .*{rule}"):
         register.run(params)
 
 

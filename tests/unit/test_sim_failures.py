@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from components import domains, evaluate
-from components.evaluation import rollout
+from components import domains
+from components.evaluation import rollout, verdict
 from components.domains import generation, sim
 from components.toolcalls.parse import CLOSE, END, OPEN
 
@@ -90,10 +90,10 @@ def test_a_rollout_survives_a_call_that_breaks_the_simulator(params_factory):
     model = _Scripted([f"{OPEN}{json.dumps(bad)}{CLOSE}{END}", f"Sorry, no forecast.{END}"])
     episodes = generation.generate("travel", 3, {"single": 1.0}, 0.0, seed=4)
     outs = rollout.run_episodes(model, None, episodes, domains.get("travel"), params_factory().base.system_prompt,
-                                batch_size=4, max_new_tokens=8, max_turns=3, decode=model.generate)
+                                rollout.Decoding(batch_size=4, max_new_tokens=8, max_turns=3), decode=model.generate)
     for out, episode in zip(outs, episodes):
         tool = next(m for m in out.messages if m["role"] == "tool")
         assert "get_weather failed: OverflowError" in json.loads(tool["content"])["error"]
         assert out.failed_calls == 1 and out.final == "Sorry, no forecast." and not out.goal_reached
-        row = evaluate.score(out, episode)
-        assert not row["exact"] and not row["completion"]
+        row = verdict.judge(out, episode)
+        assert not row.exact and not row.completion

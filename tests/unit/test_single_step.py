@@ -55,15 +55,18 @@ def test_step_verdicts_use_the_shared_scorer(episodes):
     single = next(e for e in episodes if e.pattern == "single")
     call, answer = single_step.steps(single)
     right = call.gold[0]
-    assert single_step.score(call, _text(right))["exact"]
+    assert single_step.judge(call, _text(right)).exact
     other = next(t["function"]["name"] for t in single.tool_dicts() if t["function"]["name"] != right["name"])
-    wrong = single_step.score(call, _text({"name": other, "arguments": right["arguments"]}))
-    assert not wrong["exact"] and "wrong_tool" in wrong["errors"] and wrong["first_exact"] is False
-    assert single_step.score(call, "<tool_call>{oops</tool_call>" + END)["errors"] == ["unparsable"]
-    assert single_step.score(answer, _text(content="Here you go."))["exact"]
-    redundant = single_step.score(answer, _text(right))
-    assert redundant["errors"] == ["call_when_irrelevant"] and redundant["first_exact"] is None
-    assert redundant["completion"] is None  # not measured without a simulator
+    wrong = single_step.judge(call, _text({"name": other, "arguments": right["arguments"]}))
+    assert not wrong.exact and "wrong_tool" in wrong.errors and wrong.first_exact is False
+    assert single_step.judge(call, "<tool_call>{oops</tool_call>" + END).errors == ("unparsable",)
+    assert single_step.judge(answer, _text(content="Here you go.")).exact
+    redundant = single_step.judge(answer, _text(right))
+    assert redundant.errors == ("call_when_irrelevant",) and redundant.first_exact is None
+    assert redundant.completion is None  # not measured without a simulator
+    assert (redundant.episode, redundant.step, redundant.turns) == (single.id, answer.turn, 1)
+    assert set(redundant.row()) == {"id", "pattern", "exact", "first_exact", "tool_ok", "unparsable", "errors",
+                                    "completion", "turns", "episode", "step", "output"}  # no rollout fields
 
 
 def test_grpo_rows_render_each_prompt_with_its_tools():

@@ -6,6 +6,7 @@ from math import sqrt
 import pytest
 
 from components.evaluation import stats
+from components.evaluation.verdict import Verdict
 
 
 @pytest.mark.parametrize(("x", "n", "low", "high"), [
@@ -83,7 +84,8 @@ def test_paired_matches_on_common_ids_only():
 
 
 def _rows(pattern, exact, start=0):
-    return [{"id": f"{pattern}-{i + start}", "pattern": pattern, "exact": e} for i, e in enumerate(exact)]
+    return [Verdict.from_row({"id": f"{pattern}-{i + start}", "pattern": pattern, "exact": e})
+            for i, e in enumerate(exact)]
 
 
 def test_compare_overall_and_per_pattern_with_verdicts():

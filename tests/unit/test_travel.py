@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from components import domains, evaluate
-from components.evaluation import rollout
+from components import domains
+from components.evaluation import rollout, verdict
 from components.domains import generation, travel
 from components.toolcalls import CLOSE, END, OPEN, schema_errors, score_episode, steps_of_messages, tool_index
 
@@ -146,12 +146,13 @@ def test_rollout_feeds_the_follow_up_after_the_answer(episodes):
         return out
 
     ro, = rollout.run_episodes(types.SimpleNamespace(eval=lambda: None), None, [ep], domains.get("travel"),
-                               "system", batch_size=2, max_new_tokens=8, max_turns=2, decode=scripted)
+                               "system", rollout.Decoding(batch_size=2, max_new_tokens=8, max_turns=2),
+                               decode=scripted)
     assert ro.steps == gold and ro.final == answers[-1] and ro.turns == 4
     assert [m["content"] for m in ro.messages if m["role"] == "user"] == [m.content for m in ep.messages
                                                                          if m.role == "user"]
-    row = evaluate.score(ro, ep)
-    assert row["exact"] and row["completion"]
+    row = verdict.judge(ro, ep)
+    assert row.exact and row.completion
 
 
 def test_outputs_are_tool_facts_the_gold_answer_states(episodes):
