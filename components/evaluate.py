@@ -134,7 +134,7 @@ def evaluate_model(name: str, params: Params, domain: domains.Domain, sets: list
         entry = cache.load(params.path("eval_cache"), entry_key, test_set.episodes) if entry_key else None
         hit = entry is not None
         if entry is None:
-            loaded = loaded or list(models.load(folder))
+            loaded = loaded or list(models.load_for_inference(folder, params.base.dtype))
             label = f"{name}{' ' + test_set.prefix[:-1] if test_set.prefix else ''}"
             entry = compute(label, params, domain, loaded, test_set.episodes, sample=not test_set.prefix,
                             constrained=constrained)
@@ -157,12 +157,19 @@ def _cache_keys(params: Params, domain: domains.Domain, folder: Path, sets: list
     cfg = params.evaluate
     settings = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
                 "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
-                "simulated": domain.simulated, "constrained": constrained}
+                "simulated": domain.simulated, "constrained": constrained, **_placement(params)}
     sampling = {"samples": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
                 "seed": params.project.seed} if cfg.samples > 1 and domain.simulated else {}
     code = cache.code_hash()
     return [cache.key(model, cache.episodes_hash(s.episodes), settings | ({} if s.prefix else sampling), code)
             for s in sets]
+
+
+def _placement(params: Params) -> dict[str, str]:
+    """Where and in which dtype the models are evaluated (`models.load_for_inference`): a GPU's bf16 numbers are not
+    the CPU's fp32 ones, so the cache keys them apart."""
+    device = models.inference_device()
+    return {"device": device.type, "dtype": str(models.inference_dtype(device, params.base.dtype))}
 
 
 def compute(label: str, params: Params, domain: domains.Domain, loaded: list[Any], episodes: list[Episode],
@@ -356,7 +363,7 @@ def _bfcl_column(params: Params, found: list[bfcl.Category], results: dict[str, 
     """Each model of `evaluate.models` on the BFCL data of `bfcl.data` (`tooltune bfcl`'s path, no cache): metrics
     `<model>.bfcl.*` added to `results`, tables in `out_dir/bfcl/<model>/`; returns the report's note."""
     for name in params.evaluate.models:
-        model, tok = models.load(params.path(MODEL_PATHS[name]))
+        model, tok = models.load_for_inference(params.path(MODEL_PATHS[name]), params.base.dtype)
         scores, summary = bfcl.evaluate(model, tok, params, found, out_dir / "bfcl" / name, params.bfcl.limit)
         results[name] |= bfcl.metrics(scores, summary)
     shown = ", ".join(f"{m} {results[m].get('bfcl.non_live_ast', float('nan')):.1%}" for m in params.evaluate.models)

@@ -69,7 +69,8 @@ def run(params: Params) -> StageResult:
                          reports=[str(reports / "reward_model_curve.png")])
     if not distributed.is_main():
         return result  # rank 0 measures the saved model
-    heldout = per_class(read_jsonl(splits / "heldout_pairs.jsonl"), *models.load(out, sequence_classification=True))
+    heldout = per_class(read_jsonl(splits / "heldout_pairs.jsonl"),
+                        *models.load_for_inference(out, params.base.dtype, sequence_classification=True))
     write_report(heldout, reports / "reward_model.md", reports / "reward_model_heldout.png")
     result.metrics |= heldout_metrics(heldout)
     result.reports += [str(reports / "reward_model.md"), str(reports / "reward_model_heldout.png")]
@@ -97,8 +98,9 @@ def pair_rewards(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[tuple
             ids = [_ids(tok, row["prompt"] + row[k], tools) for k in ("chosen", "rejected")]
             n = min(common_prefix_length(*ids), len(ids[0]) - 1, len(ids[1]) - 1)
             cache = _prefix_cache(model, _ids(tok, row["prompt"][:1], tools), ids[0][:n], heads)
-            scores = [model(input_ids=torch.tensor([seq[n:]]), past_key_values=copy.deepcopy(cache),
-                            use_cache=cache is not None).logits[0, 0].item() for seq in ids]
+            scores = [model(input_ids=torch.tensor([seq[n:]], device=model.device),
+                            past_key_values=copy.deepcopy(cache), use_cache=cache is not None).logits[0, 0].item()
+                      for seq in ids]
             out.append((scores[0], scores[1]))
     return out
 
@@ -120,9 +122,10 @@ def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tu
     if head:
         if tuple(head) not in heads:
             heads.clear()
-            heads[tuple(head)] = model.base_model(input_ids=torch.tensor([head]), use_cache=True).past_key_values
+            heads[tuple(head)] = model.base_model(input_ids=torch.tensor([head], device=model.device),
+                                                  use_cache=True).past_key_values
         cache = copy.deepcopy(heads[tuple(head)])
-    return model.base_model(input_ids=torch.tensor([prefix[len(head):]]), past_key_values=cache,
+    return model.base_model(input_ids=torch.tensor([prefix[len(head):]], device=model.device), past_key_values=cache,
                             use_cache=True).past_key_values
 
 

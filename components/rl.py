@@ -97,6 +97,8 @@ def run(params: Params) -> StageResult:
     domain = domains.of(params)  # resolved once: a catalog file is read here only
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
+    if cfg.select_samples or cfg.algorithm == "rft":
+        training.place_for_sampling(params, model)  # the start model's samples on the GPU, where there is one
     engine = engine_rollout(params, domain)
     rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")  # see grpo_rows
             if not domain.simulated or engine or r["pattern"] != "multi_turn"]

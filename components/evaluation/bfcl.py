@@ -304,7 +304,7 @@ def run_model(params: Params, model: str, found: list[Category], out: Path,
     from components.training import models
 
     with tempfile.TemporaryDirectory(prefix="tooltune-bfcl-") as scratch:
-        model_obj, tok = models.load(model_folder(model, params, Path(scratch)))
+        model_obj, tok = models.load_for_inference(model_folder(model, params, Path(scratch)), params.base.dtype)
     return evaluate(model_obj, tok, params, found, out, limit or params.bfcl.limit)
 
 

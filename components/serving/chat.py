@@ -38,9 +38,9 @@ class Agent:
 
 
 def load(folder: str | Path, system_prompt: str | None, name: str | None = None, constrained: bool = False) -> Agent:
-    """Load a project model folder (fp32) for inference; `constrained`: decode under the tool-call grammar."""
-    model, tok = models.load(folder)
-    model.eval()
+    """Load a project model folder for inference (on this machine's GPU in bf16 when it has one, else fp32 on the
+    CPU: `models.load_for_inference`); `constrained`: decode under the tool-call grammar."""
+    model, tok = models.load_for_inference(folder)
     return Agent(model, tok, system_prompt, name or Path(folder).name, constrained)
 
 

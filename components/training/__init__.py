@@ -46,6 +46,15 @@ def load_for_training(params: Params, folder: Path, lora: bool,
     return models.load(folder, sequence_classification, dtype=dtype, quantization=params.base.quantization)
 
 
+def place_for_sampling(params: Params, model: torch.nn.Module) -> None:
+    """Move a training stage's start model to this process's GPU (`models.inference_device`) to sample it before
+    its trainer starts (RL prompt selection, rft's attempts); the trainer finds it there. Left where it is on the
+    CPU, for a 4-bit model (already placed) and under several processes (FSDP / DeepSpeed place their shards)."""
+    device = models.inference_device()
+    if device.type != "cpu" and not params.base.quantization and distributed.world_size() == 1:
+        model.to(device)
+
+
 def check_quantization(base: Base) -> None:
     """Fail, naming the setting, when `base.quantization` cannot run here; stages call it first, before any work.
 
@@ -151,7 +160,7 @@ def call_gate(params: Params, metrics: dict[str, float]) -> Any:
         from components.data.episode import iter_episodes
         from components.training import gate
 
-        model, tok = models.load(folder)
+        model, tok = models.load_for_inference(folder, params.base.dtype)
         cfg = params.decoding
         found, fitted = gate.fit(model, tok, list(iter_episodes(params.path("splits") / "train.jsonl")),
                                  params.base.system_prompt, cfg.call_gate_examples, params.project.seed,

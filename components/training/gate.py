@@ -55,7 +55,10 @@ class CallGate:
     name_floor: float = 0.0  # the name check (module docstring); 0: off
 
     def score(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The probe's logit for each row of `hidden` ([rows, hidden], the gate layer's last prompt position)."""
+        """The probe's logit for each row of `hidden` ([rows, hidden], the gate layer's last prompt position), on
+        `hidden`'s device (the probe's tensors follow it there once: a model on a GPU keeps its gate there)."""
+        if self.weight.device != hidden.device:
+            self.weight, self.mean, self.std = (t.to(hidden.device) for t in (self.weight, self.mean, self.std))
         return ((hidden.float() - self.mean) / self.std) @ self.weight + self.bias
 
     def calls(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -64,7 +67,8 @@ class CallGate:
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / FILE
-        save_file({"weight": self.weight.contiguous(), "mean": self.mean.contiguous(), "std": self.std.contiguous(),
+        save_file({"weight": self.weight.cpu().contiguous(), "mean": self.mean.cpu().contiguous(),
+                   "std": self.std.cpu().contiguous(),
                    "bias": torch.tensor([self.bias]), "layer": torch.tensor([self.layer]),
                    "name_floor": torch.tensor([self.name_floor])}, str(path))
         return path

@@ -133,8 +133,35 @@ def save(model: torch.nn.Module, tok: Any, out: Path, info: dict[str, Any]) -> N
     (out / "tooltune.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
+def inference_device() -> torch.device:
+    """Where a loaded model generates and scores: this process's GPU (`$LOCAL_RANK`, as accelerate places a rank)
+    when CUDA is available, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def inference_dtype(device: torch.device, setting: str = "auto") -> torch.dtype:
+    """Weights' dtype for inference on `device` under `base.dtype` (`setting`): bf16 on a bf16-capable GPU unless
+    the setting is float32; fp32 on the CPU whatever the setting (bf16 matrix work is ~300x slower there)."""
+    if device.type == "cuda" and setting != "float32" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_for_inference(path: str | Path, setting: str = "auto",
+                       sequence_classification: bool = False) -> tuple[torch.nn.Module, Any]:
+    """`load` for evaluation, serving and measuring: on `inference_device()` in `inference_dtype` (`setting`:
+    `base.dtype`), in eval mode. Training loads on the CPU instead (`training.load_for_training`): its trainer
+    places the model."""
+    device = inference_device()
+    model, tok = load(path, sequence_classification, dtype=inference_dtype(device, setting), device=device)
+    model.eval()
+    return model, tok
+
+
 def load(path: str | Path, sequence_classification: bool = False, dtype: torch.dtype = torch.float32,
-         quantization: str | None = None) -> tuple[torch.nn.Module, Any]:
+         quantization: str | None = None, device: torch.device | str | None = None) -> tuple[torch.nn.Module, Any]:
     """Load a model folder written by this project (safetensors only) and its tokenizer.
 
     Args:
@@ -143,6 +170,7 @@ def load(path: str | Path, sequence_classification: bool = False, dtype: torch.d
         dtype: Weights' dtype; fp32 unless training selects bf16 (`training.load_for_training`).
         quantization: "4bit": NF4 weights computing in bf16 (QLoRA; bitsandbytes, CUDA), placed on this
             process's GPU (`$LOCAL_RANK`), as the trainer cannot move a quantized model.
+        device: Where to put the weights (None: the CPU, or the GPU a 4-bit load places them on).
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -155,6 +183,8 @@ def load(path: str | Path, sequence_classification: bool = False, dtype: torch.d
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16), "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
     model = cls.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
+    if device is not None and quantization is None:
+        model.to(device)
     tok = AutoTokenizer.from_pretrained(path)
     if not sequence_classification:
         from components.training import gate

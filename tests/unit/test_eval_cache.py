@@ -152,6 +152,18 @@ def test_key_parts_follow_what_changes_the_outputs(params_factory, tmp_path):
                 cache.key("m", "e", {"max_new_tokens": 4}, "c2")}) == 4
 
 
+def test_a_gpu_evaluation_is_keyed_apart_from_a_cpu_one(params_factory, monkeypatch):
+    """bf16 on a GPU does not give the CPU's fp32 numbers: device and dtype are part of the key."""
+    import torch
+
+    params = params_factory()
+    monkeypatch.setattr(evaluate.models, "inference_device", lambda: torch.device("cpu"))
+    assert evaluate._placement(params) == {"device": "cpu", "dtype": "torch.float32"}
+    monkeypatch.setattr(evaluate.models, "inference_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert evaluate._placement(params) == {"device": "cuda", "dtype": "torch.bfloat16"}
+
+
 def test_evaluation_code_is_part_of_the_key(tmp_path, monkeypatch):
     """An edit to any file of cache.CODE (here a copy of the tree) changes the code hash."""
     import shutil
