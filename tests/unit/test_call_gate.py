@@ -108,24 +108,6 @@ def test_the_gate_follows_the_hidden_states_device():
     assert {t.device.type for t in (probe.weight, probe.mean, probe.std)} == {"meta"}
 
 
-def test_inference_loads_on_the_gpu_in_bf16_where_there_is_one_and_in_fp32_on_the_cpu(model, tok, tmp_path,  # noqa: F811
-                                                                                       monkeypatch):
-    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
-    assert models.inference_device() == (cuda if torch.cuda.is_available() else cpu)
-    assert {models.inference_dtype(cpu, s) for s in ("auto", "bfloat16", "float32")} == {torch.float32}
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert models.inference_dtype(cuda, "auto") == models.inference_dtype(cuda, "bfloat16") == torch.bfloat16
-    assert models.inference_dtype(cuda, "float32") == torch.float32
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a T4: fp32
-    assert models.inference_dtype(cuda, "auto") == torch.float32
-    models.save(model, tok, tmp_path, {"spec": "tiny"})
-    monkeypatch.setattr(models, "inference_device", lambda: cpu)
-    loaded, _ = models.load_for_inference(tmp_path, "bfloat16")
-    assert (loaded.device, loaded.dtype, loaded.training) == (cpu, torch.float32, False)
-    placed, _ = models.load(tmp_path, device="meta")  # `device` moves the weights
-    assert placed.device.type == "meta"
-
-
 def test_a_gate_of_another_model_is_refused_at_load(model, tok, tmp_path):  # noqa: F811
     models.save(model, tok, tmp_path, {"spec": "tiny"})
     hidden = model.config.hidden_size
