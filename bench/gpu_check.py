@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from components import domains  # noqa: E402
 from components.domains import generation  # noqa: E402
-from components.evaluation import rollout, verdict  # noqa: E402
+from components.evaluation import rollout  # noqa: E402
 from components.training import models  # noqa: E402
 
 SHARES = {"single": 0.3, "parallel": 0.15, "chain": 0.15, "recovery": 0.1, "irrelevance": 0.15, "multi_turn": 0.15}
@@ -84,7 +84,7 @@ def correctness(folder: Path, episodes: list, gpu: bool) -> list[dict[str, Any]]
         assert model.call_gate is not None, "the check needs a model with a call gate"
         rollouts(model, tok, episodes[:4], decoding)  # warm-up: kernels, grammar compiles
         seconds, done = rollouts(model, tok, episodes, decoding)
-        verdicts = [verdict.judge(ro, ep) for ro, ep in zip(done, episodes)]
+        verdicts = [rollout.judge(ro, ep) for ro, ep in zip(done, episodes)]
         reference = reference or done
         rows.append({"arm": f"{device} {dtype}", "seconds": round(seconds, 2),
                      "episodes_per_s": round(len(episodes) / seconds, 2),

@@ -50,7 +50,7 @@ from typing import Any
 
 from components import domains, tracking
 from components.training import models
-from components.evaluation import bfcl, cache, passk, rollout, single_step, stats, verdict
+from components.evaluation import bfcl, cache, passk, rollout, single_step, stats
 from components.evaluation.verdict import Verdict
 from components.domains import handwritten
 from components.evaluation.report import HANDWRITTEN  # the hand-written set's metric prefix: `sft.handwritten.exact`
@@ -183,7 +183,7 @@ def compute(label: str, params: Params, domain: domains.Domain, loaded: list[Any
         rollouts = rollout.run_episodes(model, tok, episodes, domain, params.base.system_prompt,
                                         rollout.Decoding.evaluation(cfg, constrained=constrained),
                                         desc=f"evaluate {label}")
-        rows = [verdict.judge(ro, ep) for ro, ep in zip(rollouts, episodes)]
+        rows = [rollout.judge(ro, ep) for ro, ep in zip(rollouts, episodes)]
     else:
         rows = single_step.evaluate(model, tok, episodes, params.base.system_prompt, cfg.batch_size,
                                     cfg.max_new_tokens, desc=f"evaluate {label} (single steps)",
@@ -211,7 +211,7 @@ def evaluate_samples(name: str, params: Params, domain: domains.Domain, model: A
     rollouts = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt,
                                     rollout.Decoding.evaluation(cfg, sampling=sampling, constrained=constrained),
                                     desc=f"sample {name}")
-    groups = [[verdict.judge(ro, ep) for ro in rollouts[i * k:(i + 1) * k]] for i, ep in enumerate(episodes)]
+    groups = [[rollout.judge(ro, ep) for ro in rollouts[i * k:(i + 1) * k]] for i, ep in enumerate(episodes)]
     lines = [{"id": ep.id, "pattern": ep.pattern, "successes": sum(v.exact for v in g), "samples": [v.row() for v in g]}
              for ep, g in zip(episodes, groups)]
     return passk.summarize(groups) | {"sample_seconds": round(time.time() - start, 1)}, lines

@@ -26,6 +26,7 @@ from components import toolcalls
 from components.domains import Domain
 from components.data.episode import Episode
 from components.evaluation.engine import Engine, Request, layers
+from components.evaluation.verdict import Verdict
 from components.toolcalls import render
 
 
@@ -247,6 +248,22 @@ def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: 
         Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None), constrained).run(
             [Request(j, conversations[j], tools[j]) for j in conversations], on_turn)
     return out
+
+
+def judge(ro: Rollout, ep: Episode) -> Verdict:
+    """The verdict on one rollout of `ep`: the scorer's on its steps (and on its final state where the episode sets a
+    goal); `completion` also needs an answer, no call on a no-call episode and the expected facts stated."""
+    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
+    scored = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
+                                     hit_step_limit=ro.final is None and not ro.unparsable,
+                                     final_state_ok=ro.goal_reached if ep.expected.goal else None)
+    answered = ro.final is not None and not ro.unparsable
+    no_call_ok = bool(gold) or not ro.steps
+    answers = [m["content"] for m in ro.messages if m["role"] == "assistant" and not m.get("tool_calls")]
+    stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
+    return Verdict(ep.id, ep.pattern, scored.exact, scored.first_step_exact, scored.first_step_names_ok,
+                   ro.unparsable, tuple(scored.errors), ro.goal_reached and answered and no_call_ok and stated,
+                   ro.turns, stated, ro.failed_calls, dict(ro.__dict__))
 
 
 def to_json(ro: Rollout) -> str:

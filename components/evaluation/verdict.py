@@ -1,22 +1,17 @@
 """One episode's verdict, typed: what evaluation reports per episode and what RL's prompt selection judges by.
 
-- `judge(ro, ep)`: a simulator rollout (components/evaluation/rollout.py) of episode `ep`, with the shared scorer
-  (`toolcalls.score_episode`): its steps, and its final state where the episode sets a goal.
-- `components/evaluation/single_step.judge`: one step of an episode, without a simulator.
+- `rollout.judge(ro, ep)` (components/evaluation/rollout.py): a simulator rollout of episode `ep`, with the shared
+  scorer (`toolcalls.score_episode`): its steps, and its final state where the episode sets a goal.
+- `single_step.judge`: one step of an episode, without a simulator.
 - `Verdict.row()` is the JSON line of `<model>_rollouts.jsonl` and of the evaluation cache's rows.jsonl;
   `Verdict.from_row` reads one back (the register gate, the cache).
+This module imports no project code: the register gate and the statistics read verdicts without the rollout loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
-
-from components import toolcalls
-
-if TYPE_CHECKING:
-    from components.data.episode import Episode
-    from components.evaluation.rollout import Rollout
+from typing import Any
 
 # written only when set: a simulator rollout's (stated .. rollout) or a single step's (episode, step, output)
 OPTIONAL = ("stated", "failed_calls", "rollout", "episode", "step", "output")
@@ -59,19 +54,3 @@ class Verdict:
         if not isinstance(row.get("errors", []), list):
             raise ValueError("a verdict row's errors must be a list")
         return cls(**{f.name: row.get(f.name) for f in fields(cls)} | {"errors": tuple(row.get("errors", []))})
-
-
-def judge(ro: Rollout, ep: Episode) -> Verdict:
-    """The verdict on one rollout of `ep`: the scorer's on its steps (and on its final state where the episode sets a
-    goal); `completion` also needs an answer, no call on a no-call episode and the expected facts stated."""
-    gold = [[c.model_dump() for c in s] for s in ep.expected.steps]
-    scored = toolcalls.score_episode(ro.steps, gold, toolcalls.tool_index(ep.tool_dicts()), ro.unparsable,
-                                     hit_step_limit=ro.final is None and not ro.unparsable,
-                                     final_state_ok=ro.goal_reached if ep.expected.goal else None)
-    answered = ro.final is not None and not ro.unparsable
-    no_call_ok = bool(gold) or not ro.steps
-    answers = [m["content"] for m in ro.messages if m["role"] == "assistant" and not m.get("tool_calls")]
-    stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
-    return Verdict(ep.id, ep.pattern, scored.exact, scored.first_step_exact, scored.first_step_names_ok,
-                   ro.unparsable, tuple(scored.errors), ro.goal_reached and answered and no_call_ok and stated,
-                   ro.turns, stated, ro.failed_calls, dict(ro.__dict__))

@@ -25,7 +25,7 @@ import torch
 from components import domains, toolcalls
 from components.config import ConfigError, Params
 from components.data.episode import Episode, iter_episodes
-from components.evaluation import rollout, single_step, verdict
+from components.evaluation import rollout, single_step
 from components.toolcalls import response
 
 Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
@@ -150,7 +150,7 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
 
 def succeeded(ro: rollout.Rollout, ep: Episode) -> bool:
     """One sampled attempt's success: the evaluation's `exact` verdict."""
-    return verdict.judge(ro, ep).exact
+    return rollout.judge(ro, ep).exact
 
 
 def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from components import domains, evaluate
-from components.evaluation import report as eval_report, rollout, verdict
+from components.evaluation import report as eval_report, rollout
 from components.evaluation.verdict import Verdict
 from components.training import models
 from components.domains import generation
@@ -39,32 +39,32 @@ def _tiny_chat_model(params, text: str, seed: int):
 def test_perfect_and_broken_rollouts_score_as_expected():
     domain = domains.get("travel")
     episodes = generation.generate("travel", 40, SHARES, 0.0, seed=3)
-    rows = [verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes]
+    rows = [rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes]
     assert all(r.exact and r.completion for r in rows)
     metrics = evaluate.summarize(rows)
     assert metrics["single_exact"] == metrics["irrelevance_no_call"] == metrics["unparsable"] + 1 == 1.0
     chain = next(ep for ep in episodes if ep.pattern == "chain")
     stopped = _gold_rollout(chain, domain)
     stopped.steps = stopped.steps[:1]
-    row = verdict.judge(stopped, chain)
+    row = rollout.judge(stopped, chain)
     assert not row.exact and "premature_stop" in row.errors and row.first_exact
     garbled = rollout.Rollout(chain.id, [], unparsable=True, final="<tool_call>{")
-    assert verdict.judge(garbled, chain).errors == ("unparsable",)
+    assert rollout.judge(garbled, chain).errors == ("unparsable",)
     looping = _gold_rollout(chain, domain)
     looping.steps, looping.final, looping.goal_reached = looping.steps[:1] * 4, None, False
-    row = verdict.judge(looping, chain)  # turn cap reached, still calling: goal never reached
+    row = rollout.judge(looping, chain)  # turn cap reached, still calling: goal never reached
     assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row.errors) and not row.completion
     vague = _gold_rollout(chain, domain)
     vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "All done!"}
                       for m in vague.messages]
-    row = verdict.judge(vague, chain)  # right calls, goal reached, but the answer states none of the results
+    row = rollout.judge(vague, chain)  # right calls, goal reached, but the answer states none of the results
     assert row.exact and not row.stated and not row.completion and chain.expected.outputs
 
 
 def test_a_verdict_row_reads_back_as_the_same_verdict():
     domain = domains.get("travel")
     chain = next(ep for ep in generation.generate("travel", 40, SHARES, 0.0, seed=3) if ep.pattern == "chain")
-    judged = verdict.judge(_gold_rollout(chain, domain), chain)
+    judged = rollout.judge(_gold_rollout(chain, domain), chain)
     row = json.loads(json.dumps(judged.row()))
     assert Verdict.from_row(row) == judged and row["rollout"]["episode_id"] == chain.id and row["errors"] == []
     assert (row["stated"], row["failed_calls"]) == (True, 0) and "output" not in row  # a rollout's fields only
@@ -189,7 +189,7 @@ def test_k_sample_evaluation_reports_pass_at_and_pass_hat(params_factory, monkey
     params = params_factory(evaluate=evaluate_cfg | {"samples": k})
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
     _ends_turn_with(model, tok, 0.2)
-    monkeypatch.setattr(models, "load", lambda folder: (model, tok))  # the hook lives in memory, not on disk
+    monkeypatch.setattr(models, "load_for_inference", lambda folder, *a, **k: (model, tok))  # the hook: in memory
     episodes = generation.generate("travel", 12, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=6)
     write_jsonl(params.path("splits") / "test.jsonl", [e.model_dump(mode="json") for e in episodes])
     reports, out_dir = params.path("reports"), params.path("reports") / "evaluate"
@@ -379,12 +379,12 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
     episodes = generation.generate("travel", 5, {"single": 1.0}, 0.0, seed=4)
     broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
                                   rollout.Decoding(batch_size=4, max_new_tokens=8, max_turns=3), decode=model.generate)
-    rows = [verdict.judge(ro, ep) for ro, ep in zip(broken, episodes)]
-    rows += [verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
+    rows = [rollout.judge(ro, ep) for ro, ep in zip(broken, episodes)]
+    rows += [rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
     assert [r.failed_calls for r in rows] == [1, 1, 1, 0, 0]
 
     results = {"base": evaluate.summarize(rows),
-               "sft": evaluate.summarize([verdict.judge(_gold_rollout(ep, domain), ep) for ep in episodes])}
+               "sft": evaluate.summarize([rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes])}
 
     assert (results["base"]["failed_calls"], results["base"]["any_failed_call"]) == (3.0, 0.6)
     assert results["base"]["any_failed_call_low"] < 0.6 < results["base"]["any_failed_call_high"]
@@ -421,8 +421,8 @@ def test_handwritten_set_is_a_column_of_its_own_with_paired_tests(params_factory
                 [e.model_dump(mode="json") for e in generation.generate("travel", 4, SHARES, 0.0, seed=6)])
     held = [e for e in generation.generate("travel", 40, SHARES, 0.5, seed=9) if e.split == "test"][:3]  # held-out side
     write_jsonl(params.path("splits").parent.parent / "hand.jsonl", [e.model_dump(mode="json") for e in held])
-    loads, real = [], models.load
-    monkeypatch.setattr(models, "load", lambda folder: loads.append(folder) or real(folder))
+    loads, real = [], models.load_for_inference
+    monkeypatch.setattr(models, "load_for_inference", lambda folder, *a: loads.append(folder) or real(folder, *a))
 
     metrics = evaluate.run(params).metrics
     assert len(loads) == 2  # one load per model for both sets

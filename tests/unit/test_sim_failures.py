@@ -8,7 +8,7 @@ import json
 import pytest
 
 from components import domains
-from components.evaluation import rollout, verdict
+from components.evaluation import rollout
 from components.domains import generation, sim
 from components.toolcalls.parse import CLOSE, END, OPEN
 
@@ -95,5 +95,5 @@ def test_a_rollout_survives_a_call_that_breaks_the_simulator(params_factory):
         tool = next(m for m in out.messages if m["role"] == "tool")
         assert "get_weather failed: OverflowError" in json.loads(tool["content"])["error"]
         assert out.failed_calls == 1 and out.final == "Sorry, no forecast." and not out.goal_reached
-        row = verdict.judge(out, episode)
+        row = rollout.judge(out, episode)
         assert not row.exact and not row.completion

@@ -8,7 +8,7 @@ import types
 import pytest
 
 from components import domains
-from components.evaluation import rollout, verdict
+from components.evaluation import rollout
 from components.domains import generation, travel
 from components.toolcalls import CLOSE, END, OPEN, schema_errors, score_episode, steps_of_messages, tool_index
 
@@ -151,7 +151,7 @@ def test_rollout_feeds_the_follow_up_after_the_answer(episodes):
     assert ro.steps == gold and ro.final == answers[-1] and ro.turns == 4
     assert [m["content"] for m in ro.messages if m["role"] == "user"] == [m.content for m in ep.messages
                                                                          if m.role == "user"]
-    row = verdict.judge(ro, ep)
+    row = rollout.judge(ro, ep)
     assert row.exact and row.completion
 
 
