@@ -37,10 +37,12 @@ class Agent:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one generation at a time per model
 
 
-def load(folder: str | Path, system_prompt: str | None, name: str | None = None, constrained: bool = False) -> Agent:
-    """Load a project model folder for inference (on this machine's GPU in bf16 when it has one, else fp32 on the
-    CPU: `models.load_for_inference`); `constrained`: decode under the tool-call grammar."""
-    model, tok = models.load_for_inference(folder)
+def load(folder: str | Path, system_prompt: str | None, name: str | None = None, constrained: bool = False,
+         dtype: str = "auto") -> Agent:
+    """Load a project model folder for inference (on this machine's GPU in bf16 when it has one, unless `dtype`, the
+    run's `base.dtype`, is float32; fp32 on the CPU: `models.load_for_inference`, as evaluation loads it);
+    `constrained`: decode under the tool-call grammar."""
+    model, tok = models.load_for_inference(folder, dtype)
     return Agent(model, tok, system_prompt, name or Path(folder).name, constrained)
 
 

@@ -78,6 +78,6 @@ def serve(params: Params, model: str, host: str, port: int) -> None:
     with tempfile.TemporaryDirectory(prefix="tooltune-serve-") as scratch:
         folder = chat.resolve_model(model, params, Path(scratch))
         agent = chat.load(folder, params.base.system_prompt, "champion" if model == "champion" else folder.name,
-                          params.decoding.constrained)
+                          params.decoding.constrained, params.base.dtype)
         print(f"serving {folder} as {agent.name!r} on http://{host}:{port}/v1", flush=True)
         uvicorn.run(app(agent, params.evaluate.max_new_tokens), host=host, port=port, log_level="warning")

@@ -70,5 +70,6 @@ def main(params: Params, model: str, stdin: TextIO, stdout: TextIO) -> None:
     """`tooltune chat`: load the model (a folder or the registry champion) and chat in the project's domain."""
     with tempfile.TemporaryDirectory(prefix="tooltune-chat-") as scratch:
         folder = chat.resolve_model(model, params, Path(scratch))
-        agent = chat.load(folder, params.base.system_prompt, constrained=params.decoding.constrained)
+        agent = chat.load(folder, params.base.system_prompt, constrained=params.decoding.constrained,
+                          dtype=params.base.dtype)
         run_chat(agent, domains.of(params), params, stdin, stdout)
