@@ -41,13 +41,14 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     first, last = training.first_last(history, "loss")
     out = params.path("sft_model")
     gated: dict[str, float] = {}
+    steps = trainer.state.global_step  # max_steps, unless a callback ended training early (bench/learning_curve.py)
     training.save_trained(trainer.model, tok, out, {"stage": "sft", "base": params.base.model,
-                                                    "lora": cfg.lora.enabled, "steps": cfg.max_steps}, trainer,
+                                                    "lora": cfg.lora.enabled, "steps": steps}, trainer,
                           training.call_gate(params, gated))
     checkpoints.finish(params, "sft")
     return StageResult(stage="sft", outputs={"model": str(out)},
                        metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
-                                "episodes_seen": float(seen),
+                                "episodes_seen": float(training.rows_needed(steps, cfg.batch_size, cfg.grad_accum)),
                                 "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
 
