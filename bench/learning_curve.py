@@ -1,15 +1,18 @@
 """Learning curve: held-out exact per pattern against SFT steps (and minutes on this machine), from one long SFT run.
 
     python bench/learning_curve.py --workdir DIR [--steps 66,132,198,264] [--seconds-per-step S] [--skip-train]
-                                   [-S KEY=VALUE ...]
+                                   [--max-train-seconds S] [--largest-first] [--machine TEXT] [-S KEY=VALUE ...]
 
-DIR is a project workdir whose `ingest`..`build` stages have run (it holds `paths.base` and `paths.splits`). The
-`sft` stage runs there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the
-adapter (or the weights, without LoRA) at every listed step under `DIR/learning_curve/step-N/`. The SFT learning
+DIR holds the params.yaml read (the repo root with `-S project.workdir=runs/NAME`, or a workdir with its own); the
+project's workdir must have run `base`..`build` (it holds `paths.base` and `paths.splits`). The `sft` stage runs
+there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the adapter (or the weights
+and tokenizer, without LoRA) at every listed step under `<project.workdir>/learning_curve/step-N/`. The SFT learning
 rate is constant after warm-up (`constant_with_warmup`), so the model at step N of the long run is a model
 trained N steps, as a run with `sft.max_steps: N` would be (its rows are another random draw of the same split).
 Each snapshot, and the base model as step 0, is then evaluated like the `evaluate` stage does (test split, and
-the hand-written set; cached in `paths.eval_cache`). Writes `DIR/reports/learning_curve.{csv,md,png}`.
+the hand-written set; cached in `paths.eval_cache`). When `--max-train-seconds` ends training between two
+snapshots, the stage's output (its last step, with its call gate) is evaluated as one more point. Writes
+`<project.workdir>/reports/learning_curve.{csv,md,png}`.
 
 Minutes: the training seconds recorded at each snapshot (a measurement only when nothing else ran beside the
 training), or steps x `--seconds-per-step` when given.
@@ -44,13 +47,34 @@ def snapshot_callback(steps: list[int], out: Path) -> Any:
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.time()
 
-        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
+                        processing_class: Any = None, **kwargs: Any) -> None:
             if state.global_step in steps:
                 folder = out / f"step-{state.global_step}"
                 model.save_pretrained(folder, safe_serialization=True)
+                if processing_class is not None and not (folder / "adapter_config.json").is_file():
+                    processing_class.save_pretrained(folder)  # full weights: evaluable as they are
                 (folder / "seconds.json").write_text(json.dumps({"seconds": time.time() - self.started}))
 
     return Snapshots()
+
+
+def time_limit_callback(seconds: float) -> Any:
+    """A `TrainerCallback` that ends training once `seconds` of it have passed (a lent machine's budget): the
+    snapshots taken so far are evaluated, the later steps are not."""
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.time()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if time.time() - self.started > seconds:
+                print(f"learning_curve: {seconds:.0f} s of training reached at step {state.global_step}: stopping",
+                      flush=True)
+                control.should_training_stop = True
+
+    return TimeLimit()
 
 
 def merged(params: Params, snapshot: Path) -> Path:
@@ -83,10 +107,13 @@ def evaluate_points(params: Params, points: list[tuple[int, Path]]) -> list[dict
                "exact_high": test["exact_high"], "unparsable": test["unparsable"], "handwritten_exact": hw.get("exact", float("nan"))}
         row |= {f"{p}_exact": test.get(f"{p}_exact", float("nan")) for p in PATTERNS}
         rows.append(row)
-    return rows
+        print(f"learning_curve: step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "step"),
+              flush=True)  # a row as soon as it is known: a run cut short keeps what it measured
+    return sorted(rows, key=lambda r: r["step"])
 
 
-def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float | None) -> None:
+def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float | None,
+          machine: str = "this 2-core CPU") -> None:
     """`learning_curve.csv`, `.md` (a table with minutes) and `.png` (exact per pattern against minutes)."""
     import matplotlib
 
@@ -114,7 +141,7 @@ def write(rows: list[dict[str, Any]], reports: Path, seconds_per_step: float | N
     for col in cols[:-1]:
         ax.plot(x, [100 * r[col] for r in rows], marker="o", lw=2.5 if col == "exact" else 1.2,
                 label=col.removesuffix("_exact") if col != "exact" else "all (test)")
-    ax.set_xlabel("SFT training minutes on this 2-core CPU" + (f" ({seconds_per_step:.1f} s/step)" if seconds_per_step
+    ax.set_xlabel(f"SFT training minutes on {machine}" + (f" ({seconds_per_step:.1f} s/step)" if seconds_per_step
                                                                   else ""))
     ax.set_ylabel("held-out exact (%)")
     ax.set_ylim(0, 100)
@@ -133,20 +160,33 @@ def main() -> None:
     ap.add_argument("--steps", default="66,132,198,264", help="comma-separated SFT steps to snapshot and evaluate")
     ap.add_argument("--seconds-per-step", type=float, default=None,
                     help="minutes = steps x this (default: the training seconds recorded at each snapshot)")
+    ap.add_argument("--machine", default="this 2-core CPU", help="where the training ran, for the plot's axis")
     ap.add_argument("--skip-train", action="store_true", help="evaluate the snapshots already in the workdir")
+    ap.add_argument("--max-train-seconds", type=float, default=None,
+                    help="stop training after this long (the snapshots reached so far are evaluated)")
+    ap.add_argument("--largest-first", action="store_true",
+                    help="evaluate the largest step first (a run cut short has the most telling points)")
     ap.add_argument("--no-base", action="store_true", help="leave out step 0 (the base model's evaluation)")
     ap.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a params value (as `tooltune stage -S`), e.g. 'sft.pattern_weights={chain: 2}'")
     args = ap.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))
     params = load_params(args.workdir / "params.yaml", args.profile, [*args.set_param, f"sft.max_steps={steps[-1]}"])
-    snapshots = args.workdir / "learning_curve"
+    snapshots = Path(params.project.workdir) / "learning_curve"
     if not args.skip_train:
-        result = sft.run(params, [snapshot_callback(steps, snapshots)])
+        limit = [] if args.max_train_seconds is None else [time_limit_callback(args.max_train_seconds)]
+        result = sft.run(params, [snapshot_callback(steps, snapshots), *limit])
         print(f"sft: {result.metrics}")
     points = ([] if args.no_base else [(0, params.path("base"))]) + [(s, merged(params, snapshots / f"step-{s}")) for s in steps
                                            if (snapshots / f"step-{s}").is_dir()]
-    write(evaluate_points(params, points), params.path("reports"), args.seconds_per_step)
+    output = params.path("sft_model")
+    if not args.skip_train and (last := json.loads((output / "tooltune.json").read_text())["steps"]) not in steps:
+        # the time limit stopped training between snapshots: the stage's output (with its call gate) is a point too
+        (output / "seconds.json").write_text(json.dumps({"seconds": result.metrics["train_seconds"]}))
+        points.append((last, output))
+    if args.largest_first:
+        points.sort(key=lambda p: -p[0])
+    write(evaluate_points(params, points), params.path("reports"), args.seconds_per_step, args.machine)
 
 
 if __name__ == "__main__":
