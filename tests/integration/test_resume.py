@@ -73,7 +73,7 @@ def workdir(tmp_path_factory, migrated_db) -> Path:
     tmp = tmp_path_factory.mktemp("resume")
     shutil.copy(migrated_db, tmp / "mlflow.db")
     write_params(tmp, "quick", ingest={"n_episodes": 400}, sft={"max_steps": 12, "batch_size": 4, "save_steps": 2},
-                 reward_model={"max_steps": 10, "batch_size": 4, "save_steps": 2, "learning_rate": 1.0e-3},
+                 reward_model={"max_steps": 10, "batch_size": 4, "save_steps": 2, "learning_rate": 5.0e-4},
                  rl={"max_steps": 3, "save_steps": 1, "learning_rate": 1.0e-3})
     p = load_params(tmp / "params.yaml", profile="")
     for stage in (base, ingest, build):
