@@ -194,8 +194,9 @@ class Engine:
                 batch = None
 
     def _text(self, ids: list[int]) -> str:
-        pad = self.tok.pad_token_id
-        return self.tok.decode([i for i in ids if i != pad], skip_special_tokens=False)
+        """A turn's text: every token the model wrote, the padding token too when it wrote one (a row's `out` holds
+        no padding of the batch's)."""
+        return self.tok.decode(ids, skip_special_tokens=False)
 
     def _rebuild(self, batch: _Batch | None, later: deque, fresh: deque) -> _Batch | None:
         """The next running batch: the rows of `batch` still decoding, and waiting requests (later turns first: their
