@@ -97,9 +97,9 @@ def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: fl
     """`n` episodes of the built-in `domain` with the given pattern shares (shuffled), a `heldout_fraction` share
     of them held out; irrelevance episodes of each kind at its share of `kinds` (`ingest.irrelevance_kinds`).
 
-    The patterns are shuffled with `seed`; then each chunk of `CHUNK` episodes draws from its own random stream
-    (seeded with `seed` and the chunk's start), so chunks can be drawn in any order or process
-    (`generate_lines`) and give the same episodes.
+    The patterns are shuffled with `seed`; then each chunk of `CHUNK` episodes draws its held-out flags from its
+    own random stream (seeded with `seed` and the chunk's start) and each episode from one of its own (`streams`),
+    so chunks can be drawn in any order or process (`generate_lines`) and give the same episodes.
 
     For a domain whose `Builders.unique` is set, an episode that calls tools is drawn again while its request
     (`request_key`) repeats an earlier episode's, so no request can land in two splits: within a chunk as it is
@@ -165,14 +165,23 @@ def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop
            seed: int, kinds: Kinds = None) -> list[Episode]:
     """Episodes `start` to `stop` (or the last) from the chunk's own random stream (requests unique within it
     when the domain asks for unique requests)."""
-    rng = random.Random(f"{seed}/{start}")
     unique = builders(domain).unique
     seen: set[str] = set()
     episodes = []
-    for i in range(start, min(stop, len(patterns))):
-        draw = partial(make_episode, domain, patterns[i], rng, rng.random() < heldout_fraction, i, tools, kinds)
+    for i, held, rng in streams(seed, start, min(stop, len(patterns)), heldout_fraction):
+        draw = partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds)
         episodes.append(new_request(draw, seen) if unique else draw())
     return episodes
+
+
+def streams(seed: int, start: int, stop: int, heldout_fraction: float) -> Iterator[tuple[int, bool, random.Random]]:
+    """(index, held out, random stream) of episodes `start` to `stop`: the held-out draws come from the chunk's
+    stream, each episode's content from a stream of its own index. So a held-out episode does not depend on what the
+    training episodes before it drew: a change to a training-side pool (a new date format) leaves the test split as
+    it was, and two models trained on the two datasets compare on the same test episodes."""
+    chunk = random.Random(f"{seed}/{start}")
+    for i in range(start, stop):
+        yield i, chunk.random() < heldout_fraction, random.Random(f"{seed}/{start}/{i}")
 
 
 def _chunk_fields(job: tuple) -> list[tuple]:

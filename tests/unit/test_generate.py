@@ -39,6 +39,30 @@ def test_same_seed_same_episodes_other_seed_others():
     assert sum(a.messages[0].content == b.messages[0].content for a, b in zip(first, other)) < 10
 
 
+@pytest.mark.parametrize("domain", ["travel", "general"])
+def test_a_training_side_change_leaves_the_test_split_as_it_was(monkeypatch, domain):
+    """A new training-only date format changes training episodes, not the held-out ones: models trained before and
+    after the change compare on the same test episodes."""
+    if domain == "general":
+        from components.config import load_params
+        from components.domains import general
+        from components.domains.general import draw as general_draw
+        from tests.conftest import REPO
+
+        settings = general.settings_of(load_params(REPO / "params.yaml", profile="general").general)
+        draw = lambda: general_draw.generate(settings, 300, {"single": 0.5, "parallel": 0.5}, 0.3, seed=5)  # noqa: E731
+    else:
+        draw = lambda: generation.generate("travel", 300, ALL, 0.3, seed=5)  # noqa: E731
+    before = draw()
+    train_dates, held_dates = phrasing.DATES
+    monkeypatch.setattr(phrasing, "DATES", (["day_mon"] * 3 + train_dates, held_dates))
+    after = draw()
+    test = [e for e in before if e.split == "test"]
+    assert len(test) > 40 and test == [e for e in after if e.split == "test"]
+    changed = [(a, b) for a, b in zip(before, after) if a.split != "test" and a != b]
+    assert len(changed) > 40 and [a.split for a, _ in changed] == [b.split for _, b in changed]
+
+
 def test_domain_registry_binds_the_shared_generator():
     from components import domains
 

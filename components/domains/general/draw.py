@@ -24,7 +24,7 @@ from components.data.fileio import gc_paused
 from components.domains.general import episodes, requests
 from components.domains.general.episodes import Settings
 from components.domains.generation import (CHUNK, CHUNKS_PER_WORKER, Generated, as_child, in_children, new_request,
-                                          pattern_list)
+                                          pattern_list, streams)
 from components.domains.phrasing import Voice
 
 
@@ -88,10 +88,9 @@ def _key(episode: Episode) -> str | None:
 
 def _chunk(s: Settings, patterns: list[str], start: int, stop: int, heldout_fraction: float, seed: int,
            kinds: Mapping[str, float] | None) -> list[Episode]:
-    rng = random.Random(f"{seed}/{start}")
     seen: set[str] = set()
-    return [new_request(partial(episodes.draw, s, patterns[i], rng, rng.random() < heldout_fraction, i, _kinds(kinds)),
-                        seen) for i in range(start, min(stop, len(patterns)))]
+    return [new_request(partial(episodes.draw, s, patterns[i], rng, held, i, _kinds(kinds)), seen)
+            for i, held, rng in streams(seed, start, min(stop, len(patterns)), heldout_fraction)]
 
 
 def _redrawn(s: Settings, patterns: list[str], seed: int, drawn: list[tuple[str | None, bool]],
