@@ -62,10 +62,15 @@ DATE_FORMATS: dict[str, Callable[[dt.date], str]] = {
     "mon_day": lambda d: f"{d:%b} {d.day}",  # Jun 3
     "month_day": lambda d: f"{d:%B} {d.day}",  # June 3
     "weekday_month_day": lambda d: f"{d:%A}, {d:%B} {d.day}",  # Wednesday, June 3
+    "ordinal_month": lambda d: f"{_ordinal(d.day)} {d:%B}",  # 3rd June
+    "day_mon": lambda d: f"{d.day} {d:%b}",  # 3 Jun
+    "wkd_mon_day": lambda d: f"{d:%a}, {d:%b} {d.day}",  # Wed, Jun 3
+    "weekday_day_month": lambda d: f"{d:%A} {d.day} {d:%B}",  # Wednesday 3 June
     "nth_of_month": lambda d: f"the {_ordinal(d.day)} of {d:%B}",  # the 3rd of June (held-out only)
     "wkd_day_mon": lambda d: f"{d:%a} {d.day} {d:%b}",  # Wed 3 Jun (held-out only)
 }
-DATES: Pool = (["iso", "iso", "month_ordinal", "day_month", "mon_day", "month_day", "weekday_month_day"],
+DATES: Pool = (["iso", "iso", "month_ordinal", "day_month", "mon_day", "month_day", "weekday_month_day", "ordinal_month",
+                "day_mon", "wkd_mon_day", "weekday_day_month"],
                ["iso", "nth_of_month", "wkd_day_mon"])
 AMOUNT_FORMATS: dict[str, Callable[[float], str]] = {
     "plain": lambda a: f"{a:g}", "comma": lambda a: f"{a:,.0f}" if a == int(a) else f"{a:,}",
