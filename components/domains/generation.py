@@ -163,8 +163,8 @@ def pattern_list(n: int, shares: dict[str, float], seed: int) -> list[str]:
 
 def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop: int, heldout_fraction: float,
            seed: int, kinds: Kinds = None) -> list[Episode]:
-    """Episodes `start` to `stop` (or the last) from the chunk's own random stream (requests unique within it
-    when the domain asks for unique requests)."""
+    """Episodes `start` to `stop` (or the last), each from its own random stream (`streams`); requests unique
+    within the chunk when the domain asks for unique requests."""
     unique = builders(domain).unique
     seen: set[str] = set()
     episodes = []

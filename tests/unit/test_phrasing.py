@@ -86,9 +86,11 @@ def test_dates_are_2026_and_never_ambiguous_numbers(drawn):
         assert re.search(r"2026-\d\d-\d\d", train) and re.search(r"\b[a-z]+ \d{1,2}(st|nd|rd|th)\b", train)
         assert re.search(r"\b\d{1,2} (january|february|march|april|may|june|july|august|september|october)", train)
         # the held-out formats' parts in other orders: "3rd June", "3 Jun", "Wed, Jun 3", "Wednesday 3 June"
-        assert re.search(r"\b\d{1,2}(st|nd|rd|th) [a-z]{4,}", train) and re.search(r"\b\d{1,2} [a-z]{3}\b", train)
-        assert re.search(r"\b(mon|tue|wed|thu|fri|sat|sun), [a-z]{3} \d{1,2}\b", train)
-        assert re.search(r"\b(mon|tues|wednes|thurs|fri|satur|sun)day \d{1,2} [a-z]+", train)
+        months, mons = "(january|february|march|april|may|june|july|august|september|october|november|december)", \
+            "(jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)"  # not may: "3 May" is an older format too
+        assert re.search(rf"\b\d{{1,2}}(st|nd|rd|th) {months}", train) and re.search(rf"\b\d{{1,2}} {mons}\b", train)
+        assert re.search(rf"\b(mon|tue|wed|thu|fri|sat|sun), {mons} \d{{1,2}}\b", train)
+        assert re.search(rf"\b(mon|tues|wednes|thurs|fri|satur|sun)day \d{{1,2}} {months}", train)
 
 
 def test_near_misses_and_missing_arguments_expect_no_call(drawn):
