@@ -70,19 +70,22 @@ def test_rollout_func_returns_prompt_completion_env_mask_and_the_sampled_logprob
         assert prompt == tok(render.prompt(tok, row["prompt"], tools), add_special_tokens=False)["input_ids"]
         assert len(completion) == len(mask) == len(out["logprobs"][i]) and mask[0] == 1
         runs = [r for r in _runs(mask) if r[0] == 1]
-        turns = [m for m in out["messages"][i] if m["role"] == "assistant"]
-        assert len(runs) == len(turns)
-        for k, (_, start, end) in enumerate(runs):
+        messages = out["messages"][i]
+        turns = [j for j, m in enumerate(messages) if m["role"] == "assistant"]
+        # the conversation before each model turn, rendered: where that turn's tokens start
+        starts = {j: tok(render.prompt(tok, row["prompt"] + messages[:j], tools), add_special_tokens=False)["input_ids"]
+                  for j in turns}
+        found = [next((j for j in turns if starts[j] == prompt + completion[:start]), None) for _, start, _ in runs]
+        assert None not in found and found == sorted(set(found)) and found[0] == turns[0], (found, turns)
+        # a turn the template rendered differently from its first token on became context as a whole
+        # (engine/rerendered_tokens); every other turn is one run of mask 1
+        assert len(found) == len(turns) or sum(trainer._metrics["train"]["engine/rerendered_tokens"]) > 0
+        for j, (_, start, end) in zip(found, runs):
             ids = completion[start:end]
             # a turn ends at end-of-turn or at the cap; or the template rendered its tail differently in the next
             # prompt, which then holds the tail as context (counted in engine/rerendered_tokens)
-            assert ids[-1] == tok.eos_token_id or len(ids) == plain.rl.max_completion_length or k < len(turns) - 1
-            if k == 0:
-                continue
-            later_turns += 1
-            before = out["messages"][i][:out["messages"][i].index(turns[k])]
-            rendered = render.prompt(tok, row["prompt"] + before, tools)
-            assert prompt + completion[:start] == tok(rendered, add_special_tokens=False)["input_ids"]
+            assert ids[-1] == tok.eos_token_id or len(ids) == plain.rl.max_completion_length or j < turns[-1]
+            later_turns += j != turns[0]
         whole = torch.tensor([prompt + completion])
         with torch.no_grad():
             logits = policy(whole).logits[0, len(prompt) - 1:-1].float() / plain.rl.temperature
