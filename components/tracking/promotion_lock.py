@@ -122,6 +122,10 @@ def _try_create(client: MlflowClient, name: str, token: str) -> bool:
                                        description="tooltune promotion lock: held while a version is promoted")
         return True
     except MlflowException as err:
+        if err.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            # MLflow's store, its insert refused by the lease, looks the lease up to word its error, and the holder
+            # released it in between: not ours, the next try may get it
+            return False
         if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
     return _lease_tags(client, name).get("owner") == token

@@ -185,6 +185,31 @@ def test_unreachable_server_fails_fast_with_one_line(params_factory, tmp_path):
     assert elapsed < 30, elapsed
 
 
+def test_a_lease_released_while_the_store_words_its_conflict_is_taken_on_the_next_try(migrated_db, tmp_path,
+                                                                                       monkeypatch):
+    """The race a CI run hit with 5 promoters on a server: MLflow's store, its insert refused because the lease
+    exists, looks the lease up to word the error; the holder deletes it in between, and the create fails with
+    RESOURCE_DOES_NOT_EXIST. The waiter must try again, not fail its promotion."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, lease = MlflowClient(uri, uri), "agent" + LEASE_SUFFIX
+    client.create_registered_model(lease, tags={"owner": "holder", "acquired": f"{time.time():.3f}"})
+    looked_up, released = SqlAlchemyStore.get_registered_model, []
+
+    def released_meanwhile(self, name):
+        if name == lease and not released:  # the first look-up: the one that words the create's conflict
+            released.append(name)
+            client.delete_registered_model(lease)  # the holder lets go right now
+        return looked_up(self, name)
+
+    monkeypatch.setattr(SqlAlchemyStore, "get_registered_model", released_meanwhile)
+    with promotion_lock.registry_lease(client, "agent", 30):
+        assert released and client.get_registered_model(lease).tags["owner"] != "holder"
+    assert client.search_registered_models(f"name = '{lease}'") == []
+
+
 def test_locks_time_out_on_a_live_holder_and_a_lease_is_broken_when_stale(migrated_db, tmp_path):
     shutil.copy(migrated_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
