@@ -76,11 +76,15 @@ def test_a_calling_gate_starts_the_turn_with_the_tag_under_constraints_too(model
 
 def test_fit_separates_generated_requests_and_round_trips(model, tok, tmp_path):  # noqa: F811
     episodes = generation.generate("travel", 60, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=0)
-    fitted, metrics = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0)
+    # 20 requests in the random model's 32 dimensions can always be told apart: with a weak penalty the probe must
+    # fit them all (at the default l2 = 1.0, fit for 600+ real examples, it may give up a few of 20). Its
+    # out-of-fold AUC on a random model is chance, so only its range is checked.
+    fitted, metrics = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0, l2=1e-3)
     assert metrics["call_gate_examples"] == 20 and metrics["call_gate_no_call_examples"] == 10
     assert metrics["call_gate_train_call"] == metrics["call_gate_train_no_call"] == 1.0
-    assert 0.5 < metrics["call_gate_cv_auc"] <= 1.0 and metrics["call_gate_threshold_shift"] == 0.0
-    strict, moved = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0, no_call_recall=0.99)
+    assert 0.0 <= metrics["call_gate_cv_auc"] <= 1.0 and metrics["call_gate_threshold_shift"] == 0.0
+    strict, moved = gate.fit(model, tok, episodes, "You are a travel assistant.", n=20, seed=0, l2=1e-3,
+                             no_call_recall=0.99)
     assert moved["call_gate_threshold_shift"] >= 0.0 and moved["call_gate_cv_no_call"] >= metrics["call_gate_cv_no_call"]
     assert strict.bias == pytest.approx(fitted.bias - moved["call_gate_threshold_shift"])
     assert moved["call_gate_cv_call"] <= metrics["call_gate_cv_call"]  # refusing more costs calls, never adds them

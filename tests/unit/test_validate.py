@@ -368,11 +368,14 @@ def test_crashing_expectation_is_a_bug_not_bad_data(params):
 def test_arguments_as_a_string_fail_arguments_json(params, rows, arguments):
     i, call = _first(rows, "get_weather")
     call["arguments"] = arguments
+    m, k = next((m, k) for m, msg in enumerate(rows[i]["messages"]) for k, tc in enumerate(msg.get("tool_calls", []))
+                if tc["function"] is call)
     path = _write(params, rows)
     err = _fail(params)
     failure = _rules(err)["arguments_json"]
     assert list(_rules(err)) == ["arguments_json"] and failure.records == (f"{path}:{i + 1} (id {rows[i]['id']})",)
-    assert failure.detail.startswith("messages.1.tool_calls.0.function.arguments: Input should be a valid dictionary")
+    assert failure.detail.startswith(f"messages.{m}.tool_calls.{k}.function.arguments: Input should be a valid "
+                                     "dictionary")
 
 
 def _chain(rows: list[dict]) -> dict:
