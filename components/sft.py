@@ -28,8 +28,8 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg = params.sft
-    seen = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), seen, params.project.seed,
+    drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
+    rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), drawn, params.project.seed,
                                 cfg.pattern_weights)
     loaded = training.load_for_training(params, params.path("base"), cfg.lora.enabled)
     tok = loaded[1]
