@@ -33,6 +33,7 @@ MAX_DRAWS = 50  # draws of one episode before `unique` generation gives up
 CHUNK = 2000  # episodes per generation chunk; each chunk has its own random stream (see `generate`)
 Kinds = Mapping[str, float] | None  # irrelevance kind -> share (`ingest.irrelevance_kinds`); None: the default
 CHUNKS_PER_WORKER = 4  # a generating process at most per this many chunks: starting one costs about a chunk's time
+Drawer = Callable[[int, random.Random, bool], Episode]  # (index, random stream, held out) -> that episode
 
 
 def builders(domain: str) -> tasks.Builders:
@@ -54,7 +55,7 @@ def make_episode(domain: str, pattern: str, rng: random.Random, held: bool, idx:
     """One synthetic episode of `pattern`, its gold trajectory executed in the domain's simulator (`kinds`: the
     irrelevance kinds' shares, `ingest.irrelevance_kinds`)."""
     b = builders(domain)
-    c = tasks.Ctx(rng, held, b.slots(rng, held), b.env(), Voice.draw(rng, held, b.contexts), _kinds(kinds))
+    c = tasks.Ctx(rng, held, b.slots(rng, held), b.env(), Voice.draw(rng, held, b.contexts), kind_shares(kinds))
     return tasks.write(b.spec, c.env, tasks.build(b, pattern, c), held, idx, tools)
 
 
@@ -80,7 +81,7 @@ def request_key(episode: Episode) -> str | None:
     return user_text(episode) if episode.expected.steps else None
 
 
-def _kinds(kinds: Kinds) -> dict[str, float]:
+def kind_shares(kinds: Kinds) -> dict[str, float]:
     """The irrelevance kinds' shares: params' `ingest.irrelevance_kinds`, or for a caller without params (tests,
     benches) `tasks.DEFAULT_IRRELEVANCE_KINDS`."""
     return dict(tasks.DEFAULT_IRRELEVANCE_KINDS if kinds is None else kinds)
@@ -112,8 +113,8 @@ def generate(domain: str, n: int, shares: dict[str, float], heldout_fraction: fl
         episodes = [e for c in range(0, n, CHUNK) for e in _chunk(domain, tools, patterns, c, c + CHUNK,
                                                                     heldout_fraction, seed, kinds)]
         if unique:
-            for i, episode in _redrawn(domain, tools, patterns, seed, [(request_key(e), e.split == "test")
-                                                                       for e in episodes], kinds):
+            for i, episode in redrawn(_drawer(domain, tools, patterns, kinds), seed,
+                                      [(request_key(e), e.split == "test") for e in episodes]):
                 episodes[i] = episode
     return episodes
 
@@ -133,7 +134,7 @@ def generate_lines(domain: str, n: int, shares: dict[str, float], heldout_fracti
     drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
     if builders(domain).unique:
         tools = [Tool.model_validate(t) for t in _catalog(domain)]
-        for i, episode in _redrawn(domain, tools, patterns, seed, [(g.key, g.held) for g in drawn], kinds):
+        for i, episode in redrawn(_drawer(domain, tools, patterns, kinds), seed, [(g.key, g.held) for g in drawn]):
             drawn[i] = Generated.of(episode)
     return drawn
 
@@ -166,12 +167,18 @@ def _chunk(domain: str, tools: list[Tool], patterns: list[str], start: int, stop
     """Episodes `start` to `stop` (or the last), each from its own random stream (`streams`); requests unique
     within the chunk when the domain asks for unique requests."""
     unique = builders(domain).unique
+    make = _drawer(domain, tools, patterns, kinds)
     seen: set[str] = set()
     episodes = []
     for i, held, rng in streams(seed, start, min(stop, len(patterns)), heldout_fraction):
-        draw = partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds)
+        draw = partial(make, i, rng, held)
         episodes.append(new_request(draw, seen) if unique else draw())
     return episodes
+
+
+def _drawer(domain: str, tools: list[Tool], patterns: list[str], kinds: Kinds) -> Drawer:
+    """Episode `i` of `domain` from a random stream, on the held-out side or not (`Drawer`)."""
+    return lambda i, rng, held: make_episode(domain, patterns[i], rng, held, i, tools, kinds)
 
 
 def streams(seed: int, start: int, stop: int, heldout_fraction: float) -> Iterator[tuple[int, bool, random.Random]]:
@@ -193,15 +200,13 @@ def _chunk_fields(job: tuple) -> list[tuple]:
         return [astuple(Generated.of(e)) for e in _chunk(domain, tools, patterns, *chunk)]
 
 
-def _redrawn(domain: str, tools: list[Tool], patterns: list[str], seed: int,
-             drawn: list[tuple[str | None, bool]], kinds: Kinds = None) -> Iterator[tuple[int, Episode]]:
+def redrawn(draw: Drawer, seed: int, drawn: list[tuple[str | None, bool]]) -> Iterator[tuple[int, Episode]]:
     """(index, new episode) for each episode, given as (request key, held out), whose request an earlier chunk
-    made already: drawn again, split kept, from a stream of its own index until its request is new."""
+    made already: drawn again by `draw`, split kept, from a stream of its own index until its request is new."""
     seen: set[str] = set()
     for i, (key, held) in enumerate(drawn):
         if key is not None and key in seen:
-            rng = random.Random(f"{seed}/again/{i}")
-            yield i, new_request(partial(make_episode, domain, patterns[i], rng, held, i, tools, kinds), seen)
+            yield i, new_request(partial(draw, i, random.Random(f"{seed}/again/{i}"), held), seen)
         elif key is not None:
             seen.add(key)
 

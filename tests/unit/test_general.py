@@ -13,7 +13,7 @@ import pytest
 
 from components import toolcalls
 from components.config import ConfigError, load_params
-from components.domains import general, no_call
+from components.domains import general, generation, no_call
 from components.domains.general import apis, draw, episodes
 from components.domains.general.apis import CONCEPTS, OPS
 from components.domains.general.concepts import pool
@@ -188,7 +188,7 @@ def test_held_out_wording_is_only_in_the_test_split(split):
 
 
 def test_requests_are_unique_so_no_request_straddles_splits(drawn):
-    keys = [k for e in drawn if (k := draw._key(e)) is not None]
+    keys = [k for e in drawn if (k := generation.request_key(e)) is not None]
     assert len(keys) == len(set(keys))
 
 

@@ -23,8 +23,8 @@ from components.data.episode import Episode
 from components.data.fileio import gc_paused
 from components.domains.general import episodes, requests
 from components.domains.general.episodes import Settings
-from components.domains.generation import (CHUNK, CHUNKS_PER_WORKER, Generated, as_child, in_children, new_request,
-                                          pattern_list, streams)
+from components.domains.generation import (CHUNK, CHUNKS_PER_WORKER, Drawer, Generated, as_child, in_children,
+                                          kind_shares, new_request, pattern_list, redrawn, request_key, streams)
 from components.domains.phrasing import Voice
 
 
@@ -60,7 +60,8 @@ def generate(s: Settings, n: int, shares: dict[str, float], heldout_fraction: fl
     with gc_paused():
         drawn = [e for c in range(0, n, chunk)
                  for e in _chunk(s, patterns, c, c + chunk, heldout_fraction, seed, kinds)]
-        for i, episode in _redrawn(s, patterns, seed, [(_key(e), e.split == "test") for e in drawn], kinds):
+        for i, episode in redrawn(_drawer(s, patterns, kinds), seed,
+                                  [(request_key(e), e.split == "test") for e in drawn]):
             drawn[i] = episode
     return drawn
 
@@ -77,33 +78,22 @@ def generate_lines(s: Settings, n: int, shares: dict[str, float], heldout_fracti
     jobs = [(s, patterns, c, c + chunk, heldout_fraction, seed, kinds) for c in starts]
     parts = in_children([jobs[w::workers] for w in range(workers)], __name__)
     drawn = [Generated(*g) for c in range(len(jobs)) for g in parts[c % workers][c // workers]]
-    for i, episode in _redrawn(s, patterns, seed, [(g.key, g.held) for g in drawn], kinds):
+    for i, episode in redrawn(_drawer(s, patterns, kinds), seed, [(g.key, g.held) for g in drawn]):
         drawn[i] = Generated.of(episode)
     return drawn
 
 
-def _key(episode: Episode) -> str | None:
-    return Generated.of(episode).key
-
-
 def _chunk(s: Settings, patterns: list[str], start: int, stop: int, heldout_fraction: float, seed: int,
            kinds: Mapping[str, float] | None) -> list[Episode]:
+    draw = _drawer(s, patterns, kinds)
     seen: set[str] = set()
-    return [new_request(partial(episodes.draw, s, patterns[i], rng, held, i, _kinds(kinds)), seen)
+    return [new_request(partial(draw, i, rng, held), seen)
             for i, held, rng in streams(seed, start, min(stop, len(patterns)), heldout_fraction)]
 
 
-def _redrawn(s: Settings, patterns: list[str], seed: int, drawn: list[tuple[str | None, bool]],
-             kinds: Mapping[str, float] | None):
-    """(index, new episode) for each episode, given as (request key, held out), whose request an earlier chunk
-    made already: drawn again, split kept, from a stream of its own index."""
-    seen: set[str] = set()
-    for i, (key, held) in enumerate(drawn):
-        if key is not None and key in seen:
-            rng = random.Random(f"{seed}/again/{i}")
-            yield i, new_request(partial(episodes.draw, s, patterns[i], rng, held, i, _kinds(kinds)), seen)
-        elif key is not None:
-            seen.add(key)
+def _drawer(s: Settings, patterns: list[str], kinds: Mapping[str, float] | None) -> Drawer:
+    shares = kind_shares(kinds)
+    return lambda i, rng, held: episodes.draw(s, patterns[i], rng, held, i, shares)
 
 
 def phrasing_counts(s: Settings, n: int = 300, seed: int = 0) -> dict[str, int]:
