@@ -7,12 +7,12 @@ DIR holds the params.yaml read (the repo root with `-S project.workdir=runs/NAME
 project's workdir must have run `base`..`build` (it holds `paths.base` and `paths.splits`). The `sft` stage runs
 there once for the largest step count (`sft.max_steps` overridden) and a callback keeps the adapter (or the weights
 and tokenizer, without LoRA) at every listed step under `<project.workdir>/learning_curve/step-N/`. The SFT learning
-rate is constant after warm-up (`constant_with_warmup`), so the model at step N of the long run is a model
-trained N steps, as a run with `sft.max_steps: N` would be (its rows are another random draw of the same split).
-Each snapshot, and the base model as step 0, is then evaluated like the `evaluate` stage does (test split, and
-the hand-written set; cached in `paths.eval_cache`). When `--max-train-seconds` ends training between two
-snapshots, the stage's output (its last step, with its call gate) is evaluated as one more point. Writes
-`<project.workdir>/reports/learning_curve.{csv,md,png}`.
+rate is kept constant after warm-up (`sft.lr_schedule: constant`, whatever params say), so the model at step N of the
+long run is a model trained N steps, as a constant-rate run with `sft.max_steps: N` would be (its rows are another
+random draw of the same split). Each snapshot, and the base model as step 0, is then evaluated like the `evaluate`
+stage does (test split, and the hand-written set; cached in `paths.eval_cache`). When `--max-train-seconds` ends
+training between two snapshots, the stage's output (its last step, with its call gate) is evaluated as one more
+point. Writes `<project.workdir>/reports/learning_curve.{csv,md,png}`.
 
 Minutes: the training seconds recorded at each snapshot (a measurement only when nothing else ran beside the
 training), or steps x `--seconds-per-step` when given.
@@ -171,7 +171,8 @@ def main() -> None:
                     help="override a params value (as `tooltune stage -S`), e.g. 'sft.pattern_weights={chain: 2}'")
     args = ap.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))
-    params = load_params(args.workdir / "params.yaml", args.profile, [*args.set_param, f"sft.max_steps={steps[-1]}"])
+    params = load_params(args.workdir / "params.yaml", args.profile,
+                         [*args.set_param, f"sft.max_steps={steps[-1]}", "sft.lr_schedule=constant"])  # N-step models
     snapshots = Path(params.project.workdir) / "learning_curve"
     if not args.skip_train:
         limit = [] if args.max_train_seconds is None else [time_limit_callback(args.max_train_seconds)]

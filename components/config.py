@@ -247,6 +247,10 @@ class Sft(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        default="constant", description="the learning rate after warm-up: constant (then the model at step N of a "
+                                        "run is an N-step model, as bench/learning_curve.py needs), or decaying to "
+                                        "0 at max_steps")
     save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     max_length: int = Field(gt=0)
     padding_free: bool

@@ -23,6 +23,7 @@ from components.data.fileio import read_jsonl
 from components.result import StageResult
 from components.toolcalls import render
 
+SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}  # sft.lr_schedule -> HF's
 
 def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
@@ -74,7 +75,8 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
     args = SFTConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=SCHEDULES[cfg.lr_schedule],
+        warmup_steps=cfg.warmup_steps,
         max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, stage, cfg.save_steps),

@@ -296,3 +296,24 @@ def test_decision_weight_multiplies_the_loss_of_each_assistant_turns_first_token
     plain.label_smoother = LabelSmoother(epsilon=0.1)  # a loss from plain logits would ignore the weight: refused
     with pytest.raises(ConfigError, match="sft.decision_weight 5.0: TRL computed this loss from plain logits"):
         plain.compute_loss(plain.model, dict(plain_batch))
+
+
+def test_lr_schedule_constant_holds_the_rate_and_cosine_decays_it_to_zero(params):
+    """`sft.lr_schedule`: constant keeps the peak after warm-up (bench/learning_curve.py's N-step snapshots need it);
+    cosine and linear fall every step after warm-up, to 0 at max_steps."""
+    rows = read_jsonl(params.path("splits") / "sft.jsonl")[:8]
+    peak, steps, warmup = 1e-3, 6, 1
+    rates = {}
+    for schedule in ("constant", "cosine", "linear"):
+        cfg = params.sft.model_copy(update={"lr_schedule": schedule, "max_steps": steps, "warmup_steps": warmup,
+                                            "learning_rate": peak, "batch_size": 2, "save_steps": 0})
+        model, tok = models.load(params.path("base"))
+        trainer, _, _ = sft.fit(params, cfg, rows, (model, tok), "sft", [params.path("base")])
+        rates[schedule] = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+        rates[schedule].append(trainer.lr_scheduler.get_last_lr()[0])  # the rate after the last step
+        assert len(rates[schedule]) == steps + 1, schedule
+    assert rates["constant"][warmup:] == pytest.approx([peak] * (steps + 1 - warmup))
+    for schedule in ("cosine", "linear"):
+        after = rates[schedule][warmup:]
+        assert after[0] == pytest.approx(peak) and all(b < a for a, b in zip(after, after[1:])), schedule
+        assert after[-1] == pytest.approx(0.0, abs=1e-12), schedule
