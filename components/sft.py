@@ -25,6 +25,7 @@ from components.toolcalls import render
 
 SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}  # sft.lr_schedule -> HF's
 
+
 def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
