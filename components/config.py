@@ -312,6 +312,9 @@ class Rl(_Frozen):
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
     learning_rate: float = Field(gt=0)
+    num_iterations: int = Field(default=1, gt=0, description=(
+        "updates per batch of rollouts (TRL's mu); at 1 the policy has not moved when the loss is taken, so the "
+        "importance ratio is 1: GSPO's gradient is GRPO's and no clipping (DAPO's clip-higher included) binds"))
     max_completion_length: int = Field(gt=0)
     max_tool_calling_iterations: int = Field(ge=0)
     rollout: Literal["trl", "engine"] = Field(

@@ -152,7 +152,7 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
     chosen = reward_functions(params, domain, tok)
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        num_generations=cfg.num_generations, learning_rate=cfg.learning_rate,
+        num_generations=cfg.num_generations, learning_rate=cfg.learning_rate, num_iterations=cfg.num_iterations,
         max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=[w for _, _, w in chosen], logging_steps=1,
         report_to="none", seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
