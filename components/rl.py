@@ -87,9 +87,10 @@ def resume_inputs(params: Params) -> list[Path]:
 
 
 def prompts_needed(params: Params) -> int:
-    """Distinct prompts a GRPO run draws: each step takes batch_size / num_generations per process."""
+    """Distinct prompts a GRPO run draws: each batch of rollouts takes batch_size / num_generations per process,
+    and serves `num_iterations` steps."""
     cfg = params.rl
-    return training.rows_needed(cfg.max_steps, cfg.batch_size // cfg.num_generations, 1)
+    return training.rows_needed(-(-cfg.max_steps // cfg.num_iterations), cfg.batch_size // cfg.num_generations, 1)
 
 
 def run(params: Params) -> StageResult:

@@ -194,6 +194,37 @@ def test_rl_family_settings_build_valid_configs(algorithm):
         assert config.loss_type == algorithm
 
 
+def test_gspo_equals_grpo_with_one_update_per_batch_and_differs_with_two(params, monkeypatch):
+    """`rl.num_iterations` (TRL's mu): at 1 the importance ratio is 1 when the loss is taken, so GSPO's sequence-level
+    ratio gives GRPO's gradient (the same weights after a step, same rollouts by seed); at 2 the second update reuses
+    the batch after the first moved the policy, and the two losses part. The reward is a checksum of the text, so
+    every group has a spread (the tiny model earns no layer's reward)."""
+    if not params.path("sft_model").exists():
+        sft.run(params)
+
+    def checksum(completions, **kwargs):
+        return [float(sum(map(ord, str(c))) % 5) for c in completions]
+
+    monkeypatch.setattr(rl, "reward_functions", lambda *args: [("checksum", checksum, 1.0)])
+    domain = domains.of(params)
+    rows = read_jsonl(params.path("splits") / "rl.jsonl")[:4]
+    start = _weights(params.path("sft_model"))
+    after = {}
+    for algorithm in ("grpo", "gspo"):
+        for mu in (1, 2):
+            p = params.model_copy(update={"rl": params.rl.model_copy(update={
+                "algorithm": algorithm, "num_iterations": mu, "max_steps": mu, "save_steps": 0})})
+            model, tok = models.load(params.path("sft_model"))
+            trainer = rl.grpo_trainer(p, domain, model, tok, rows, [])
+            assert trainer.args.num_iterations == mu
+            trainer.train()
+            after[algorithm, mu] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    for key in after:
+        assert _changed(start, after[key]) > 0, key
+    assert _changed(after["grpo", 1], after["gspo", 1]) < 1e-6
+    assert _changed(after["grpo", 2], after["gspo", 2]) > 1e-5
+
+
 def test_shared_prefix_sft_computes_the_same_loss_and_gradients(params):
     """`sft.share_prefix` runs the system turn once per batch; loss and gradients equal TRL's plain path."""
     from datasets import Dataset

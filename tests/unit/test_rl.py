@@ -92,5 +92,7 @@ def test_rl_params_name_the_new_settings(params_factory):
     params = params_factory(profile=None)
     assert params.rl.select_samples > 0 and params.rl.pattern_weights["chain"] > 1
     assert rl.prompts_needed(params) == params.rl.max_steps * params.rl.batch_size // params.rl.num_generations
+    reused = params_factory(profile=None, rl={"max_steps": 5, "num_iterations": 2})  # 3 batches of rollouts
+    assert rl.prompts_needed(reused) == 3 * reused.rl.batch_size // reused.rl.num_generations
     with pytest.raises((ConfigError, ValueError), match="unknown patterns"):
         params_factory(rl={"pattern_weights": {"chains": 2.0}})
