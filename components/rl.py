@@ -24,6 +24,7 @@ Run: `python -m components.rl`.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def prompts_needed(params: Params) -> int:
     """Distinct prompts a GRPO run draws: each batch of rollouts takes batch_size / num_generations per process,
     and serves `num_iterations` steps."""
     cfg = params.rl
-    return training.rows_needed(-(-cfg.max_steps // cfg.num_iterations), cfg.batch_size // cfg.num_generations, 1)
+    return training.rows_needed(math.ceil(cfg.max_steps / cfg.num_iterations), cfg.batch_size // cfg.num_generations, 1)
 
 
 def run(params: Params) -> StageResult:
