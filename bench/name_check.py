@@ -72,6 +72,17 @@ def rows(episodes, answers: dict[str, tuple], floors: list[float], label: str) -
     return lines
 
 
+def episode_sets(workdir: str, extra: str | None, domain: str) -> dict[str, list]:
+    """The workdir's test split, and `extra` as the "hand-written" set: an episodes file, or `builtin` (the built-in
+    domain's hand-written set)."""
+    sets = {"test": list(iter_episodes(Path(workdir) / "data" / "splits" / "test.jsonl"))}
+    if extra == "builtin":
+        sets["hand-written"] = handwritten.episodes(domain)
+    elif extra:
+        sets["hand-written"] = list(iter_episodes(Path(extra)))
+    return sets
+
+
 def pct(a: int, n: int) -> str:
     return f"{100 * a / n:.1f}" if n else "n/a"
 
@@ -99,11 +110,7 @@ def main() -> None:
         model.call_gate = None
     model.eval()
     floors = [float(x) for x in args.floors.split(",")]
-    sets = {"test": list(iter_episodes(Path(args.workdir) / "data" / "splits" / "test.jsonl"))}
-    if args.handwritten == "builtin":
-        sets["hand-written"] = handwritten.episodes(params.project.domain)
-    elif args.handwritten:
-        sets["hand-written"] = list(iter_episodes(Path(args.handwritten)))
+    sets = episode_sets(args.workdir, args.handwritten, params.project.domain)
     head = ["set", "name floor", "calls made", "expected tools called", "no-calls refused", "refused by kind"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, episodes in sets.items():
