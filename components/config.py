@@ -387,6 +387,10 @@ class Decoding(_Frozen):
         ge=0, lt=1, description="under constrained decoding, a gated turn's first call whose tool name gets less than "
                                 "this share of the model's probability on the offered names (a tool it was not given) "
                                 "is answered in text instead (0: never)")
+    call_gate_value_floor: float = Field(
+        default=0.0, ge=0, lt=1, description="under constrained decoding, a gated turn whose call closes with a string "
+                                             "value the user did not write and a token of it under this probability "
+                                             "(the model's own) is answered in text instead (0: never)")
 
 
 class Register(_Frozen):

@@ -18,7 +18,8 @@ Keys and values live in preallocated buffers (`_Buffered`): a step writes one co
 With a call gate (components/training/gate.py) the engine forces the first token of a turn answering a first
 request, and under constrained decoding runs the name check on that turn: when its first call names a tool the
 model gives little probability among the offered ones, the turn is undone (its columns leave the attention mask)
-and written as text.
+and written as text. The value check does the same when a call of that turn closes with a string value the user
+did not write and the model was unsure of.
 
 A `trace` (components/training/engine_rollout.py, RL rollouts) is told every request's whole prompt ids and every
 finished turn's token ids with their log-probabilities under the distribution sampled from (the grammar's and the
@@ -40,6 +41,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from components.toolcalls import response
 from components.toolcalls.parse import OPEN
+from components.training.gate import doubtful_value
 from components.training.gate import name_state as gate_name_state
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [rows, heads, tokens, head_dim]
@@ -75,6 +77,10 @@ class _Row:
     mass: float = 1.0  # the name mass of the turn's first call so far (the name check, components/training/gate.py)
     named: bool = False  # the turn's first call has its name (or was refused): nothing more to check
     logps: list[tuple[float, float]] = field(default_factory=list)  # with a trace: (sampled, unmasked) per token
+    user: str = ""  # the value check: the user's turns (a value written there is not checked)
+    pieces: list[str] = field(default_factory=list)  # the value check: the turn's tokens as text so far
+    probs: list[float] = field(default_factory=list)  # ... and the model's own (unmasked) probability of each
+    doubt: str | None = None  # the value check found a made-up value (`tool.argument`): undo the turn
 
 
 class _Buffered(DynamicLayer):
@@ -165,11 +171,13 @@ class Engine:
             self.no_lt = gate.no_lt_tokens(tok, model.get_output_embeddings().weight.shape[0]).to(model.device)
         # The name check needs the grammar (it knows which tokens continue an offered name) and a gate (its floor).
         self.name_floor = self.gate.name_floor if self.gate is not None and self.grammar is not None else 0.0
+        self.value_floor = self.gate.value_floor if self.gate is not None and self.grammar is not None else 0.0
+        self.doubts: list[tuple[Any, str]] = []  # (row key, tool.argument) of each turn the value check undid
         self.names: list[tuple[Any, float]] = []  # (row key, name mass) of each turn's first call, when checked
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
-                      "rebuilds": 0, "name_refusals": 0}
+                      "rebuilds": 0, "name_refusals": 0, "value_refusals": 0}
 
     @torch.no_grad()
     def run(self, requests: Iterable[Request], on_turn: Callable[[Any, str], Request | None]) -> None:
@@ -239,7 +247,9 @@ class Engine:
         kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
         matcher = self.grammar.matcher(self.tok, request.tools) if self.grammar else None
         gated = self.gate is not None and _opening(request.conversation)
-        return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated), kv
+        user = " ".join(str(m.get("content") or "") for m in request.conversation if m["role"] == "user")
+        return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated,
+                    user=user if gated and self.value_floor > 0 else ""), kv
 
     def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
         """Encode a group's new tokens on top of their reused keys/values: (the group's block, last logits)."""
@@ -337,6 +347,8 @@ class _Batch:
         self.tokens = engine.choose(logits)
         if engine.trace is not None:
             self.record(engine, logits)
+        if engine.value_floor > 0:
+            self.check_values(engine)
         done = []
         for i, (row, token) in enumerate(zip(self.rows, self.tokens.tolist())):
             if self.ended[i]:
@@ -362,7 +374,9 @@ class _Batch:
         for i, row in enumerate(self.rows):
             if self.ended[i] or row.matcher is None or not row.gated:
                 continue
-            if not row.out:
+            if row.doubt is not None:
+                refused.append(i)
+            elif not row.out:
                 row.start, row.text, row.mass, row.named = self.logits[i].clone(), "", 1.0, False
             elif not row.named and _name_state(row.text) == "name":
                 row.mass *= float(torch.exp(logits[i].logsumexp(-1) - self.logits[i].logsumexp(-1)))
@@ -382,11 +396,34 @@ class _Batch:
         k = len(row.out)  # all fed: a token is fed by the `forward` after the `choose` that picked it
         self.mask[i, self.mask[i].nonzero().squeeze(1)[-k:]] = 0
         self.positions[i] = self.mask[i].sum()
+        if row.doubt is not None:
+            engine.doubts.append((row.key, row.doubt))
+            engine.stats["value_refusals"] += 1
+        else:
+            engine.names.append((row.key, row.mass))
+            engine.stats["name_refusals"] += 1
         row.fed, row.out, row.calls, row.named, row.logps = row.fed[:-k], [], False, True, []
+        row.pieces, row.probs, row.doubt = [], [], None
         row.matcher.reset()
-        engine.names.append((row.key, row.mass))
-        engine.stats["name_refusals"] += 1
         return engine.grammar.masked(engine.grammar.engine(engine.tok), [row.matcher], row.start[None])[0]
+
+    def check_values(self, engine: Engine) -> None:
+        """The value check (components/training/gate.py) on each gated, calling row: follow its turn's tokens with
+        the model's own probability of each (`self.logits`, before the grammar's mask) and, when a token closes a
+        call, look for a made-up value; a row with one is undone by the next `check_names` (its token is fed first,
+        as every chosen token is)."""
+        live = [i for i, row in enumerate(self.rows)
+                if not self.ended[i] and row.gated and row.calls and row.matcher is not None and row.doubt is None]
+        if not live:
+            return
+        index = torch.tensor(live, device=self.tokens.device)
+        probs = torch.softmax(self.logits[index].float(), -1).gather(-1, self.tokens[index, None])[:, 0].tolist()
+        for i, p in zip(live, probs):
+            row, piece = self.rows[i], engine.tok.decode([int(self.tokens[i])])
+            row.pieces.append(piece)
+            row.probs.append(p)
+            if ">" in piece:  # perhaps a call's closing tag: check the turn's closed calls
+                row.doubt = doubtful_value(row.pieces, row.probs, row.user, engine.value_floor)
 
     def record(self, engine: Engine, logits: torch.Tensor) -> None:
         """Record each live row's chosen token's log-probability at the trace's temperature, under the masked

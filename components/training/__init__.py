@@ -167,6 +167,7 @@ def call_gate(params: Params, metrics: dict[str, float]) -> Any:
                                  cfg.call_gate_layer, cfg.call_gate_l2, cfg.call_gate_no_call_recall)
         if found is not None:
             found.name_floor = cfg.call_gate_name_floor
+            found.value_floor = cfg.call_gate_value_floor
             found.save(folder)
         metrics.update(fitted)
 

@@ -21,11 +21,21 @@ closing quote), of the share of its probability that the grammar's allowed token
 under the floor means the model mostly wanted a name it was not given; the engine then undoes the turn (its tokens
 leave the attention mask, the grammar starts again) and writes it as a text answer, as a refusing gate would. The
 check needs constrained decoding and runs on the turns the gate decides (those it was measured on: first requests).
+
+The value check (`value_floor`, `decoding.call_gate_value_floor`). The no-call requests the gate lets through are
+mostly ones that sound like the domain: a request that lacks a required detail ("the outlook 12 to 15 July", no
+city), or one no offered tool serves ("a dinner reservation in Rio"). Under constrained decoding the call must carry
+every required argument, so the model makes values up ("Paris"), and it is unsure of them: a value a call copies or
+converts from the request gets most of the model's probability on each of its tokens. When a call of such a turn
+closes, a string value the user did not write (not a case-insensitive part of the user's turns) with a token under
+the floor (the model's own probability, before the grammar's mask) undoes the turn as the name check does, and it is
+written as text. Numbers and booleans are not checked. `bench/value_check.py` measured it (docs/call_gate.md).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import random
 import time
 import weakref
@@ -41,6 +51,7 @@ from components.training import models
 
 FILE = "call_gate.safetensors"
 CALL_OPEN = "<tool_call>"  # the project template's call tag (components/toolcalls/parse.py)
+CALL_CLOSE = "</tool_call>"
 
 
 @dataclass
@@ -53,6 +64,7 @@ class CallGate:
     mean: torch.Tensor
     std: torch.Tensor
     name_floor: float = 0.0  # the name check (module docstring); 0: off
+    value_floor: float = 0.0  # the value check (module docstring); 0: off
 
     def score(self, hidden: torch.Tensor) -> torch.Tensor:
         """The probe's logit for each row of `hidden` ([rows, hidden], the gate layer's last prompt position), on
@@ -70,7 +82,8 @@ class CallGate:
         save_file({"weight": self.weight.cpu().contiguous(), "mean": self.mean.cpu().contiguous(),
                    "std": self.std.cpu().contiguous(),
                    "bias": torch.tensor([self.bias]), "layer": torch.tensor([self.layer]),
-                   "name_floor": torch.tensor([self.name_floor])}, str(path))
+                   "name_floor": torch.tensor([self.name_floor]),
+                   "value_floor": torch.tensor([self.value_floor])}, str(path))
         return path
 
 
@@ -88,8 +101,8 @@ def load(folder: str | Path, model: Any = None) -> CallGate | None:
     missing = sorted({"weight", "mean", "std", "bias", "layer"} - set(t))
     if missing:
         raise ValueError(f"{path}: call gate without {missing}; delete it (decoding.call_gate refits it)")
-    floor = float(t["name_floor"].item()) if "name_floor" in t else 0.0  # gates saved before it: no name check
-    found = CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"], floor)
+    floors = [float(t[k].item()) if k in t else 0.0 for k in ("name_floor", "value_floor")]  # saved before: off
+    found = CallGate(int(t["layer"].item()), t["weight"], float(t["bias"].item()), t["mean"], t["std"], *floors)
     if model is not None:
         cfg = model.config.get_text_config(decoder=True)
         widths = {found.weight.shape[0], found.mean.shape[0], found.std.shape[0]}
@@ -320,3 +333,59 @@ def name_state(call: str) -> str | None:
 def open_token(tok: Any) -> int:
     """The first token of the call tag, as the template writes it at the start of a turn."""
     return tok(CALL_OPEN, add_special_tokens=False)["input_ids"][0]
+
+
+def doubtful_value(pieces: list[str], probs: list[float], user: str, floor: float) -> str | None:
+    """The value check (module docstring) on a turn's text so far, given as the decoded `pieces` of its tokens with
+    the model's own probability of each: the first argument of its closed calls whose value is a string not in
+    `user` (the user's turns) with a token under `floor`, as `name.argument`; None when there is none."""
+    text, spans = "".join(pieces), []
+    start = 0
+    for piece in pieces:
+        spans.append((start, start + len(piece)))
+        start += len(piece)
+    lowered = user.lower()
+    for call, body, offset in _closed_calls(text):
+        for argument, value, begin, end in _string_values(call, body):
+            if value.strip().lower() in lowered:
+                continue
+            begin, end = begin + offset, end + offset
+            if any(a < end and b > begin and p < floor for (a, b), p in zip(spans, probs)):
+                return f"{call.get('name')}.{argument}"
+    return None
+
+
+def _closed_calls(text: str) -> list[tuple[dict, str, int]]:
+    """Each closed `<tool_call>...</tool_call>` of `text` whose body parses as a JSON object: (the object, the body,
+    the body's offset in `text`)."""
+    out, pos = [], 0
+    while (head := text.find(CALL_OPEN, pos)) >= 0 and (tail := text.find(CALL_CLOSE, head)) >= 0:
+        body = text[head + len(CALL_OPEN):tail]
+        pos = tail + len(CALL_CLOSE)
+        try:
+            call = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(call, dict):
+            out.append((call, body, head + len(CALL_OPEN)))
+    return out
+
+
+def _string_values(call: dict, body: str) -> list[tuple[str, str, int, int]]:
+    """(argument, value, start, end) of each string argument of `call` in its text `body` (the characters inside the
+    quotes), each searched, in order, after its key; a value written in another form than `json.dumps` gives (an
+    escape the model chose) is not found and not checked."""
+    out, pos = [], 0
+    arguments = call.get("arguments")
+    for argument, value in (arguments.items() if isinstance(arguments, dict) else []):
+        key = body.find(json.dumps(argument, ensure_ascii=False), pos)
+        if key < 0:
+            continue
+        literal = json.dumps(value, ensure_ascii=False)
+        begin = body.find(literal, key + len(json.dumps(argument, ensure_ascii=False)))
+        if begin < 0:
+            continue
+        pos = begin + len(literal)
+        if isinstance(value, str):
+            out.append((argument, value, begin + 1, pos - 1))
+    return out

@@ -78,6 +78,8 @@ def test_sft_loss_falls_and_weights_change(params):
     assert 0 < result.metrics["call_gate_no_call_examples"] < result.metrics["call_gate_examples"]
     assert result.metrics["call_gate_examples"] <= params.decoding.call_gate_examples
     assert model.call_gate is not None and (params.path("sft_model") / "call_gate.safetensors").is_file()
+    assert (model.call_gate.name_floor, model.call_gate.value_floor) == pytest.approx(
+        (params.decoding.call_gate_name_floor, params.decoding.call_gate_value_floor))  # the floors travel with it
 
 
 def test_reward_model_loss_falls_and_weights_change(params):

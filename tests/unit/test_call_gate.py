@@ -221,14 +221,84 @@ def test_name_state_follows_the_call_text_to_the_closed_name():
     assert gate.name_state('{"name": "get_weather"') == gate.name_state('{"name": "x", "arguments": {') == "named"
 
 
-def test_the_name_floor_round_trips_and_an_older_gate_file_has_none(model, tmp_path):  # noqa: F811
+def test_the_floors_round_trip_and_an_older_gate_file_has_none(model, tmp_path):  # noqa: F811
     from safetensors.torch import load_file, save_file
 
     fixed = _fixed(model, decision=True)
-    fixed.name_floor = 0.25
+    fixed.name_floor, fixed.value_floor = 0.25, 0.4
     fixed.save(tmp_path)
-    assert gate.load(tmp_path, model).name_floor == 0.25
+    loaded = gate.load(tmp_path, model)
+    assert (loaded.name_floor, loaded.value_floor) == (0.25, pytest.approx(0.4))
     tensors = load_file(str(tmp_path / gate.FILE))
-    del tensors["name_floor"]
+    del tensors["name_floor"], tensors["value_floor"]
     save_file(tensors, str(tmp_path / gate.FILE))
-    assert gate.load(tmp_path, model).name_floor == 0.0
+    loaded = gate.load(tmp_path, model)
+    assert (loaded.name_floor, loaded.value_floor) == (0.0, 0.0)
+
+
+def _writes(model, tok, head: str, value: str, tail: str, value_push: float):  # noqa: F811
+    """Hooks that make a lone row write `head + value + tail`, token by token while it follows it: the tokens of
+    `head` and `tail` pushed far ahead (probability ~1), those of `value` by `value_push` logits only (chosen, but
+    with a small share of the model's probability). Returns the hook handles."""
+    parts = [tok(t, add_special_tokens=False)["input_ids"] for t in (head, value, tail)]
+    target = [(i, 1e3) for i in parts[0]] + [(i, value_push) for i in parts[1]] + [(i, 1e3) for i in parts[2]]
+    written: list[int] = []
+
+    def seen(module, args, kwargs):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] == 1:  # a decode step feeds the token written before it
+            written.append(int(ids[0, 0]))
+        else:
+            written.clear()
+
+    def bias(module, args, out):
+        n = len(written)
+        if n < len(target) and written == [i for i, _ in target[:n]]:
+            push = torch.zeros_like(out)
+            push[0, -1, target[n][0]] = target[n][1]
+            return out + push
+        return out
+
+    return [model.register_forward_pre_hook(seen, with_kwargs=True), model.lm_head.register_forward_hook(bias)]
+
+
+@pytest.mark.parametrize("user, refused", [("Weather, please?", True), ("Weather in Zqvx, please?", False)])
+def test_a_call_with_a_made_up_value_the_model_is_unsure_of_is_answered_in_text(model, tok, user, refused):  # noqa: F811
+    """The value check: the gated call closes with a city the model gave little probability to; when the user never
+    wrote it the turn is undone and written as text (no call in it), when the user did the call stands. The enum
+    value, pushed to probability ~1, is never the doubtful one."""
+    head = '<tool_call>{"name": "get_weather", "arguments": {"city": "'
+    tail = '", "unit": "celsius"}}</tool_call>'
+    handles = _writes(model, tok, head, "Zqvx", tail, value_push=4.0)
+    try:
+        model.call_gate = _fixed(model, decision=True)
+        model.call_gate.value_floor = 0.5
+        (text,), engine = _first_turns(model, tok, [[{"role": "user", "content": user}]], max_new_tokens=80)
+    finally:
+        model.call_gate = None
+        for handle in handles:
+            handle.remove()
+    if refused:
+        assert engine.stats["value_refusals"] == 1 and engine.doubts == [(0, "get_weather.city")]
+        assert "<tool_call>" not in text and "<" not in text.replace("<|im_end|>", "")
+    else:
+        assert engine.stats["value_refusals"] == 0 and engine.doubts == []
+        assert text.startswith(head + "Zqvx" + tail)
+
+
+def test_the_value_check_finds_made_up_string_values_only():
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius", "days": 3}}</tool_call>'
+    pieces = [call[i:i + 4] for i in range(0, len(call), 4)]
+
+    def unsure_of(word):  # a small probability on the pieces that hold part of `word`'s first occurrence
+        start = call.index(word)
+        return [0.1 if 4 * i < start + len(word) and 4 * i + 4 > start else 0.99 for i in range(len(pieces))]
+
+    assert gate.doubtful_value(pieces, unsure_of("Pari"), "the weather for 3 days", 0.4) == "get_weather.city"
+    assert gate.doubtful_value(pieces, unsure_of("Pari"), "the weather in PARIS for 3 days", 0.4) is None  # written
+    assert gate.doubtful_value(pieces, unsure_of("Pari"), "the weather", 0.05) is None  # sure enough
+    assert gate.doubtful_value(pieces, unsure_of(" 3}"), "the weather", 0.4) is None  # numbers are not checked
+    assert gate.doubtful_value(pieces, unsure_of("cels"), "the weather in Paris", 0.4) == "get_weather.unit"
+    assert gate.doubtful_value(pieces[:-3], unsure_of("Pari"), "the weather", 0.4) is None  # the call is not closed
+    bad = ['<tool_call>{"name": "x", "arguments": ', '{"city": "Pa}</tool_call>']  # not JSON: nothing to check
+    assert gate.doubtful_value(bad, [0.1, 0.1], "", 0.4) is None
