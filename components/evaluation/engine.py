@@ -247,9 +247,9 @@ class Engine:
         kv = None if kv is None or same == 0 else [(k[:, :, :same], v[:, :, :same]) for k, v in kv]
         matcher = self.grammar.matcher(self.tok, request.tools) if self.grammar else None
         gated = self.gate is not None and _opening(request.conversation)
-        user = " ".join(str(m.get("content") or "") for m in request.conversation if m["role"] == "user")
-        return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated,
-                    user=user if gated and self.value_floor > 0 else ""), kv
+        user = " ".join(str(m.get("content") or "") for m in request.conversation
+                        if m["role"] == "user") if gated and self.value_floor > 0 else ""
+        return _Row(request.key, ids[:same], ids[same:], matcher=matcher, gated=gated, user=user), kv
 
     def _prefill(self, group: list[tuple[_Row, KV | None]]) -> tuple[tuple[KV, torch.Tensor], torch.Tensor]:
         """Encode a group's new tokens on top of their reused keys/values: (the group's block, last logits)."""
