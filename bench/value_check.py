@@ -26,7 +26,6 @@ import math
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,7 +33,7 @@ from components.config import load_params  # noqa: E402
 from components.evaluation.engine import Engine, Request  # noqa: E402
 from components.evaluation.rollout import PrefixCache, chooser  # noqa: E402
 from components.toolcalls import parse_output  # noqa: E402
-from components.training import models  # noqa: E402
+from components.training import gate, models  # noqa: E402
 from call_gate_fit import write_table  # noqa: E402  (bench/ is on sys.path: this script's folder)
 from name_check import episode_sets, pct  # noqa: E402
 
@@ -68,41 +67,13 @@ def first_turns(model, tok, conversations: dict[str, list[dict]], tools: dict[st
     return texts, trace
 
 
-def value_spans(text: str, calls: list[dict]) -> list[tuple[str, Any, int, int]]:
-    """(argument, value, start, end) character spans of each call's argument values in `text`, searched in order:
-    each value's JSON form after its key (a string's span is inside its quotes)."""
-    spans, pos = [], 0
-    for call in calls:
-        for key, value in (call.get("arguments") or {}).items():
-            head = text.find(json.dumps(key), pos)
-            if head < 0:
-                continue
-            literal = json.dumps(value, ensure_ascii=False)
-            start = text.find(literal, head + len(json.dumps(key)))
-            if start < 0:
-                continue
-            quoted = isinstance(value, str)
-            spans.append((key, value, start + quoted, start + len(literal) - quoted))
-            pos = start + len(literal)
-    return spans
-
-
-def values(tok, ids: list[int], probs: list[float], calls: list[dict], user_text: str) -> list[dict]:
-    """Each argument value of the turn's calls: its lowest token probability, and whether it is a string the user
-    wrote (case-insensitive substring of the user's turns)."""
+def values(tok, ids: list[int], probs: list[float], user_text: str) -> list[dict]:
+    """Each argument value of the turn's closed calls (`gate.value_probabilities`, as the engine's check reads them):
+    its lowest token probability, and whether it is a string the user wrote (`gate.written`)."""
     pieces = [tok.decode([i], skip_special_tokens=False) for i in ids]
-    text, offsets = "", []
-    for piece in pieces:
-        offsets.append((len(text), len(text) + len(piece)))
-        text += piece
-    out = []
-    for key, value, start, end in value_spans(text, calls):
-        inside = [p for (a, b), p in zip(offsets, probs) if a < end and b > start]
-        if not inside:
-            continue
-        out.append({"argument": key, "value": value, "lowest": min(inside),
-                    "written": isinstance(value, str) and value.strip().lower() in user_text.lower()})
-    return out
+    return [{"argument": argument, "value": value, "lowest": lowest,
+             "written": isinstance(value, str) and gate.written(value, user_text)}
+            for _, argument, value, lowest in gate.value_probabilities(pieces, probs)]
 
 
 def exact(calls: list[dict], expected) -> bool:
@@ -127,7 +98,7 @@ def measure(model, tok, episodes, system: str, batch_size: int, max_new_tokens: 
         user = " ".join(m["content"] or "" for m in conversations[e.id] if m["role"] == "user")
         out.append({"id": e.id, "kind": e.source.split(":")[-1], "should_call": bool(expected),
                     "called": bool(parsed.calls), "exact": bool(expected) and exact(parsed.calls, expected),
-                    "values": values(tok, *trace.turns[e.id], parsed.calls, user) if parsed.calls else []})
+                    "values": values(tok, *trace.turns[e.id], user) if parsed.calls else []})
     return out
 
 

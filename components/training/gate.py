@@ -339,20 +339,35 @@ def doubtful_value(pieces: list[str], probs: list[float], user: str, floor: floa
     """The value check (module docstring) on a turn's text so far, given as the decoded `pieces` of its tokens with
     the model's own probability of each: the first argument of its closed calls whose value is a string not in
     `user` (the user's turns) with a token under `floor`, as `name.argument`; None when there is none."""
-    text, spans = "".join(pieces), []
-    start = 0
+    for call, argument, value, lowest in value_probabilities(pieces, probs):
+        if isinstance(value, str) and not written(value, user) and lowest < floor:
+            return f"{call.get('name')}.{argument}"
+    return None
+
+
+def written(value: str, user: str) -> bool:
+    """Whether the user wrote `value`: a case-insensitive part of `user` (the user's turns), spaces at its ends
+    aside."""
+    return value.strip().lower() in user.lower()
+
+
+def value_probabilities(pieces: list[str], probs: list[float]) -> list[tuple[dict, str, Any, float]]:
+    """(call, argument, value, lowest probability of a token of it) for each argument value of the closed calls in
+    the text of `pieces` (decoded tokens, each with its probability in `probs`); a string's quotes are not part of
+    it. A value written in another form than `json.dumps` gives (an escape the model chose) is not found and left
+    out."""
+    text, spans, start = "".join(pieces), [], 0
     for piece in pieces:
         spans.append((start, start + len(piece)))
         start += len(piece)
-    lowered = user.lower()
+    out = []
     for call, body, offset in _closed_calls(text):
-        for argument, value, begin, end in _string_values(call, body):
-            if value.strip().lower() in lowered:
-                continue
+        for argument, value, begin, end in _value_spans(call, body):
             begin, end = begin + offset, end + offset
-            if any(a < end and b > begin and p < floor for (a, b), p in zip(spans, probs)):
-                return f"{call.get('name')}.{argument}"
-    return None
+            inside = [p for (a, b), p in zip(spans, probs) if a < end and b > begin]
+            if inside:
+                out.append((call, argument, value, min(inside)))
+    return out
 
 
 def _closed_calls(text: str) -> list[tuple[dict, str, int]]:
@@ -371,21 +386,21 @@ def _closed_calls(text: str) -> list[tuple[dict, str, int]]:
     return out
 
 
-def _string_values(call: dict, body: str) -> list[tuple[str, str, int, int]]:
-    """(argument, value, start, end) of each string argument of `call` in its text `body` (the characters inside the
-    quotes), each searched, in order, after its key; a value written in another form than `json.dumps` gives (an
-    escape the model chose) is not found and not checked."""
+def _value_spans(call: dict, body: str) -> list[tuple[str, Any, int, int]]:
+    """(argument, value, start, end) of each argument of `call` in its text `body`, each searched, in order, after
+    its key, as `json.dumps` writes it (a string's span is inside its quotes)."""
     out, pos = [], 0
     arguments = call.get("arguments")
     for argument, value in (arguments.items() if isinstance(arguments, dict) else []):
-        key = body.find(json.dumps(argument, ensure_ascii=False), pos)
-        if key < 0:
+        key = json.dumps(argument, ensure_ascii=False)
+        head = body.find(key, pos)
+        if head < 0:
             continue
         literal = json.dumps(value, ensure_ascii=False)
-        begin = body.find(literal, key + len(json.dumps(argument, ensure_ascii=False)))
+        begin = body.find(literal, head + len(key))
         if begin < 0:
             continue
         pos = begin + len(literal)
-        if isinstance(value, str):
-            out.append((argument, value, begin + 1, pos - 1))
+        quoted = isinstance(value, str)
+        out.append((argument, value, begin + quoted, pos - quoted))
     return out

@@ -302,3 +302,5 @@ def test_the_value_check_finds_made_up_string_values_only():
     assert gate.doubtful_value(pieces[:-3], unsure_of("Pari"), "the weather", 0.4) is None  # the call is not closed
     bad = ['<tool_call>{"name": "x", "arguments": ', '{"city": "Pa}</tool_call>']  # not JSON: nothing to check
     assert gate.doubtful_value(bad, [0.1, 0.1], "", 0.4) is None
+    found = {a: (v, p) for _, a, v, p in gate.value_probabilities(pieces, unsure_of(" 3}"))}  # every value, as read
+    assert found == {"city": ("Paris", 0.99), "unit": ("celsius", 0.99), "days": (3, 0.1)}
