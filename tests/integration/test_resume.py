@@ -119,6 +119,7 @@ def _curve_steps(csv: Path) -> list[int]:
     return [int(line.split(",")[0]) for line in csv.read_text().splitlines()[1:]]
 
 
+@pytest.mark.slow
 def test_sft_resumes_from_the_last_complete_checkpoint_after_kills(workdir):
     params = _params(workdir)
     folder = checkpoints.folder(params, "sft")
@@ -142,6 +143,7 @@ def test_sft_resumes_from_the_last_complete_checkpoint_after_kills(workdir):
     assert fresh.metrics["loss_first"] == pytest.approx(result.metrics["loss_first"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_params_is_never_resumed(workdir):
     _killed(workdir, "sft", 4, "sealed")
     params = _params(workdir, "sft.learning_rate=0.002")
@@ -166,6 +168,7 @@ def test_changed_data_or_start_model_changes_the_key(workdir, tmp_path):
     assert checkpoints.run_key(params, "sft", [data, model]) != key
 
 
+@pytest.mark.slow
 def test_reward_model_resumes_after_a_kill(workdir):
     params = _params(workdir)
     # Four pairs, so every step sees the same batch and its loss must fall; on fresh pairs each step, 10 steps of a
@@ -188,6 +191,7 @@ def test_reward_model_resumes_after_a_kill(workdir):
     assert not params.path("checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_rl_resumes_after_a_kill(workdir):
     params = _params(workdir)
     for stage, out in ((sft, "sft_model"), (reward_model, "reward_model")):  # quick: the reward model rewards too

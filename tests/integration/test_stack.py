@@ -63,6 +63,7 @@ def assert_data_survived(state: dict, seen: dict) -> None:
         assert prefect.read_work_pool("stack-test-pool").type == "process"
 
 
+@pytest.mark.slow
 def test_up_use_down_up_again_keeps_the_data(tmp_path, aws_env, capsys):
     root = tmp_path / "stack"
     state, started = stack.up(root, {s: 0 for s in stack.SERVICES})  # 0: any free port (others may hold 5000)

@@ -62,6 +62,7 @@ def test_wheel_holds_every_module_and_template(wheel):
     assert handwritten and handwritten <= set(names)  # the hand-written test sets are package data
 
 
+@pytest.mark.slow
 def test_wheel_in_fresh_venv_imports_every_module(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
