@@ -1,7 +1,7 @@
 """How well the call gate's probe separates call from no-call requests it was not fit on, per layer and per kind.
 
     .venv/bin/python bench/call_gate_probe.py --model runs/default/artifacts/sft --workdir runs/default \
-        [--layers 10 15 20] [--examples 600] [--l2 1.0] [--out reports/call_gate_probe.md]
+        [--layers 10 15 20] [--examples 600] [--l2 1.0] [--pool 0 300] [--out reports/call_gate_probe.md]
 
 Fits the gate's probe (components/training/gate.py, the same requests, features and fit as the `sft` stage's) on
 `--examples` first-turn requests of the workdir's training split, then scores every first-turn request of its test
@@ -9,12 +9,15 @@ split (and the domain's hand-written set, where there is one): AUC, each class r
 no-call kinds (the episode's `source`: chat, near miss, missing argument, pool, removed tool...) each on its own, and
 what the call class keeps when the threshold is moved until 90 % / 95 % of the test's no-call requests are refused.
 That last column is a look at the test, not a way to choose the threshold: it says how far a threshold alone can go.
+`--pool N ...`: also fit with N training-side requests of the shipped off-domain pool (`no_call.pool_episodes`, as
+ingest draws them) beside the training split's, the SFT data unchanged.
 Run it alone on the machine (it is a forward pass to the gate layer over every request).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -23,9 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from components import domains  # noqa: E402
 from components.config import load_params  # noqa: E402
-from components.data.episode import iter_episodes  # noqa: E402
-from components.domains import handwritten  # noqa: E402
+from components.data.episode import Tool, iter_episodes  # noqa: E402
+from components.domains import handwritten, no_call  # noqa: E402
 from components.training import gate, models  # noqa: E402
 
 
@@ -60,6 +64,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, nargs="*", help="hidden-state indexes (default: the gate's middle layer)")
     ap.add_argument("--examples", type=int, default=None, help="training requests (default: decoding's)")
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--pool", type=int, nargs="*", default=[0], help="off-domain pool requests added to the fit")
     ap.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = ap.parse_args()
 
@@ -78,11 +83,15 @@ def main() -> None:
     lines = [f"model `{args.model}`, L2 {args.l2}", "",
              "| layer | fit on | set | AUC | no-call right | call right | call kept at 90 % / 95 % refused | "
              "no-call right by kind |", "|---|---|---|---|---|---|---|---|"]
-    for layer in layers:  # the stage's own fit: same requests, features and probe
-        fitted, metrics = gate.fit(model, tok, train, system, n, params.project.seed, layer, args.l2)
+    catalog = [Tool.model_validate(t) for t in domains.of(params).catalog()]
+    for layer, pooled in itertools.product(layers, args.pool):
+        extra = no_call.pool_episodes(params.project.domain, catalog, pooled, 0.0, params.project.seed)
+        # the stage's own fit: same requests, features and probe
+        fitted, metrics = gate.fit(model, tok, train + extra, system, n + pooled, params.project.seed, layer, args.l2)
         if fitted is None:
             raise SystemExit(f"{work / 'train.jsonl'}: its first requests are all of one kind; nothing to fit")
-        examples = f"{metrics['call_gate_examples']:.0f} ({metrics['call_gate_no_call_examples']:.0f} no-call)"
+        examples = f"{metrics['call_gate_examples']:.0f} ({metrics['call_gate_no_call_examples']:.0f} no-call" + (
+            f", {pooled} pool)" if pooled else ")")
         for name, (prompts, calls, kinds) in sets.items():
             score = fitted.score(gate.features(model, tok, prompts, layer))
             said = score > 0
