@@ -128,6 +128,10 @@ class IrrelevancePool(_Frozen):
                                                         "offered, answered without a call")
     builtin: bool = Field(description="also add the pool to a built-in domain (its generator already writes "
                                       "no-call episodes at `ingest.shares.irrelevance`)")
+    removed_tool_builtin: float = Field(default=0.0, ge=0, le=1,
+                                        description="built-in domains: share of the generated single-call training "
+                                                    "episodes that also get a removed-tool twin (the test split "
+                                                    "gets none, so it stays the one measured without them)")
 
 
 class Ingest(_Frozen):

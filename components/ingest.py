@@ -11,7 +11,8 @@ Run: `python -m components.ingest`.
 
 Then, for the project's domain, the no-call episodes of `ingest.irrelevance_pool` (components/domains/no_call.py):
 off-domain requests from the shipped pool at `share` of the file, after everything else, and for a catalog domain
-removed-tool twins right after the imported single-call episodes they copy, and voice twins (`ingest.voice_twins`,
+removed-tool twins right after the imported single-call episodes they copy (for a built-in domain, at
+`removed_tool_builtin`, after its generated training episodes), and voice twins (`ingest.voice_twins`,
 components/domains/voice.py): a share of its imported training episodes again, their first request framed by the
 project's openers and closers.
 """
@@ -50,7 +51,8 @@ def run(params: Params) -> StageResult:
                     for e in with_twins(params, iter_imported(params, rejects)))
         pool = (tally.add(e).model_dump_json(exclude_none=True)  # drawn once the episodes before it are counted
                 for e in pool_for(params, lambda: len(generated) + tally.domains[params.project.domain]))
-        n = write_lines(out, chain((g.line for g in generated), imported, pool))
+        twins = (tally.add(e).model_dump_json(exclude_none=True) for e in generated_twins(params, generated))
+        n = write_lines(out, chain((g.line for g in generated), twins, imported, pool))
     by_pattern = Counter(g.pattern for g in generated) + tally.patterns
     by_source = Counter({"synthetic": len(generated)} if generated else {}) + tally.sources
     heldout = sum(g.held for g in generated) + tally.heldout
@@ -129,6 +131,20 @@ def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]
         if params.project.catalog is None or episode.domain != params.project.domain:
             continue
         for twin in (no_call.removed_tool_twin(episode, removed, seed), voice.voice_twin(episode, voiced, seed)):
+            if twin is not None:
+                yield twin
+
+
+def generated_twins(params: Params, generated: list[Generated]) -> Iterator[Episode]:
+    """The removed-tool twins of a built-in domain's generated single-call training episodes
+    (`ingest.irrelevance_pool.removed_tool_builtin`, `no_call.removed_tool_twin`), after all of them. Held-out
+    episodes get none: the test split is the one measured without twins."""
+    rate = params.ingest.irrelevance_pool.removed_tool_builtin
+    if rate <= 0:
+        return
+    for g in generated:
+        if g.pattern == "single" and not g.held:
+            twin = no_call.removed_tool_twin(Episode.model_validate_json(g.line), rate, params.project.seed)
             if twin is not None:
                 yield twin
 

@@ -81,6 +81,25 @@ def test_builtin_domain_gets_the_pool_at_its_share_only_when_asked(params_factor
     assert not {user_text(e) for e in pool if e.split == "train"} & held_texts
 
 
+def test_builtin_domain_gets_removed_tool_twins_of_training_requests_only(params_factory):
+    off = params_factory(ingest={"n_episodes": 400, "irrelevance_pool": OFF})
+    ingest.run(off)
+    before = read_episodes(off.path("raw"))
+    params = params_factory(ingest={"n_episodes": 400, "irrelevance_pool": {**OFF, "removed_tool_builtin": 0.5}})
+    result = ingest.run(params)
+    episodes = read_episodes(params.path("raw"))
+    assert episodes[:len(before)] == before  # the generated episodes unchanged, the twins after them
+    twins = episodes[len(before):]
+    singles = {e.id: e for e in before if e.pattern == "single" and e.split != "test"}
+    assert 0.3 * len(singles) < len(twins) < 0.7 * len(singles)
+    assert result.metrics["source_removed_tool"] == len(twins)
+    for twin in twins:
+        source = singles[twin.id.split("-removed-")[0]]  # a training single, never a held-out one
+        needed = source.expected.steps[0][0].name
+        assert needed not in {t.function.name for t in twin.tools} and len(twin.tools) == len(source.tools) - 1
+        assert twin.expected.steps == [] and twin.split == source.split and user_text(twin) == user_text(source)
+
+
 def _clinic(folder: Path, n: int = 240) -> None:
     """A clinic catalog (no generator, no simulator) and `n` single-call OpenAI records for it."""
     folder.mkdir(parents=True, exist_ok=True)
