@@ -66,7 +66,9 @@ MODEL_PATHS = {"base": "base", "sft": "sft_model", "rl": "rl_model"}
 
 def summarize(verdicts: list[Verdict]) -> dict[str, float]:
     """Headline metrics of one model from its per-episode verdicts; each rate with its 95 % Wilson interval
-    (`<rate>_low`, `<rate>_high`) and its denominator (`n`, `<pattern>_n`, `single_first_n`)."""
+    (`<rate>_low`, `<rate>_high`) and its denominator (`n`, `<pattern>_n`, `single_first_n`); the error classes'
+    counts (`errors.<class>`) and, where the call gate's checks made first requests' turns text, their counts
+    (`refused.<gate|name|value>`, of them irrelevance episodes: `refused.<check>.no_call_wanted`)."""
     by = defaultdict(list)
     for v in verdicts:
         by[v.pattern].append(v)
@@ -91,6 +93,9 @@ def summarize(verdicts: list[Verdict]) -> dict[str, float]:
         _rate(out, "any_failed_call", [n > 0 for n in failed])
     for cls, n in Counter(e for v in verdicts for e in v.errors).items():
         out[f"errors.{cls}"] = float(n)
+    for check, n in Counter(v.refused_by for v in verdicts if v.refused_by).items():  # gate | name | value
+        out[f"refused.{check}"] = float(n)
+        out[f"refused.{check}.no_call_wanted"] = float(sum(v.refused_by == check for v in by["irrelevance"]))
     return out
 
 

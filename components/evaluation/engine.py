@@ -174,6 +174,7 @@ class Engine:
         self.value_floor = self.gate.value_floor if self.gate is not None and self.grammar is not None else 0.0
         self.doubts: list[tuple[Any, str]] = []  # (row key, tool.argument) of each turn the value check undid
         self.names: list[tuple[Any, float]] = []  # (row key, name mass) of each turn's first call, when checked
+        self.refused: dict[Any, str] = {}  # row key -> the check that made its gated turn text: gate | name | value
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
@@ -281,6 +282,8 @@ class Engine:
         if gated:  # left padding: the last position is every row's last prompt token
             for (row, _), calls in zip(group, self.gate.calls(hidden[0]).tolist()):
                 row.calls = calls if row.gated else None
+                if row.gated and not calls:
+                    self.refused[row.key] = "gate"
         self.stats["prefill_tokens"] += sum(len(r.new) for r, _ in group)
         self.stats["padded_prefill_tokens"] += len(group) * width
         for row, _ in group:
@@ -402,6 +405,7 @@ class _Batch:
         else:
             engine.names.append((row.key, row.mass))
             engine.stats["name_refusals"] += 1
+        engine.refused[row.key] = "name" if row.doubt is None else "value"
         row.fed, row.out, row.calls, row.named, row.logps = row.fed[:-k], [], False, True, []
         row.pieces, row.probs, row.doubt = [], [], None
         row.matcher.reset()

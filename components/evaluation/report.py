@@ -37,6 +37,7 @@ HAND_TITLE = "Hand-written test set (requests written by hand, not by the genera
 # CSVs the training stages write into `paths.reports` (training.write_curve), with their plot titles.
 CURVES = (("sft_loss.csv", "SFT loss"), ("rl_reward.csv", "RL reward per layer"),
           ("reward_model_curve.csv", "Reward model loss and accuracy"))
+REFUSALS = (("gate", "no call decided"), ("name", "tool name unsure"), ("value", "value not written, unsure"))
 PLOTS = (("accuracy.png", "Exact accuracy per pattern"), ("errors.png", "Error classes per model"),
          ("training_curves.png", "Training curves"), ("pass_k.png", "pass@j and pass^j against j (success = exact)"))
 TITLE = "Evaluation on the held-out test split"
@@ -84,11 +85,22 @@ def tables(results: dict[str, dict[str, float]], comparisons: list[Comparison] =
     out = [("", ["metric", *names, "n"], _headline(main)),
            *paired_table([c for c in comparisons if not c.metric.startswith(HANDWRITTEN)]),
            ("Error classes (episodes)", ["error", *names], errors or [["(none)", *[""] * len(names)]]),
-           *pass_tables(main)]
+           *refusal_table(main), *pass_tables(main)]
     if hand:
         out.append((HAND_TITLE, ["metric", *hand, "n"], _headline(hand)))
         out += paired_table([c for c in comparisons if c.metric.startswith(HANDWRITTEN)], " on the hand-written set")
     return out
+
+
+def refusal_table(results: dict[str, dict[str, float]]) -> list[Table]:
+    """What the call gate's checks did (components/training/gate.py): per check, the first requests whose turn it
+    made text, all and of them irrelevance ones (`refused.*`); none when no check refused anything."""
+    names = list(results)
+    rows = [[f"{check}: {label}", *(f"{int(results[m].get(f'refused.{check}', 0))} "
+                                    f"({int(results[m].get(f'refused.{check}.no_call_wanted', 0))})" for m in names)]
+            for check, label in REFUSALS if any(f"refused.{check}" in results[m] for m in names)]
+    return [("Answered in text by the call gate's checks: first requests (of them irrelevance)",
+             ["check", *names], rows)] if rows else []
 
 
 def _headline(results: dict[str, dict[str, float]]) -> list[list[str]]:

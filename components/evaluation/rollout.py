@@ -42,6 +42,7 @@ class Rollout:
     turns: int = 0
     goal_reached: bool = False
     failed_calls: int = 0  # calls the simulator answered with an error (see `sim.execute`)
+    refused_by: str | None = None  # the check that made the first request's turn text: gate | name | value
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,11 @@ def run_episodes(model: Any, tok: Any, episodes: list[Episode], domain: Domain, 
 
         requests = [Request(e.id, rollouts[e.id].messages, tools[e.id]) for e in episodes]
         if decode is None:
-            Engine(model, tok, decoding.batch_size, decoding.max_new_tokens, PrefixCache(model, tok), chooser(sampling),
-                   decoding.constrained, decoding.gated, trace).run(requests, on_turn)
+            engine = Engine(model, tok, decoding.batch_size, decoding.max_new_tokens, PrefixCache(model, tok),
+                            chooser(sampling), decoding.constrained, decoding.gated, trace)
+            engine.run(requests, on_turn)
+            for key, check in engine.refused.items():
+                rollouts[key].refused_by = check
         else:
             _turn_by_turn(decode, model, tok, requests, on_turn,
                           (decoding.max_new_tokens, PrefixCache(model, tok), sampling))
@@ -234,10 +238,12 @@ def _turns_since_user(ro: Rollout) -> int:
 
 
 def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: dict[str, list[dict]],
-             batch_size: int, max_new_tokens: int, desc: str = "generate", constrained: bool = False) -> dict[str, str]:
+             batch_size: int, max_new_tokens: int, desc: str = "generate", constrained: bool = False,
+             refused: dict[str, str] | None = None) -> dict[str, str]:
     """One greedy assistant turn for each conversation (id -> messages, with its tools), batched like
     `run_episodes` (any mix of tool lists in one batch; `constrained`: under the tool-call grammar); nothing is
-    executed. Returns id -> generated text."""
+    executed. Returns id -> generated text; `refused`, when given, gets id -> the check that made a first
+    request's turn text (`Engine.refused`)."""
     model.eval()
     out: dict[str, str] = {}
     with tqdm(total=len(conversations), desc=desc, unit="turn") as bar:
@@ -245,8 +251,10 @@ def one_turn(model: Any, tok: Any, conversations: dict[str, list[dict]], tools: 
             out[key] = text
             bar.update(1)
 
-        Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None), constrained).run(
-            [Request(j, conversations[j], tools[j]) for j in conversations], on_turn)
+        engine = Engine(model, tok, batch_size, max_new_tokens, PrefixCache(model, tok), chooser(None), constrained)
+        engine.run([Request(j, conversations[j], tools[j]) for j in conversations], on_turn)
+    if refused is not None:
+        refused.update(engine.refused)
     return out
 
 
@@ -263,7 +271,7 @@ def judge(ro: Rollout, ep: Episode) -> Verdict:
     stated = toolcalls.states_outputs([a for a in answers if a], ep.expected.outputs)
     return Verdict(ep.id, ep.pattern, scored.exact, scored.first_step_exact, scored.first_step_names_ok,
                    ro.unparsable, tuple(scored.errors), ro.goal_reached and answered and no_call_ok and stated,
-                   ro.turns, stated, ro.failed_calls, dict(ro.__dict__))
+                   ro.turns, stated, ro.failed_calls, dict(ro.__dict__), refused_by=ro.refused_by)
 
 
 def to_json(ro: Rollout) -> str:

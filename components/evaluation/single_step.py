@@ -75,23 +75,24 @@ def evaluate(model: Any, tok: Any, episodes: list[Episode], system_prompt: str, 
     """Generate one assistant turn for every step of `episodes` (batched; `constrained`: under the tool-call
     grammar) and judge it (`judge`)."""
     items = [s for e in episodes for s in steps(e)]
+    refused: dict[str, str] = {}
     texts = rollout.one_turn(model, tok, {s.id: [{"role": "system", "content": system_prompt}] + s.history
                                           for s in items},
                              {s.id: s.episode.tool_dicts() for s in items}, batch_size, max_new_tokens, desc,
-                             constrained)
-    return [judge(s, texts[s.id], tok) for s in items]
+                             constrained, refused)
+    return [judge(s, texts[s.id], tok, refused.get(s.id)) for s in items]
 
 
-def judge(step: Step, text: str, tok: Any = None) -> Verdict:
+def judge(step: Step, text: str, tok: Any = None, refused_by: str | None = None) -> Verdict:
     """One step's verdict with the shared scorer: the right calls (or rightly none) in that one turn (read with the
     tokenizer's own response template where the model has one, `toolcalls.parse_output`); `completion` None (not
-    measured), the step's episode, turn and output."""
+    measured), the step's episode, turn and output, and the check that made the turn text (`refused_by`)."""
     parsed = toolcalls.parse_output(text, tok=tok, tools=step.episode.tool_dicts())
     scored = toolcalls.score_episode([parsed.calls] if parsed.calls else [], [step.gold] if step.gold else [],
                                      toolcalls.tool_index(step.episode.tool_dicts()), parsed.unparsable)
     return Verdict(step.id, step.episode.pattern, scored.exact, scored.first_step_exact if step.first else None,
                    scored.first_step_names_ok if step.first else None, parsed.unparsable, tuple(scored.errors), None,
-                   1, episode=step.episode.id, step=step.turn, output=text)
+                   1, episode=step.episode.id, step=step.turn, output=text, refused_by=refused_by)
 
 
 def grpo_rows(rows: list[dict[str, Any]], tok: Any) -> list[dict[str, Any]]:

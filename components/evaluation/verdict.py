@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 # written only when set: a simulator rollout's (stated .. rollout) or a single step's (episode, step, output)
-OPTIONAL = ("stated", "failed_calls", "rollout", "episode", "step", "output")
+OPTIONAL = ("stated", "failed_calls", "rollout", "episode", "step", "output", "refused_by")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Verdict:
     episode: str | None = None  # a single step's episode id
     step: int | None = None  # a single step's turn in its episode
     output: str | None = None  # a single step's generated text
+    refused_by: str | None = None  # the check that made a first request's turn text: gate | name | value
 
     def row(self) -> dict[str, Any]:
         """The JSON-able row (the optional fields only when set)."""

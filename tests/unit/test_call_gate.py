@@ -10,6 +10,7 @@ import copy
 import pytest
 import torch
 
+from components import domains
 from components.domains import generation
 from components.evaluation import rollout
 from components.training import gate, models
@@ -34,6 +35,38 @@ def _turns(model, tok, conversations, constrained: bool = False) -> dict[str, st
     convs = {str(i): c for i, c in enumerate(conversations)}
     return rollout.one_turn(model, padded, convs, {k: [WEATHER] for k in convs}, batch_size=2, max_new_tokens=12,
                             constrained=constrained)
+
+
+def test_what_the_gate_decided_reaches_the_verdicts_metrics_and_report(model, tok):  # noqa: F811
+    """Each first request the gate answered in text carries `refused_by` into its verdict; the model's metrics count
+    them (`refused.gate`, the irrelevance ones apart) and the report shows them; without a gate there are none."""
+    from components import evaluate
+    from components.evaluation import report, single_step
+
+    padded = copy.copy(tok)
+    padded.pad_token = padded.pad_token or "<|im_end|>"
+    episodes = generation.generate("travel", 6, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=1)
+    verdicts = {}
+    for decision in (False, None):
+        model.call_gate = None if decision is None else _fixed(model, decision=decision)
+        try:
+            verdicts[decision] = single_step.evaluate(model, padded, episodes, "You call tools.", 4, 6)
+            rolled = rollout.run_episodes(model, padded, episodes, domains.get("travel"), "You call tools.",
+                                          rollout.Decoding(batch_size=4, max_new_tokens=6, max_turns=1))
+        finally:
+            model.call_gate = None
+        # the simulator's rollouts: the first request is the only gated turn of each
+        assert [rollout.judge(ro, e).refused_by for ro, e in zip(rolled, episodes)] == [None if decision is None else "gate"] * 6
+    irrelevant = sum(e.pattern == "irrelevance" for e in episodes)
+    refused = [v for v in verdicts[False] if v.refused_by == "gate"]
+    assert 0 < irrelevant < len(episodes) == len(refused) == len({v.episode for v in refused})  # each first request
+    assert {v.refused_by for v in verdicts[False]} == {"gate", None}  # the turns after a tool result: not gated
+    assert {v.refused_by for v in verdicts[None]} == {None}
+    metrics = evaluate.summarize(verdicts[False])
+    assert (metrics["refused.gate"], metrics["refused.gate.no_call_wanted"]) == (len(episodes), irrelevant)
+    assert not [k for k in evaluate.summarize(verdicts[None]) if k.startswith("refused.")]
+    (title, header, rows), = report.refusal_table({"gated": metrics, "free": evaluate.summarize(verdicts[None])})
+    assert header == ["check", "gated", "free"] and rows == [["gate: no call decided", f"6 ({irrelevant})", "0 (0)"]]
 
 
 def _pushed_to(model, tok, text: str):  # noqa: F811
@@ -201,7 +234,7 @@ def test_a_call_whose_name_the_model_does_not_give_an_offered_tool_is_answered_i
         model.call_gate.name_floor = floor
         texts, engine = _first_turns(model, tok, [USER, AFTER_TOOL])
         model.call_gate = _fixed(model, decision=False)
-        refusing, _ = _first_turns(model, tok, [USER, AFTER_TOOL])
+        refusing, gated_out = _first_turns(model, tok, [USER, AFTER_TOOL])
     finally:
         model.call_gate = None
         for handle in handles:
@@ -209,10 +242,13 @@ def test_a_call_whose_name_the_model_does_not_give_an_offered_tool_is_answered_i
     (key, mass), = engine.names  # the first request's call: its mass recorded once
     assert key == 0 and 0.0 <= mass < 0.01
     assert texts[1] == refusing[1]  # after a tool result the gate does not decide; the refusal did not touch it
+    assert gated_out.refused == {0: "gate"}  # the refusing gate's first request; the later turn is not gated
     if floor:
         assert engine.stats["name_refusals"] == 1 and texts[0] == refusing[0] and "<" not in texts[0][:-10]
+        assert engine.refused == {0: "name"}
     else:
         assert engine.stats["name_refusals"] == 0 and texts[0].startswith('<tool_call>{"name": "get_weather"')
+        assert engine.refused == {}
 
 
 def test_name_state_follows_the_call_text_to_the_closed_name():
@@ -280,9 +316,10 @@ def test_a_call_with_a_made_up_value_the_model_is_unsure_of_is_answered_in_text(
             handle.remove()
     if refused:
         assert engine.stats["value_refusals"] == 1 and engine.doubts == [(0, "get_weather.city")]
+        assert engine.refused == {0: "value"}
         assert "<tool_call>" not in text and "<" not in text.replace("<|im_end|>", "")
     else:
-        assert engine.stats["value_refusals"] == 0 and engine.doubts == []
+        assert engine.stats["value_refusals"] == 0 and engine.doubts == [] and engine.refused == {}
         assert text.startswith(head + "Zqvx" + tail)
 
 

@@ -43,6 +43,7 @@ def test_perfect_and_broken_rollouts_score_as_expected():
     assert all(r.exact and r.completion for r in rows)
     metrics = evaluate.summarize(rows)
     assert metrics["single_exact"] == metrics["irrelevance_no_call"] == metrics["unparsable"] + 1 == 1.0
+    assert not [k for k in metrics if k.startswith("refused.")]  # no check refused anything
     chain = next(ep for ep in episodes if ep.pattern == "chain")
     stopped = _gold_rollout(chain, domain)
     stopped.steps = stopped.steps[:1]
