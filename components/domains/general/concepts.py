@@ -61,7 +61,7 @@ def _phrases(spec: str | None, label: str, numeric: bool) -> Pool:
         a = _article(label)
         return ([f"with {a} {label} of {{v}}", f"{label} {{v}}", f"with {label} {{v}}", f"for {a} {label} of {{v}}"],
                 [f"where the {label} is {{v}}", f"given {a} {label} of {{v}}"])
-    return [f"for {{v}}", f"with {label} {{v}}", f"{label}: {{v}}"], [f"where the {label} is {{v}}", f"using {{v}}"]
+    return ["for {v}", f"with {label} {{v}}", f"{label}: {{v}}"], [f"where the {label} is {{v}}", "using {v}"]
 
 
 def text(label: str, names: str, values: str, phrases: str | None = None, default: Any = None) -> Concept:

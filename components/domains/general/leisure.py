@@ -4,7 +4,7 @@ for training functions, after it for held-out ones."""
 
 from __future__ import annotations
 
-from components.domains.general.concepts import CITIES, EMAILS, Concept, array, day, enum, flag, integer, num, text
+from components.domains.general.concepts import CITIES, EMAILS, Concept, array, enum, flag, integer, num, text
 
 LEISURE: dict[str, Concept] = {
     # music and film
