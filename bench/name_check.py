@@ -105,7 +105,7 @@ def main() -> None:
     model, tok = models.load(args.model)
     if model.call_gate is None:
         raise SystemExit(f"{args.model}: no call gate (the name check is part of it)")
-    model.call_gate.name_floor = 0.0
+    model.call_gate.name_floor = model.call_gate.value_floor = 0.0  # the floors below alone: the saved ones off
     if args.no_gate:
         model.call_gate = None
     model.eval()

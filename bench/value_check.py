@@ -141,8 +141,8 @@ def main() -> None:
 
     params = load_params(Path(args.params), profile=args.profile, overrides=args.set_param)
     model, tok = models.load(args.model)
-    if getattr(model, "call_gate", None) is not None:
-        model.call_gate.name_floor = 0.0
+    if getattr(model, "call_gate", None) is not None:  # the floors below are the only checks: the model's own off
+        model.call_gate.name_floor = model.call_gate.value_floor = 0.0
     model.eval()
     floors = [float(x) for x in args.floors.split(",")]
     sets = episode_sets(args.workdir, args.handwritten, params.project.domain)
