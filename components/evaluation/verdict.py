@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# written only when set: a simulator rollout's (stated .. rollout) or a single step's (episode, step, output)
+# written only when set: a simulator rollout's (stated .. rollout), a single step's (episode, step, output), and
+# the call gate's check that answered a first request in text (refused_by)
 OPTIONAL = ("stated", "failed_calls", "rollout", "episode", "step", "output", "refused_by")
 
 
