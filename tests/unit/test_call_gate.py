@@ -47,25 +47,25 @@ def test_what_the_gate_decided_reaches_the_verdicts_metrics_and_report(model, to
     padded.pad_token = padded.pad_token or "<|im_end|>"
     episodes = generation.generate("travel", 6, {"single": 0.5, "irrelevance": 0.5}, 0.0, seed=1)
     verdicts = {}
-    for decision in (False, None):
-        model.call_gate = None if decision is None else _fixed(model, decision=decision)
+    for gated in (True, False):  # a gate that refuses every first request, then no gate
+        model.call_gate = _fixed(model, decision=False) if gated else None
         try:
-            verdicts[decision] = single_step.evaluate(model, padded, episodes, "You call tools.", 4, 6)
+            verdicts[gated] = single_step.evaluate(model, padded, episodes, "You call tools.", 4, 6)
             rolled = rollout.run_episodes(model, padded, episodes, domains.get("travel"), "You call tools.",
                                           rollout.Decoding(batch_size=4, max_new_tokens=6, max_turns=1))
         finally:
             model.call_gate = None
         # the simulator's rollouts: the first request is the only gated turn of each
-        assert [rollout.judge(ro, e).refused_by for ro, e in zip(rolled, episodes)] == [None if decision is None else "gate"] * 6
+        assert [rollout.judge(ro, e).refused_by for ro, e in zip(rolled, episodes)] == ["gate" if gated else None] * 6
     irrelevant = sum(e.pattern == "irrelevance" for e in episodes)
-    refused = [v for v in verdicts[False] if v.refused_by == "gate"]
+    refused = [v for v in verdicts[True] if v.refused_by == "gate"]
     assert 0 < irrelevant < len(episodes) == len(refused) == len({v.episode for v in refused})  # each first request
-    assert {v.refused_by for v in verdicts[False]} == {"gate", None}  # the turns after a tool result: not gated
-    assert {v.refused_by for v in verdicts[None]} == {None}
-    metrics = evaluate.summarize(verdicts[False])
+    assert {v.refused_by for v in verdicts[True]} == {"gate", None}  # the turns after a tool result: not gated
+    assert {v.refused_by for v in verdicts[False]} == {None}
+    metrics = evaluate.summarize(verdicts[True])
     assert (metrics["refused.gate"], metrics["refused.gate.no_call_wanted"]) == (len(episodes), irrelevant)
-    assert not [k for k in evaluate.summarize(verdicts[None]) if k.startswith("refused.")]
-    (title, header, rows), = report.refusal_table({"gated": metrics, "free": evaluate.summarize(verdicts[None])})
+    assert not [k for k in evaluate.summarize(verdicts[False]) if k.startswith("refused.")]
+    (title, header, rows), = report.refusal_table({"gated": metrics, "free": evaluate.summarize(verdicts[False])})
     assert header == ["check", "gated", "free"] and rows == [["gate: no call decided", f"6 ({irrelevant})", "0 (0)"]]
 
 
