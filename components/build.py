@@ -29,11 +29,12 @@ from components.validate import validate_splits
 
 def split(episodes: list[Episode], params: Params) -> dict[str, list[Episode]]:
     """Test comes from held-out episodes (held-out templates and values); val and train from the rest, val taken as
-    whole groups of episodes with the same request (`user_text`), so a repeated request never straddles them."""
-    rng = random.Random(params.project.seed)
+    whole groups of episodes with the same request (`user_text`), so a repeated request never straddles them.
+    Each side is shuffled by a random stream of its own, so episodes added to the training side (twins, a pool's
+    training requests) leave the test split as it was and models trained on either dataset pair on one test."""
     pool = {"train": [e for e in episodes if e.split != "test"], "test": [e for e in episodes if e.split == "test"]}
-    for items in pool.values():
-        rng.shuffle(items)
+    random.Random(params.project.seed).shuffle(pool["train"])
+    random.Random(f"{params.project.seed}/test").shuffle(pool["test"])
     test = []
     for pattern, n in params.build.test_size.items():
         chosen = [e for e in pool["test"] if e.pattern == pattern][:n]

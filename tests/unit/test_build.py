@@ -61,3 +61,17 @@ def test_default_params_fill_a_test_split_of_300_with_40_of_every_pattern(params
         episodes = domains.get(name).generate(cfg.n_episodes, cfg.shares, cfg.heldout_fraction, params.project.seed)
         test = build.split(episodes, params)["test"]
         assert {p: sum(e.pattern == p for e in test) for p in wanted} == wanted
+
+
+def test_training_only_episodes_leave_the_test_split_as_it_was(params_factory):
+    """Twins or a pool's training requests added to the training side draw no other test sample: each side is
+    shuffled by its own random stream (the test sample before and after is the same list, in the same order)."""
+    params = params_factory()
+    ingest.run(params)
+    episodes = read_episodes(params.path("raw"))
+    extra = [e.model_copy(update={"id": f"{e.id}-extra"}) for e in episodes if e.split != "test"][:50]
+    assert extra, "the quick profile's ingest wrote no training episodes"
+    before = build.split(episodes, params)
+    after = build.split(episodes + extra, params)
+    assert [e.id for e in after["test"]] == [e.id for e in before["test"]]
+    assert len(after["train"]) + len(after["val"]) == len(before["train"]) + len(before["val"]) + len(extra)
