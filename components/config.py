@@ -147,6 +147,11 @@ class Ingest(_Frozen):
                                description="catalog domains: share of the imported training episodes also written "
                                            "with their first request framed by the project's openers and closers "
                                            "(components/domains/voice.py)")
+    aside_twins: float = Field(default=0.0, ge=0, le=1,
+                               description="built-in domains: share of the generated single-call training episodes "
+                                           "also written as a contrast pair (the request after a statement that asks "
+                                           "for nothing, and that statement alone, answered without a call; "
+                                           "components/domains/voice.py); the test split gets none")
     imports: list[Import] = Field(default_factory=list)
     workers: int = Field(default=0, ge=0, description="processes that draw the synthetic episodes (0: one per CPU "
                                                       "core); the episodes are the same for any number")

@@ -32,7 +32,7 @@ from typing import TextIO
 from components import domains
 from components.config import ConfigError, Params
 from components.data.imports import catalog_for, iter_imported
-from components.domains import no_call, voice
+from components.domains import generation, no_call, tasks, voice
 from components.domains.generation import Generated
 from components.data.episode import DataError, Episode, Tool
 from components.data.fileio import atomic_file, write_lines
@@ -136,17 +136,40 @@ def with_twins(params: Params, episodes: Iterable[Episode]) -> Iterator[Episode]
 
 
 def generated_twins(params: Params, generated: list[Generated]) -> Iterator[Episode]:
-    """The removed-tool twins of a built-in domain's generated single-call training episodes
-    (`ingest.irrelevance_pool.removed_tool_builtin`, `no_call.removed_tool_twin`), after all of them. Held-out
-    episodes get none: the test split is the one measured without twins."""
-    rate = params.ingest.irrelevance_pool.removed_tool_builtin
-    if rate <= 0:
-        return
-    for g in generated:
-        if g.pattern == "single" and not g.held:
-            twin = no_call.removed_tool_twin(Episode.model_validate_json(g.line), rate, params.project.seed)
-            if twin is not None:
-                yield twin
+    """The removed-tool twins and the aside twins of a built-in domain's generated single-call training episodes
+    (`ingest.irrelevance_pool.removed_tool_builtin`, `no_call.removed_tool_twin`; `ingest.aside_twins`,
+    `voice.aside_twins`), after all of them, drawn as they are read. Held-out episodes get none: the test split is
+    the one measured without twins.
+
+    Raises:
+        ConfigError: `ingest.aside_twins` is set for a domain whose generator has no asides (raised at the call,
+            before anything is written).
+    """
+    removed, asides = params.ingest.irrelevance_pool.removed_tool_builtin, params.ingest.aside_twins
+    seed = params.project.seed
+    b = _asides_of(params) if asides > 0 else None
+
+    def twins(episode: Episode) -> list[Episode]:
+        removed_twin = no_call.removed_tool_twin(episode, removed, seed)
+        return ([removed_twin] if removed_twin is not None else []) + (
+            voice.aside_twins(episode, b, asides, seed) if b is not None else [])
+
+    if removed <= 0 and b is None:
+        return iter(())
+    return (twin for g in generated if g.pattern == "single" and not g.held
+            for twin in twins(Episode.model_validate_json(g.line)))
+
+
+def _asides_of(params: Params) -> tasks.Builders:
+    """The project's built-in domain's generator parts, which must have asides (`ingest.aside_twins`)."""
+    try:
+        b = generation.builders(params.project.domain)
+    except KeyError:
+        b = None
+    if b is None or not b.asides:
+        raise ConfigError(f"ingest.aside_twins: domain {params.project.domain!r} has no asides to write contrast "
+                          "pairs with (travel and finance have); set it to 0")
+    return b
 
 
 def pool_for(params: Params, written: Callable[[], int]) -> Iterator[Episode]:

@@ -124,6 +124,14 @@ SMALL_TALK = (
      "How do I open a savings account?", "Who founded {symbol}?", "What is inflation?"],
     ["What is compound interest?", "Recommend a book on investing.", "{symbol} has a nice logo.",
      "See you tomorrow!"])
+# Statements that ask for nothing, for the aside twins' contrast pairs (`ingest.aside_twins`); training side only,
+# none of them a held-out small-talk form or context.
+ASIDES = ("I bought {symbol} years ago.", "{symbol} makes my favourite products.",
+          "My dad worked at {symbol} for years.", "I read an article about {symbol} today.",
+          "{symbol}'s CEO gave a great interview.", "I owned {symbol} back in college.",
+          "{symbol} ads are everywhere lately.", "I visited the {symbol} headquarters once.",
+          "The markets were busy this morning.",
+          "My account number is {account}.", "I've been reading about index funds.", "My sister works in banking.")
 NO_CALL_REPLIES = ("I can look up quotes, exchange rates and portfolios, convert currencies and place orders. "
                    "That request needs none of them.")
 PAIRS = [(b, q) for b in finance.USD_VALUE for q in finance.USD_VALUE if b != q]
@@ -228,4 +236,4 @@ BUILDERS = tasks.Builders(
     spec=SPEC, env=finance.FinanceEnv, slots=_slots, call=_call, intents=INTENTS, parallel=PARALLEL,
     small_talk=SMALL_TALK, near_misses=NEAR_MISSES, missing=MISSING, ask_for=ASK_FOR, contexts=CONTEXTS,
     own={"chain": _chain, "recovery": _recovery, "multi_turn": _multi_turn}, goal=_goal, unique=True,
-    extra_intents=SECOND)
+    extra_intents=SECOND, asides=ASIDES)

@@ -122,6 +122,9 @@ class Builders:
     goal: Callable[[Draft], dict[str, Any]] | None = None  # the goal state, when the builders leave it empty
     unique: bool = False  # draw again while a request repeats (short requests would land in two splits)
     extra_intents: Mapping[str, Intent] = field(default_factory=dict)  # asked only beside others (a second quote)
+    # statements that ask for nothing ("I read an article about {symbol} today."), training side only: the aside
+    # twins' contrast pairs (`ingest.aside_twins`, voice.aside_twins)
+    asides: tuple[str, ...] = ()
 
 
 def single(b: Builders, c: Ctx) -> Draft:

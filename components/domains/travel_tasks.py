@@ -103,6 +103,12 @@ IRRELEVANT = (
      "What language do they speak in {city}?"],
     ["What's the capital of Australia?", "Any tips for learning the guitar?", "{city} is beautiful in spring.",
      "Explain photosynthesis in one line.", "See you later!"])
+# Statements that ask for nothing, for the aside twins' contrast pairs (`ingest.aside_twins`); training side only,
+# none of them a held-out small-talk form or context.
+ASIDES = ("My friend lives in {city}.", "I loved my last trip to {city}.", "I moved to {city} last year.",
+          "My birthday is on {d1}.", "My cousin just got back from {city}.", "I've heard the food in {city} is great.",
+          "I grew up near {origin}.", "We went to {city} for our honeymoon.", "The last time I flew, my bag got lost.",
+          "I've never been abroad before.", "My sister works at the airport.", "I collect postcards from {city}.")
 NO_CALL_REPLIES = ("I can help with weather forecasts, flights, hotels, itineraries and flight bookings. "
                    "That request needs none of them.")
 # Follow-up questions of multi_turn episodes, by (first tool, follow-up tool); an empty training side holds
@@ -219,4 +225,4 @@ def _multi_turn(c: Ctx) -> Draft:
 BUILDERS = tasks.Builders(
     spec=SPEC, env=travel.TravelEnv, slots=_slots, call=_call, intents=INTENTS, parallel=PARALLEL,
     small_talk=IRRELEVANT, near_misses=NEAR_MISSES, missing=MISSING, ask_for=ASK_FOR, contexts=CONTEXTS,
-    own={"chain": _chain, "recovery": _recovery, "multi_turn": _multi_turn})
+    own={"chain": _chain, "recovery": _recovery, "multi_turn": _multi_turn}, asides=ASIDES)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from components import ingest, validate
+from components.config import ConfigError
 from components.data.episode import DataError, Tool, read_episodes, user_text
 from components.domains import generation, no_call, offdomain, phrasing, travel
 
@@ -99,6 +100,37 @@ def test_builtin_domain_gets_removed_tool_twins_of_training_requests_only(params
         assert needed not in {t.function.name for t in twin.tools} and len(twin.tools) == len(source.tools) - 1
         assert twin.expected.steps == [] and twin.split == source.split and user_text(twin) == user_text(source)
 
+
+
+def test_builtin_domain_gets_aside_contrast_pairs_of_training_requests_only(params_factory):
+    """Each chosen training single gets a pair after the generated episodes: the same request and call after a
+    statement that asks for nothing, and that statement alone, answered without a call; held-out episodes none."""
+    off = params_factory(ingest={"n_episodes": 400, "irrelevance_pool": OFF})
+    ingest.run(off)
+    before = read_episodes(off.path("raw"))
+    params = params_factory(ingest={"n_episodes": 400, "irrelevance_pool": OFF, "aside_twins": 0.5})
+    result = ingest.run(params)
+    episodes = read_episodes(params.path("raw"))
+    assert episodes[:len(before)] == before
+    twins = episodes[len(before):]
+    singles = {e.id: e for e in before if e.pattern == "single" and e.split != "test"}
+    assert 0.3 * len(singles) < len(twins) / 2 < 0.7 * len(singles)
+    assert result.metrics["source_aside_twin"] == len(twins)
+    for with_request, alone in zip(twins[::2], twins[1::2]):
+        source = singles[with_request.id.removesuffix("-aside")]
+        assert alone.id == f"{source.id}-aside-alone" and with_request.split == alone.split == source.split
+        assert with_request.expected == source.expected and with_request.messages[1:] == source.messages[1:]
+        aside = user_text(with_request).removesuffix(user_text(source)).strip()
+        assert aside and user_text(with_request).endswith(user_text(source))
+        words = aside.rstrip(".!").split()  # the same statement, dressed (opener, closer, at most one typo)
+        assert len(set(words) & set(user_text(alone).split())) >= len(words) - 1 and alone.expected.steps == []
+        assert alone.pattern == "irrelevance" and [m.role for m in alone.messages] == ["user", "assistant"]
+    general = params_factory(project={"domain": "general"}, ingest={
+        "n_episodes": 60, "aside_twins": 0.5, "shares": {"single": 0.6, "parallel": 0.2, "irrelevance": 0.2}})
+    written = general.path("raw").read_bytes()
+    with pytest.raises(ConfigError, match="aside_twins"):  # a generator without asides
+        ingest.run(general)
+    assert general.path("raw").read_bytes() == written  # the earlier output intact
 
 def _clinic(folder: Path, n: int = 240) -> None:
     """A clinic catalog (no generator, no simulator) and `n` single-call OpenAI records for it."""
