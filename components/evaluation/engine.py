@@ -178,7 +178,7 @@ class Engine:
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self._kept: dict[Any, tuple[list[int], KV]] = {}  # between turns: fed ids and their keys/values
         self.stats = {"prefill_tokens": 0, "padded_prefill_tokens": 0, "reused_tokens": 0, "steps": 0,
-                      "rebuilds": 0, "name_refusals": 0, "value_refusals": 0}
+                      "rebuilds": 0}
 
     @torch.no_grad()
     def run(self, requests: Iterable[Request], on_turn: Callable[[Any, str], Request | None]) -> None:
@@ -401,10 +401,8 @@ class _Batch:
         self.positions[i] = self.mask[i].sum()
         if row.doubt is not None:
             engine.doubts.append((row.key, row.doubt))
-            engine.stats["value_refusals"] += 1
         else:
             engine.names.append((row.key, row.mass))
-            engine.stats["name_refusals"] += 1
         engine.refused[row.key] = "name" if row.doubt is None else "value"
         row.fed, row.out, row.calls, row.named, row.logps = row.fed[:-k], [], False, True, []
         row.pieces, row.probs, row.doubt = [], [], None

@@ -244,10 +244,10 @@ def test_a_call_whose_name_the_model_does_not_give_an_offered_tool_is_answered_i
     assert texts[1] == refusing[1]  # after a tool result the gate does not decide; the refusal did not touch it
     assert gated_out.refused == {0: "gate"}  # the refusing gate's first request; the later turn is not gated
     if floor:
-        assert engine.stats["name_refusals"] == 1 and texts[0] == refusing[0] and "<" not in texts[0][:-10]
+        assert texts[0] == refusing[0] and "<" not in texts[0][:-10]
         assert engine.refused == {0: "name"}
     else:
-        assert engine.stats["name_refusals"] == 0 and texts[0].startswith('<tool_call>{"name": "get_weather"')
+        assert texts[0].startswith('<tool_call>{"name": "get_weather"')
         assert engine.refused == {}
 
 
@@ -315,11 +315,11 @@ def test_a_call_with_a_made_up_value_the_model_is_unsure_of_is_answered_in_text(
         for handle in handles:
             handle.remove()
     if refused:
-        assert engine.stats["value_refusals"] == 1 and engine.doubts == [(0, "get_weather.city")]
+        assert engine.doubts == [(0, "get_weather.city")]
         assert engine.refused == {0: "value"}
         assert "<tool_call>" not in text and "<" not in text.replace("<|im_end|>", "")
     else:
-        assert engine.stats["value_refusals"] == 0 and engine.doubts == [] and engine.refused == {}
+        assert engine.doubts == [] and engine.refused == {}
         assert text.startswith(head + "Zqvx" + tail)
 
 
