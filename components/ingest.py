@@ -14,7 +14,8 @@ off-domain requests from the shipped pool at `share` of the file, after everythi
 removed-tool twins right after the imported single-call episodes they copy (for a built-in domain, at
 `removed_tool_builtin`, after its generated training episodes), and voice twins (`ingest.voice_twins`,
 components/domains/voice.py): a share of its imported training episodes again, their first request framed by the
-project's openers and closers.
+project's openers and closers. A built-in domain's generated training requests can also get aside twins
+(`ingest.aside_twins`): the request after a statement that asks for nothing, and that statement alone without a call.
 """
 
 from __future__ import annotations

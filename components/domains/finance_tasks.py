@@ -130,8 +130,8 @@ ASIDES = ("I bought {symbol} years ago.", "{symbol} makes my favourite products.
           "My dad worked at {symbol} for years.", "I read an article about {symbol} today.",
           "{symbol}'s CEO gave a great interview.", "I owned {symbol} back in college.",
           "{symbol} ads are everywhere lately.", "I visited the {symbol} headquarters once.",
-          "The markets were busy this morning.",
-          "My account number is {account}.", "I've been reading about index funds.", "My sister works in banking.")
+          "The markets were busy this morning.", "My account number is {account}.",
+          "I've been reading about index funds.", "My sister works in banking.")
 NO_CALL_REPLIES = ("I can look up quotes, exchange rates and portfolios, convert currencies and place orders. "
                    "That request needs none of them.")
 PAIRS = [(b, q) for b in finance.USD_VALUE for q in finance.USD_VALUE if b != q]

@@ -47,9 +47,10 @@ def voice_twin(episode: Episode, rate: float, seed: int) -> Episode | None:
 
 def aside_twins(episode: Episode, b: Builders, rate: float, seed: int) -> list[Episode]:
     """For a share `rate` of training-side single-call episodes (by a stable hash of the id), a contrast pair: the
-    episode with an aside (one of `b.asides`, filled with training-side values) before its request, ids
-    `<id>-aside`, and the aside alone answered with the domain's no-call reply, `<id>-aside-alone`; source
-    `aside_twin`. None for the other episodes and for the test split (it stays the one measured without them)."""
+    episode with an aside (one of `b.asides`, filled with training-side values) before its request, id `<id>-aside`,
+    and the aside alone, dressed in a voice like the generator's small talk and answered with the domain's no-call
+    reply, id `<id>-aside-alone`; source `aside_twin`. An empty list for the other episodes and for the test split
+    (it stays the one measured without them)."""
     if (rate <= 0 or not b.asides or episode.split == "test" or episode.pattern != "single"
             or sim.stable_share("aside", seed, episode.id) >= rate):
         return []
