@@ -151,9 +151,8 @@ def generated_twins(params: Params, generated: list[Generated]) -> Iterator[Epis
     b = _asides_of(params) if asides > 0 else None
 
     def twins(episode: Episode) -> list[Episode]:
-        removed_twin = no_call.removed_tool_twin(episode, removed, seed)
-        return ([removed_twin] if removed_twin is not None else []) + (
-            voice.aside_twins(episode, b, asides, seed) if b is not None else [])
+        asided = voice.aside_twins(episode, b, asides, seed) if b is not None else []
+        return [t for t in (no_call.removed_tool_twin(episode, removed, seed), *asided) if t is not None]
 
     if removed <= 0 and b is None:
         return iter(())

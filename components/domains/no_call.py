@@ -60,9 +60,9 @@ def pool_episodes(domain: str, tools: list[Tool], n: int, heldout_fraction: floa
         held = rng.random() < heldout_fraction
         topic, text = offdomain.draw(rng, held, topics)
         reply = no_call_reply(tools, chat=offdomain.TOPICS[topic].group == "small_talk")
-        episodes.append(_episode(f"{domain}-pool-{'h' if held else 't'}-{i:06d}-{topic}", domain, "irrelevance_pool",
-                                 tools, [{"role": "user", "content": text}, {"role": "assistant", "content": reply}],
-                                 "test" if held else "train"))
+        messages = [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
+        episodes.append(no_call_episode(f"{domain}-pool-{'h' if held else 't'}-{i:06d}-{topic}", domain,
+                                        "irrelevance_pool", tools, messages, "test" if held else "train"))
     return episodes
 
 
@@ -80,8 +80,8 @@ def removed_tool_twin(episode: Episode, rate: float, seed: int) -> Episode | Non
     if not tools or first_user + 1 != _user_turn_end(episode):
         return None
     asked = [m.model_dump(exclude_none=True) for m in episode.messages[:first_user + 1]]
-    return _episode(f"{episode.id}-removed-{needed}", episode.domain, "removed_tool", tools,
-                    asked + [{"role": "assistant", "content": no_call_reply(tools)}], episode.split)
+    return no_call_episode(f"{episode.id}-removed-{needed}", episode.domain, "removed_tool", tools,
+                           asked + [{"role": "assistant", "content": no_call_reply(tools)}], episode.split)
 
 
 def _user_turn_end(episode: Episode) -> int:
@@ -90,8 +90,9 @@ def _user_turn_end(episode: Episode) -> int:
                 len(episode.messages))
 
 
-def _episode(id_: str, domain: str, source: str, tools: list[Tool], messages: list[dict[str, Any]],
-             split: str | None) -> Episode:
+def no_call_episode(id_: str, domain: str, source: str, tools: list[Tool], messages: list[dict[str, Any]],
+                    split: str | None) -> Episode:
+    """An irrelevance episode: `messages` (up to the no-call answer), nothing expected."""
     return Episode.model_validate({"id": id_, "domain": domain, "source": source, "pattern": "irrelevance",
                                    "split": split, "tools": tools, "messages": messages,
                                    "expected": {"steps": []}})

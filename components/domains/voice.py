@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import random
 
-from components.data.episode import Episode, Message
-from components.domains import phrasing, sim
+from components.data.episode import Episode
+from components.domains import no_call, phrasing, sim
 from components.domains.tasks import Builders
 
 
@@ -60,9 +60,9 @@ def aside_twins(episode: Episode, b: Builders, rate: float, seed: int) -> list[E
     request = episode.messages[first]
     messages = list(episode.messages)
     messages[first] = request.model_copy(update={"content": f"{voice.fill(template, slots)} {request.content}"})
-    alone = [*episode.messages[:first], Message(role="user", content=voice.fill(voice.say(template), slots)),
-             Message(role="assistant", content=b.spec.no_call_reply)]
-    expected = episode.expected.model_copy(update={"steps": [], "depends_on": [], "goal": {}, "outputs": []})
+    alone = [m.model_dump(exclude_none=True) for m in episode.messages[:first]] + [
+        {"role": "user", "content": voice.fill(voice.say(template), slots)},
+        {"role": "assistant", "content": b.spec.no_call_reply}]
     return [episode.model_copy(update={"id": f"{episode.id}-aside", "source": "aside_twin", "messages": messages}),
-            episode.model_copy(update={"id": f"{episode.id}-aside-alone", "source": "aside_twin",
-                                       "pattern": "irrelevance", "messages": alone, "expected": expected})]
+            no_call.no_call_episode(f"{episode.id}-aside-alone", episode.domain, "aside_twin", episode.tools, alone,
+                                    episode.split)]

@@ -101,7 +101,6 @@ def test_builtin_domain_gets_removed_tool_twins_of_training_requests_only(params
         assert twin.expected.steps == [] and twin.split == source.split and user_text(twin) == user_text(source)
 
 
-
 def test_builtin_domain_gets_aside_contrast_pairs_of_training_requests_only(params_factory):
     """Each chosen training single gets a pair after the generated episodes: the same request and call after a
     statement that asks for nothing, and that statement alone, answered without a call; held-out episodes none."""
