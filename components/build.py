@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from components.config import Params
 from components.data.episode import DataError, Episode, read_episodes, user_text, write_episodes
 from components.data.fileio import atomic_dir, write_jsonl
+from components import training
 from components.training.pairs import make_pairs
 from components.result import StageResult
 from components.validate import validate_splits
@@ -86,9 +87,24 @@ def sft_rows(episodes: list[Episode], system_prompt: str) -> list[dict]:
 
 def rl_prompts(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:
     """Prompts for GRPO with what the reward needs: the expected steps, goal state and outputs; `tools` (JSON) for the
-    single-step fallback, which renders each prompt with its own catalog."""
+    single-step fallback, which renders each prompt with its own catalog.
+
+    Stratified by pattern: each pattern's count is its share of `episodes` (largest remainder), and a pattern whose
+    share rounds to 0 takes one from the largest, so every pattern is in the pool while `n` allows; prompts are
+    drawn at random within a pattern. (A plain draw of 64 of the default run's 1,741 episodes left 1 parallel prompt
+    where its share is 7: RL had nothing to learn parallel calls from, and the rft arm unlearnt them.)
+    """
     rng = random.Random(seed)
-    chosen = rng.sample(episodes, min(n, len(episodes)))
+    by: dict[str, list[Episode]] = defaultdict(list)
+    for e in episodes:
+        by[e.pattern].append(e)
+    counts = training.quotas({p: len(items) for p, items in by.items()}, min(n, len(episodes)))
+    for p in sorted(p for p, c in counts.items() if c == 0):
+        largest = max(sorted(counts), key=counts.__getitem__)
+        if counts[largest] > 1:
+            counts[largest], counts[p] = counts[largest] - 1, 1
+    chosen = [e for p in sorted(by) for e in rng.sample(by[p], counts[p])]
+    rng.shuffle(chosen)
     return [{"id": e.id, "pattern": e.pattern,
              "prompt": [{"role": "system", "content": system_prompt}] + e.prompt_messages(),
              "expected": json.dumps([[c.model_dump() for c in s] for s in e.expected.steps]),

@@ -17,7 +17,8 @@ solves in some but not all of k samples (components/training/selection.py); TRL 
 of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spread_share`.
 `rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline): sample the start model `num_generations`
 times per prompt, keep the evaluation scorer's successes, and SFT on them with the sft stage's trainer
-(`sft.fit`; `sft` settings, except max_steps, learning_rate, lora and save_steps from `rl`).
+(`sft.fit`; `sft` settings, except max_steps, learning_rate, lora and save_steps from `rl`), each pattern's share of
+the successes trained on weighted by `rl.pattern_weights`.
 Run: `python -m components.rl`.
 """
 
@@ -206,7 +207,7 @@ def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list
     settings = params.sft.model_copy(update={"max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate,
                                              "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
     needed = training.rows_needed(settings.max_steps, settings.batch_size, settings.grad_accum)
-    data = training.sample_rows(kept, needed, params.project.seed)
+    data = training.sample_rows(kept, needed, params.project.seed, cfg.pattern_weights)
     trainer, seconds, resume = sft.fit(params, settings, data, (model, tok), "rl", resume_inputs(params))
     history = trainer.state.log_history
     reports = params.path("reports")

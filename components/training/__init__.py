@@ -235,16 +235,23 @@ def sample_rows(rows: list[dict[str, Any]], n: int, seed: int,
     for row in rows:
         by.setdefault(row["pattern"], []).append(row)
     mass = {p: len(items) * weights.get(p, 1.0) for p, items in by.items()}
-    total = sum(mass.values())
-    if total <= 0:
+    if sum(mass.values()) <= 0:
         raise ValueError(f"sft.pattern_weights {weights}: every pattern in the data {sorted(by)} has weight 0")
-    quota = {p: n * m / total for p, m in mass.items()}
-    counts = {p: int(q) for p, q in quota.items()}
-    for p in sorted(quota, key=lambda p: (counts[p] - quota[p], p))[:n - sum(counts.values())]:
-        counts[p] += 1
+    counts = quotas(mass, n)
     picked = [by[p][i % len(by[p])] for p in sorted(by) for i in range(counts[p])]
     rng.shuffle(picked)
     return picked
+
+
+def quotas(mass: dict[str, float], n: int) -> dict[str, int]:
+    """`n` split over the keys of `mass` in proportion to their mass, by largest remainder (ties by key); the
+    counts add up to `n`, and a key's count is at most the ceiling of its exact share."""
+    total = sum(mass.values())
+    quota = {k: n * m / total for k, m in mass.items()}
+    counts = {k: int(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: (counts[k] - quota[k], k))[:n - sum(counts.values())]:
+        counts[k] += 1
+    return counts
 
 
 def first_last(history: list[dict[str, Any]], key: str, window: int = 3) -> tuple[float, float]:

@@ -168,7 +168,7 @@ def _turn(text: str, tok: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def sft_rows(attempts: list[Attempts]) -> list[dict[str, Any]]:
-    """The successful attempts as SFT rows ({"messages", "tools"}: the rl `rft` arm's training data)."""
-    return [{"messages": conv, "tools": a.row["tools"]} for a in attempts
+    """The successful attempts as SFT rows ({"messages", "tools", "pattern"}: the rl `rft` arm's training data)."""
+    return [{"messages": conv, "tools": a.row["tools"], "pattern": a.row["pattern"]} for a in attempts
             for ok, conv in zip(a.successes, a.conversations) if ok]
 

@@ -2,6 +2,7 @@
 test_pairs.py)."""
 
 import json
+from collections import Counter
 
 from components import build, ingest
 from components.data.episode import read_episodes
@@ -32,6 +33,26 @@ def test_build_splits_and_datasets(params_factory):
     rl = read_jsonl(out / "rl.jsonl")
     assert len(rl) == params.build.rl_prompts and rl[0]["prompt"][-1]["role"] == "user"
     assert result.metrics["test_episodes"] == sum(wanted.values())
+
+
+def test_rl_prompts_are_stratified_by_pattern(params_factory):
+    params = params_factory()
+    ingest.run(params)
+    episodes = read_episodes(params.path("raw"))
+    # a pool where a plain draw of 12 often misses the rare pattern: 40 single, 6 chain, 2 parallel
+    by = {p: [e for e in episodes if e.pattern == p] for p in ("single", "chain", "parallel")}
+    pool = by["single"][:40] + by["chain"][:6] + by["parallel"][:2]
+    counts = {p: len(items) for p, items in by.items()}
+    assert counts["single"] >= 40 and counts["chain"] >= 6 and counts["parallel"] >= 2, counts
+    for seed in range(5):
+        rows = build.rl_prompts(pool, 12, "sys", seed)
+        # shares 10.0, 1.5, 0.5 of 12: floors 10, 1, 0; the one left goes to chain (a tie, by name); parallel,
+        # at 0, takes one from single
+        assert Counter(r["pattern"] for r in rows) == {"single": 9, "chain": 2, "parallel": 1}
+        assert len({r["id"] for r in rows}) == 12
+    assert build.rl_prompts(pool, 12, "sys", 0) == build.rl_prompts(pool, 12, "sys", 0)
+    assert build.rl_prompts(pool, 12, "sys", 0) != build.rl_prompts(pool, 12, "sys", 1)
+    assert len(build.rl_prompts(pool, 100, "sys", 0)) == len(pool)  # asked for more than there are: all of them
 
 
 def test_failed_build_keeps_previous_output(params_factory):
