@@ -310,7 +310,7 @@ class RewardWeights(_Frozen):
 
 
 class Rl(_Frozen):
-    algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo", "rft"]
+    algorithm: Literal["grpo", "gspo", "dr_grpo", "dapo", "rft", "more_sft"]
     max_steps: int = Field(gt=0)
     select_samples: int = Field(ge=0, description="sampled rollouts of the start model per candidate prompt before "
                                                   "training; prompts it solves in all or none are dropped (0: off)")

@@ -18,7 +18,8 @@ of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spre
 `rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline): sample the start model `num_generations`
 times per prompt, keep the evaluation scorer's successes, and SFT on them with the sft stage's trainer
 (`sft.fit`; `sft` settings, except max_steps, learning_rate, lora and save_steps from `rl`), each pattern's share of
-the successes trained on weighted by `rl.pattern_weights`.
+the successes trained on weighted by `rl.pattern_weights`. `rl.algorithm: more_sft` is the control for all of them:
+the same fine-tuning on the training episodes the sft stage would have drawn next (`more_sft`).
 Run: `python -m components.rl`.
 """
 
@@ -85,6 +86,8 @@ def resume_inputs(params: Params) -> list[Path]:
     """What a checkpoint of this stage depends on besides params: the prompts, the start model and, when it is used,
     the reward model."""
     used = [params.path("reward_model")] if params.rl.reward_weights.reward_model > 0 else []
+    if params.rl.algorithm == "more_sft":
+        used.append(params.path("splits") / "sft.jsonl")
     return [params.path("splits") / "rl.jsonl", params.path("sft_model"), *used]
 
 
@@ -107,6 +110,8 @@ def run(params: Params) -> StageResult:
             if not domain.simulated or engine or r["pattern"] != "multi_turn"]
     if cfg.algorithm == "rft":
         return rft(params, domain, model, tok, rows)
+    if cfg.algorithm == "more_sft":
+        return more_sft(params, model, tok)
     started = time.time()
     rows, chosen_metrics = selection.select(
         rows, prompts_needed(params), cfg.select_samples, cfg.pattern_weights, params.project.seed,
@@ -204,25 +209,47 @@ def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list
         raise ConfigError(f"rl.algorithm rft: none of the {len(rows)} x {cfg.num_generations} samples of the start "
                           f"model succeeded, so there is nothing to fine-tune on; raise rl.num_generations or "
                           f"build.rl_prompts")
+    needed = training.rows_needed(cfg.max_steps, params.sft.batch_size, params.sft.grad_accum)
+    data = training.sample_rows(kept, needed, params.project.seed, cfg.pattern_weights)
+    return _fine_tune(params, model, tok, data, {
+        "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
+        "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)),
+        "solved_prompts": float(sum(any(a.successes) for a in attempts))})
+
+
+def more_sft(params: Params, model: Any, tok: Any) -> StageResult:
+    """The control every RL arm is measured against at its budget: `rl.max_steps` more SFT steps on the training
+    episodes' own trajectories, the ones the sft stage would have drawn next had it run that much longer (its
+    seeded draw of `sft.jsonl`, `sft.pattern_weights`, continued past its `sft.max_steps`)."""
+    cfg, done = params.rl, training.rows_needed(params.sft.max_steps, params.sft.batch_size, params.sft.grad_accum)
+    needed = training.rows_needed(cfg.max_steps, params.sft.batch_size, params.sft.grad_accum)
+    rows = read_jsonl(params.path("splits") / "sft.jsonl")
+    data = training.sample_rows(rows, done + needed, params.project.seed, params.sft.pattern_weights)[done:]
+    if len(data) < needed:  # fewer episodes than the longer run draws: it would have begun another epoch
+        data += training.sample_rows(rows, needed - len(data), params.project.seed + 1, params.sft.pattern_weights)
+    return _fine_tune(params, model, tok, data, {"episodes": float(len(data))})
+
+
+def _fine_tune(params: Params, model: Any, tok: Any, data: list[dict[str, Any]],
+               metrics: dict[str, float]) -> StageResult:
+    """SFT of the start model on `data` with the sft stage's trainer (`sft` settings, except max_steps,
+    learning_rate, lora and save_steps from `rl`), saved as the stage's model: the rft and more_sft arms."""
+    cfg = params.rl
     settings = params.sft.model_copy(update={"max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate,
                                              "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
-    needed = training.rows_needed(settings.max_steps, settings.batch_size, settings.grad_accum)
-    data = training.sample_rows(kept, needed, params.project.seed, cfg.pattern_weights)
     trainer, seconds, resume = sft.fit(params, settings, data, (model, tok), "rl", resume_inputs(params))
     history = trainer.state.log_history
     reports = params.path("reports")
-    training.write_curve(history, ["loss"], reports / "rl_reward.csv", reports / "rl_reward.png", "RL (rft) SFT loss")
+    training.write_curve(history, ["loss"], reports / "rl_reward.csv", reports / "rl_reward.png",
+                         f"RL ({cfg.algorithm}) SFT loss")
     first, last = training.first_last(history, "loss")
     gated: dict[str, float] = {}
     out = _save(params, trainer, tok, gated)
     return StageResult(stage="rl", outputs={"model": str(out)},
-                       metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1),
-                                "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
-                                "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)),
-                                "solved_prompts": float(sum(any(a.successes) for a in attempts)),
+                       metrics={"loss_first": first, "loss_last": last, "train_seconds": round(seconds, 1), **metrics,
                                 "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated},
                        reports=[str(reports / "rl_reward.png"), str(reports / "rl_reward.csv")],
-                       details={"algorithm": "rft"})
+                       details={"algorithm": cfg.algorithm})
 
 
 def _save(params: Params, trainer: Any, tok: Any, metrics: dict[str, float]) -> Path:

@@ -97,6 +97,36 @@ def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
         rl.run(arm)
 
 
+def test_more_sft_trains_on_the_episodes_the_sft_stage_would_have_drawn_next(params, monkeypatch):
+    from components.data.fileio import read_jsonl
+
+    seen: list[list[dict]] = []
+    fit = sft.fit
+    monkeypatch.setattr(sft, "fit", lambda p, cfg, rows, *a, **k: seen.append(rows) or fit(p, cfg, rows, *a, **k))
+    arm = params.model_copy(update={
+        "rl": params.rl.model_copy(update={"algorithm": "more_sft", "max_steps": 6, "learning_rate": 3.0e-3}),
+        "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_more_sft"})})
+    result = rl.run(arm)
+    m = result.metrics
+    rows = read_jsonl(params.path("splits") / "sft.jsonl")
+    per_step = params.sft.batch_size * params.sft.grad_accum
+    assert len(rows) > (params.sft.max_steps + 6) * per_step  # room for the continuation: no repeats expected
+    sft_drawn = {r["id"] for r in sft_draw(rows, params)}
+    assert m["episodes"] == len(seen[0]) == 6 * per_step
+    assert not {r["id"] for r in seen[0]} & sft_drawn and len({r["id"] for r in seen[0]}) == 6 * per_step
+    assert m["loss_last"] < m["loss_first"]
+    assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
+    assert result.details["algorithm"] == "more_sft"
+
+
+def sft_draw(rows: list[dict], params) -> list[dict]:
+    """The episodes the sft stage trained on (its seeded draw)."""
+    from components import training
+
+    return training.sample_rows(rows, params.sft.max_steps * params.sft.batch_size * params.sft.grad_accum,
+                                params.project.seed, params.sft.pattern_weights)
+
+
 def test_reward_layers_zero_spread_kl_and_length_are_step_metrics_in_mlflow(params):
     with tracking.pipeline_run(params) as parent:
         tracking.execute_stage("rl", params, parent)
