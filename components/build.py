@@ -92,7 +92,7 @@ def rl_prompts(episodes: list[Episode], n: int, system_prompt: str, seed: int) -
     Stratified by pattern: each pattern's count is its share of `episodes` (largest remainder), and a pattern whose
     share rounds to 0 takes one from the largest, so every pattern is in the pool while `n` allows; prompts are
     drawn at random within a pattern. (A plain draw of 64 of the default run's 1,741 episodes left 1 parallel prompt
-    where its share is 7: RL had nothing to learn parallel calls from, and the rft arm unlearnt them.)
+    where its share is 7.)
     """
     rng = random.Random(seed)
     by: dict[str, list[Episode]] = defaultdict(list)

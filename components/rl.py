@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -211,9 +212,10 @@ def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list
                           f"build.rl_prompts")
     needed = training.rows_needed(cfg.max_steps, params.sft.batch_size, params.sft.grad_accum)
     data = training.sample_rows(kept, needed, params.project.seed, cfg.pattern_weights)
+    per_pattern = {f"successes_{p}": float(n) for p, n in sorted(Counter(r["pattern"] for r in kept).items())}
     return _fine_tune(params, model, tok, data, {
         "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
-        "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)),
+        "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)), **per_pattern,
         "solved_prompts": float(sum(any(a.successes) for a in attempts))})
 
 

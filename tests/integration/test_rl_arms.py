@@ -89,6 +89,7 @@ def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
     result = rl.run(arm)
     m = result.metrics
     assert m["successes"] == m["samples"] == m["prompts"] * arm.rl.num_generations
+    assert sum(v for k, v in m.items() if k.startswith("successes_")) == m["successes"]
     assert m["loss_last"] < m["loss_first"] * 0.95  # its own high-entropy samples: slow, but down
     assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
     assert result.details["algorithm"] == "rft"
