@@ -21,8 +21,8 @@ from collections import Counter, defaultdict
 
 from components.config import Params
 from components.data.episode import DataError, Episode, read_episodes, user_text, write_episodes
+from components.data.draw import quotas
 from components.data.fileio import atomic_dir, write_jsonl
-from components import training
 from components.training.pairs import make_pairs
 from components.result import StageResult
 from components.validate import validate_splits
@@ -98,7 +98,7 @@ def rl_prompts(episodes: list[Episode], n: int, system_prompt: str, seed: int) -
     by: dict[str, list[Episode]] = defaultdict(list)
     for e in episodes:
         by[e.pattern].append(e)
-    counts = training.quotas({p: len(items) for p, items in by.items()}, min(n, len(episodes)))
+    counts = quotas({p: len(items) for p, items in by.items()}, min(n, len(episodes)))
     for p in sorted(p for p, c in counts.items() if c == 0):
         largest = max(sorted(counts), key=counts.__getitem__)
         if counts[largest] > 1:

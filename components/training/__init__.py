@@ -13,6 +13,7 @@ import torch
 from components import distributed
 from components.config import Base, ConfigError, Params
 from components.training import models
+from components.data.draw import quotas
 from components.data.fileio import atomic_dir
 
 # PEFT reads `model.is_gradient_checkpointing` when it wraps a model (a deprecated alias in transformers 5.x that
@@ -241,17 +242,6 @@ def sample_rows(rows: list[dict[str, Any]], n: int, seed: int,
     picked = [by[p][i % len(by[p])] for p in sorted(by) for i in range(counts[p])]
     rng.shuffle(picked)
     return picked
-
-
-def quotas(mass: dict[str, float], n: int) -> dict[str, int]:
-    """`n` split over the keys of `mass` in proportion to their mass, by largest remainder (ties by key); the
-    counts add up to `n`, and a key's count is at most the ceiling of its exact share."""
-    total = sum(mass.values())
-    quota = {k: n * m / total for k, m in mass.items()}
-    counts = {k: int(q) for k, q in quota.items()}
-    for k in sorted(quota, key=lambda k: (counts[k] - quota[k], k))[:n - sum(counts.values())]:
-        counts[k] += 1
-    return counts
 
 
 def first_last(history: list[dict[str, Any]], key: str, window: int = 3) -> tuple[float, float]:

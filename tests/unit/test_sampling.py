@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from components import training
+from components.data.draw import quotas
 from components.config import PATTERNS, ConfigError
 
 ROWS = ([{"id": f"s{i}", "pattern": "single"} for i in range(60)]
@@ -36,12 +37,12 @@ def test_weights_set_each_pattern_s_count_and_a_short_pattern_repeats():
 
 
 def test_quotas_add_up_and_follow_the_largest_remainders():
-    assert training.quotas({"single": 60, "chain": 60, "parallel": 20}, 34) == {"single": 14, "chain": 15,
+    assert quotas({"single": 60, "chain": 60, "parallel": 20}, 34) == {"single": 14, "chain": 15,
                                                                                  "parallel": 5}
-    assert training.quotas({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}  # ties by key
-    assert training.quotas({"a": 7, "b": 0}, 3) == {"a": 3, "b": 0}
+    assert quotas({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}  # ties by key
+    assert quotas({"a": 7, "b": 0}, 3) == {"a": 3, "b": 0}
     for n in range(12):
-        assert sum(training.quotas({"x": 5, "y": 3, "z": 1}, n).values()) == n
+        assert sum(quotas({"x": 5, "y": 3, "z": 1}, n).values()) == n
 
 
 def test_weights_of_only_absent_patterns_at_zero_are_refused():
