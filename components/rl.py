@@ -223,12 +223,13 @@ def more_sft(params: Params, model: Any, tok: Any) -> StageResult:
     """The control every RL arm is measured against at its budget: `rl.max_steps` more SFT steps on the training
     episodes' own trajectories, the ones the sft stage would have drawn next had it run that much longer (its
     seeded draw of `sft.jsonl`, `sft.pattern_weights`, continued past its `sft.max_steps`)."""
-    cfg, done = params.rl, training.rows_needed(params.sft.max_steps, params.sft.batch_size, params.sft.grad_accum)
-    needed = training.rows_needed(cfg.max_steps, params.sft.batch_size, params.sft.grad_accum)
-    rows = read_jsonl(params.path("splits") / "sft.jsonl")
-    data = training.sample_rows(rows, done + needed, params.project.seed, params.sft.pattern_weights)[done:]
+    cfg = params.sft
+    done, needed = (training.rows_needed(steps, cfg.batch_size, cfg.grad_accum)
+                    for steps in (cfg.max_steps, params.rl.max_steps))
+    data = sft.drawn_rows(params, cfg.max_steps + params.rl.max_steps)[done:]
     if len(data) < needed:  # fewer episodes than the longer run draws: it would have begun another epoch
-        data += training.sample_rows(rows, needed - len(data), params.project.seed + 1, params.sft.pattern_weights)
+        data += training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), needed - len(data),
+                                     params.project.seed + 1, cfg.pattern_weights)
     return _fine_tune(params, model, tok, data, {"episodes": float(len(data))})
 
 

@@ -30,9 +30,7 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
     """Train and save the SFT model; `callbacks` are extra `TrainerCallback`s (bench/learning_curve.py's snapshots)."""
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg = params.sft
-    drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    rows = training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"), drawn, params.project.seed,
-                                cfg.pattern_weights)
+    rows = drawn_rows(params, cfg.max_steps)
     loaded = training.load_for_training(params, params.path("base"), cfg.lora.enabled)
     tok = loaded[1]
     data = params.path("splits") / "sft.jsonl"
@@ -53,6 +51,15 @@ def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
                                 "episodes_seen": float(training.rows_needed(steps, cfg.batch_size, cfg.grad_accum)),
                                 "resumed_from_step": float(checkpoints.resumed_step(resume)), **gated},
                        reports=[str(reports / "sft_loss.png"), str(reports / "sft_loss.csv")])
+
+
+def drawn_rows(params: Params, steps: int) -> list[dict[str, Any]]:
+    """The episodes a run of `steps` SFT steps draws from `sft.jsonl` (over all processes): the stage's seeded draw,
+    by `sft.pattern_weights`; rl's `more_sft` takes what a longer run draws past this stage's own."""
+    cfg = params.sft
+    return training.sample_rows(read_jsonl(params.path("splits") / "sft.jsonl"),
+                                training.rows_needed(steps, cfg.batch_size, cfg.grad_accum), params.project.seed,
+                                cfg.pattern_weights)
 
 
 def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any, Any], stage: str,

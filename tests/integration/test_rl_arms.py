@@ -112,20 +112,12 @@ def test_more_sft_trains_on_the_episodes_the_sft_stage_would_have_drawn_next(par
     rows = read_jsonl(params.path("splits") / "sft.jsonl")
     per_step = params.sft.batch_size * params.sft.grad_accum
     assert len(rows) > (params.sft.max_steps + 6) * per_step  # room for the continuation: no repeats expected
-    sft_drawn = {r["id"] for r in sft_draw(rows, params)}
+    sft_drawn = {r["id"] for r in sft.drawn_rows(params, params.sft.max_steps)}
     assert m["episodes"] == len(seen[0]) == 6 * per_step
     assert not {r["id"] for r in seen[0]} & sft_drawn and len({r["id"] for r in seen[0]}) == 6 * per_step
     assert m["loss_last"] < m["loss_first"]
     assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
     assert result.details["algorithm"] == "more_sft"
-
-
-def sft_draw(rows: list[dict], params) -> list[dict]:
-    """The episodes the sft stage trained on (its seeded draw)."""
-    from components import training
-
-    return training.sample_rows(rows, params.sft.max_steps * params.sft.batch_size * params.sft.grad_accum,
-                                params.project.seed, params.sft.pattern_weights)
 
 
 def test_reward_layers_zero_spread_kl_and_length_are_step_metrics_in_mlflow(params):

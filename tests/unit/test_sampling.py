@@ -37,8 +37,7 @@ def test_weights_set_each_pattern_s_count_and_a_short_pattern_repeats():
 
 
 def test_quotas_add_up_and_follow_the_largest_remainders():
-    assert quotas({"single": 60, "chain": 60, "parallel": 20}, 34) == {"single": 14, "chain": 15,
-                                                                                 "parallel": 5}
+    assert quotas({"single": 60, "chain": 60, "parallel": 20}, 34) == {"single": 14, "chain": 15, "parallel": 5}
     assert quotas({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}  # ties by key
     assert quotas({"a": 7, "b": 0}, 3) == {"a": 3, "b": 0}
     for n in range(12):
