@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,14 +68,14 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
 
     Returns:
         The kept rows and metrics `select_candidates`, `select_kept`, `select_always`, `select_never` (candidates
-        sampled, kept, dropped as always / never solved) and `select_fallback` (1.0: no spread found, rows taken in
-        order); no metrics without sampling.
+        sampled, kept, dropped as always / never solved), the same three per pattern (`select_kept_chain`, ...)
+        and `select_fallback` (1.0: no spread found, rows taken in order); no metrics without sampling.
     """
     order = weighted_order(rows, weights, seed)
     if not k:
         return order[:needed], {}
     kept: list[dict[str, Any]] = []
-    counts = {"always": 0, "never": 0}
+    dropped: dict[str, list[str]] = {"always": [], "never": []}  # the dropped candidates' patterns
     seen = 0
     limit = min(len(order), MAX_CANDIDATES * needed)
     while len(kept) < needed and seen < limit:
@@ -82,7 +83,7 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
         seen += len(chunk)
         for row, verdicts in zip(chunk, draw(chunk)):
             if all(verdicts) or not any(verdicts):
-                counts["always" if all(verdicts) else "never"] += 1
+                dropped["always" if all(verdicts) else "never"].append(row["pattern"])
             else:
                 kept.append(row)
     fallback = not kept
@@ -90,11 +91,14 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
         log.warning("rl.select_samples %d: the start model solved each of the %d candidate RL prompts sampled in all "
                     "%d samples (%d) or in none (%d): no reward spread to learn from; training on the first %d "
                     "prompts in order instead (raise rl.select_samples, or set it to 0 to skip choosing)",
-                    k, seen, k, counts["always"], counts["never"], needed)
+                    k, seen, k, len(dropped["always"]), len(dropped["never"]), needed)
         kept = order[:needed]
-    return kept, {"select_candidates": float(seen), "select_kept": float(len(kept)),
-                  "select_always": float(counts["always"]), "select_never": float(counts["never"]),
-                  "select_fallback": float(fallback)}
+    found = {"kept": [r["pattern"] for r in kept], **dropped}
+    per_pattern = {f"select_{what}_{pattern}": float(n)
+                   for what, patterns in found.items() for pattern, n in sorted(Counter(patterns).items())}
+    return kept, {"select_candidates": float(seen), **{f"select_{what}": float(len(patterns))
+                                                       for what, patterns in found.items()},
+                  **per_pattern, "select_fallback": float(fallback)}
 
 
 def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]],

@@ -69,6 +69,20 @@ def test_select_falls_back_to_order_with_a_warning_when_no_prompt_has_spread(cap
     assert "all 3 samples (2) or in none (3)" in caplog.text and "first 2 prompts in order" in caplog.text
 
 
+def test_select_reports_what_it_kept_and_dropped_per_pattern():
+    from components.training import selection
+
+    rows = _rows(["single"] * 6 + ["irrelevance"] * 4 + ["chain"] * 2)
+    solved = {"single": [True, False], "irrelevance": [True, True], "chain": [False, False]}
+    kept, metrics = selection.select(rows, 12, 2, None, 0, lambda chunk: [solved[r["pattern"]] for r in chunk])
+    assert [r["pattern"] for r in kept] == ["single"] * 6
+    found = metrics["select_kept_single"], metrics["select_always_irrelevance"], metrics["select_never_chain"]
+    assert found == (6, 4, 2)
+    assert not any(key.startswith(("select_kept_i", "select_kept_c", "select_always_s", "select_never_s"))
+                   for key in metrics)  # a pattern none of whose candidates fell there has no key
+    assert sum(v for k, v in metrics.items() if k.startswith("select_always_")) == metrics["select_always"]
+
+
 def test_select_samples_at_most_max_candidates_per_prompt_needed():
     from components.training import selection
 
