@@ -321,6 +321,10 @@ class Rl(_Frozen):
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
     learning_rate: float = Field(gt=0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        default="linear", description="the learning rate after warm-up, the same for every arm: decaying to 0 at "
+                                      "max_steps (linear: TRL's GRPO default), or constant")
+    warmup_steps: int = Field(default=0, ge=0)
     num_iterations: int = Field(default=1, gt=0, description=(
         "updates per batch of rollouts (TRL's mu); at 1 the policy has not moved when the loss is taken, so the "
         "importance ratio is 1: GSPO's gradient is GRPO's and no clipping (DAPO's clip-higher included) binds"))

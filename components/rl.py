@@ -17,9 +17,10 @@ solves in some but not all of k samples (components/training/selection.py); TRL 
 of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spread_share`.
 `rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline): sample the start model `num_generations`
 times per prompt, keep the evaluation scorer's successes, and SFT on them with the sft stage's trainer
-(`sft.fit`; `sft` settings, except max_steps, learning_rate, lora and save_steps from `rl`), each pattern's share of
-the successes trained on weighted by `rl.pattern_weights`. `rl.algorithm: more_sft` is the control for all of them:
-the same fine-tuning on the training episodes the sft stage would have drawn next (`more_sft`).
+(`sft.fit`; `sft` settings, except max_steps, learning_rate, lr_schedule, warmup_steps, lora and save_steps from
+`rl`), each pattern's share of the successes trained on weighted by `rl.pattern_weights`.
+`rl.algorithm: more_sft` is the control for all of them: the same fine-tuning on the training episodes the sft stage
+would have drawn next (`more_sft`). Every arm runs `rl.lr_schedule` (linear to 0: GRPO's own default).
 Run: `python -m components.rl`.
 """
 
@@ -162,6 +163,7 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, learning_rate=cfg.learning_rate, num_iterations=cfg.num_iterations,
+        lr_scheduler_type=sft.SCHEDULES[cfg.lr_schedule], warmup_steps=cfg.warmup_steps,
         max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=[w for _, _, w in chosen], logging_steps=1,
         report_to="none", seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
@@ -236,10 +238,12 @@ def more_sft(params: Params, model: Any, tok: Any) -> StageResult:
 def _fine_tune(params: Params, model: Any, tok: Any, data: list[dict[str, Any]],
                metrics: dict[str, float]) -> StageResult:
     """SFT of the start model on `data` with the sft stage's trainer (`sft` settings, except max_steps,
-    learning_rate, lora and save_steps from `rl`), saved as the stage's model: the rft and more_sft arms."""
+    learning_rate, lr_schedule, warmup_steps, lora and save_steps from `rl`), saved as the stage's model: the rft
+    and more_sft arms."""
     cfg = params.rl
-    settings = params.sft.model_copy(update={"max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate,
-                                             "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
+    settings = params.sft.model_copy(update={
+        "max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate, "lr_schedule": cfg.lr_schedule,
+        "warmup_steps": cfg.warmup_steps, "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
     trainer, seconds, resume = sft.fit(params, settings, data, (model, tok), "rl", resume_inputs(params))
     history = trainer.state.log_history
     reports = params.path("reports")

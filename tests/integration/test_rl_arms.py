@@ -68,6 +68,9 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
         return run_episodes(*args, **kwargs)
 
     monkeypatch.setattr(selection.rollout, "run_episodes", spy)
+    trainers = []
+    build = rl.grpo_trainer
+    monkeypatch.setattr(rl, "grpo_trainer", lambda *a, **k: trainers.append(build(*a, **k)) or trainers[-1])
     assert models.load(params.path("sft_model"))[0].call_gate is not None  # the start model carries one
     chosen = params.model_copy(update={"rl": params.rl.model_copy(update={"select_samples": 2, "beta": 0.0}),
                                        "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_selected"})})
@@ -79,6 +82,7 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
     assert 0 <= m["zero_spread_share"] <= 1
     assert _changed(_weights(params.path("sft_model")), _weights(chosen.path("rl_model"))) > 0
     assert gates and not any(gates)
+    assert chosen.rl.lr_schedule == "linear" and trainers[0].lr_scheduler.get_last_lr()[0] == pytest.approx(0.0)
 
 
 def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
@@ -102,8 +106,17 @@ def test_more_sft_trains_on_the_episodes_the_sft_stage_would_have_drawn_next(par
     from components.data.fileio import read_jsonl
 
     seen: list[list[dict]] = []
-    fit = sft.fit
-    monkeypatch.setattr(sft, "fit", lambda p, cfg, rows, *a, **k: seen.append(rows) or fit(p, cfg, rows, *a, **k))
+    rates: list[list[float]] = []  # the learning rate at each step, then after the last
+
+    def fit(p, cfg, rows, *args, **kwargs):
+        seen.append(rows)
+        trainer, *rest = plain_fit(p, cfg, rows, *args, **kwargs)
+        rates.append([h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+                     + trainer.lr_scheduler.get_last_lr())
+        return trainer, *rest
+
+    plain_fit = sft.fit
+    monkeypatch.setattr(sft, "fit", fit)
     arm = params.model_copy(update={
         "rl": params.rl.model_copy(update={"algorithm": "more_sft", "max_steps": 6, "learning_rate": 3.0e-3}),
         "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_more_sft"})})
@@ -118,6 +131,11 @@ def test_more_sft_trains_on_the_episodes_the_sft_stage_would_have_drawn_next(par
     assert m["loss_last"] < m["loss_first"]
     assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
     assert result.details["algorithm"] == "more_sft"
+    # rl's schedule, not sft's constant one: linear from rl's rate (no warm-up) down to 0, as GRPO's arms run
+    assert (params.sft.lr_schedule, arm.rl.lr_schedule, arm.rl.warmup_steps) == ("constant", "linear", 0)
+    steps = rates[0][:6]  # the rate each step trained at
+    assert steps[0] == pytest.approx(3.0e-3) and all(b < a for a, b in zip(steps, steps[1:]))
+    assert rates[0][-1] == pytest.approx(0.0)
 
 
 def test_reward_layers_zero_spread_kl_and_length_are_step_metrics_in_mlflow(params):
