@@ -249,6 +249,9 @@ class Lora(_Frozen):
                                                  "needs target_modules all-linear); null: every layer")
 
 
+Schedule = Literal["constant", "cosine", "linear"]  # sft.lr_schedule, rl.lr_schedule (sft.SCHEDULES maps them to HF's)
+
+
 class Sft(_Frozen):
     max_steps: int = Field(gt=0)
     grad_accum: int = Field(ge=1, description="micro-batches of batch_size per optimizer step, per process: a step "
@@ -256,7 +259,7 @@ class Sft(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
-    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+    lr_schedule: Schedule = Field(
         default="constant", description="the learning rate after warm-up: constant (then the model at step N of a "
                                         "run is an N-step model, as bench/learning_curve.py needs), or decaying to "
                                         "0 at max_steps")
@@ -321,7 +324,7 @@ class Rl(_Frozen):
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
     learning_rate: float = Field(gt=0)
-    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+    lr_schedule: Schedule = Field(
         default="linear", description="the learning rate after warm-up, the same for every arm: decaying to 0 at "
                                       "max_steps (linear: TRL's GRPO default), or constant")
     warmup_steps: int = Field(default=0, ge=0)
