@@ -249,7 +249,20 @@ class Lora(_Frozen):
                                                  "needs target_modules all-linear); null: every layer")
 
 
-Schedule = Literal["constant", "cosine", "linear"]  # sft.lr_schedule, rl.lr_schedule (sft.SCHEDULES maps them to HF's)
+Schedule = Literal["constant", "cosine", "linear", "wsd"]  # sft.lr_schedule, rl.lr_schedule (sft.schedule_args)
+COOLDOWN = ("linear decay to 0 over the last this many steps of lr_schedule wsd (warm-up, stable, decay); "
+            "the other schedules take none")
+
+
+def _check_schedule(section: str, cfg: Sft | Rl) -> None:
+    """wsd needs a cool-down that fits after the warm-up; the other schedules must not be given one."""
+    if cfg.lr_schedule != "wsd":
+        if cfg.cooldown_steps:
+            raise ValueError(f"{section}.cooldown_steps ({cfg.cooldown_steps}) is for lr_schedule wsd only "
+                             f"(lr_schedule is {cfg.lr_schedule})")
+    elif not 0 < cfg.cooldown_steps <= cfg.max_steps - cfg.warmup_steps:
+        raise ValueError(f"{section}.lr_schedule wsd needs 0 < cooldown_steps <= max_steps - warmup_steps "
+                         f"({cfg.max_steps} - {cfg.warmup_steps}); got {cfg.cooldown_steps}")
 
 
 class Sft(_Frozen):
@@ -261,8 +274,9 @@ class Sft(_Frozen):
     warmup_steps: int = Field(ge=0)
     lr_schedule: Schedule = Field(
         default="constant", description="the learning rate after warm-up: constant (then the model at step N of a "
-                                        "run is an N-step model, as bench/learning_curve.py needs), or decaying to "
-                                        "0 at max_steps")
+                                        "run is an N-step model, as bench/learning_curve.py needs), decaying to 0 at "
+                                        "max_steps, or wsd (constant, then decaying over cooldown_steps)")
+    cooldown_steps: int = Field(default=0, ge=0, description=COOLDOWN)
     save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     max_length: int = Field(gt=0)
     padding_free: bool
@@ -280,6 +294,11 @@ class Sft(_Frozen):
     @classmethod
     def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         return _pattern_weights(value)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "Sft":
+        _check_schedule("sft", self)
+        return self
 
 
 def _pattern_weights(value: dict[str, float] | None) -> dict[str, float] | None:
@@ -326,8 +345,9 @@ class Rl(_Frozen):
     learning_rate: float = Field(gt=0)
     lr_schedule: Schedule = Field(
         default="linear", description="the learning rate after warm-up, the same for every arm: decaying to 0 at "
-                                      "max_steps (linear: TRL's GRPO default), or constant")
+                                      "max_steps (linear: TRL's GRPO default), constant, or wsd")
     warmup_steps: int = Field(default=0, ge=0)
+    cooldown_steps: int = Field(default=0, ge=0, description=COOLDOWN)
     num_iterations: int = Field(default=1, gt=0, description=(
         "updates per batch of rollouts (TRL's mu); at 1 the policy has not moved when the loss is taken, so the "
         "importance ratio is 1: GSPO's gradient is GRPO's and no clipping (DAPO's clip-higher included) binds"))
@@ -352,6 +372,7 @@ class Rl(_Frozen):
         if self.batch_size % self.num_generations:
             raise ValueError(f"rl.batch_size ({self.batch_size}) must be divisible by rl.num_generations "
                              f"({self.num_generations})")
+        _check_schedule("rl", self)
         return self
 
 

@@ -163,7 +163,7 @@ def grpo_trainer(params: Params, domain: domains.Domain, model: Any, tok: Any, r
     args = GRPOConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         num_generations=cfg.num_generations, learning_rate=cfg.learning_rate, num_iterations=cfg.num_iterations,
-        lr_scheduler_type=sft.SCHEDULES[cfg.lr_schedule], warmup_steps=cfg.warmup_steps,
+        **sft.schedule_args(cfg),
         max_completion_length=cfg.max_completion_length, max_tool_calling_iterations=cfg.max_tool_calling_iterations,
         temperature=cfg.temperature, beta=cfg.beta, reward_weights=[w for _, _, w in chosen], logging_steps=1,
         report_to="none", seed=params.project.seed, **checkpoints.trainer_args(params, "rl", cfg.save_steps),
@@ -238,12 +238,13 @@ def more_sft(params: Params, model: Any, tok: Any) -> StageResult:
 def _fine_tune(params: Params, model: Any, tok: Any, data: list[dict[str, Any]],
                metrics: dict[str, float]) -> StageResult:
     """SFT of the start model on `data` with the sft stage's trainer (`sft` settings, except max_steps,
-    learning_rate, lr_schedule, warmup_steps, lora and save_steps from `rl`), saved as the stage's model: the rft
+    learning_rate, the schedule, lora and save_steps from `rl`), saved as the stage's model: the rft
     and more_sft arms."""
     cfg = params.rl
     settings = params.sft.model_copy(update={
         "max_steps": cfg.max_steps, "learning_rate": cfg.learning_rate, "lr_schedule": cfg.lr_schedule,
-        "warmup_steps": cfg.warmup_steps, "lora": cfg.lora, "save_steps": cfg.save_steps, "pattern_weights": None})
+        "warmup_steps": cfg.warmup_steps, "cooldown_steps": cfg.cooldown_steps, "lora": cfg.lora,
+        "save_steps": cfg.save_steps, "pattern_weights": None})
     trainer, seconds, resume = sft.fit(params, settings, data, (model, tok), "rl", resume_inputs(params))
     history = trainer.state.log_history
     reports = params.path("reports")

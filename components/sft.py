@@ -18,12 +18,22 @@ import torch
 
 from components.training import checkpoints
 from components import training
-from components.config import ConfigError, Params, Sft
+from components.config import ConfigError, Params, Rl, Sft
 from components.data.fileio import read_jsonl
 from components.result import StageResult
 from components.toolcalls import render
 
-SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}  # sft.lr_schedule -> HF's
+SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear",  # lr_schedule -> HF's
+             "wsd": "warmup_stable_decay"}
+
+
+def schedule_args(cfg: Sft | Rl) -> dict[str, Any]:
+    """The trainer arguments of `cfg`'s learning-rate schedule (sft or rl: lr_schedule, warmup_steps,
+    cooldown_steps); wsd decays linearly to 0 over the last cooldown_steps."""
+    args: dict[str, Any] = {"lr_scheduler_type": SCHEDULES[cfg.lr_schedule], "warmup_steps": cfg.warmup_steps}
+    if cfg.lr_schedule == "wsd":
+        args["lr_scheduler_kwargs"] = {"num_decay_steps": cfg.cooldown_steps, "decay_type": "linear"}
+    return args
 
 
 def run(params: Params, callbacks: list[Any] = ()) -> StageResult:
@@ -83,8 +93,7 @@ def fit(params: Params, cfg: Sft, rows: list[dict[str, Any]], loaded: tuple[Any,
     args = SFTConfig(
         max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, lr_scheduler_type=SCHEDULES[cfg.lr_schedule],
-        warmup_steps=cfg.warmup_steps,
+        learning_rate=cfg.learning_rate, **schedule_args(cfg),
         max_length=None if cfg.padding_free else cfg.max_length, padding_free=cfg.padding_free,
         train_sampling_strategy=cfg.sampling, assistant_only_loss=True, logging_steps=1, report_to="none",
         seed=params.project.seed, **checkpoints.trainer_args(params, stage, cfg.save_steps),

@@ -333,12 +333,14 @@ def test_decision_weight_multiplies_the_loss_of_each_assistant_turns_first_token
 
 def test_lr_schedule_constant_holds_the_rate_and_cosine_decays_it_to_zero(params):
     """`sft.lr_schedule`: constant keeps the peak after warm-up (bench/learning_curve.py's N-step snapshots need it);
-    cosine and linear fall every step after warm-up, to 0 at max_steps."""
+    cosine and linear fall every step after warm-up, to 0 at max_steps; wsd holds the peak, then falls linearly to 0
+    over the last cooldown_steps."""
     rows = read_jsonl(params.path("splits") / "sft.jsonl")[:8]
-    peak, steps, warmup = 1e-3, 6, 1
+    peak, steps, warmup, cooldown = 1e-3, 6, 1, 2
     rates = {}
-    for schedule in ("constant", "cosine", "linear"):
+    for schedule in ("constant", "cosine", "linear", "wsd"):
         cfg = params.sft.model_copy(update={"lr_schedule": schedule, "max_steps": steps, "warmup_steps": warmup,
+                                            "cooldown_steps": cooldown if schedule == "wsd" else 0,
                                             "learning_rate": peak, "batch_size": 2, "save_steps": 0})
         model, tok = models.load(params.path("base"))
         trainer, _, _ = sft.fit(params, cfg, rows, (model, tok), "sft", [params.path("base")])
@@ -350,3 +352,4 @@ def test_lr_schedule_constant_holds_the_rate_and_cosine_decays_it_to_zero(params
         after = rates[schedule][warmup:]
         assert after[0] == pytest.approx(peak) and all(b < a for a, b in zip(after, after[1:])), schedule
         assert after[-1] == pytest.approx(0.0, abs=1e-12), schedule
+    assert rates["wsd"][warmup:] == pytest.approx([peak] * (steps - warmup - cooldown + 1) + [peak / 2, 0.0])

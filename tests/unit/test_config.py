@@ -127,3 +127,18 @@ def test_a_null_system_prompt_is_the_domains_own():
     assert clinic.startswith("You are a helpful clinic assistant.") and "travel" not in clinic
     assert load_params(REPO / "params.yaml", profile="", overrides=["base.system_prompt=Be brief."]).base.system_prompt == \
         "Be brief."
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["sft.cooldown_steps=5"], r"sft\.cooldown_steps \(5\) is for lr_schedule wsd only \(lr_schedule is constant\)"),
+    (["sft.lr_schedule=wsd"], r"sft\.lr_schedule wsd needs 0 < cooldown_steps <= max_steps - warmup_steps"),
+    (["rl.lr_schedule=wsd", "rl.max_steps=10", "rl.warmup_steps=3", "rl.cooldown_steps=8"],
+     r"rl\.lr_schedule wsd needs .* \(10 - 3\); got 8"),
+])
+def test_a_cool_down_belongs_to_the_wsd_schedule_and_fits_after_the_warm_up(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_params(REPO / "params.yaml", profile="", overrides=overrides)
+    params = load_params(REPO / "params.yaml", profile="",
+                         overrides=["sft.lr_schedule=wsd", "sft.cooldown_steps=13", "rl.lr_schedule=wsd",
+                                    "rl.max_steps=10", "rl.warmup_steps=3", "rl.cooldown_steps=7"])
+    assert (params.sft.cooldown_steps, params.rl.cooldown_steps) == (13, 7)
