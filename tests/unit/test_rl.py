@@ -110,3 +110,22 @@ def test_rl_params_name_the_new_settings(params_factory):
     assert rl.prompts_needed(reused) == 3 * reused.rl.batch_size // reused.rl.num_generations
     with pytest.raises((ConfigError, ValueError), match="unknown patterns"):
         params_factory(rl={"pattern_weights": {"chains": 2.0}})
+
+
+def test_every_profile_runs_its_rl_arm_in_its_domain():
+    """The default arm samples through the evaluation's engine, which needs a simulator: a profile on a domain
+    without one, or on the random tiny model (whose samples never succeed, so rft has nothing to train on), must
+    pin an arm that runs there."""
+    import yaml
+
+    from components.config import load_params
+    from tests.conftest import REPO
+
+    names = ["", *yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]]
+    for name in names:
+        params = load_params(REPO / "params.yaml", profile=name)
+        rl.engine_rollout(params, domains.of(params))  # raises ConfigError on a domain without a simulator
+        if params.base.model == "tiny":
+            assert params.rl.algorithm != "rft", name
+    default = load_params(REPO / "params.yaml", profile="")
+    assert (default.rl.algorithm, default.rl.rollout, default.rl.lora.enabled) == ("rft", "engine", True)
