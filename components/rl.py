@@ -15,10 +15,11 @@ measure how far the policy the trainer scores (unconstrained) is from the one th
 Prompts: drawn weighted by `rl.pattern_weights`, and with `rl.select_samples` = k > 0 only those the start model
 solves in some but not all of k samples (components/training/selection.py); TRL logs the share of zero-spread groups
 of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spread_share`.
-`rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline): sample the start model `num_generations`
-times per prompt, keep the evaluation scorer's successes, and SFT on them with the sft stage's trainer
-(`sft.fit`; `sft` settings, except max_steps, learning_rate, lr_schedule, warmup_steps, lora and save_steps from
-`rl`), each pattern's share of the successes trained on weighted by `rl.pattern_weights`.
+`rl.algorithm: rft` (rejection-sampling fine-tuning, the cheap baseline; the default): sample the start model
+`num_generations` times per prompt through the evaluation's engine (every pattern, whatever `rl.rollout` says), keep
+the evaluation scorer's successes, and SFT on them with the sft stage's trainer (`sft.fit`; `sft` settings, except
+max_steps, learning_rate, the schedule, lora and save_steps from `rl`), each pattern's share of the successes
+trained on weighted by `rl.pattern_weights`.
 `rl.algorithm: more_sft` is the control for all of them: the same fine-tuning on the training episodes the sft stage
 would have drawn next (`more_sft`). Every arm runs `rl.lr_schedule` (linear to 0: GRPO's own default).
 Run: `python -m components.rl`.
@@ -100,16 +101,28 @@ def prompts_needed(params: Params) -> int:
     return training.rows_needed(math.ceil(cfg.max_steps / cfg.num_iterations), cfg.batch_size // cfg.num_generations, 1)
 
 
+def prompts(params: Params, domain: domains.Domain) -> list[dict[str, Any]]:
+    """The RL prompts (`rl.jsonl`) the arm trains on. rft samples every pattern through the evaluation's engine,
+    whatever `rl.rollout` says; GRPO's arms leave multi_turn prompts out of TRL's tool loop (see grpo_rows).
+
+    Raises:
+        ConfigError: A GRPO arm with `rl.rollout: engine` on a domain without a simulator.
+    """
+    rows = read_jsonl(params.path("splits") / "rl.jsonl")
+    if params.rl.algorithm in ("rft", "more_sft"):
+        return rows
+    engine = engine_rollout(params, domain)
+    return [r for r in rows if not domain.simulated or engine or r["pattern"] != "multi_turn"]
+
+
 def run(params: Params) -> StageResult:
     cfg = params.rl
     domain = domains.of(params)  # resolved once: a catalog file is read here only
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
+    rows = prompts(params, domain)  # a rollout the domain cannot run: stop before loading the model
     model, tok = training.load_for_training(params, params.path("sft_model"), cfg.lora.enabled)
     if cfg.select_samples or cfg.algorithm == "rft":
         training.place_for_sampling(params, model)  # the start model's samples on the GPU, where there is one
-    engine = engine_rollout(params, domain)
-    rows = [r for r in read_jsonl(params.path("splits") / "rl.jsonl")  # see grpo_rows
-            if not domain.simulated or engine or r["pattern"] != "multi_turn"]
     if cfg.algorithm == "rft":
         return rft(params, domain, model, tok, rows)
     if cfg.algorithm == "more_sft":
@@ -131,7 +144,8 @@ def run(params: Params) -> StageResult:
     gated: dict[str, float] = {}
     out = _save(params, trainer, tok, gated)
     constrained = any("constrained/log_mass" in h for h in history)  # either trainer's grammar-bound rollouts
-    rerendered = {"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")} if engine else {}
+    rerendered = ({"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")}
+                  if engine_rollout(params, domain) else {})
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),

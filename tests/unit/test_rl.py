@@ -21,6 +21,27 @@ def test_multi_turn_prompts_are_left_out():
     assert [r["pattern"] for r in rl.grpo_rows(rows)] == ["single"]
 
 
+def test_rft_samples_every_pattern_and_grpo_needs_a_simulator_for_the_engine(params_factory):
+    import pytest
+
+    from components.config import ConfigError
+    from components.data.fileio import write_jsonl
+
+    def arm(profile, **rl_settings):  # quick: travel, with a simulator; general: none
+        params = params_factory(profile, rl=rl_settings)
+        write_jsonl(params.path("splits") / "rl.jsonl", _rows(["single", "multi_turn", "chain"]))
+        return params, domains.of(params)
+
+    for profile in ("quick", "general"):  # rft samples through the engine whatever rl.rollout says
+        for rollout in ("trl", "engine"):
+            assert len(rl.prompts(*arm(profile, algorithm="rft", rollout=rollout))) == 3
+    assert [r["pattern"] for r in rl.prompts(*arm("quick", algorithm="grpo", rollout="trl"))] == ["single", "chain"]
+    assert len(rl.prompts(*arm("quick", algorithm="grpo", rollout="engine"))) == 3
+    assert len(rl.prompts(*arm("general", algorithm="grpo", rollout="trl"))) == 3  # single-step prompts, no simulator
+    with pytest.raises(ConfigError, match="rl.rollout: engine rolls episodes out in the domain's simulator"):
+        rl.prompts(*arm("general", algorithm="dapo", rollout="engine"))
+
+
 def _rows(patterns):
     return [{"id": f"{p}-{i}", "pattern": p} for i, p in enumerate(patterns)]
 
