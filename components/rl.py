@@ -144,8 +144,8 @@ def run(params: Params) -> StageResult:
     gated: dict[str, float] = {}
     out = _save(params, trainer, tok, gated)
     constrained = any("constrained/log_mass" in h for h in history)  # either trainer's grammar-bound rollouts
-    rerendered = ({"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")}
-                  if engine_rollout(params, domain) else {})
+    rerendered = ({"rerendered_tokens": _mean_logged(history, "engine/rerendered_tokens")}  # the engine's rollouts
+                  if any("engine/rerendered_tokens" in h for h in history) else {})
     return StageResult(stage="rl", outputs={"model": str(out)},
                        metrics={"reward_first": first, "reward_last": last, "train_seconds": round(seconds, 1),
                                 "tool_call_frequency": _mean_logged(history, "tools/call_frequency"),

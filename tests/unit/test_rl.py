@@ -134,9 +134,8 @@ def test_rl_params_name_the_new_settings(params_factory):
 
 
 def test_every_profile_runs_its_rl_arm_in_its_domain():
-    """The default arm samples through the evaluation's engine, which needs a simulator: a profile on a domain
-    without one, or on the random tiny model (whose samples never succeed, so rft has nothing to train on), must
-    pin an arm that runs there."""
+    """A GRPO arm's engine rollout needs a simulator, and rft needs successes, which the random tiny model's samples
+    never are: every profile must pin an arm that runs in its domain on its model."""
     import yaml
 
     from components.config import load_params
