@@ -11,7 +11,7 @@ import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,9 @@ BUILTIN_DOMAINS = ("travel", "finance")  # components.domains.get
 GENERAL_DOMAIN = "general"  # the open-catalog domain with a generator of its own: components/domains/general/
 GENERAL_PATTERNS = ("single", "parallel", "irrelevance")  # what its generator writes
 PATTERNS = ("single", "parallel", "chain", "recovery", "irrelevance", "multi_turn")  # episode.Pattern
+PairKind = Literal["hallucinated_tool", "wrong_tool", "wrong_type", "wrong_value", "missing_required_argument",
+                   "unknown_argument", "unexpected_argument", "wrong_call_count", "redundant_call", "missing_step",
+                   "wrong_order", "premature_stop", "no_call", "call_when_irrelevant"]  # components/training/pairs.py
 PARAMS_FILE = Path("params.yaml")
 PROFILE_ENV = "TOOLTUNE_PROFILE"
 
@@ -229,9 +232,7 @@ class Build(_Frozen):
     rl_prompts: int = Field(gt=0)
     drop_duplicates: bool = Field(description="drop exact duplicates (same tools, messages and expected steps) before "
                                               "splitting; they are counted either way (metric duplicate_episodes)")
-    pair_kinds: list[Literal["hallucinated_tool", "wrong_tool", "wrong_type", "wrong_value", "missing_required_argument",
-                             "unknown_argument", "unexpected_argument", "wrong_call_count", "redundant_call",
-                             "missing_step", "wrong_order", "premature_stop", "no_call", "call_when_irrelevant"]] = Field(
+    pair_kinds: list[PairKind] = Field(
         description="error classes of components/toolcalls to make reward-model pairs of (components/training/pairs.py)")
     pairs_per_class: int | None = Field(gt=0, description="training pairs per class, from the train split; null: every "
                                                           "train episode the class applies to")
@@ -321,7 +322,18 @@ class RewardModel(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     max_length: int = Field(gt=0)
+    class_weights: dict[PairKind, float] | None = Field(
+        default=None, description="multipliers on each error class's share of the training pairs a run draws; classes "
+                                  "not named keep 1; null: the pairs file's own shares")
     lora: Lora
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and (any(w < 0 for w in value.values())
+                                  or all(value.get(kind, 1.0) == 0 for kind in get_args(PairKind))):
+            raise ValueError("class_weights: weights must be >= 0 and at least one class's > 0")
+        return value
 
 
 class RewardWeights(_Frozen):

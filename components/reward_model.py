@@ -8,7 +8,7 @@ Writes: `paths.reward_model` (sequence-classification model, safetensors), `path
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
 intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>` and
-`heldout_margin.<class>`. While training, a checkpoint every `reward_model.save_steps` under
+`heldout_margin.<class>`, and `pairs_drawn.<class>` (the training draw: `reward_model.class_weights` tilts it). While training, a checkpoint every `reward_model.save_steps` under
 `paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ def run(params: Params) -> StageResult:
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg, splits = params.reward_model, params.path("splits")
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed)
+    pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
+                                 key="kind")
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
                                   "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
     base = params.path("base")
@@ -65,6 +66,7 @@ def run(params: Params) -> StageResult:
     kept = len(trainer.train_dataset)  # RewardTrainer drops pairs longer than max_length
     metrics = {"loss_first": first, "loss_last": last, "pairs": float(kept), "pairs_too_long": float(len(pairs) - kept),
                "train_seconds": round(seconds, 1), "resumed_from_step": float(checkpoints.resumed_step(resume))}
+    metrics |= {f"pairs_drawn.{kind}": float(n) for kind, n in sorted(Counter(p["kind"] for p in pairs).items())}
     result = StageResult(stage="reward_model", outputs={"model": str(out)}, metrics=metrics,
                          reports=[str(reports / "reward_model_curve.png")])
     if not distributed.is_main():

@@ -217,13 +217,14 @@ def write_curve(history: list[dict[str, Any]], keys: list[str], out_csv: Path, o
     plt.close(fig)
 
 
-def sample_rows(rows: list[dict[str, Any]], n: int, seed: int,
-                weights: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def sample_rows(rows: list[dict[str, Any]], n: int, seed: int, weights: dict[str, float] | None = None,
+                key: str = "pattern") -> list[dict[str, Any]]:
     """A seeded shuffle of `rows` cut to the `n` a run of max_steps x batch_size can see (saves tokenizing).
 
-    With `weights` (`sft.pattern_weights`), each pattern's count among the `n` is proportional to its number of
-    rows times its weight (1 when not named), split by largest remainder; a pattern with fewer rows than its
-    count repeats them. The result is shuffled again, so patterns mix in every batch.
+    With `weights` (`sft.pattern_weights`; `reward_model.class_weights` with `key` "kind"), each group's count
+    among the `n` (rows of one `row[key]`) is proportional to its number of rows times its weight (1 when not
+    named), split by largest remainder; a group with fewer rows than its count repeats them. The result is
+    shuffled again, so groups mix in every batch.
     """
     import random
 
@@ -234,10 +235,10 @@ def sample_rows(rows: list[dict[str, Any]], n: int, seed: int,
         return rows[:n]
     by: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        by.setdefault(row["pattern"], []).append(row)
+        by.setdefault(row[key], []).append(row)
     mass = {p: len(items) * weights.get(p, 1.0) for p, items in by.items()}
     if sum(mass.values()) <= 0:
-        raise ValueError(f"sft.pattern_weights {weights}: every pattern in the data {sorted(by)} has weight 0")
+        raise ValueError(f"weights {weights}: every {key} in the data {sorted(by)} has weight 0")
     counts = quotas(mass, n)
     picked = [by[p][i % len(by[p])] for p in sorted(by) for i in range(counts[p])]
     rng.shuffle(picked)

@@ -1,14 +1,16 @@
-"""SFT's draw of the episodes a run sees (`training.sample_rows`, `sft.pattern_weights`)."""
+"""SFT's draw of the episodes a run sees (`training.sample_rows`, `sft.pattern_weights`) and the reward model's of
+its pairs (`reward_model.class_weights`)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import get_args
 
 import pytest
 
 from components import training
 from components.data.draw import quotas
-from components.config import PATTERNS, ConfigError
+from components.config import PATTERNS, ConfigError, PairKind
 
 ROWS = ([{"id": f"s{i}", "pattern": "single"} for i in range(60)]
         + [{"id": f"c{i}", "pattern": "chain"} for i in range(20)]
@@ -54,3 +56,21 @@ def test_weights_of_only_absent_patterns_at_zero_are_refused():
 def test_params_refuse_bad_pattern_weights(params_factory, weights, rule):
     with pytest.raises(ConfigError, match=rule):
         params_factory(sft={"pattern_weights": weights})
+
+
+def test_class_weights_tilt_the_reward_model_s_draw_by_error_class():
+    pairs = ([{"id": f"v{i}", "kind": "wrong_value"} for i in range(40)]
+             + [{"id": f"o{i}", "kind": "wrong_order"} for i in range(40)])
+    drawn = training.sample_rows(pairs, 40, 0, {"wrong_value": 3.0}, key="kind")
+    assert Counter(r["kind"] for r in drawn) == {"wrong_value": 30, "wrong_order": 10}
+    assert Counter(r["kind"] for r in training.sample_rows(pairs, 40, 0, key="kind")) != {"wrong_value": 40}
+    with pytest.raises(ValueError, match="every kind in the data"):
+        training.sample_rows(pairs, 40, 0, {"wrong_value": 0.0, "wrong_order": 0.0}, key="kind")
+
+
+@pytest.mark.parametrize("weights, rule", [({"wrong_values": 2.0}, "wrong_value"), ({"no_call": -1.0}, ">= 0"),
+                                           ({k: 0.0 for k in get_args(PairKind)}, "at least one")])
+def test_params_refuse_bad_class_weights(params_factory, weights, rule):
+    with pytest.raises(ConfigError, match=rule):
+        params_factory(reward_model={"class_weights": weights})
+    assert params_factory(reward_model={"class_weights": {"no_call": 2.0}}).reward_model.class_weights == {"no_call": 2.0}
