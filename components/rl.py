@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from components import build, domains, sft, training
+from components import domains, sft, training
 from components.training import checkpoints, rewards, selection
 from components.evaluation import single_step
 from components.toolcalls import response
@@ -225,7 +225,7 @@ def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list
     sample_seconds = time.time() - started
     kept = selection.sft_rows(attempts)
     unsolved = [a.row for a in attempts if not any(a.successes)]
-    references = (build.sft_rows(selection.train_episodes(params, unsolved), params.base.system_prompt)
+    references = ([e.sft_row(params.base.system_prompt) for e in selection.train_episodes(params, unsolved)]
                   if cfg.rft_references else [])
     if not kept and not references:
         raise ConfigError(f"rl.algorithm rft: none of the {len(rows)} x {cfg.num_generations} samples of the start "
