@@ -79,10 +79,8 @@ def _tag(ep: Episode, name: str) -> Episode:
 
 
 def sft_rows(episodes: list[Episode], system_prompt: str) -> list[dict]:
-    """Conversational SFT rows; `tools` as a JSON string so Arrow does not unify heterogeneous schemas."""
-    return [{"id": e.id, "pattern": e.pattern,
-             "messages": [{"role": "system", "content": system_prompt}] + e.message_dicts(),
-             "tools": json.dumps(e.tool_dicts())} for e in episodes]
+    """Conversational SFT rows (`Episode.sft_row`)."""
+    return [e.sft_row(system_prompt) for e in episodes]
 
 
 def rl_prompts(episodes: list[Episode], n: int, system_prompt: str, seed: int) -> list[dict]:

@@ -19,7 +19,8 @@ of each step as `frac_reward_zero_std`, the stage reports its mean as `zero_spre
 `num_generations` times per prompt through the evaluation's engine (every pattern, whatever `rl.rollout` says), keep
 the evaluation scorer's successes, and SFT on them with the sft stage's trainer (`sft.fit`; `sft` settings, except
 max_steps, learning_rate, the schedule, lora and save_steps from `rl`), each pattern's share of the successes
-trained on weighted by `rl.pattern_weights`.
+trained on weighted by `rl.pattern_weights`; with `rl.rft_references` the reference trajectory of each prompt no
+sample solved joins them (STaR's rationalization: the prompts beyond the start model teach too).
 `rl.algorithm: more_sft` is the control for all of them: the same fine-tuning on the training episodes the sft stage
 would have drawn next (`more_sft`). Every arm runs `rl.lr_schedule` (linear to 0: GRPO's own default).
 Run: `python -m components.rl`.
@@ -212,27 +213,32 @@ def _grpo(params: Params, domain: domains.Domain, model: Any, tok: Any,
 
 def rft(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]]) -> StageResult:
     """Rejection-sampling fine-tuning: `rl.num_generations` samples of the start model per prompt, the evaluation
-    scorer's successes kept, SFT on them with the sft stage's trainer.
+    scorer's successes kept, SFT on them with the sft stage's trainer (`rl.rft_references`: and on the reference
+    trajectories of the prompts no sample solved).
 
     Raises:
-        ConfigError: no sample succeeded (nothing to fine-tune on).
+        ConfigError: nothing to fine-tune on (no sample succeeded, and no reference joins them).
     """
     cfg = params.rl
     started = time.time()
     attempts = selection.sample(params, domain, model, tok, rows, cfg.num_generations)
     sample_seconds = time.time() - started
     kept = selection.sft_rows(attempts)
-    if not kept:
+    unsolved = [a.row for a in attempts if not any(a.successes)]
+    references = ([e.sft_row(params.base.system_prompt) for e in selection.train_episodes(params, unsolved)]
+                  if cfg.rft_references else [])
+    if not kept and not references:
         raise ConfigError(f"rl.algorithm rft: none of the {len(rows)} x {cfg.num_generations} samples of the start "
                           f"model succeeded, so there is nothing to fine-tune on; raise rl.num_generations or "
                           f"build.rl_prompts")
     needed = training.rows_needed(cfg.max_steps, params.sft.batch_size, params.sft.grad_accum)
-    data = training.sample_rows(kept, needed, params.project.seed, cfg.pattern_weights)
+    data = training.sample_rows(kept + references, needed, params.project.seed, cfg.pattern_weights)
     per_pattern = {f"successes_{p}": float(n) for p, n in sorted(Counter(r["pattern"] for r in kept).items())}
     return _fine_tune(params, model, tok, data, {
         "sample_seconds": round(sample_seconds, 1), "prompts": float(len(rows)),
         "samples": float(len(rows) * cfg.num_generations), "successes": float(len(kept)), **per_pattern,
-        "solved_prompts": float(sum(any(a.successes) for a in attempts))})
+        "solved_prompts": float(len(rows) - len(unsolved)),
+        **({"references": float(len(references))} if cfg.rft_references else {})})
 
 
 def more_sft(params: Params, model: Any, tok: Any) -> StageResult:

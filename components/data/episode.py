@@ -11,6 +11,7 @@ and its rules, e.g. `json_depth`, `duplicate_key`; `DataError` lives there); wri
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -97,6 +98,13 @@ class Episode(_Strict):
 
     def message_dicts(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]
+
+    def sft_row(self, system_prompt: str) -> dict[str, Any]:
+        """The episode as a conversational SFT row (its reference trajectory after the system turn); `tools` as a
+        JSON string so Arrow does not unify heterogeneous schemas."""
+        return {"id": self.id, "pattern": self.pattern,
+                "messages": [{"role": "system", "content": system_prompt}, *self.message_dicts()],
+                "tools": json.dumps(self.tool_dicts())}
 
     def prompt_messages(self) -> list[dict[str, Any]]:
         """Messages before the first assistant turn: what the model sees first."""

@@ -100,6 +100,13 @@ def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
     monkeypatch.setattr(selection, "succeeded", lambda ro, ep: False)
     with pytest.raises(Exception, match="rl.algorithm rft: none of the"):
         rl.run(arm)
+    with_references = arm.model_copy(update={
+        "rl": arm.rl.model_copy(update={"rft_references": True}),
+        "paths": arm.paths.model_copy(update={"rl_model": "artifacts/rl_rft_references"})})
+    m = rl.run(with_references).metrics  # nothing solved: the prompts' reference trajectories alone
+    assert m["successes"] == m["solved_prompts"] == 0 and m["references"] == m["prompts"] > 0
+    assert m["loss_last"] < m["loss_first"] * 0.95
+    assert _changed(_weights(params.path("sft_model")), _weights(with_references.path("rl_model"))) > 1e-4
 
 
 def test_more_sft_trains_on_the_episodes_the_sft_stage_would_have_drawn_next(params, monkeypatch):
