@@ -88,7 +88,8 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
 def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
     monkeypatch.setattr(selection, "succeeded", lambda ro, ep: True)  # every attempt a success
     arm = params.model_copy(update={
-        "rl": params.rl.model_copy(update={"algorithm": "rft", "max_steps": 12, "learning_rate": 3.0e-3}),
+        "rl": params.rl.model_copy(update={"algorithm": "rft", "max_steps": 12, "learning_rate": 3.0e-3,
+                                           "rft_references": False}),
         "paths": params.paths.model_copy(update={"rl_model": "artifacts/rl_rft"})})
     result = rl.run(arm)
     m = result.metrics

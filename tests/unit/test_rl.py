@@ -148,4 +148,5 @@ def test_every_profile_runs_its_rl_arm_in_its_domain():
         if params.base.model == "tiny":
             assert params.rl.algorithm != "rft", name
     default = load_params(REPO / "params.yaml", profile="")
-    assert (default.rl.algorithm, default.rl.rollout, default.rl.lora.enabled) == ("rft", "engine", True)
+    assert (default.rl.algorithm, default.rl.rollout, default.rl.lora.enabled, default.rl.rft_references) == (
+        "rft", "engine", True, True)
