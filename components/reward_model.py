@@ -7,9 +7,10 @@ episodes), params `reward_model`.
 Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
-intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>` and
-`heldout_margin.<class>`, and `pairs_drawn.<class>` (the training draw: `reward_model.class_weights` tilts it). While training, a checkpoint every `reward_model.save_steps` under
-`paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
+intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
+and `pairs_drawn.<class>` (the training draw, which `reward_model.class_weights` tilts). While training, a
+checkpoint every `reward_model.save_steps` under `paths.checkpoints/reward_model/`, resumed by a rerun after a kill
+(components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
