@@ -73,4 +73,5 @@ def test_class_weights_tilt_the_reward_model_s_draw_by_error_class():
 def test_params_refuse_bad_class_weights(params_factory, weights, rule):
     with pytest.raises(ConfigError, match=rule):
         params_factory(reward_model={"class_weights": weights})
-    assert params_factory(reward_model={"class_weights": {"no_call": 2.0}}).reward_model.class_weights == {"no_call": 2.0}
+    tilted = params_factory(reward_model={"class_weights": {"no_call": 2.0}})
+    assert tilted.reward_model.class_weights == {"no_call": 2.0}
