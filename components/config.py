@@ -303,14 +303,21 @@ class Sft(_Frozen):
 
 
 def _pattern_weights(value: dict[str, float] | None) -> dict[str, float] | None:
-    """Check `sft.pattern_weights` / `rl.pattern_weights`: known patterns, weights >= 0, not all 0."""
+    """Check `sft.pattern_weights` / `rl.pattern_weights`."""
+    return _group_weights(value, PATTERNS, "pattern_weights", "pattern", "patterns")
+
+
+def _group_weights(value: dict[str, float] | None, known: Sequence[str], field: str, group: str,
+                   groups: str) -> dict[str, float] | None:
+    """Check weights per group (a pattern, an error class): known groups, weights >= 0, not all 0 (a group not named
+    keeps 1)."""
     if value is None:
         return None
-    unknown = set(value) - set(PATTERNS)
+    unknown = set(value) - set(known)
     if unknown:
-        raise ValueError(f"pattern_weights: unknown patterns {sorted(unknown)} (known: {list(PATTERNS)})")
-    if any(w < 0 for w in value.values()) or all(value.get(p, 1.0) == 0 for p in PATTERNS):
-        raise ValueError("pattern_weights: weights must be >= 0 and at least one pattern's > 0")
+        raise ValueError(f"{field}: unknown {groups} {sorted(unknown)} (known: {list(known)})")
+    if any(w < 0 for w in value.values()) or all(value.get(g, 1.0) == 0 for g in known):
+        raise ValueError(f"{field}: weights must be >= 0 and at least one {group}'s > 0")
     return value
 
 
@@ -322,7 +329,7 @@ class RewardModel(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     max_length: int = Field(gt=0)
-    class_weights: dict[PairKind, float] | None = Field(
+    class_weights: dict[str, float] | None = Field(
         default=None, description="multipliers on each error class's share of the training pairs a run draws; classes "
                                   "not named keep 1; null: the pairs file's own shares")
     lora: Lora
@@ -330,10 +337,7 @@ class RewardModel(_Frozen):
     @field_validator("class_weights")
     @classmethod
     def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        if value is not None and (any(w < 0 for w in value.values())
-                                  or all(value.get(kind, 1.0) == 0 for kind in get_args(PairKind))):
-            raise ValueError("class_weights: weights must be >= 0 and at least one class's > 0")
-        return value
+        return _group_weights(value, get_args(PairKind), "class_weights", "class", "classes")
 
 
 class RewardWeights(_Frozen):
