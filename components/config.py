@@ -358,7 +358,7 @@ class Rl(_Frozen):
     save_steps: int = Field(ge=0, description="a resumable checkpoint every this many steps (0: none)")
     batch_size: int = Field(gt=0)
     num_generations: int = Field(gt=1)
-    rft_references: bool = Field(default=False, description=(
+    rft_references: bool = Field(description=(
         "rft: also fine-tune on the reference trajectory of each prompt none of its samples solved (STaR's "
         "rationalization), so prompts beyond the start model teach too"))
     learning_rate: float = Field(gt=0)
