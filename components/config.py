@@ -329,9 +329,11 @@ class RewardModel(_Frozen):
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0)
     max_length: int = Field(gt=0)
+    balance_classes: bool = Field(description="draw the training pairs class by class in equal shares (times "
+                                              "class_weights), whatever each class's number of pairs in the file")
     class_weights: dict[str, float] | None = Field(
         default=None, description="multipliers on each error class's share of the training pairs a run draws; classes "
-                                  "not named keep 1; null: the pairs file's own shares")
+                                  "not named keep 1; null: the shares as balance_classes leaves them")
     lora: Lora
 
     @field_validator("class_weights")

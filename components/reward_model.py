@@ -8,9 +8,9 @@ Writes: `paths.reward_model` (sequence-classification model, safetensors), `path
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
 intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
-and `pairs_drawn.<class>` (the training draw, which `reward_model.class_weights` tilts). While training, a
-checkpoint every `reward_model.save_steps` under `paths.checkpoints/reward_model/`, resumed by a rerun after a kill
-(components/training/checkpoints.py).
+and `pairs_drawn.<class>` (the training draw, which `reward_model.balance_classes` levels and
+`reward_model.class_weights` tilts). While training, a checkpoint every `reward_model.save_steps` under
+`paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
@@ -40,7 +40,7 @@ def run(params: Params) -> StageResult:
     cfg, splits = params.reward_model, params.path("splits")
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
     pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
-                                 key="kind")
+                                 key="kind", balanced=cfg.balance_classes)
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
                                   "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
     base = params.path("base")

@@ -218,25 +218,27 @@ def write_curve(history: list[dict[str, Any]], keys: list[str], out_csv: Path, o
 
 
 def sample_rows(rows: list[dict[str, Any]], n: int, seed: int, weights: dict[str, float] | None = None,
-                key: str = "pattern") -> list[dict[str, Any]]:
+                key: str = "pattern", balanced: bool = False) -> list[dict[str, Any]]:
     """A seeded shuffle of `rows` cut to the `n` a run of max_steps x batch_size can see (saves tokenizing).
 
     With `weights` (`sft.pattern_weights`; `reward_model.class_weights` with `key` "kind"), each group's count
     among the `n` (rows of one `row[key]`) is proportional to its number of rows times its weight (1 when not
-    named), split by largest remainder; a group with fewer rows than its count repeats them. The result is
-    shuffled again, so groups mix in every batch.
+    named), split by largest remainder; `balanced` (`reward_model.balance_classes`) drops the number of rows from
+    that product, so groups of equal weight get equal counts however many rows each has. A group with fewer rows
+    than its count repeats them. The result is shuffled again, so groups mix in every batch.
     """
     import random
 
     rng = random.Random(seed)
     rows = list(rows)
     rng.shuffle(rows)
-    if not weights:
+    if not weights and not balanced:
         return rows[:n]
+    weights = weights or {}
     by: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by.setdefault(row[key], []).append(row)
-    mass = {p: len(items) * weights.get(p, 1.0) for p, items in by.items()}
+    mass = {p: (1 if balanced else len(items)) * weights.get(p, 1.0) for p, items in by.items()}
     if sum(mass.values()) <= 0:
         raise ValueError(f"weights {weights}: every {key} in the data {sorted(by)} has weight 0")
     counts = quotas(mass, n)

@@ -1,5 +1,5 @@
 """SFT's draw of the episodes a run sees (`training.sample_rows`, `sft.pattern_weights`) and the reward model's of
-its pairs (`reward_model.class_weights`)."""
+its pairs (`reward_model.balance_classes`, `reward_model.class_weights`)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,19 @@ def test_class_weights_tilt_the_reward_model_s_draw_by_error_class():
     assert training.sample_rows(pairs, 40, 0, key="kind") == shuffled[:40]  # no weights: the seeded shuffle cut
     with pytest.raises(ValueError, match="every kind in the data"):
         training.sample_rows(pairs, 40, 0, {"wrong_value": 0.0, "wrong_order": 0.0}, key="kind")
+
+
+def test_a_balanced_draw_gives_classes_of_equal_weight_equal_counts_whatever_their_rows():
+    pairs = ([{"id": f"v{i}", "kind": "wrong_value"} for i in range(60)]
+             + [{"id": f"o{i}", "kind": "wrong_order"} for i in range(10)]
+             + [{"id": f"n{i}", "kind": "no_call"} for i in range(30)])
+    level = training.sample_rows(pairs, 36, 0, key="kind", balanced=True)
+    assert Counter(r["kind"] for r in level) == {"wrong_value": 12, "wrong_order": 12, "no_call": 12}
+    assert Counter(r["id"] for r in level if r["kind"] == "wrong_order").most_common(1)[0][1] == 2  # 10 rows, 12 draws
+    tilted = training.sample_rows(pairs, 40, 0, {"no_call": 2.0}, key="kind", balanced=True)
+    assert Counter(r["kind"] for r in tilted) == {"wrong_value": 10, "wrong_order": 10, "no_call": 20}
+    by_rows = training.sample_rows(pairs, 40, 0, {"no_call": 2.0}, key="kind")  # 60 : 10 : 60
+    assert Counter(r["kind"] for r in by_rows) == {"wrong_value": 18, "wrong_order": 3, "no_call": 19}
 
 
 @pytest.mark.parametrize("weights, rule", [({"wrong_values": 2.0}, "unknown classes .*wrong_values.*known: .*wrong_value"),
