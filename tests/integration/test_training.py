@@ -89,6 +89,7 @@ def test_reward_model_loss_falls_and_weights_change(params):
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
     drawn = {k.split(".", 1)[1]: v for k, v in result.metrics.items() if k.startswith("pairs_drawn.")}
     assert sum(drawn.values()) == params.reward_model.max_steps * params.reward_model.batch_size and len(drawn) > 5
+    assert params.reward_model.balance_classes and max(drawn.values()) - min(drawn.values()) <= 1  # level classes
     after = _weights(params.path("reward_model"))
     assert "score.weight" in after
     assert _changed(_weights(params.path("base")), after) > 1e-4
