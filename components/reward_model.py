@@ -9,14 +9,14 @@ Writes: `paths.reward_model` (sequence-classification model, safetensors), `path
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
 intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
 and `pairs_drawn.<class>` (the training draw, which `reward_model.balance_classes` levels and
-`reward_model.class_weights` tilts). While training, a checkpoint every `reward_model.save_steps` under
+`reward_model.class_weights` tilts). With `reward_model.share_prefix` each pair's common start runs once
+(`shared_prefix_trainer`). While training, a checkpoint every `reward_model.save_steps` under
 `paths.checkpoints/reward_model/`, resumed by a rerun after a kill (components/training/checkpoints.py).
 Run: `python -m components.reward_model`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -52,9 +52,10 @@ def run(params: Params) -> StageResult:
                         max_length=cfg.max_length, logging_steps=1, report_to="none",
                         seed=params.project.seed, **checkpoints.trainer_args(params, "reward_model", cfg.save_steps),
                         **training.precision(params.base))
-    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
-                            peft_config=training.lora_config(cfg.lora, "SEQ_CLS", model, modules_to_save=["score"]),
-                            callbacks=[step_metrics_callback(), checkpoints.sealer()])
+    trainer_cls = shared_prefix_trainer(RewardTrainer) if shares_prefix(cfg.share_prefix) else RewardTrainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                          peft_config=training.lora_config(cfg.lora, "SEQ_CLS", model, modules_to_save=["score"]),
+                          callbacks=[step_metrics_callback(), checkpoints.sealer()])
     seconds = checkpoints.train(trainer, resume)
     history = trainer.state.log_history
     reports = params.path("reports")
@@ -80,17 +81,68 @@ def run(params: Params) -> StageResult:
     return result
 
 
+def shares_prefix(setting: bool | str) -> bool:
+    """`reward_model.share_prefix` resolved: auto is on without CUDA (where tokens, not kernel launches, cost)."""
+    import torch
+
+    return setting is True or (setting == "auto" and not torch.cuda.is_available())
+
+
+def shared_prefix_trainer(base: type) -> type:
+    """`base` (TRL's RewardTrainer) running the start the two trajectories of a pair share only once.
+
+    Chosen and rejected are the same conversation up to the mistake: the system turn with the tools, the request and
+    every turn before it, about a third of a batch's tokens (two thirds of a pair's longer sequence). Each pair's
+    common prefix runs once, with gradients, and both continuations read its keys and values; no compute goes to
+    padding either (a random batch of 4 pairs pads ~23 % of its cells). The rewards, so the loss, the metrics and
+    the gradients, are those of TRL's padded forward pass (tests/integration/test_training.py checks this). A model
+    a distributed wrapper holds (DDP, FSDP, DeepSpeed) takes the plain path: the wrapper's own forward must run.
+    """
+
+    class SharedPrefixRewardTrainer(base):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            plain = self.accelerator.unwrap_model(model)
+            if plain is not model:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            scorer = getattr(plain, "get_base_model", lambda: plain)()  # PEFT's LoRA layers live inside it
+            rewards = batch_rewards(scorer, inputs["input_ids"], inputs["attention_mask"])
+            return super().compute_loss(_Outputs(rewards), inputs, return_outputs, num_items_in_batch)
+
+    return SharedPrefixRewardTrainer
+
+
+class _Outputs:
+    """Stands for the model in RewardTrainer's `compute_loss`: its call returns rewards computed beforehand."""
+
+    def __init__(self, rewards: Any) -> None:
+        self.logits = rewards[:, None]
+
+    def __call__(self, **_: Any) -> _Outputs:
+        return self
+
+
+def batch_rewards(model: Any, input_ids: Any, attention_mask: Any) -> Any:
+    """The reward of every sequence of a RewardTrainer batch (the chosen half, then the rejected half, padded), each
+    pair's common prefix run once: shape (2 x pairs,)."""
+    import torch
+
+    seqs = [row[mask.bool()].tolist() for row, mask in zip(input_ids, attention_mask)]
+    half = len(seqs) // 2
+    rewards = [_pair_scores(model, [chosen, rejected]) for chosen, rejected in zip(seqs[:half], seqs[half:])]
+    return torch.stack([r[0] for r in rewards] + [r[1] for r in rewards])
+
+
 def pair_rewards(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
     """The model's reward of each row's chosen and rejected trajectory, on the sequences RewardTrainer trains on
     (prompt + completion through the chat template, with the row's tools).
 
     The two sequences of a pair share their start (the system turn with the tools, the request, the turns before
     the mistake): that prefix runs once and both continuations reuse its keys and values, and the system turn runs
-    once for all pairs that share it. Same numbers as whole forward passes (tests/unit/test_reward_model.py) at
+    once for all pairs that share it. Same numbers as whole forward passes (tests/integration/test_training.py) at
     about half the cost.
     """
     import torch
-    from trl.data_utils import common_prefix_length
 
     model.config.pad_token_id = tok.pad_token_id
     model.eval()
@@ -99,13 +151,31 @@ def pair_rewards(model: Any, tok: Any, rows: list[dict[str, Any]]) -> list[tuple
         for row in rows:
             tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
             ids = [_ids(tok, row["prompt"] + row[k], tools) for k in ("chosen", "rejected")]
-            n = min(common_prefix_length(*ids), len(ids[0]) - 1, len(ids[1]) - 1)
-            cache = _prefix_cache(model, _ids(tok, row["prompt"][:1], tools), ids[0][:n], heads)
-            scores = [model(input_ids=torch.tensor([seq[n:]], device=model.device),
-                            past_key_values=copy.deepcopy(cache), use_cache=cache is not None).logits[0, 0].item()
-                      for seq in ids]
-            out.append((scores[0], scores[1]))
+            chosen, rejected = _pair_scores(model, ids, _ids(tok, row["prompt"][:1], tools), heads)
+            out.append((chosen.item(), rejected.item()))
     return out
+
+
+def _pair_scores(model: Any, ids: list[list[int]], head: list[int] | None = None,
+                 heads: dict[tuple[int, ...], Any] | None = None) -> tuple[Any, Any]:
+    """The rewards (0-d tensors) of two token sequences, their common prefix run once (and `head`, the system turn,
+    taken from `heads` when it starts that prefix); both continuations read its keys and values. Gradients reach
+    the prefix through both when the caller trains."""
+    import torch
+    from trl.data_utils import common_prefix_length
+
+    n = min(common_prefix_length(*ids), len(ids[0]) - 1, len(ids[1]) - 1)
+    cache = _prefix_cache(model, head or [], ids[0][:n], {} if heads is None else heads)
+    return tuple(model(input_ids=torch.tensor([seq[n:]], device=model.device), past_key_values=_fork(cache),
+                       use_cache=cache is not None).logits[0, 0] for seq in ids)
+
+
+def _fork(cache: Any) -> Any:
+    """A new cache holding `cache`'s keys and values, which its own updates leave as they were (None: None). The
+    tensors are the same ones, so gradients flow back to the pass that made them (a deep copy would cut them)."""
+    from transformers import DynamicCache
+
+    return None if cache is None else DynamicCache(ddp_cache_data=list(cache))
 
 
 def _ids(tok: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[int]:
@@ -127,7 +197,7 @@ def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tu
             heads.clear()
             heads[tuple(head)] = model.base_model(input_ids=torch.tensor([head], device=model.device),
                                                   use_cache=True).past_key_values
-        cache = copy.deepcopy(heads[tuple(head)])
+        cache = _fork(heads[tuple(head)])
     return model.base_model(input_ids=torch.tensor([prefix[len(head):]], device=model.device), past_key_values=cache,
                             use_cache=True).past_key_values
 

@@ -7,6 +7,7 @@ Marked `integration`; runs in the default suite (about a minute on 2 cores).
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 
 import pytest
@@ -142,6 +143,52 @@ def test_held_out_scoring_with_shared_prefixes_equals_whole_forward_passes(param
     shared = reward_model.pair_rewards(model, tok, rows)
     assert shared == [pytest.approx(w, abs=1e-4) for w in whole]
     assert len({round(c - r, 4) for c, r in whole}) > len(rows) // 2  # the pairs are told apart at all
+
+
+@pytest.mark.parametrize("lora", [True, False])
+def test_shared_prefix_reward_model_computes_the_same_loss_and_gradients(params, lora, monkeypatch):
+    """`reward_model.share_prefix` runs each pair's common start once and no padding; loss, metrics and gradients
+    equal RewardTrainer's padded batch, under LoRA (whose layers sit inside PEFT's wrapper) and full training."""
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from components import training
+
+    pairs = read_jsonl(params.path("splits") / "pairs.jsonl")
+    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"], "tools": json.dumps(p["tools"])}
+            for k in sorted({p["kind"] for p in pairs}) for p in [p for p in pairs if p["kind"] == k][:1]][:6]
+    model, tok = models.load(params.path("base"), sequence_classification=True)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.score.weight, std=1.0)  # rewards that differ between sequences
+    model.config.pad_token_id = tok.pad_token_id
+    calls = []
+    shared_rewards = reward_model.batch_rewards
+    monkeypatch.setattr(reward_model, "batch_rewards", lambda *a: calls.append(a) or shared_rewards(*a))
+    lora_cfg = params.reward_model.lora.model_copy(update={"enabled": lora})
+    config = RewardConfig(output_dir=str(params.path("reports") / "scratch"), per_device_train_batch_size=6,
+                          max_length=None, report_to="none", **training.precision())
+    outcomes = []
+    for cls in (RewardTrainer, reward_model.shared_prefix_trainer(RewardTrainer)):
+        start = copy.deepcopy(model)
+        trainer = cls(model=start, args=config, processing_class=tok, train_dataset=Dataset.from_list(rows),
+                      peft_config=training.lora_config(lora_cfg, "SEQ_CLS", start, modules_to_save=["score"]))
+        trainer.model.train()  # RewardTrainer logs its metrics in training mode only
+        batch = next(iter(trainer.get_train_dataloader()))
+        assert (batch["attention_mask"] == 0).any()  # padded: the shared path must strip it
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+        outcomes.append((loss.item(), metrics, {n: p.grad for n, p in trainer.model.named_parameters()
+                                                if p.grad is not None}))
+    (plain_loss, plain_metrics, plain_grads), (shared_loss, shared_metrics, shared_grads) = outcomes
+    assert len(calls) == 1  # the shared path ran (once: the shared-prefix trainer's batch), not the fallback
+    assert abs(plain_loss - shared_loss) < 1e-5 and plain_loss > 0.01
+    assert plain_metrics.keys() >= {"accuracy", "margin", "mean_reward", "num_tokens"}
+    assert shared_metrics == {k: pytest.approx(v, abs=1e-4) for k, v in plain_metrics.items()}
+    assert plain_grads.keys() == shared_grads.keys() and len(plain_grads) > 2
+    assert any("lora" in k for k in plain_grads) == lora
+    scale = max(g.abs().max().item() for g in plain_grads.values())
+    assert max((plain_grads[k] - shared_grads[k]).abs().max().item() for k in plain_grads) < 1e-4 * scale
 
 
 def test_rl_updates_policy_with_layered_rewards(params):
