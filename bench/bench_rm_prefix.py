@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import time
 
@@ -39,15 +38,15 @@ def main() -> None:
     cfg = params.reward_model
     pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), (args.steps + 1) * args.batch,
                                  params.project.seed, key="kind", balanced=True)
-    dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
-                                  "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
+    dataset = Dataset.from_list(reward_model.preference_rows(pairs), on_mixed_types="use_json")
     model, tok = models.load(params.path("base"), sequence_classification=True)
     model.config.pad_token_id = tok.pad_token_id
     config = RewardConfig(output_dir="/tmp/bench_rm_prefix", per_device_train_batch_size=args.batch,
                           max_length=cfg.max_length, report_to="none", train_sampling_strategy="sequential",
                           **training.precision(params.base))
     arms = {}
-    for name, cls in (("trl padded", RewardTrainer), ("shared prefix", reward_model.shared_prefix_trainer(RewardTrainer))):
+    shared_cls = reward_model.shared_prefix_trainer(RewardTrainer)
+    for name, cls in (("trl padded", RewardTrainer), ("shared prefix", shared_cls)):
         start = copy.deepcopy(model)
         trainer = cls(model=start, args=config, train_dataset=dataset, processing_class=tok,
                       peft_config=training.lora_config(cfg.lora, "SEQ_CLS", start, modules_to_save=["score"]))

@@ -41,8 +41,7 @@ def run(params: Params) -> StageResult:
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
     pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
                                  key="kind", balanced=cfg.balance_classes)
-    dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
-                                  "tools": json.dumps(p["tools"])} for p in pairs], on_mixed_types="use_json")
+    dataset = Dataset.from_list(preference_rows(pairs), on_mixed_types="use_json")
     base = params.path("base")
     model, tok = training.load_for_training(params, base, cfg.lora.enabled, sequence_classification=True)
     model.config.pad_token_id = tok.pad_token_id
@@ -79,6 +78,13 @@ def run(params: Params) -> StageResult:
     result.metrics |= heldout_metrics(heldout)
     result.reports += [str(reports / "reward_model.md"), str(reports / "reward_model_heldout.png")]
     return result
+
+
+def preference_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """RewardTrainer's rows for pairs of `pairs.jsonl`: prompt, chosen, rejected, and the tools as JSON text (one
+    column type for every row, whatever each pair's schemas hold)."""
+    return [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"], "tools": json.dumps(p["tools"])}
+            for p in pairs]
 
 
 def shares_prefix(setting: bool | str) -> bool:

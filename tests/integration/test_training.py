@@ -7,7 +7,6 @@ Marked `integration`; runs in the default suite (about a minute on 2 cores).
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 
 import pytest
@@ -155,8 +154,8 @@ def test_shared_prefix_reward_model_computes_the_same_loss_and_gradients(params,
     from components import training
 
     pairs = read_jsonl(params.path("splits") / "pairs.jsonl")
-    rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"], "tools": json.dumps(p["tools"])}
-            for k in sorted({p["kind"] for p in pairs}) for p in [p for p in pairs if p["kind"] == k][:1]][:6]
+    rows = reward_model.preference_rows([next(p for p in pairs if p["kind"] == k)
+                                         for k in sorted({p["kind"] for p in pairs})][:6])
     model, tok = models.load(params.path("base"), sequence_classification=True)
     torch.manual_seed(0)
     torch.nn.init.normal_(model.score.weight, std=1.0)  # rewards that differ between sequences
