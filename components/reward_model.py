@@ -24,10 +24,10 @@ from typing import Any
 
 from components import distributed, training
 from components.config import Params
-from components.data.fileio import read_jsonl
 from components.evaluation.stats import wilson
 from components.result import StageResult
 from components.training import checkpoints, models
+from components.training.pairs import read_pairs
 
 
 def run(params: Params) -> StageResult:
@@ -39,7 +39,7 @@ def run(params: Params) -> StageResult:
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg, splits = params.reward_model, params.path("splits")
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    pairs = training.sample_rows(read_jsonl(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
+    pairs = training.sample_rows(read_pairs(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
                                  key="kind", balanced=cfg.balance_classes)
     dataset = Dataset.from_list(preference_rows(pairs), on_mixed_types="use_json")
     base = params.path("base")
@@ -72,7 +72,7 @@ def run(params: Params) -> StageResult:
                          reports=[str(reports / "reward_model_curve.png")])
     if not distributed.is_main():
         return result  # rank 0 measures the saved model
-    heldout = per_class(read_jsonl(splits / "heldout_pairs.jsonl"),
+    heldout = per_class(read_pairs(splits / "heldout_pairs.jsonl"),
                         *models.load_for_inference(out, params.base.dtype, sequence_classification=True))
     write_report(heldout, reports / "reward_model.md", reports / "reward_model_heldout.png")
     result.metrics |= heldout_metrics(heldout)

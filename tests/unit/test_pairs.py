@@ -167,3 +167,30 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
     before = {name: (out / name).read_bytes() for name in ("pairs.jsonl", "heldout_pairs.jsonl")}
     build.run(params)
     assert {name: (out / name).read_bytes() for name in before} == before  # same seed, same files
+
+
+
+@pytest.mark.parametrize("change, rule, field", [
+    (lambda r: r.pop("kind"), "record_schema", "kind"),
+    (lambda r: r.update(chosen="a reply"), "record_schema", "chosen"),
+    (lambda r: r.update(prompt=[{"content": "no role"}]), "record_schema", "prompt.0.role"),
+    (lambda r: r.update(rejected=r["chosen"]), "identical_pair", None),
+    (lambda r: r.update(id="first"), "duplicate_id", None),
+])
+def test_a_bad_pair_is_refused_naming_file_line_id_and_rule(params_factory, change, rule, field):
+    from components import reward_model
+    from components.data.fileio import write_jsonl
+    from components.data.inputs import DataError
+
+    params = params_factory()
+    path = params.path("splits") / "pairs.jsonl"
+    rows = pairs.make_pairs(list(episodes("travel")[:40]), ["wrong_tool"], "sys", 6, 3)
+    rows[0]["id"] = "first"
+    write_jsonl(path, rows)
+    assert pairs.read_pairs(path) == rows
+    change(rows[2])
+    write_jsonl(path, rows)
+    with pytest.raises(DataError) as err:
+        reward_model.run(params)  # refused before any model is loaded
+    assert err.value.where.startswith(f"{path}:3 (id ") and err.value.rule == rule
+    assert field is None or err.value.detail.startswith(f"{field}:")
