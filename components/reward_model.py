@@ -41,6 +41,7 @@ def run(params: Params) -> StageResult:
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
     pairs = training.sample_rows(read_pairs(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
                                  key="kind", balanced=cfg.balance_classes)
+    heldout_rows = read_pairs(splits / "heldout_pairs.jsonl")  # checked now, not after training
     dataset = Dataset.from_list(preference_rows(pairs), on_mixed_types="use_json")
     base = params.path("base")
     model, tok = training.load_for_training(params, base, cfg.lora.enabled, sequence_classification=True)
@@ -72,7 +73,7 @@ def run(params: Params) -> StageResult:
                          reports=[str(reports / "reward_model_curve.png")])
     if not distributed.is_main():
         return result  # rank 0 measures the saved model
-    heldout = per_class(read_pairs(splits / "heldout_pairs.jsonl"),
+    heldout = per_class(heldout_rows,
                         *models.load_for_inference(out, params.base.dtype, sequence_classification=True))
     write_report(heldout, reports / "reward_model.md", reports / "reward_model_heldout.png")
     result.metrics |= heldout_metrics(heldout)

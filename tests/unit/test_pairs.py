@@ -170,6 +170,7 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
 
 
 
+@pytest.mark.parametrize("name", ["pairs.jsonl", "heldout_pairs.jsonl"])
 @pytest.mark.parametrize("change, rule, field", [
     (lambda r: r.pop("kind"), "record_schema", "kind"),
     (lambda r: r.update(chosen="a reply"), "record_schema", "chosen"),
@@ -177,20 +178,21 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
     (lambda r: r.update(rejected=r["chosen"]), "identical_pair", None),
     (lambda r: r.update(id="first"), "duplicate_id", None),
 ])
-def test_a_bad_pair_is_refused_naming_file_line_id_and_rule(params_factory, change, rule, field):
+def test_a_bad_pair_is_refused_before_training_naming_file_line_id_and_rule(params_factory, name, change, rule, field):
     from components import reward_model
     from components.data.fileio import write_jsonl
     from components.data.inputs import DataError
 
     params = params_factory()
-    path = params.path("splits") / "pairs.jsonl"
+    splits = params.path("splits")
     rows = pairs.make_pairs(list(episodes("travel")[:40]), ["wrong_tool"], "sys", 6, 3)
     rows[0]["id"] = "first"
-    write_jsonl(path, rows)
-    assert pairs.read_pairs(path) == rows
+    for each in ("pairs.jsonl", "heldout_pairs.jsonl"):
+        write_jsonl(splits / each, rows)
+    assert pairs.read_pairs(splits / name) == rows
     change(rows[2])
-    write_jsonl(path, rows)
+    write_jsonl(splits / name, rows)
     with pytest.raises(DataError) as err:
-        reward_model.run(params)  # refused before any model is loaded
-    assert err.value.where.startswith(f"{path}:3 (id ") and err.value.rule == rule
+        reward_model.run(params)  # refused before any model is loaded (no base model in this workdir)
+    assert err.value.where.startswith(f"{splits / name}:3 (id ") and err.value.rule == rule
     assert field is None or err.value.detail.startswith(f"{field}:")
