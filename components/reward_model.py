@@ -22,12 +22,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from components import distributed, training
 from components.config import Params
+from components.data.inputs import DataError, iter_json_lines, schema_error
 from components.evaluation.stats import wilson
 from components.result import StageResult
 from components.training import checkpoints, models
-from components.training.pairs import read_pairs
 
 
 def run(params: Params) -> StageResult:
@@ -79,6 +81,53 @@ def run(params: Params) -> StageResult:
     result.metrics |= heldout_metrics(heldout)
     result.reports += [str(reports / "reward_model.md"), str(reports / "reward_model_heldout.png")]
     return result
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(min_length=1)
+
+
+class _Pair(BaseModel):
+    """A row the reward model reads; other keys (episode, pattern, errors) are kept and not needed."""
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    prompt: list[_Message] = Field(min_length=1)
+    chosen: list[_Message] = Field(min_length=1)
+    rejected: list[_Message] = Field(min_length=1)
+    tools: list[dict[str, Any]]
+
+
+def read_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a pairs file (`pairs.jsonl`, `heldout_pairs.jsonl`), each checked for what the reward model reads.
+
+    Raises:
+        DataError: `file:line (id ...)` and the rule: `record_schema` (not an object, or a key missing or of the
+            wrong type: id, kind, prompt, chosen, rejected, tools), `duplicate_id`, `identical_pair` (chosen is
+            rejected: no preference to learn), or a JSON rule of `components.data.inputs`.
+    """
+    rows: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    for lineno, value in iter_json_lines(path):
+        if isinstance(value, DataError):
+            raise value
+        where = f"{path}:{lineno}"
+        if not isinstance(value, dict):
+            raise DataError(where=where, rule="record_schema", detail="a pair must be a JSON object")
+        where = f"{where} (id {value.get('id', '?')})"
+        try:
+            _Pair.model_validate(value)
+        except ValidationError as err:
+            raise schema_error(err, where) from None
+        if value["id"] in ids:
+            raise DataError(where=where, rule="duplicate_id", detail="an earlier pair has this id")
+        if value["chosen"] == value["rejected"]:
+            raise DataError(where=where, rule="identical_pair",
+                            detail="chosen and rejected are the same trajectory: nothing to prefer")
+        ids.add(value["id"])
+        rows.append(value)
+    return rows
 
 
 def preference_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -189,7 +189,7 @@ def test_a_bad_pair_is_refused_before_training_naming_file_line_id_and_rule(para
     rows[0]["id"] = "first"
     for each in ("pairs.jsonl", "heldout_pairs.jsonl"):
         write_jsonl(splits / each, rows)
-    assert pairs.read_pairs(splits / name) == rows
+    assert reward_model.read_pairs(splits / name) == rows
     change(rows[2])
     write_jsonl(splits / name, rows)
     with pytest.raises(DataError) as err:
