@@ -19,7 +19,6 @@ import torch
 
 from components import reward_model, training
 from components.config import load_params
-from components.data.fileio import read_jsonl
 from components.training import models
 
 
@@ -36,7 +35,7 @@ def main() -> None:
 
     params = load_params(args.params, args.profile, overrides=args.set)
     cfg = params.reward_model
-    pairs = training.sample_rows(read_jsonl(params.path("splits") / "pairs.jsonl"), (args.steps + 1) * args.batch,
+    pairs = training.sample_rows(reward_model.read_pairs(params.path("splits") / "pairs.jsonl"), (args.steps + 1) * args.batch,
                                  params.project.seed, key="kind", balanced=True)
     dataset = Dataset.from_list(reward_model.preference_rows(pairs), on_mixed_types="use_json")
     model, tok = models.load(params.path("base"), sequence_classification=True)

@@ -330,8 +330,8 @@ class RewardModel(_Frozen):
     learning_rate: float = Field(gt=0)
     max_length: int = Field(gt=0)
     share_prefix: bool | Literal["auto"] = Field(
-        description="run the start a pair's two trajectories share once per pair (same loss and "
-                                    "gradients, no padding); auto: on without CUDA")
+        description="run the start a pair's two trajectories share once per pair (same loss and gradients, no "
+                    "padding); auto: on without CUDA")
     balance_classes: bool = Field(description="draw the training pairs class by class in equal shares (times "
                                               "class_weights), whatever each class's number of pairs in the file")
     class_weights: dict[str, float] | None = Field(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import distributed, training
 from components.config import Params
+from components.data.episode import record_object
 from components.data.inputs import DataError, iter_json_lines, schema_error
 from components.evaluation.stats import wilson
 from components.result import StageResult
@@ -112,10 +113,8 @@ def read_pairs(path: str | Path) -> list[dict[str, Any]]:
     for lineno, value in iter_json_lines(path):
         if isinstance(value, DataError):
             raise value
-        where = f"{path}:{lineno}"
-        if not isinstance(value, dict):
-            raise DataError(where=where, rule="record_schema", detail="a pair must be a JSON object")
-        where = f"{where} (id {value.get('id', '?')})"
+        value = record_object(value, f"{path}:{lineno}")
+        where = f"{path}:{lineno} (id {value.get('id', '?')})"
         try:
             _Pair.model_validate(value)
         except ValidationError as err:

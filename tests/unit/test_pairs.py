@@ -169,7 +169,6 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
     assert {name: (out / name).read_bytes() for name in before} == before  # same seed, same files
 
 
-
 @pytest.mark.parametrize("name", ["pairs.jsonl", "heldout_pairs.jsonl"])
 @pytest.mark.parametrize("change, rule, field", [
     (lambda r: r.pop("kind"), "record_schema", "kind"),
