@@ -138,6 +138,24 @@ def test_unexpected_argument_passes_an_optional_parameter_the_request_gives_no_r
         assert call["arguments"]["cabin"] in cabin["enum"] and row["errors"] == ["unexpected_argument"]
 
 
+@pytest.mark.parametrize("domain, least", [("travel", 0.45), ("finance", 0.2)])
+def test_wrong_value_swaps_two_values_of_a_call_in_a_large_share_of_its_pairs(domain, least):
+    """A swapped origin and destination is the wrong value only the request tells apart: a large share of the
+    class's pairs (travel's calls have more same-typed pairs of values than finance's), the rest one value replaced."""
+    kinds = []
+    for ep, case, rejected, _ in broken(domain, "wrong_value").values():
+        good = [c for step in toolcalls.steps_of_messages(case.rest) for c in step]
+        bad = [c for step in toolcalls.steps_of_messages(rejected) for c in step]
+        g, b = next((g, b) for g, b in zip(good, bad) if g != b)
+        changed = sorted(k for k in g["arguments"] if g["arguments"][k] != b["arguments"].get(k))
+        swapped = len(changed) == 2 and g["arguments"][changed[0]] == b["arguments"][changed[1]] \
+            and g["arguments"][changed[1]] == b["arguments"][changed[0]]
+        assert swapped or len(changed) == 1, (ep.id, g, b)
+        kinds.append(swapped)
+    share = sum(kinds) / len(kinds)
+    assert least <= share <= 0.75, share
+
+
 def test_make_pairs_is_a_function_of_episodes_and_seed_capped_per_class():
     eps = list(episodes("finance"))
     first = pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 7)
