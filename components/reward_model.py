@@ -7,7 +7,8 @@ episodes), params `reward_model`.
 Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
-intervals); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
+intervals; the report lists the pairs ranked wrong), `paths.reports/reward_model_heldout.csv` (each held-out pair's
+rewards); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
 and `pairs_drawn.<class>` (the training draw, which `reward_model.balance_classes` levels and
 `reward_model.class_weights` tilts). With `reward_model.share_prefix` each pair's common start runs once
 (`shared_prefix_trainer`). While training, a checkpoint every `reward_model.save_steps` under
@@ -76,11 +77,13 @@ def run(params: Params) -> StageResult:
                          reports=[str(reports / "reward_model_curve.png")])
     if not distributed.is_main():
         return result  # rank 0 measures the saved model
-    heldout = per_class(heldout_rows,
-                        *models.load_for_inference(out, params.base.dtype, sequence_classification=True))
-    write_report(heldout, reports / "reward_model.md", reports / "reward_model_heldout.png")
+    scored = heldout_scores(heldout_rows,
+                            *models.load_for_inference(out, params.base.dtype, sequence_classification=True))
+    heldout = per_class(scored)
+    write_report(heldout, scored, reports / "reward_model.md", reports / "reward_model_heldout.png",
+                 reports / "reward_model_heldout.csv")
     result.metrics |= heldout_metrics(heldout)
-    result.reports += [str(reports / "reward_model.md"), str(reports / "reward_model_heldout.png")]
+    result.reports += [str(reports / f"reward_model{end}") for end in (".md", "_heldout.png", "_heldout.csv")]
     return result
 
 
@@ -257,18 +260,22 @@ def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tu
                             use_cache=True).past_key_values
 
 
-def per_class(rows: list[dict[str, Any]], model: Any, tok: Any) -> dict[str, dict[str, float]]:
+def heldout_scores(rows: list[dict[str, Any]], model: Any, tok: Any) -> list[dict[str, Any]]:
+    """Each held-out pair's id, class and the rewards of its chosen and rejected trajectories."""
+    return [{"id": row["id"], "kind": row["kind"], "chosen": chosen, "rejected": rejected}
+            for row, (chosen, rejected) in zip(rows, pair_rewards(model, tok, rows))]
+
+
+def per_class(scored: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Held-out accuracy (chosen rewarded above rejected) per error class and over all pairs ("all"), with n, the
     95 % Wilson interval and the mean reward margin."""
-    hits: dict[str, list[bool]] = defaultdict(list)
     margins: dict[str, list[float]] = defaultdict(list)
-    for row, (chosen, rejected) in zip(rows, pair_rewards(model, tok, rows)):
+    for row in scored:
         for key in (row["kind"], "all"):
-            hits[key].append(chosen > rejected)
-            margins[key].append(chosen - rejected)
+            margins[key].append(row["chosen"] - row["rejected"])
     out = {}
-    for key in sorted(hits, key=lambda k: (k == "all", k)):
-        n, k = len(hits[key]), sum(hits[key])
+    for key in sorted(margins, key=lambda k: (k == "all", k)):
+        n, k = len(margins[key]), sum(m > 0 for m in margins[key])
         low, high = wilson(k, n)
         out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n}
     return out
@@ -284,8 +291,12 @@ def heldout_metrics(table: dict[str, dict[str, float]]) -> dict[str, float]:
     return out | {f"heldout_{m}.{k}": v[m] for m in ("accuracy", "margin") for k, v in classes.items()}
 
 
-def write_report(table: dict[str, dict[str, float]], md_path: Path, png_path: Path) -> None:
-    """The held-out table as markdown and a bar chart of accuracy per class with its interval."""
+def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]], md_path: Path, png_path: Path,
+                 csv_path: Path, listed: int = 20) -> None:
+    """The held-out table as markdown with the `listed` worst-ranked pairs under it (the mistakes the reward model
+    misses, by pair id), a bar chart of accuracy per class with its interval, and every pair's rewards as CSV."""
+    import csv
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,8 +308,17 @@ def write_report(table: dict[str, dict[str, float]], md_path: Path, png_path: Pa
              "| class | n | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|"]
     lines += [f"| {k} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
               for k, v in table.items()]
+    wrong = sorted((r for r in scored if r["chosen"] <= r["rejected"]), key=lambda r: r["chosen"] - r["rejected"])
+    if wrong:
+        lines += ["", f"Ranked wrong: {len(wrong)} pairs (the worst {min(len(wrong), listed)}; every pair's rewards: "
+                      f"{csv_path.name}).", "", "| pair | class | chosen | rejected |", "|---|---|---:|---:|"]
+        lines += [f"| {r['id']} | {r['kind']} | {r['chosen']:+.3f} | {r['rejected']:+.3f} |" for r in wrong[:listed]]
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "kind", "chosen", "rejected", "margin"])
+        writer.writeheader()
+        writer.writerows({**r, "margin": r["chosen"] - r["rejected"]} for r in scored)
     names = list(table)
     acc = [table[k]["accuracy"] for k in names]
     err = [[max(0.0, a - table[k]["low"]) for k, a in zip(names, acc)],

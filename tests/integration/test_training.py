@@ -7,6 +7,7 @@ Marked `integration`; runs in the default suite (about a minute on 2 cores).
 from __future__ import annotations
 
 import copy
+import csv
 import shutil
 
 import pytest
@@ -121,6 +122,16 @@ def test_reward_model_loss_falls_and_weights_change(params):
         assert round(share * n) == pytest.approx(share * n)  # a share of the class's pairs
     table = (params.path("reports") / "reward_model.md").read_text()
     assert all(f"| {k} | " in table for k in kinds) and "| all | " in table
+    # every held-out pair's rewards as CSV; the report names the pairs ranked wrong, worst first
+    with (params.path("reports") / "reward_model_heldout.csv").open() as f:
+        scored = list(csv.DictReader(f))
+    assert [r["id"] for r in scored] == [r["id"] for r in heldout]
+    wrong = sorted((r for r in scored if float(r["margin"]) <= 0), key=lambda r: float(r["margin"]))
+    assert len(wrong) == round((1 - result.metrics["heldout_accuracy"]) * len(heldout))
+    assert (f"Ranked wrong: {len(wrong)} pairs" in table) == bool(wrong)
+    assert all(f"| {r['id']} | {r['kind']} | " in table for r in wrong[:20])
+    for r in scored:
+        assert float(r["margin"]) == pytest.approx(float(r["chosen"]) - float(r["rejected"]))
     assert (params.path("reports") / "reward_model_heldout.png").stat().st_size > 0
 
 
