@@ -35,8 +35,8 @@ def main() -> None:
 
     params = load_params(args.params, args.profile, overrides=args.set)
     cfg = params.reward_model
-    pairs = training.sample_rows(reward_model.read_pairs(params.path("splits") / "pairs.jsonl"), (args.steps + 1) * args.batch,
-                                 params.project.seed, key="kind", balanced=True)
+    rows = reward_model.read_pairs(params.path("splits") / "pairs.jsonl")
+    pairs = training.sample_rows(rows, (args.steps + 1) * args.batch, params.project.seed, key="kind", balanced=True)
     dataset = Dataset.from_list(reward_model.preference_rows(pairs), on_mixed_types="use_json")
     model, tok = models.load(params.path("base"), sequence_classification=True)
     model.config.pad_token_id = tok.pad_token_id

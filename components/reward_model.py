@@ -261,8 +261,8 @@ def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tu
 
 
 def heldout_scores(rows: list[dict[str, Any]], model: Any, tok: Any) -> list[dict[str, Any]]:
-    """Each held-out pair's id, class and the rewards of its chosen and rejected trajectories."""
-    return [{"id": row["id"], "kind": row["kind"], "chosen": chosen, "rejected": rejected}
+    """Each held-out pair's id, class, the rewards of its chosen and rejected trajectories and their margin."""
+    return [{"id": row["id"], "kind": row["kind"], "chosen": chosen, "rejected": rejected, "margin": chosen - rejected}
             for row, (chosen, rejected) in zip(rows, pair_rewards(model, tok, rows))]
 
 
@@ -272,7 +272,7 @@ def per_class(scored: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     margins: dict[str, list[float]] = defaultdict(list)
     for row in scored:
         for key in (row["kind"], "all"):
-            margins[key].append(row["chosen"] - row["rejected"])
+            margins[key].append(row["margin"])
     out = {}
     for key in sorted(margins, key=lambda k: (k == "all", k)):
         n, k = len(margins[key]), sum(m > 0 for m in margins[key])
@@ -308,7 +308,7 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
              "| class | n | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|"]
     lines += [f"| {k} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
               for k, v in table.items()]
-    wrong = sorted((r for r in scored if r["chosen"] <= r["rejected"]), key=lambda r: r["chosen"] - r["rejected"])
+    wrong = sorted((r for r in scored if r["margin"] <= 0), key=lambda r: r["margin"])
     if wrong:
         lines += ["", f"Ranked wrong: {len(wrong)} pairs (the worst {min(len(wrong), listed)}; every pair's rewards: "
                       f"{csv_path.name}).", "", "| pair | class | chosen | rejected |", "|---|---|---:|---:|"]
@@ -318,7 +318,7 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["id", "kind", "chosen", "rejected", "margin"])
         writer.writeheader()
-        writer.writerows({**r, "margin": r["chosen"] - r["rejected"]} for r in scored)
+        writer.writerows(scored)
     names = list(table)
     acc = [table[k]["accuracy"] for k in names]
     err = [[max(0.0, a - table[k]["low"]) for k, a in zip(names, acc)],
