@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params, Validate
-from components.data.fileio import atomic_dir, atomic_file, gc_exempt
+from components.data.fileio import atomic_dir, atomic_file, gc_exempt, md_cell
 from components.result import StageResult
 from components.data.episode import DataError
 from components.validation.frames import call_frame, domain_frame, episode_frame, share_frames, split_frame
@@ -162,10 +162,6 @@ def validate_splits(split_dir: Path, params: Params, shown_as: Path | None = Non
     return outcomes
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(path: Path, outcomes: list[RuleOutcome], metrics: dict[str, float]) -> str:
     """The validation report: one table row per rule, then what each rule checks."""
     skipped = sum(o.status == "skipped" for o in outcomes)
@@ -178,7 +174,7 @@ def render_markdown(path: Path, outcomes: list[RuleOutcome], metrics: dict[str, 
         f = o.failure
         count = str(f.count) if f else ("-" if o.status == "skipped" else "0")
         first = "; ".join(f"{r}: {d}" for r, d in zip(f.records, f.details)) if f else o.note
-        lines.append(f"| {o.rule} | {o.status} | {count} | {_cell(first)} |")
+        lines.append(f"| {o.rule} | {o.status} | {count} | {md_cell(first)} |")
     lines += ["", "## Rules", ""] + [f"- `{name}`: {rule.description}" for name, rule in RULES.items()]
     return "\n".join(lines) + "\n"
 

@@ -231,6 +231,11 @@ def _settle_aside(aside: Path, target: Path) -> None:
         _fsync(target.parent)
 
 
+def md_cell(text: str) -> str:
+    """`text` as one markdown table cell: a `|` escaped, line breaks as spaces (ids, rule details, user data)."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write JSON lines atomically (temporary file + rename)."""
     return write_lines(path, (_ENCODER.encode(row) for row in rows))
