@@ -321,7 +321,20 @@ def _group_weights(value: dict[str, float] | None, known: Sequence[str], field: 
     return value
 
 
+ON_POLICY = "on_policy"  # the kind of the pairs the reward_model stage samples from the SFT model
+
+
+class OnPolicy(_Frozen):
+    episodes: int = Field(ge=0, description="training episodes the SFT model is sampled on for on-policy pairs (a "
+                                            "success against a failure of the same request, by the scorer); 0: none")
+    heldout_episodes: int = Field(ge=0, description="val and test episodes sampled so, for the held-out class "
+                                                    "on_policy; 0: none")
+    samples: int = Field(ge=2, description="attempts per episode (a pair needs a success and a failure)")
+
+
 class RewardModel(_Frozen):
+    start: Literal["base", "sft"] = Field(description="the model the reward model starts from, a new score head on "
+                                                      "it: base (paths.base) or sft (paths.sft_model)")
     max_steps: int = Field(gt=0)
     grad_accum: int = Field(ge=1, description="micro-batches of batch_size per optimizer step, per process: a step "
                                               "sees batch_size x grad_accum x processes examples")
@@ -337,12 +350,13 @@ class RewardModel(_Frozen):
     class_weights: dict[str, float] | None = Field(
         default=None, description="multipliers on each error class's share of the training pairs a run draws; classes "
                                   "not named keep 1; null: the shares as balance_classes leaves them")
+    on_policy: OnPolicy
     lora: Lora
 
     @field_validator("class_weights")
     @classmethod
     def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        return _group_weights(value, get_args(PairKind), "class_weights", "class", "classes")
+        return _group_weights(value, (*get_args(PairKind), ON_POLICY), "class_weights", "class", "classes")
 
 
 class RewardWeights(_Frozen):

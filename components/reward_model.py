@@ -2,13 +2,19 @@
 of one error class of the scorer: components/training/pairs.py), trained with TRL RewardTrainer and measured per
 class on held-out pairs it never trained on.
 
-Reads: `paths.base`, `paths.splits/pairs.jsonl` (training), `paths.splits/heldout_pairs.jsonl` (from the val and test
-episodes), params `reward_model`.
+Pairs of two sources: the build's (`paths.splits/pairs.jsonl` for training, `heldout_pairs.jsonl` from the val and test
+episodes), and on-policy ones (`reward_model.on_policy`): the SFT model's own sampled attempts at a request, ranked by
+the scorer, a failure against a success (class `on_policy`, drawn and reported like the others).
+
+Reads: `paths.base` (`paths.sft_model` with `reward_model.start` sft), `paths.splits/pairs.jsonl`,
+`paths.splits/heldout_pairs.jsonl`, and with `reward_model.on_policy` `paths.sft_model` and the train / val / test
+episodes; params `reward_model`.
 Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
 intervals; the report lists the pairs ranked wrong), `paths.reports/reward_model_heldout.csv` (each held-out pair's
-rewards); metrics `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`
+rewards), `paths.reports/reward_model_on_policy.jsonl` (the sampled pairs, `split` train or heldout); metrics
+`heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`, `on_policy_*`
 and `pairs_drawn.<class>` (the training draw, which `reward_model.balance_classes` levels and
 `reward_model.class_weights` tilts). With `reward_model.share_prefix` each pair's common start runs once
 (`shared_prefix_trainer`). While training, a checkpoint every `reward_model.save_steps` under
@@ -28,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from components import distributed, training
 from components.config import Params
 from components.data.episode import record_object
+from components.data.fileio import md_cell
 from components.data.inputs import DataError, iter_json_lines, schema_error
 from components.evaluation.stats import wilson
 from components.result import StageResult
@@ -43,14 +50,18 @@ def run(params: Params) -> StageResult:
     training.check_quantization(params.base)  # 4-bit without CUDA: stop before any work
     cfg, splits = params.reward_model, params.path("splits")
     drawn = training.rows_needed(cfg.max_steps, cfg.batch_size, cfg.grad_accum)  # over all processes
-    pairs = training.sample_rows(read_pairs(splits / "pairs.jsonl"), drawn, params.project.seed, cfg.class_weights,
-                                 key="kind", balanced=cfg.balance_classes)
-    heldout_rows = read_pairs(splits / "heldout_pairs.jsonl")  # checked now, not after training
+    made = read_pairs(splits / "pairs.jsonl")
+    heldout_rows = read_pairs(splits / "heldout_pairs.jsonl")  # checked now, not after sampling and training
+    base = start_model(params)
+    sampled, sampled_metrics = on_policy(params)
+    pairs = training.sample_rows(made + [r for r in sampled if r["split"] == "train"], drawn, params.project.seed,
+                                 cfg.class_weights, key="kind", balanced=cfg.balance_classes)
+    heldout_rows += [r for r in sampled if r["split"] == "heldout"]
     dataset = Dataset.from_list(preference_rows(pairs), on_mixed_types="use_json")
-    base = params.path("base")
     model, tok = training.load_for_training(params, base, cfg.lora.enabled, sequence_classification=True)
     model.config.pad_token_id = tok.pad_token_id
-    resume = checkpoints.start(params, "reward_model", [splits / "pairs.jsonl", base])
+    resume = checkpoints.start(params, "reward_model", list(dict.fromkeys(
+        [splits / "pairs.jsonl", base, *([params.path("sft_model")] if sampled_metrics else [])])))
     args = RewardConfig(max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
                         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
                         max_length=cfg.max_length, logging_steps=1, report_to="none",
@@ -67,14 +78,17 @@ def run(params: Params) -> StageResult:
                          reports / "reward_model_curve.png", "Reward model (training batches)")
     first, last = training.first_last(history, "loss")
     out = params.path("reward_model")
-    training.save_trained(trainer.model, tok, out, {"stage": "reward_model", "base": params.base.model}, trainer)
+    training.save_trained(trainer.model, tok, out, {"stage": "reward_model", "base": params.base.model,
+                                                    "start": cfg.start}, trainer)
     checkpoints.finish(params, "reward_model")
     kept = len(trainer.train_dataset)  # RewardTrainer drops pairs longer than max_length
     metrics = {"loss_first": first, "loss_last": last, "pairs": float(kept), "pairs_too_long": float(len(pairs) - kept),
                "train_seconds": round(seconds, 1), "resumed_from_step": float(checkpoints.resumed_step(resume))}
     metrics |= {f"pairs_drawn.{kind}": float(n) for kind, n in sorted(Counter(p["kind"] for p in pairs).items())}
+    metrics |= sampled_metrics
     result = StageResult(stage="reward_model", outputs={"model": str(out)}, metrics=metrics,
-                         reports=[str(reports / "reward_model_curve.png")])
+                         reports=[str(reports / name) for name in ("reward_model_curve.png",
+                                                                   "reward_model_on_policy.jsonl")])
     if not distributed.is_main():
         return result  # rank 0 measures the saved model
     scored = heldout_scores(heldout_rows,
@@ -85,6 +99,79 @@ def run(params: Params) -> StageResult:
     result.metrics |= heldout_metrics(heldout)
     result.reports += [str(reports / f"reward_model{end}") for end in (".md", "_heldout.png", "_heldout.csv")]
     return result
+
+
+def start_model(params: Params) -> Path:
+    """The folder the reward model starts from (`reward_model.start`).
+
+    Raises:
+        ConfigError: start sft and `paths.sft_model` holds no model (the sft stage has not run).
+    """
+    if params.reward_model.start == "base":
+        return params.path("base")
+    return _sft_model(params, "reward_model.start sft", "or set it to base")
+
+
+def _sft_model(params: Params, setting: str, instead: str) -> Path:
+    from components.config import ConfigError
+
+    sft = params.path("sft_model")
+    if not (sft / "config.json").is_file():
+        raise ConfigError(f"{setting} needs the SFT model, and {sft} holds none: run the sft stage first, {instead}")
+    return sft
+
+
+def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """On-policy pairs (`reward_model.on_policy`): the SFT model sampled on a seeded draw of training episodes
+    (split "train") and of val and test ones ("heldout"), as GRPO samples it (no call gate), each failed attempt
+    against a success of the same request (`pairs.on_policy_pairs`). Written to
+    `paths.reports/reward_model_on_policy.jsonl` (empty when off); the model is freed before the reward model loads.
+
+    Returns:
+        The pairs and metrics `on_policy_episodes`, `on_policy_solved_share` (attempts the scorer passed),
+        `on_policy_pairs`, `on_policy_heldout_pairs`, `on_policy_seconds`, and `on_policy_errors.<class>` (the
+        failed attempts' classes); no metrics when off.
+
+    Raises:
+        ConfigError: sampling is on and `paths.sft_model` holds no model (the sft stage has not run).
+    """
+    import random
+    import time
+
+    from components import domains
+    from components.data.episode import iter_episodes
+    from components.data.fileio import write_jsonl
+    from components.training import pairs, selection
+
+    cfg, out = params.reward_model.on_policy, params.path("reports") / "reward_model_on_policy.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not (cfg.episodes or cfg.heldout_episodes):
+        write_jsonl(out, [])
+        return [], {}
+    sft = _sft_model(params, "reward_model.on_policy", "or set its episodes and heldout_episodes to 0")
+    started = time.time()
+    domain = domains.of(params)
+    model, tok = models.load_for_inference(sft, params.base.dtype)
+    rows: list[dict[str, Any]] = []
+    tries: list[Any] = []
+    for split, names, n in (("train", ("train",), cfg.episodes), ("heldout", ("val", "test"), cfg.heldout_episodes)):
+        pool = sorted((e for name in names for e in iter_episodes(params.path("splits") / f"{name}.jsonl")),
+                      key=lambda e: e.id)
+        episodes = random.Random(f"{params.project.seed}:on_policy:{split}").sample(pool, min(n, len(pool)))
+        attempts = selection.sample_episodes(params, domain, model, tok, episodes, cfg.samples, gated=False,
+                                             desc=f"reward_model: sample the SFT model ({split})")
+        rows += pairs.on_policy_pairs(episodes, attempts, split)
+        tries += attempts
+    del model
+    write_jsonl(out, rows)
+    outcomes = [ok for a in tries for ok in a.successes]
+    errors = Counter(e for a in tries for found in a.errors for e in set(found))
+    return rows, {"on_policy_episodes": float(len(tries)),
+                  "on_policy_solved_share": sum(outcomes) / max(1, len(outcomes)),
+                  "on_policy_pairs": float(sum(r["split"] == "train" for r in rows)),
+                  "on_policy_heldout_pairs": float(sum(r["split"] == "heldout" for r in rows)),
+                  "on_policy_seconds": round(time.time() - started, 1),
+                  **{f"on_policy_errors.{k}": float(v) for k, v in sorted(errors.items())}}
 
 
 class _Message(BaseModel):
@@ -306,13 +393,14 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
              "Pairs from the val and test episodes, never trained on: the share where the reward model scores the "
              "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval).", "",
              "| class | n | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
+    lines += [f"| {md_cell(k)} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
               for k, v in table.items()]
     wrong = sorted((r for r in scored if r["margin"] <= 0), key=lambda r: r["margin"])
     if wrong:
         lines += ["", f"Ranked wrong: {len(wrong)} pairs (the worst {min(len(wrong), listed)}; every pair's rewards: "
                       f"{csv_path.name}).", "", "| pair | class | chosen | rejected |", "|---|---|---:|---:|"]
-        lines += [f"| {r['id']} | {r['kind']} | {r['chosen']:+.3f} | {r['rejected']:+.3f} |" for r in wrong[:listed]]
+        lines += [f"| {md_cell(r['id'])} | {md_cell(r['kind'])} | {r['chosen']:+.3f} | {r['rejected']:+.3f} |"
+                  for r in wrong[:listed]]
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8") as f:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from components import toolcalls
+from components.config import ON_POLICY
 from components.data.episode import Episode
 from components.training.breakers import BREAKERS
 from components.training.trajectory import Case, Messages, Pool
@@ -125,4 +126,29 @@ def make_pairs(episodes: list[Episode], kinds: Iterable[str], system_prompt: str
                                                       *ep.prompt_messages()],
                          "chosen": case.rest, "rejected": rejected, "tools": ep.tool_dicts()})
             made += 1
+    return rows
+
+
+def on_policy_pairs(episodes: list[Episode], attempts: list[Any], split: str) -> list[dict[str, Any]]:
+    """Pairs of a model's own sampled attempts (`selection.Attempts`, one per episode, in `episodes`' order), ranked
+    by the scorer: each distinct failed attempt of an episode against one of its successes, in turn. An episode
+    the model always or never solves makes none. The request (system turn and the episode's prompt messages) is
+    the pair's prompt, the attempts' turns after it the two trajectories.
+
+    Returns:
+        Rows as `make_pairs`' with kind `on_policy`, `errors` the failed attempt's classes by the scorer, and `split`.
+    """
+    rows = []
+    for ep, tries in zip(episodes, attempts):
+        start = 1 + len(ep.prompt_messages())
+        good = [c for ok, c in zip(tries.successes, tries.conversations) if ok]
+        bad = {json.dumps(c[start:], sort_keys=True): (c, errors)
+               for ok, c, errors in zip(tries.successes, tries.conversations, tries.errors) if not ok}
+        for n, (conversation, errors) in enumerate(bad.values()):
+            chosen = good[n % len(good)] if good else None
+            if chosen is None or chosen[start:] == conversation[start:]:
+                continue
+            rows.append({"id": f"{ep.id}:{ON_POLICY}:{n}", "episode": ep.id, "pattern": ep.pattern, "kind": ON_POLICY,
+                         "errors": list(errors), "split": split, "prompt": chosen[:start], "chosen": chosen[start:],
+                         "rejected": conversation[start:], "tools": ep.tool_dicts()})
     return rows

@@ -27,6 +27,7 @@ from components import domains, toolcalls
 from components.config import ConfigError, Params
 from components.data.episode import Episode, iter_episodes
 from components.evaluation import rollout, single_step
+from components.evaluation.verdict import Verdict
 from components.toolcalls import response
 
 Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
@@ -36,11 +37,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Attempts:
-    """The start model's k sampled attempts at one RL prompt."""
+    """The start model's k sampled attempts at one RL prompt (or one episode)."""
 
-    row: dict[str, Any]  # the rl.jsonl row
+    row: dict[str, Any]  # the rl.jsonl row (`sample_episodes`: the episode's id and pattern)
     successes: list[bool]  # the evaluation's verdict (`exact`) of each attempt
     conversations: list[list[dict[str, Any]]]  # each attempt: system, prompt, the model's turns and tool results
+    errors: list[tuple[str, ...]] = ()  # each attempt's error classes by the scorer (none for a success)
 
 
 def weighted_order(rows: list[dict[str, Any]], weights: dict[str, float] | None, seed: int) -> list[dict[str, Any]]:
@@ -103,22 +105,28 @@ def select(rows: list[dict[str, Any]], needed: int, k: int, weights: dict[str, f
 
 def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: list[dict[str, Any]],
            k: int, gated: bool = True) -> list[Attempts]:
-    """Sample the loaded model `k` times on each RL row as evaluation rolls it out (`evaluate.batch_size`,
+    """Sample the loaded model `k` times on each RL row (`sample_episodes` on the training episodes behind them)."""
+    attempts = sample_episodes(params, domain, model, tok, train_episodes(params, rows), k, gated)
+    return [Attempts(row, a.successes, a.conversations, a.errors) for row, a in zip(rows, attempts)]
+
+
+def sample_episodes(params: Params, domain: domains.Domain, model: Any, tok: Any, episodes: list[Episode], k: int,
+                    gated: bool = True, desc: str = "rl: sample the start model") -> list[Attempts]:
+    """Sample the loaded model `k` times on each episode as evaluation rolls it out (`evaluate.batch_size`,
     `max_new_tokens`, `max_turns`; at `rl.temperature`, no nucleus cut, torch seeded with `project.seed`; under
     the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer.
     `gated`: the model's call gate decides first requests, as evaluation decodes (the rft arm's attempts); False:
-    the model's own first token, as GRPO samples it (choosing prompts whose groups will have a spread)."""
+    the model's own first token, as GRPO samples it (choosing prompts whose groups will have a spread). Without a
+    simulator each episode's first step is sampled, one turn."""
     cfg = params.evaluate
-    episodes = train_episodes(params, rows)
     sampling = rollout.Sampling(params.rl.temperature, 1.0, params.project.seed)
     constrained = params.decoding.constrained and response.grammar_fits(tok)
     system = {"role": "system", "content": params.base.system_prompt}
     if domain.simulated:
         copies = [ep.model_copy(update={"id": f"{ep.id}#{i}"}) for ep in episodes for i in range(k)]
         decoding = rollout.Decoding.evaluation(cfg, sampling=sampling, constrained=constrained, gated=gated)
-        done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, decoding,
-                                    desc="rl: sample the start model")
-        verdicts = [(succeeded(ro, ep), _conversation(ro))
+        done = rollout.run_episodes(model, tok, copies, domain, params.base.system_prompt, decoding, desc=desc)
+        verdicts = [(judged(ro, ep), _conversation(ro))
                     for ro, ep in zip(done, (e for e in episodes for _ in range(k)))]
     else:
         steps = [single_step.steps(ep)[0] for ep in episodes]
@@ -130,10 +138,14 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
             texts += rollout.generate(model, tok, conversations[i:i + cfg.batch_size], tools[i:i + cfg.batch_size],
                                       cfg.max_new_tokens, sampling=sampling, constrained=constrained, gated=gated)
         step_of = [s for s in steps for _ in range(k)]
-        verdicts = [(single_step.judge(s, text, tok).exact, [*conv, _turn(text, tok, t)])
+        verdicts = [(single_step.judge(s, text, tok), [*conv, _turn(text, tok, t)])
                     for s, text, conv, t in zip(step_of, texts, conversations, tools)]
-    return [Attempts(row, [ok for ok, _ in verdicts[i * k:(i + 1) * k]], [m for _, m in verdicts[i * k:(i + 1) * k]])
-            for i, row in enumerate(rows)]
+    out = []
+    for i, ep in enumerate(episodes):
+        mine = verdicts[i * k:(i + 1) * k]
+        out.append(Attempts({"id": ep.id, "pattern": ep.pattern}, [v.exact for v, _ in mine],
+                            [conv for _, conv in mine], [() if v.exact else tuple(v.errors) for v, _ in mine]))
+    return out
 
 
 def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
@@ -152,9 +164,9 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
     return [found[r["id"]] for r in rows]
 
 
-def succeeded(ro: rollout.Rollout, ep: Episode) -> bool:
-    """One sampled attempt's success: the evaluation's `exact` verdict."""
-    return rollout.judge(ro, ep).exact
+def judged(ro: rollout.Rollout, ep: Episode) -> Verdict:
+    """One sampled attempt's verdict, the evaluation's own: a success is `exact`."""
+    return rollout.judge(ro, ep)
 
 
 def _conversation(ro: rollout.Rollout) -> list[dict[str, Any]]:

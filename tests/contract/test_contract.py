@@ -26,7 +26,8 @@ STAGES = ["base", "ingest", "validate", "build", "sft", "reward_model", "rl", "e
 # Upstream stages of each stage, as the design describes the data flow (dvc.yaml must give this DAG).
 UPSTREAM = {
     "base": set(), "ingest": set(), "validate": {"base", "ingest"}, "build": {"ingest", "validate"},
-    "sft": {"base", "build"}, "reward_model": {"base", "build"}, "rl": {"sft", "reward_model", "build"},
+    "sft": {"base", "build"}, "reward_model": {"base", "build", "sft"},  # on-policy pairs: the SFT model sampled
+    "rl": {"sft", "reward_model", "build"},
     "evaluate": {"base", "sft", "rl", "build"}, "register": {"evaluate", "rl", "sft", "ingest", "build"},
 }
 # Imports that shape logging and reporting, not a stage's outputs: not DVC deps (editing them would

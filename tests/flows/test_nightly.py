@@ -131,8 +131,8 @@ def test_changed_params_and_code_rerun_from_the_right_stage(dvc_repo, monkeypatc
     pipeline(only_changed=True)
 
     calls.clear()
-    write_params(dvc_repo, "quick", sft={"max_steps": 7})  # the sft section only
-    assert list(pipeline(only_changed=True)) == ["sft", "rl", "evaluate", "register"] == calls
+    write_params(dvc_repo, "quick", sft={"max_steps": 7})  # the sft section only; reward_model samples its model
+    assert list(pipeline(only_changed=True)) == ["sft", "reward_model", "rl", "evaluate", "register"] == calls
     calls.clear()
     assert pipeline(only_changed=True) == {} and calls == []  # the rerun was recorded
 

@@ -171,6 +171,8 @@ def test_changed_data_or_start_model_changes_the_key(workdir, tmp_path):
 @pytest.mark.slow
 def test_reward_model_resumes_after_a_kill(workdir):
     params = _params(workdir)
+    if not params.path("sft_model").exists():
+        sft.run(params)  # quick: reward_model.on_policy samples it
     # Four pairs (the file's first, of one class; the draw repeats them to fill 10 steps), so every step trains on the
     # same four and its loss must fall; on fresh pairs each step, 10 steps of a random model's reward head move the
     # loss less than the batch-to-batch noise.

@@ -4,6 +4,7 @@ SQLite store. The tiny model solves nothing, so where a test needs successes the
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -32,14 +33,13 @@ def params(tmp_path_factory, migrated_db):
 
 def _alternating(monkeypatch):
     """Force the scorer: every other attempt succeeds (each prompt then has a spread)."""
-    real, count = selection.succeeded, [0]
+    real, count = selection.judged, [0]
 
     def forced(ro, ep):
-        real(ro, ep)
         count[0] += 1
-        return count[0] % 2 == 0
+        return dataclasses.replace(real(ro, ep), exact=count[0] % 2 == 0)
 
-    monkeypatch.setattr(selection, "succeeded", forced)
+    monkeypatch.setattr(selection, "judged", forced)
     return count
 
 
@@ -86,7 +86,8 @@ def test_selected_prompts_train_and_report_what_choosing_them_cost(params, monke
 
 
 def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
-    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: True)  # every attempt a success
+    real = selection.judged
+    monkeypatch.setattr(selection, "judged", lambda ro, ep: dataclasses.replace(real(ro, ep), exact=True))  # all pass
     arm = params.model_copy(update={
         "rl": params.rl.model_copy(update={"algorithm": "rft", "max_steps": 12, "learning_rate": 3.0e-3,
                                            "rft_references": False}),
@@ -98,7 +99,7 @@ def test_rft_fine_tunes_on_the_scorers_successes(params, monkeypatch):
     assert m["loss_last"] < m["loss_first"] * 0.95  # its own high-entropy samples: slow, but down
     assert _changed(_weights(params.path("sft_model")), _weights(arm.path("rl_model"))) > 1e-4
     assert result.details["algorithm"] == "rft"
-    monkeypatch.setattr(selection, "succeeded", lambda ro, ep: False)
+    monkeypatch.setattr(selection, "judged", lambda ro, ep: dataclasses.replace(real(ro, ep), exact=False))
     with pytest.raises(Exception, match="rl.algorithm rft: none of the"):
         rl.run(arm)
     with_references = arm.model_copy(update={

@@ -7,6 +7,7 @@ Marked `integration`; runs in the default suite (about a minute on 2 cores).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import shutil
 
@@ -17,7 +18,7 @@ from safetensors.torch import load_file
 from transformers.trainer_pt_utils import LabelSmoother
 
 from components import base, build, domains, ingest, reward_model, rl, sft, tracking
-from components.training import models
+from components.training import models, selection
 from components.config import ConfigError, load_params
 from components.data.draw import quotas
 from components.data.fileio import read_jsonl
@@ -91,8 +92,29 @@ def test_sft_loss_falls_and_weights_change(params):
         (params.decoding.call_gate_name_floor, params.decoding.call_gate_value_floor))  # the floors travel with it
 
 
-def test_reward_model_loss_falls_and_weights_change(params):
+def test_reward_model_loss_falls_and_weights_change(params, monkeypatch):
+    """Also: on-policy pairs (`reward_model.on_policy`), the SFT model's sampled attempts ranked by the scorer, join
+    the training draw and the held-out table as class on_policy (the scorer forced to pass every other attempt: the
+    random tiny model solves nothing)."""
+    if not params.path("sft_model").exists():
+        sft.run(params)
+    real, count = selection.judged, [0]
+
+    def alternating(ro, ep):
+        count[0] += 1
+        return dataclasses.replace(real(ro, ep), exact=count[0] % 2 == 0)
+
+    monkeypatch.setattr(selection, "judged", alternating)
     result, steps = _tracked(params, "reward_model")
+    cfg = params.reward_model.on_policy
+    assert count[0] == (cfg.episodes + cfg.heldout_episodes) * cfg.samples
+    sampled = read_jsonl(params.path("reports") / "reward_model_on_policy.jsonl")
+    assert {r["split"] for r in sampled} == {"train", "heldout"} and {r["kind"] for r in sampled} == {"on_policy"}
+    train_eps = {e["id"] for e in read_jsonl(params.path("splits") / "train.jsonl")}
+    assert all((r["episode"] in train_eps) == (r["split"] == "train") for r in sampled)
+    assert all(r["errors"] and r["chosen"] != r["rejected"] for r in sampled)
+    assert result.metrics["on_policy_pairs"] == sum(r["split"] == "train" for r in sampled)
+    assert result.metrics["on_policy_solved_share"] == 0.5
     for key in ("loss", "accuracy", "learning_rate", "grad_norm"):
         assert [s for s, _ in steps(key)] == list(range(1, params.reward_model.max_steps + 1)), key
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
@@ -100,7 +122,7 @@ def test_reward_model_loss_falls_and_weights_change(params):
     n = params.reward_model.max_steps * params.reward_model.batch_size
     assert sum(drawn.values()) == n and len(drawn) > 5
     # the default draw is level across classes (balance_classes), times the weights: 4 : 1 whatever each class's rows
-    present = {r["kind"] for r in read_jsonl(params.path("splits") / "pairs.jsonl")}
+    present = {r["kind"] for r in read_jsonl(params.path("splits") / "pairs.jsonl")} | {"on_policy"}
     assert params.reward_model.balance_classes
     assert drawn == {k: c for k, c in quotas({k: RM_CLASS_WEIGHTS.get(k, 1.0) for k in present}, n).items() if c}
     after = _weights(params.path("reward_model"))
@@ -111,8 +133,10 @@ def test_reward_model_loss_falls_and_weights_change(params):
     # held-out accuracy per class, from a forward pass of the saved model over pairs of val/test episodes; the
     # accuracy of the last training batch is a curve value only
     heldout = read_jsonl(params.path("splits") / "heldout_pairs.jsonl")
+    heldout += [r for r in sampled if r["split"] == "heldout"]
     kinds = {r["kind"] for r in heldout}
-    assert len(kinds) >= 12 and result.metrics["heldout_pairs"] == len(heldout) and "accuracy_last" not in result.metrics
+    assert len(kinds) >= 13 and "on_policy" in kinds
+    assert result.metrics["heldout_pairs"] == len(heldout) and "accuracy_last" not in result.metrics
     assert steps("heldout_accuracy") == [(0, result.metrics["heldout_accuracy"])]  # logged to the stage's run
     rows = [next(r for r in heldout if r["kind"] == k) for k in sorted(kinds)]
     for row, (chosen, rejected) in zip(rows, reward_model.pair_rewards(model, tok, rows)):

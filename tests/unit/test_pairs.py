@@ -213,3 +213,65 @@ def test_a_bad_pair_is_refused_before_training_naming_file_line_id_and_rule(para
         reward_model.run(params)  # refused before any model is loaded (no base model in this workdir)
     assert err.value.where.startswith(f"{splits / name}:3 (id ") and err.value.rule == rule
     assert field is None or err.value.detail.startswith(f"{field}:")
+
+
+def test_the_report_ranks_wrong_pairs_worst_first_and_keeps_its_tables_intact_whatever_the_ids(tmp_path):
+    from components import reward_model
+
+    scored = [{"id": i, "kind": k, "chosen": c, "rejected": r, "margin": c - r} for i, k, c, r in [
+        ("a|b", "wrong_value", 0.1, 0.9), ("line\nbreak", "wrong_value", 0.5, 0.6), ("ok", "no_call", 2.0, -1.0),
+        ("tie", "no_call", 0.0, 0.0)]]
+    table = reward_model.per_class(scored)
+    assert table["wrong_value"]["accuracy"] == 0 and table["no_call"]["accuracy"] == 0.5  # a tie is not a win
+    assert table["all"]["n"] == 4 and table["all"]["margin"] == pytest.approx((-0.8 - 0.1 + 3.0 + 0.0) / 4)
+    md, png, csv = tmp_path / "rm.md", tmp_path / "rm.png", tmp_path / "rm.csv"
+    reward_model.write_report(table, scored, md, png, csv)
+    text = md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in rows[:5]} == {6}  # class table: 4 cells each
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in rows[5:]} == {6}  # ranked wrong: 4 cells each
+    assert [line.split(" | ")[0] for line in rows[7:]] == ["| a\\|b", "| line break", "| tie"]  # worst margin first
+    assert csv.read_text().splitlines()[1].startswith('a|b,wrong_value,0.1,0.9,')
+    assert png.stat().st_size > 0
+
+
+def test_on_policy_pairs_put_each_distinct_failure_of_a_request_against_a_success():
+    from components.training.selection import Attempts
+
+    made = list(broken("travel", "wrong_value").values())[:3]
+    system = {"role": "system", "content": "sys"}
+
+    def conv(ep, rest):
+        return [system, *ep.prompt_messages(), *rest]
+
+    (ep1, case1, bad1, err1), (ep2, case2, bad2, _), (ep3, case3, bad3, _) = made
+    other = [{"role": "assistant", "content": "I cannot help with that."}]
+    attempts = [  # mixed, a failure sampled twice; always solved; never solved
+        Attempts({}, [True, False, False, False], [conv(ep1, case1.rest), conv(ep1, bad1), conv(ep1, bad1),
+                                                   conv(ep1, other)], [(), tuple(err1), tuple(err1), ("no_call",)]),
+        Attempts({}, [True, True], [conv(ep2, case2.rest)] * 2, [(), ()]),
+        Attempts({}, [False, False], [conv(ep3, bad3), conv(ep3, other)], [("wrong_value",), ("no_call",)])]
+    rows = pairs.on_policy_pairs([ep1, ep2, ep3], attempts, "train")
+    assert [(r["episode"], r["kind"], r["split"]) for r in rows] == [(ep1.id, "on_policy", "train")] * 2
+    assert [r["errors"] for r in rows] == [list(err1), ["no_call"]]
+    assert [r["rejected"] for r in rows] == [bad1, other]
+    assert all(r["prompt"] == [system, *ep1.prompt_messages()] and r["chosen"] == case1.rest for r in rows)
+    assert len({r["id"] for r in rows}) == 2 and rows[0]["tools"] == ep1.tool_dicts()
+
+
+@pytest.mark.parametrize("setting, on_policy", [("reward_model.on_policy", True), ("reward_model.start sft", False)])
+def test_the_reward_model_stops_before_any_work_when_a_setting_needs_the_sft_model_and_there_is_none(
+        params_factory, setting, on_policy):
+    from components import reward_model
+    from components.config import ConfigError
+    from components.data.fileio import write_jsonl
+
+    params = params_factory(reward_model={"start": "base" if on_policy else "sft",
+                                          "on_policy": {"episodes": 4 * on_policy, "heldout_episodes": 0}})
+    rows = pairs.make_pairs(list(episodes("travel")[:40]), ["wrong_tool"], "sys", 6, 3)
+    for name in ("pairs.jsonl", "heldout_pairs.jsonl"):
+        write_jsonl(params.path("splits") / name, rows)
+    with pytest.raises(ConfigError, match=f"{setting} needs the SFT model, and {params.path('sft_model')} holds none"):
+        reward_model.run(params)
+    assert not params.path("reward_model").exists()
+    assert not (params.path("reports") / "reward_model_on_policy.jsonl").exists()
