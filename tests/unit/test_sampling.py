@@ -11,7 +11,7 @@ import pytest
 
 from components import training
 from components.data.draw import quotas
-from components.config import PATTERNS, ConfigError, PairKind
+from components.config import ON_POLICY, PATTERNS, ConfigError, PairKind
 
 ROWS = ([{"id": f"s{i}", "pattern": "single"} for i in range(60)]
         + [{"id": f"c{i}", "pattern": "chain"} for i in range(20)]
@@ -84,7 +84,7 @@ def test_a_balanced_draw_gives_classes_of_equal_weight_equal_counts_whatever_the
 
 @pytest.mark.parametrize("weights, rule", [({"wrong_values": 2.0}, "unknown classes .*wrong_values.*known: .*wrong_value"),
                                            ({"no_call": -1.0}, ">= 0"),
-                                           ({k: 0.0 for k in get_args(PairKind)}, "at least one")])
+                                           ({k: 0.0 for k in (*get_args(PairKind), ON_POLICY)}, "at least one")])
 def test_params_refuse_bad_class_weights(params_factory, weights, rule):
     with pytest.raises(ConfigError, match=rule):
         params_factory(reward_model={"class_weights": weights})
