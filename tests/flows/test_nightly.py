@@ -143,7 +143,8 @@ def test_changed_params_and_code_rerun_from_the_right_stage(dvc_repo, monkeypatc
     calls.clear()
     write_params(dvc_repo, "quick", sft={"max_steps": 9})
     assert list(pipeline(only_changed=True, stages=["sft", "rl"])) == ["sft", "rl"]  # a subset: only its stale ones
-    assert list(pipeline(only_changed=True)) == ["evaluate", "register"]  # the rest is still stale, and runs now
+    # the rest is still stale, and runs now: reward_model samples the new SFT model, so rl reruns on it
+    assert list(pipeline(only_changed=True)) == ["reward_model", "rl", "evaluate", "register"]
 
 
 def test_only_changed_needs_the_repos_own_params(dvc_repo, monkeypatch):
@@ -313,9 +314,9 @@ def test_the_next_fresh_clone_builds_on_last_nights_records(origin, monkeypatch)
     _git(dev, "add", "NOTES.md")
     _git(dev, "commit", "-qm", "notes")
     _git(dev, "push", "-q", str(origin), "main")
-    assert list(pipeline(only_changed=True)) == ["sft", "rl", "evaluate", "register"] == calls
+    assert list(pipeline(only_changed=True)) == ["sft", "reward_model", "rl", "evaluate", "register"] == calls
     log = _git(origin, "log", "--format=%s", "main").splitlines()
-    assert log[:3] == ["tooltune nightly: dvc.lock after sft, rl, evaluate, register", "notes", "more sft steps"]
+    assert log[:3] == ["tooltune nightly: dvc.lock after sft, reward_model, rl, evaluate, register", "notes", "more sft steps"]
     assert _origin_lock(origin)["sft"] == remote.read_lock(night3)["sft"]  # rebased on the notes, then pushed
 
     calls.clear()
