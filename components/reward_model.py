@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components import distributed, training
-from components.config import Params
+from components.config import ConfigError, Params
 from components.data.episode import record_object
 from components.data.fileio import md_cell
 from components.data.inputs import DataError, iter_json_lines, schema_error
@@ -113,8 +113,6 @@ def start_model(params: Params) -> Path:
 
 
 def _sft_model(params: Params, setting: str, instead: str) -> Path:
-    from components.config import ConfigError
-
     sft = params.path("sft_model")
     if not (sft / "config.json").is_file():
         raise ConfigError(f"{setting} needs the SFT model, and {sft} holds none: run the sft stage first, {instead}")

@@ -142,11 +142,13 @@ def on_policy_pairs(episodes: list[Episode], attempts: list[Any], split: str) ->
     for ep, tries in zip(episodes, attempts):
         start = 1 + len(ep.prompt_messages())
         good = [c for ok, c in zip(tries.successes, tries.conversations) if ok]
+        if not good:
+            continue
         bad = {json.dumps(c[start:], sort_keys=True): (c, errors)
                for ok, c, errors in zip(tries.successes, tries.conversations, tries.errors) if not ok}
         for n, (conversation, errors) in enumerate(bad.values()):
-            chosen = good[n % len(good)] if good else None
-            if chosen is None or chosen[start:] == conversation[start:]:
+            chosen = good[n % len(good)]
+            if chosen[start:] == conversation[start:]:
                 continue
             rows.append({"id": f"{ep.id}:{ON_POLICY}:{n}", "episode": ep.id, "pattern": ep.pattern, "kind": ON_POLICY,
                          "errors": list(errors), "split": split, "prompt": chosen[:start], "chosen": chosen[start:],

@@ -18,7 +18,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -107,7 +107,7 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
            k: int, gated: bool = True) -> list[Attempts]:
     """Sample the loaded model `k` times on each RL row (`sample_episodes` on the training episodes behind them)."""
     attempts = sample_episodes(params, domain, model, tok, train_episodes(params, rows), k, gated)
-    return [Attempts(row, a.successes, a.conversations, a.errors) for row, a in zip(rows, attempts)]
+    return [replace(a, row=row) for row, a in zip(rows, attempts)]
 
 
 def sample_episodes(params: Params, domain: domains.Domain, model: Any, tok: Any, episodes: list[Episode], k: int,
