@@ -20,7 +20,8 @@ from tests.conftest import write_params
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 BUDGET = {"max_steps": 150, "batch_size": 4, "learning_rate": 1.0e-3, "save_steps": 0,
-          "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "layers": 8}}
+          "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "layers": 8},
+          "start": "base", "on_policy": {"episodes": 0, "heldout_episodes": 0}}  # the breakers' 13 classes, no SFT run
 
 
 def test_a_trajectory_broken_in_each_class_scores_below_its_good_twin(tmp_path):
