@@ -4,7 +4,9 @@ class on held-out pairs it never trained on.
 
 Pairs of two sources: the build's (`paths.splits/pairs.jsonl` for training, `heldout_pairs.jsonl` from the val and test
 episodes), and on-policy ones (`reward_model.on_policy`): the SFT model's own sampled attempts at a request, ranked by
-the scorer, a failure against a success (class `on_policy`, drawn and reported like the others).
+the scorer, a failure against a success (class `on_policy`, drawn and reported like the others). A success has every
+call right and completes the task (answered, the tool's results stated): right calls followed by a refusal are a
+failure here, not a trajectory to prefer.
 
 Reads: `paths.base` (`paths.sft_model` with `reward_model.start` sft), `paths.splits/pairs.jsonl`,
 `paths.splits/heldout_pairs.jsonl`, and with `reward_model.on_policy` `paths.sft_model` and the train / val / test
@@ -122,7 +124,8 @@ def _sft_model(params: Params, setting: str, instead: str) -> Path:
 def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """On-policy pairs (`reward_model.on_policy`): the SFT model sampled on a seeded draw of training episodes
     (split "train") and of val and test ones ("heldout"), as GRPO samples it (no call gate), each failed attempt
-    against a success of the same request (`pairs.on_policy_pairs`). Written to
+    against a success of the same request (`pairs.on_policy_pairs`; success: `exact` and `completion`,
+    `selection.attempts`). Written to
     `paths.reports/reward_model_on_policy.jsonl` (empty when off); the model is freed before the reward model loads.
 
     Returns:
@@ -157,7 +160,7 @@ def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
                       key=lambda e: e.id)
         episodes = random.Random(f"{params.project.seed}:on_policy:{split}").sample(pool, min(n, len(pool)))
         attempts = selection.sample_episodes(params, domain, model, tok, episodes, cfg.samples, gated=False,
-                                             desc=f"reward_model: sample the SFT model ({split})")
+                                             desc=f"reward_model: sample the SFT model ({split})", complete=True)
         rows += pairs.on_policy_pairs(episodes, attempts, split)
         tries += attempts
     del model

@@ -32,6 +32,7 @@ from components.toolcalls import response
 
 Draw = Callable[[list[dict[str, Any]]], list[list[bool]]]  # candidate rows -> each one's k sampled verdicts
 MAX_CANDIDATES = 4  # at most this many candidates sampled per prompt needed: the choice's cost stays bounded
+INCOMPLETE = "incomplete"  # the class of an attempt with every call right whose task is not completed (`attempts`)
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +41,7 @@ class Attempts:
     """The start model's k sampled attempts at one RL prompt (or one episode)."""
 
     row: dict[str, Any]  # the rl.jsonl row (`sample_episodes`: the episode's id and pattern)
-    successes: list[bool]  # the evaluation's verdict (`exact`) of each attempt
+    successes: list[bool]  # the evaluation's verdict (`exact`; `completion` too where asked) of each attempt
     conversations: list[list[dict[str, Any]]]  # each attempt: system, prompt, the model's turns and tool results
     errors: list[tuple[str, ...]] = ()  # each attempt's error classes by the scorer (none for a success)
 
@@ -111,13 +112,15 @@ def sample(params: Params, domain: domains.Domain, model: Any, tok: Any, rows: l
 
 
 def sample_episodes(params: Params, domain: domains.Domain, model: Any, tok: Any, episodes: list[Episode], k: int,
-                    gated: bool = True, desc: str = "rl: sample the start model") -> list[Attempts]:
+                    gated: bool = True, desc: str = "rl: sample the start model",
+                    complete: bool = False) -> list[Attempts]:
     """Sample the loaded model `k` times on each episode as evaluation rolls it out (`evaluate.batch_size`,
     `max_new_tokens`, `max_turns`; at `rl.temperature`, no nucleus cut, torch seeded with `project.seed`; under
     the tool-call grammar with `decoding.constrained`), each attempt judged by the evaluation's scorer.
     `gated`: the model's call gate decides first requests, as evaluation decodes (the rft arm's attempts); False:
-    the model's own first token, as GRPO samples it (choosing prompts whose groups will have a spread). Without a
-    simulator each episode's first step is sampled, one turn."""
+    the model's own first token, as GRPO samples it (choosing prompts whose groups will have a spread). `complete`:
+    a success must also complete the task (`attempts`). Without a simulator each episode's first step is sampled,
+    one turn."""
     cfg = params.evaluate
     sampling = rollout.Sampling(params.rl.temperature, 1.0, params.project.seed)
     constrained = params.decoding.constrained and response.grammar_fits(tok)
@@ -140,11 +143,25 @@ def sample_episodes(params: Params, domain: domains.Domain, model: Any, tok: Any
         step_of = [s for s in steps for _ in range(k)]
         verdicts = [(single_step.judge(s, text, tok), [*conv, _turn(text, tok, t)])
                     for s, text, conv, t in zip(step_of, texts, conversations, tools)]
+    return attempts(episodes, verdicts, k, complete)
+
+
+def attempts(episodes: list[Episode], verdicts: list[tuple[Verdict, list[dict[str, Any]]]], k: int,
+             complete: bool = False) -> list[Attempts]:
+    """Each episode's `k` judged attempts (`verdicts`: (verdict, conversation) pairs, `k` per episode in `episodes`'
+    order). A success is `exact` (every call right, then an answer); with `complete` also the verdict's `completion`
+    where a simulator judged it (goal reached, the expected facts stated): right calls followed by a refusal or by an
+    answer that misses the tool's results are then a failure of class `incomplete`, not a success a reward model
+    learns to prefer (the reward_model stage's on-policy pairs)."""
+    def ok(v: Verdict) -> bool:
+        return v.exact and not (complete and v.completion is False)
+
     out = []
     for i, ep in enumerate(episodes):
         mine = verdicts[i * k:(i + 1) * k]
-        out.append(Attempts({"id": ep.id, "pattern": ep.pattern}, [v.exact for v, _ in mine],
-                            [conv for _, conv in mine], [() if v.exact else tuple(v.errors) for v, _ in mine]))
+        out.append(Attempts({"id": ep.id, "pattern": ep.pattern}, [ok(v) for v, _ in mine],
+                            [conv for _, conv in mine],
+                            [() if ok(v) else tuple(v.errors) or (INCOMPLETE,) for v, _ in mine]))
     return out
 
 
@@ -165,7 +182,7 @@ def train_episodes(params: Params, rows: list[dict[str, Any]]) -> list[Episode]:
 
 
 def judged(ro: rollout.Rollout, ep: Episode) -> Verdict:
-    """One sampled attempt's verdict, the evaluation's own: a success is `exact`."""
+    """One sampled attempt's verdict, the evaluation's own (`attempts` decides what counts as a success)."""
     return rollout.judge(ro, ep)
 
 

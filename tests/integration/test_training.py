@@ -101,8 +101,8 @@ def test_reward_model_loss_falls_and_weights_change(params, monkeypatch):
     real, count = selection.judged, [0]
 
     def alternating(ro, ep):
-        count[0] += 1
-        return dataclasses.replace(real(ro, ep), exact=count[0] % 2 == 0)
+        count[0] += 1  # a success must also complete the task (answered, results stated)
+        return dataclasses.replace(real(ro, ep), exact=count[0] % 2 == 0, completion=count[0] % 2 == 0)
 
     monkeypatch.setattr(selection, "judged", alternating)
     result, steps = _tracked(params, "reward_model")

@@ -275,3 +275,46 @@ def test_the_reward_model_stops_before_any_work_when_a_setting_needs_the_sft_mod
         reward_model.run(params)
     assert not params.path("reward_model").exists()
     assert not (params.path("reports") / "reward_model_on_policy.jsonl").exists()
+
+
+def test_an_on_policy_success_must_complete_the_task_not_only_call_right():
+    """Right calls followed by an answer that states none of the tool's results are exact but not complete: RL's
+    prompt choice counts them a success (`exact`); the reward model's on-policy pairs put them below an attempt that
+    states the results, as a failure of class `incomplete`."""
+    from components.domains import generation
+    from components.evaluation import rollout
+    from components.training import selection
+
+    domain = domains.get("travel")
+    chain = next(ep for ep in generation.generate("travel", 40, {"chain": 1.0}, 0.0, seed=3)
+                 if ep.expected.outputs)
+
+    def gold():
+        ro = rollout.Rollout(chain.id, chain.message_dicts())
+        env = domain.env()
+        for step in chain.expected.steps:
+            ro.steps.append([c.model_dump() for c in step])
+            for call in ro.steps[-1]:
+                domain.execute(env, call)
+        ro.final, ro.turns = chain.messages[-1].content, len(ro.steps) + 1
+        ro.goal_reached = domain.goal_reached(env, ro.steps, chain.expected.goal)
+        return ro
+
+    vague = gold()
+    vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "Sorry, I can't."}
+                      for m in vague.messages]
+    stopped = gold()  # the first call's result, then no more calls and no answer
+    stopped.steps, stopped.final = stopped.steps[:1], None
+    stopped.messages = stopped.messages[:1 + next(i for i, m in enumerate(stopped.messages) if m["role"] == "tool")]
+    judged = [rollout.judge(ro, chain) for ro in (gold(), vague, stopped)]
+    assert judged[1].exact and judged[1].completion is False and not judged[2].exact
+    verdicts = [(v, v.rollout["messages"]) for v in judged]
+    (loose,) = selection.attempts([chain], verdicts, 3)
+    (strict,) = selection.attempts([chain], verdicts, 3, complete=True)
+    assert loose.successes == [True, True, False] and strict.successes == [True, False, False]
+    assert strict.errors[:2] == [(), ("incomplete",)] and strict.errors[2] == judged[2].errors
+    rows = pairs.on_policy_pairs([chain], [strict], "heldout")
+    assert [r["errors"] for r in rows] == [["incomplete"], list(judged[2].errors)]
+    assert rows[0]["rejected"][-1]["content"] == "Sorry, I can't."
+    assert all("Sorry" not in json.dumps(r["chosen"]) for r in rows)
+    assert len(pairs.on_policy_pairs([chain], [loose], "heldout")) == 1  # loose: the vague one is a success
