@@ -9,23 +9,9 @@ from components.evaluation import report as eval_report, rollout
 from components.evaluation.verdict import Verdict
 from components.training import models
 from components.domains import generation
+from tests.rollouts import gold_rollout
 
 SHARES = {"single": 0.4, "parallel": 0.2, "chain": 0.2, "irrelevance": 0.2}
-
-
-def _gold_rollout(ep, domain):
-    """Replay the gold trajectory through the simulator, as a perfect model would (its answers included)."""
-    ro = rollout.Rollout(ep.id, ep.message_dicts())
-    env = domain.env()
-    for step in ep.expected.steps:
-        calls = [c.model_dump() for c in step]
-        ro.steps.append(calls)
-        for call in calls:
-            domain.execute(env, call)
-    ro.final, ro.turns = ep.messages[-1].content, len(ro.steps) + 1
-    ro.goal_reached = domain.goal_reached(env, [[c.model_dump() for c in s] for s in ep.expected.steps],
-                                          ep.expected.goal)
-    return ro
 
 
 def _tiny_chat_model(params, text: str, seed: int):
@@ -39,23 +25,23 @@ def _tiny_chat_model(params, text: str, seed: int):
 def test_perfect_and_broken_rollouts_score_as_expected():
     domain = domains.get("travel")
     episodes = generation.generate("travel", 40, SHARES, 0.0, seed=3)
-    rows = [rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes]
+    rows = [rollout.judge(gold_rollout(ep, domain), ep) for ep in episodes]
     assert all(r.exact and r.completion for r in rows)
     metrics = evaluate.summarize(rows)
     assert metrics["single_exact"] == metrics["irrelevance_no_call"] == metrics["unparsable"] + 1 == 1.0
     assert not [k for k in metrics if k.startswith("refused.")]  # no check refused anything
     chain = next(ep for ep in episodes if ep.pattern == "chain")
-    stopped = _gold_rollout(chain, domain)
+    stopped = gold_rollout(chain, domain)
     stopped.steps = stopped.steps[:1]
     row = rollout.judge(stopped, chain)
     assert not row.exact and "premature_stop" in row.errors and row.first_exact
     garbled = rollout.Rollout(chain.id, [], unparsable=True, final="<tool_call>{")
     assert rollout.judge(garbled, chain).errors == ("unparsable",)
-    looping = _gold_rollout(chain, domain)
+    looping = gold_rollout(chain, domain)
     looping.steps, looping.final, looping.goal_reached = looping.steps[:1] * 4, None, False
     row = rollout.judge(looping, chain)  # turn cap reached, still calling: goal never reached
     assert {"step_limit", "wrong_final_state", "redundant_call"} <= set(row.errors) and not row.completion
-    vague = _gold_rollout(chain, domain)
+    vague = gold_rollout(chain, domain)
     vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "All done!"}
                       for m in vague.messages]
     row = rollout.judge(vague, chain)  # right calls, goal reached, but the answer states none of the results
@@ -65,7 +51,7 @@ def test_perfect_and_broken_rollouts_score_as_expected():
 def test_a_verdict_row_reads_back_as_the_same_verdict():
     domain = domains.get("travel")
     chain = next(ep for ep in generation.generate("travel", 40, SHARES, 0.0, seed=3) if ep.pattern == "chain")
-    judged = rollout.judge(_gold_rollout(chain, domain), chain)
+    judged = rollout.judge(gold_rollout(chain, domain), chain)
     row = json.loads(json.dumps(judged.row()))
     assert Verdict.from_row(row) == judged and row["rollout"]["episode_id"] == chain.id and row["errors"] == []
     assert (row["stated"], row["failed_calls"]) == (True, 0) and "output" not in row  # a rollout's fields only
@@ -381,11 +367,11 @@ def test_failed_tool_calls_are_counted_per_model_and_shown_in_the_report(tmp_pat
     broken = rollout.run_episodes(model, None, episodes[:3], domain, params_factory().base.system_prompt,
                                   rollout.Decoding(batch_size=4, max_new_tokens=8, max_turns=3), decode=model.generate)
     rows = [rollout.judge(ro, ep) for ro, ep in zip(broken, episodes)]
-    rows += [rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes[3:]]
+    rows += [rollout.judge(gold_rollout(ep, domain), ep) for ep in episodes[3:]]
     assert [r.failed_calls for r in rows] == [1, 1, 1, 0, 0]
 
     results = {"base": evaluate.summarize(rows),
-               "sft": evaluate.summarize([rollout.judge(_gold_rollout(ep, domain), ep) for ep in episodes])}
+               "sft": evaluate.summarize([rollout.judge(gold_rollout(ep, domain), ep) for ep in episodes])}
 
     assert (results["base"]["failed_calls"], results["base"]["any_failed_call"]) == (3.0, 0.6)
     assert results["base"]["any_failed_call_low"] < 0.6 < results["base"]["any_failed_call_high"]

@@ -284,29 +284,19 @@ def test_an_on_policy_success_must_complete_the_task_not_only_call_right():
     from components.domains import generation
     from components.evaluation import rollout
     from components.training import selection
+    from tests.rollouts import gold_rollout
 
     domain = domains.get("travel")
     chain = next(ep for ep in generation.generate("travel", 40, {"chain": 1.0}, 0.0, seed=3)
                  if ep.expected.outputs)
 
-    def gold():
-        ro = rollout.Rollout(chain.id, chain.message_dicts())
-        env = domain.env()
-        for step in chain.expected.steps:
-            ro.steps.append([c.model_dump() for c in step])
-            for call in ro.steps[-1]:
-                domain.execute(env, call)
-        ro.final, ro.turns = chain.messages[-1].content, len(ro.steps) + 1
-        ro.goal_reached = domain.goal_reached(env, ro.steps, chain.expected.goal)
-        return ro
-
-    vague = gold()
+    vague = gold_rollout(chain, domain)
     vague.messages = [m if m["role"] != "assistant" or m.get("tool_calls") else {**m, "content": "Sorry, I can't."}
                       for m in vague.messages]
-    stopped = gold()  # the first call's result, then no more calls and no answer
+    stopped = gold_rollout(chain, domain)  # the first call's result, then no more calls and no answer
     stopped.steps, stopped.final = stopped.steps[:1], None
     stopped.messages = stopped.messages[:1 + next(i for i, m in enumerate(stopped.messages) if m["role"] == "tool")]
-    judged = [rollout.judge(ro, chain) for ro in (gold(), vague, stopped)]
+    judged = [rollout.judge(ro, chain) for ro in (gold_rollout(chain, domain), vague, stopped)]
     assert judged[1].exact and judged[1].completion is False and not judged[2].exact
     verdicts = [(v, v.rollout["messages"]) for v in judged]
     (loose,) = selection.attempts([chain], verdicts, 3)
