@@ -16,7 +16,8 @@ Writes: `paths.reward_model` (sequence-classification model, safetensors), `path
 `paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
 intervals; the report lists the pairs ranked wrong), `paths.reports/reward_model_heldout.csv` (each held-out pair's
 rewards), `paths.reports/reward_model_on_policy.jsonl` (the sampled pairs, `split` train or heldout); metrics
-`heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`, `on_policy_*`
+`heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`,
+`heldout_requests.<class>` (the distinct episodes behind a class's pairs), `on_policy_*`
 and `pairs_drawn.<class>` (the training draw, which `reward_model.balance_classes` levels and
 `reward_model.class_weights` tilts). With `reward_model.share_prefix` each pair's common start runs once
 (`shared_prefix_trainer`). While training, a checkpoint every `reward_model.save_steps` under
@@ -349,34 +350,43 @@ def _prefix_cache(model: Any, head: list[int], prefix: list[int], heads: dict[tu
 
 
 def heldout_scores(rows: list[dict[str, Any]], model: Any, tok: Any) -> list[dict[str, Any]]:
-    """Each held-out pair's id, class, the rewards of its chosen and rejected trajectories and their margin."""
-    return [{"id": row["id"], "kind": row["kind"], "chosen": chosen, "rejected": rejected, "margin": chosen - rejected}
+    """Each held-out pair's id, class, the rewards of its chosen and rejected trajectories, their margin, and the
+    episode it comes from (its id where the row names none)."""
+    return [{"id": row["id"], "kind": row["kind"], "chosen": chosen, "rejected": rejected, "margin": chosen - rejected,
+             "episode": row.get("episode") or row["id"]}
             for row, (chosen, rejected) in zip(rows, pair_rewards(model, tok, rows))]
 
 
 def per_class(scored: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Held-out accuracy (chosen rewarded above rejected) per error class and over all pairs ("all"), with n, the
-    95 % Wilson interval and the mean reward margin."""
+    95 % Wilson interval, the mean reward margin and `requests`, the distinct episodes behind the pairs. The interval
+    counts pairs as independent; on-policy pairs are several per request (one per distinct failed attempt), so for
+    them it is too narrow when `requests` is well below n."""
     margins: dict[str, list[float]] = defaultdict(list)
+    requests: dict[str, set[str]] = defaultdict(set)
     for row in scored:
         for key in (row["kind"], "all"):
             margins[key].append(row["margin"])
+            requests[key].add(row.get("episode") or row["id"])
     out = {}
     for key in sorted(margins, key=lambda k: (k == "all", k)):
         n, k = len(margins[key]), sum(m > 0 for m in margins[key])
         low, high = wilson(k, n)
-        out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n}
+        out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n,
+                    "requests": len(requests[key])}
     return out
 
 
 def heldout_metrics(table: dict[str, dict[str, float]]) -> dict[str, float]:
     """`heldout_accuracy` (all pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>` (mean reward of chosen
-    minus rejected), `heldout_pairs` and the worst class's accuracy `heldout_accuracy_min`."""
+    minus rejected), `heldout_requests.<class>` (distinct episodes), `heldout_pairs` and the worst class's accuracy
+    `heldout_accuracy_min`."""
     classes = {k: v for k, v in table.items() if k != "all"}
     out = {"heldout_accuracy": table["all"]["accuracy"] if "all" in table else float("nan"),
            "heldout_pairs": float(table.get("all", {}).get("n", 0)),
            "heldout_accuracy_min": min((v["accuracy"] for v in classes.values()), default=float("nan"))}
-    return out | {f"heldout_{m}.{k}": v[m] for m in ("accuracy", "margin") for k, v in classes.items()}
+    return out | {f"heldout_{m}.{k}": float(v[m]) for m in ("accuracy", "margin", "requests")
+                  for k, v in classes.items()}
 
 
 def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]], md_path: Path, png_path: Path,
@@ -392,10 +402,11 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
 
     lines = ["# Reward model: held-out accuracy per error class", "",
              "Pairs from the val and test episodes, never trained on: the share where the reward model scores the "
-             "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval).", "",
-             "| class | n | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|"]
-    lines += [f"| {md_cell(k)} | {v['n']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] | {v['margin']:+.3f} |"
-              for k, v in table.items()]
+             "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval, pairs "
+             "taken as independent: too narrow where a class has several pairs per request).", "",
+             "| class | n | requests | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {md_cell(k)} | {v['n']} | {v['requests']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] "
+              f"| {v['margin']:+.3f} |" for k, v in table.items()]
     wrong = sorted((r for r in scored if r["margin"] <= 0), key=lambda r: r["margin"])
     if wrong:
         lines += ["", f"Ranked wrong: {len(wrong)} pairs (the worst {min(len(wrong), listed)}; every pair's rewards: "
@@ -405,7 +416,7 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["id", "kind", "chosen", "rejected", "margin"])
+        writer = csv.DictWriter(f, fieldnames=["id", "kind", "chosen", "rejected", "margin", "episode"])
         writer.writeheader()
         writer.writerows(scored)
     names = list(table)

@@ -150,6 +150,9 @@ def test_reward_model_loss_falls_and_weights_change(params, monkeypatch):
     with (params.path("reports") / "reward_model_heldout.csv").open() as f:
         scored = list(csv.DictReader(f))
     assert [r["id"] for r in scored] == [r["id"] for r in heldout]
+    assert [r["episode"] for r in scored] == [r.get("episode") or r["id"] for r in heldout]
+    held_policy = {r["episode"] for r in sampled if r["split"] == "heldout"}  # several pairs per request
+    assert result.metrics["heldout_requests.on_policy"] == len(held_policy) > 0
     wrong = sorted((r for r in scored if float(r["margin"]) <= 0), key=lambda r: float(r["margin"]))
     assert len(wrong) == round((1 - result.metrics["heldout_accuracy"]) * len(heldout))
     assert (f"Ranked wrong: {len(wrong)} pairs" in table) == bool(wrong)

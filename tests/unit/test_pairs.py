@@ -218,20 +218,23 @@ def test_a_bad_pair_is_refused_before_training_naming_file_line_id_and_rule(para
 def test_the_report_ranks_wrong_pairs_worst_first_and_keeps_its_tables_intact_whatever_the_ids(tmp_path):
     from components import reward_model
 
-    scored = [{"id": i, "kind": k, "chosen": c, "rejected": r, "margin": c - r} for i, k, c, r in [
-        ("a|b", "wrong_value", 0.1, 0.9), ("line\nbreak", "wrong_value", 0.5, 0.6), ("ok", "no_call", 2.0, -1.0),
-        ("tie", "no_call", 0.0, 0.0)]]
+    scored = [{"id": i, "kind": k, "chosen": c, "rejected": r, "margin": c - r, "episode": e} for i, k, c, r, e in [
+        ("a|b", "wrong_value", 0.1, 0.9, "e1"), ("line\nbreak", "wrong_value", 0.5, 0.6, "e2"),
+        ("ok", "no_call", 2.0, -1.0, "e1"), ("tie", "no_call", 0.0, 0.0, "e1")]]
     table = reward_model.per_class(scored)
+    assert [table[k]["requests"] for k in ("no_call", "wrong_value", "all")] == [1, 2, 2]  # distinct episodes
     assert table["wrong_value"]["accuracy"] == 0 and table["no_call"]["accuracy"] == 0.5  # a tie is not a win
     assert table["all"]["n"] == 4 and table["all"]["margin"] == pytest.approx((-0.8 - 0.1 + 3.0 + 0.0) / 4)
     md, png, csv = tmp_path / "rm.md", tmp_path / "rm.png", tmp_path / "rm.csv"
     reward_model.write_report(table, scored, md, png, csv)
     text = md.read_text()
     rows = [line for line in text.splitlines() if line.startswith("|")]
-    assert {len(re.split(r"(?<!\\)\|", line)) for line in rows[:5]} == {6}  # class table: 4 cells each
+    assert {len(re.split(r"(?<!\\)\|", line)) for line in rows[:5]} == {7}  # class table: 5 cells each
+    assert rows[2].startswith("| no_call | 2 | 1 | 50.0% [")
     assert {len(re.split(r"(?<!\\)\|", line)) for line in rows[5:]} == {6}  # ranked wrong: 4 cells each
     assert [line.split(" | ")[0] for line in rows[7:]] == ["| a\\|b", "| line break", "| tie"]  # worst margin first
     assert csv.read_text().splitlines()[1].startswith('a|b,wrong_value,0.1,0.9,')
+    assert csv.read_text().splitlines()[1].endswith(',e1')
     assert png.stat().st_size > 0
 
 
