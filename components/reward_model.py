@@ -13,7 +13,7 @@ Reads: `paths.base` (`paths.sft_model` with `reward_model.start` sft), `paths.sp
 episodes; params `reward_model`.
 Writes: `paths.reward_model` (sequence-classification model, safetensors), `paths.reports/reward_model_curve.*`
 (training loss and the accuracy on each training batch), `paths.reports/reward_model.md` and
-`paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 % Wilson
+`paths.reports/reward_model_heldout.png` (held-out accuracy per class: chosen scored above rejected, with 95 %
 intervals; the report lists the pairs ranked wrong), `paths.reports/reward_model_heldout.csv` (each held-out pair's
 rewards), `paths.reports/reward_model_on_policy.jsonl` (the sampled pairs, `split` train or heldout); metrics
 `heldout_accuracy` (all held-out pairs), `heldout_accuracy.<class>`, `heldout_margin.<class>`,
@@ -39,7 +39,7 @@ from components.config import ConfigError, Params
 from components.data.episode import record_object
 from components.data.fileio import md_cell
 from components.data.inputs import DataError, iter_json_lines, schema_error
-from components.evaluation.stats import wilson
+from components.evaluation.stats import clustered
 from components.result import StageResult
 from components.training import checkpoints, models
 
@@ -359,21 +359,21 @@ def heldout_scores(rows: list[dict[str, Any]], model: Any, tok: Any) -> list[dic
 
 def per_class(scored: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Held-out accuracy (chosen rewarded above rejected) per error class and over all pairs ("all"), with n, the
-    95 % Wilson interval, the mean reward margin and `requests`, the distinct episodes behind the pairs. The interval
-    counts pairs as independent; on-policy pairs are several per request (one per distinct failed attempt), so for
-    them it is too narrow when `requests` is well below n."""
+    mean reward margin, `requests` (the distinct episodes behind the pairs) and a 95 % interval: Wilson's at the
+    effective sample size (`stats.clustered`: pairs of one request as a group), since on-policy pairs come several
+    per request (one per distinct failed attempt) and miss together."""
     margins: dict[str, list[float]] = defaultdict(list)
-    requests: dict[str, set[str]] = defaultdict(set)
+    by_request: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for row in scored:
         for key in (row["kind"], "all"):
             margins[key].append(row["margin"])
-            requests[key].add(row.get("episode") or row["id"])
+            by_request[key][row.get("episode") or row["id"]].append(row["margin"] > 0)
     out = {}
     for key in sorted(margins, key=lambda k: (k == "all", k)):
         n, k = len(margins[key]), sum(m > 0 for m in margins[key])
-        low, high = wilson(k, n)
+        low, high = clustered(list(by_request[key].values()))
         out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n,
-                    "requests": len(requests[key])}
+                    "requests": len(by_request[key])}
     return out
 
 
@@ -402,8 +402,8 @@ def write_report(table: dict[str, dict[str, float]], scored: list[dict[str, Any]
 
     lines = ["# Reward model: held-out accuracy per error class", "",
              "Pairs from the val and test episodes, never trained on: the share where the reward model scores the "
-             "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval, pairs "
-             "taken as independent: too narrow where a class has several pairs per request).", "",
+             "good trajectory above the same trajectory with one mistake of the class (95 % Wilson interval; where "
+             "a class has several pairs per request, at its effective number of pairs).", "",
              "| class | n | requests | accuracy [95 %] | mean margin |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {md_cell(k)} | {v['n']} | {v['requests']} | {v['accuracy']:.1%} [{v['low']:.0%}-{v['high']:.0%}] "
               f"| {v['margin']:+.3f} |" for k, v in table.items()]

@@ -3,6 +3,8 @@
 - `wilson`: the 95 % Wilson score interval of a rate (successes out of n episodes). Unlike the textbook
   p +- z*sqrt(p(1-p)/n) it stays inside [0, 1] and does not collapse to a point at 0/n or n/n, which matters
   on test splits of a few dozen episodes (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it for small n).
+- `clustered`: a rate's interval where items come in groups that succeed or fail together: Wilson's at the
+  effective sample size n / deff (Kish's design effect, from the spread between groups).
 - `mcnemar`: two models run on the SAME episodes are paired: only the discordant episodes (one right, the other
   wrong) say which is better. Under "no difference" each discordant episode is a fair coin, so the exact two-sided
   p-value is 2 * P(Binomial(a_only + b_only, 1/2) <= min(a_only, b_only)), capped at 1. It is computed exactly
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile: a two-sided 95 % interval
 
 
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval (low, high) of the rate successes / n.
+def wilson(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (low, high) of the rate successes / n (counts, or an effective sample size's
+    fractional ones: `clustered`).
 
     n = 0 gives (0.0, 1.0): no episodes say nothing about the rate, so every rate stays possible.
 
@@ -43,6 +46,27 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)  # clamp float noise at 0/n and n/n
+
+
+def clustered(groups: list[list[bool]], z: float = Z95) -> tuple[float, float]:
+    """The Wilson interval (low, high) of a rate whose items come in groups that tend to succeed or fail together
+    (the reward model's on-policy pairs: several per request), at the effective sample size n / deff. The design
+    effect deff (Kish) is the cluster-robust variance of the rate (groups as the independent units, with the m/(m-1)
+    small-sample factor) over the binomial variance p(1-p)/n, never below 1. One item per group, or a rate of 0 or
+    1 (no spread to estimate it from), gives deff 1: the plain Wilson interval. One group of mixed items counts as
+    one item; no groups gives (0.0, 1.0)."""
+    if not groups:
+        return 0.0, 1.0
+    wins, sizes = [sum(g) for g in groups], [len(g) for g in groups]
+    n, m = sum(sizes), len(groups)
+    p = sum(wins) / n
+    if max(sizes) == 1 or p in (0.0, 1.0):
+        return wilson(sum(wins), n, z)
+    if m == 1:  # one group of mixed items: one independent observation
+        return wilson(p, 1.0, z)
+    robust = m / (m - 1) * sum((w - p * s) ** 2 for w, s in zip(wins, sizes)) / n ** 2
+    effective = n / max(1.0, robust / (p * (1 - p) / n))
+    return wilson(min(effective, p * effective), effective, z)
 
 
 def mcnemar(a_only: int, b_only: int) -> float:

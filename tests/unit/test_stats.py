@@ -44,6 +44,20 @@ def test_wilson_without_episodes_and_bad_counts():
         stats.wilson(-1, 10)
 
 
+def test_clustered_is_wilson_for_independent_items_and_wider_when_the_misses_share_a_group():
+    assert stats.clustered([[True]] * 45 + [[False]] * 5) == stats.wilson(45, 50)  # one item per group
+    assert stats.clustered([[True] * 3] * 20) == stats.wilson(60, 60)  # no spread to estimate the design effect from
+    spread = [[True, False]] * 25  # every group half right: no more variance than independent items, deff 1
+    assert stats.clustered(spread) == pytest.approx(stats.wilson(25, 50))
+    # the same 45 of 50, but 5 pairs per request and every miss in one request: 10 requests, one of them bad.
+    # wins 0, 5 x9; p = .9; robust var = 10/9 * (4.5^2 + 9 * .5^2) / 2500 = .01; binomial .0018; deff 5.556, n_eff 9
+    low, high = stats.clustered([[False] * 5] + [[True] * 5] * 9)
+    assert (low, high) == pytest.approx(stats.wilson(8.1, 9.0))
+    assert low < stats.wilson(45, 50)[0] - 0.2
+    assert stats.clustered([[True, False, True]]) == stats.wilson(2 / 3, 1.0)  # one request: one observation
+    assert stats.clustered([]) == (0.0, 1.0)
+
+
 @pytest.mark.parametrize(("a_only", "b_only", "p"), [
     (1, 9, 0.021484375),  # 2 * (C(10,0) + C(10,1)) / 2^10 = 2 * 11 / 1024
     (9, 1, 0.021484375),  # symmetric
