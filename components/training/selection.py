@@ -153,15 +153,19 @@ def attempts(episodes: list[Episode], verdicts: list[tuple[Verdict, list[dict[st
     where a simulator judged it (goal reached, the expected facts stated): right calls followed by a refusal or by an
     answer that misses the tool's results are then a failure of class `incomplete`, not a success a reward model
     learns to prefer (the reward_model stage's on-policy pairs)."""
-    def ok(v: Verdict) -> bool:
-        return v.exact and not (complete and v.completion is False)
+    def outcome(v: Verdict) -> tuple[bool, tuple[str, ...]]:  # (success, the failure's error classes)
+        if not v.exact:
+            return False, tuple(v.errors)
+        if complete and v.completion is False:
+            return False, (INCOMPLETE,)
+        return True, ()
 
     out = []
     for i, ep in enumerate(episodes):
         mine = verdicts[i * k:(i + 1) * k]
-        out.append(Attempts({"id": ep.id, "pattern": ep.pattern}, [ok(v) for v, _ in mine],
-                            [conv for _, conv in mine],
-                            [() if ok(v) else tuple(v.errors) or (INCOMPLETE,) for v, _ in mine]))
+        outcomes = [outcome(v) for v, _ in mine]
+        out.append(Attempts({"id": ep.id, "pattern": ep.pattern}, [ok for ok, _ in outcomes],
+                            [conv for _, conv in mine], [errors for _, errors in outcomes]))
     return out
 
 
