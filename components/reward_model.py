@@ -358,22 +358,21 @@ def heldout_scores(rows: list[dict[str, Any]], model: Any, tok: Any) -> list[dic
 
 
 def per_class(scored: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Held-out accuracy (chosen rewarded above rejected) per error class and over all pairs ("all"), with n, the
-    mean reward margin, `requests` (the distinct episodes behind the pairs) and a 95 % interval: Wilson's at the
-    effective sample size (`stats.clustered`: pairs of one request as a group), since on-policy pairs come several
-    per request (one per distinct failed attempt) and miss together."""
-    margins: dict[str, list[float]] = defaultdict(list)
-    by_request: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    """Held-out accuracy (chosen rewarded above rejected) of `heldout_scores`' rows per error class and over all
+    pairs ("all"), with n, the mean reward margin, `requests` (the distinct episodes behind the pairs) and a 95 %
+    interval: Wilson's at the effective sample size (`stats.clustered`: pairs of one request as a group), since
+    on-policy pairs come several per request (one per distinct failed attempt) and miss together."""
+    margins: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))  # class -> episode -> margins
     for row in scored:
         for key in (row["kind"], "all"):
-            margins[key].append(row["margin"])
-            by_request[key][row.get("episode") or row["id"]].append(row["margin"] > 0)
+            margins[key][row["episode"]].append(row["margin"])
     out = {}
     for key in sorted(margins, key=lambda k: (k == "all", k)):
-        n, k = len(margins[key]), sum(m > 0 for m in margins[key])
-        low, high = clustered(list(by_request[key].values()))
-        out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high, "margin": sum(margins[key]) / n,
-                    "requests": len(by_request[key])}
+        wins = [[m > 0 for m in request] for request in margins[key].values()]
+        n, k = sum(map(len, wins)), sum(map(sum, wins))
+        low, high = clustered(wins)
+        out[key] = {"n": n, "accuracy": k / n, "low": low, "high": high,
+                    "margin": sum(map(sum, margins[key].values())) / n, "requests": len(wins)}
     return out
 
 
