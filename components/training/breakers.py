@@ -12,12 +12,14 @@ never a placeholder such as "unknown". How a mistake enters the trajectory: comp
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from components.domains.phrasing import DATE_FORMATS
 from components.training.trajectory import Call, Case, Messages, Pool, block, call_message, decoded, with_step, \
     without_steps
 
@@ -33,16 +35,37 @@ _STOPWORDS = frozenset("a an and are can for from get how in is it me my of on o
 # ---------------------------------------------------------------------------------------------- realistic values
 
 
-def _mentioned(case: Case, values: list[Any]) -> list[Any]:
-    return [v for v in values if isinstance(v, str) and len(v) > 1 and v.lower() in case.user]
+@functools.lru_cache(maxsize=65536)
+def _spoken(value: str) -> tuple[str, ...]:
+    """How a user writes `value`: as it is, and a date in each format the phrasing knows (June 3rd, Wed 3 Jun)."""
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return (value.lower(),)
+    return (value, *(render(day).lower() for render in DATE_FORMATS.values()))
 
 
-def plausible(case: Case, pool: Pool, tool: str, key: str, rng: random.Random) -> Any:
-    """A value a model would pass as `tool`'s `key`: one the user mentioned, else one the gold calls use for it, else
-    the schema's enum or default; None when nothing is known."""
+def _mentioned(case: Case, values: list[Any], taken: Iterable[Any] = ()) -> list[Any]:
+    """The strings of `values` the user wrote (a date in any format), in the order the request first names them,
+    those in `taken` (already passed in the call) last."""
+    where = {}
+    for v in values:
+        if isinstance(v, str) and len(v) > 1:
+            found = [m.start() for form in _spoken(v) if form in case.user
+                     for m in re.finditer(rf"(?<!\w){re.escape(form)}(?!\w)", case.user)]
+            if found:
+                where[v] = min(found)
+    used = [json.dumps(t, sort_keys=True) for t in taken]
+    return sorted(where, key=lambda v: (json.dumps(v, sort_keys=True) in used, where[v]))
+
+
+def plausible(case: Case, pool: Pool, tool: str, key: str, rng: random.Random, taken: Iterable[Any] = ()) -> Any:
+    """A value a model would pass as `tool`'s `key`: the first one the user mentioned that the call does not pass
+    yet (`taken`: a check-in and a check-out take the request's two dates in turn), else one the gold calls use
+    for it, else the schema's enum or default; None when nothing is known."""
     seen = pool.values.get((tool, key), [])
-    if said := _mentioned(case, seen):
-        return rng.choice(said)
+    if said := _mentioned(case, seen, taken):
+        return said[0]
     if seen:
         return rng.choice(seen)
     schema = case.tools.get(tool, {}).get("properties", {}).get(key, {})
@@ -162,6 +185,47 @@ def _replace(case: Case, i: int, j: int, call: Call) -> Messages:
     return with_step(case, i, calls)
 
 
+def _fill(case: Case, pool: Pool, tool: str, keys: Iterable[str], rng: random.Random,
+          given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Arguments for `keys` of `tool`: from `given` where it has the key, else what the request names, in turn
+    (`plausible`); keys with no known value left out."""
+    args: dict[str, Any] = {}
+    for key in keys:
+        value = given[key] if given and key in given else plausible(case, pool, tool, key, rng, args.values())
+        if value is not None:
+            args[key] = value
+    return args
+
+
+def _required(case: Case, tool: str) -> list[str]:
+    schema = case.tools[tool]
+    return schema.get("required") or list(schema.get("properties", {}))
+
+
+def _outcome(pool: Pool, tool: str, args: dict[str, Any], rng: random.Random) -> Messages | None:
+    """What a lone call of `tool` elsewhere in the episode set got back ([tool result, final answer]), its values
+    rebound to `args` (a weather result for the city asked about, not the one of that other episode); None when
+    no episode makes a lone call of it."""
+    if not pool.outcomes.get(tool):
+        return None
+    old, after = rng.choice(pool.outcomes[tool])
+    text = json.dumps(after)
+    for key, value in old.items():
+        new = args.get(key)
+        if isinstance(value, str) and isinstance(new, str) and len(value) > 1 and value != new:
+            text = text.replace(json.dumps(value)[1:-1], json.dumps(new)[1:-1])
+    return json.loads(text)
+
+
+def _by_request(case: Case, pool: Pool, tools: Iterable[str], rng: random.Random) -> list[str]:
+    """`tools` ordered by how many of their parameters the request names a value for (a weather call on the
+    flight's city and date before a stock quote), ties in a seeded order."""
+    def named(tool: str) -> int:
+        return sum(bool(_mentioned(case, pool.values.get((tool, k), []))) for k in _required(case, tool))
+
+    return sorted(tools, key=lambda t: (-named(t), rng.random()))
+
+
 # ------------------------------------------------------------------------------------------------------- breakers
 
 
@@ -183,11 +247,8 @@ def wrong_tool(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]
         others.sort(key=lambda t: (-len(set(case.tools[t].get("properties", {})) & set(call["arguments"])),
                                    rng.random()))
         for tool in others:
-            schema = case.tools[tool]
-            keys = schema.get("required") or list(schema.get("properties", {}))
-            args = {k: call["arguments"][k] if k in call["arguments"] else plausible(case, pool, tool, k, rng)
-                    for k in keys}
-            yield _replace(case, i, j, {"name": tool, "arguments": {k: v for k, v in args.items() if v is not None}})
+            yield _replace(case, i, j, {"name": tool,
+                                        "arguments": _fill(case, pool, tool, _required(case, tool), rng, call["arguments"])})
 
 
 def wrong_type(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
@@ -257,11 +318,40 @@ def unexpected_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[
 
 
 def wrong_call_count(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
-    """A parallel step that makes one call fewer than the request asks for."""
-    for i, j in _sites(case, rng):
-        if len(case.steps[i]) > 1:
-            keep = [k for k in range(len(case.steps[i])) if k != j]
-            yield with_step(case, i, [case.steps[i][k] for k in keep], keep)
+    """A parallel step one call short of the request, or one call more than it asks for: another tool of the
+    catalog on the request's own values (the weather at the flight's destination, an itinerary nobody asked
+    for), beside a step's calls or as a step of its own after the last, with what that tool returns."""
+    fewer = [with_step(case, i, [case.steps[i][k] for k in keep], keep)
+             for i, j in _sites(case, rng) if len(case.steps[i]) > 1
+             for keep in [[k for k in range(len(case.steps[i])) if k != j]]]
+    first = bool(fewer) and rng.random() < 0.5
+    yield from fewer if first else ()
+    yield from _one_more(case, pool, rng)
+    yield from () if first else fewer
+
+
+def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
+    if not case.steps:
+        return
+    last = len(case.steps) - 1
+    for i in [last, *rng.sample(case.sound(), len(case.sound()))]:
+        names = {c["name"] for c in case.steps[i]}
+        for tool in _by_request(case, pool, [t for t in case.tools if t not in names], rng):
+            args = _fill(case, pool, tool, _required(case, tool), rng)
+            after = _outcome(pool, tool, args, rng)
+            if after is None:
+                continue
+            start, end = case.blocks[i]
+            if i == last and rng.random() < 0.5:  # a step of its own after the last
+                ids = [f"call_{len(case.steps)}_0"]
+                yield [*case.rest[:end], call_message([{"name": tool, "arguments": args}], ids),
+                       {**after[0], "tool_call_id": ids[0], "name": tool}, *case.rest[end:]]
+                continue
+            turn = json.loads(json.dumps(case.rest[start]))
+            ident = f"call_{i}_{len(turn['tool_calls'])}"
+            turn["tool_calls"].append(call_message([{"name": tool, "arguments": args}], [ident])["tool_calls"][0])
+            yield [*case.rest[:start], turn, *case.rest[start + 1:end],
+                   {**after[0], "tool_call_id": ident, "name": tool}, *case.rest[end:]]
 
 
 def redundant_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
@@ -280,12 +370,32 @@ def missing_step(case: Case, pool: Pool, rng: random.Random) -> Iterator[Message
 
 
 def wrong_order(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
-    """Two successive steps of one request made the other way round (the itinerary planned before the search)."""
+    """Two successive steps of one request made the other way round (the itinerary planned before the search), or
+    the follow-up's request answered, calls and reply, before the first one's (the user's turns stay in place)."""
     pairs = [i for i in range(len(case.steps) - 1)
              if case.blocks[i][1] == case.blocks[i + 1][0] and not case.failed(i) and not case.failed(i + 1)]
-    for i in rng.sample(pairs, len(pairs)):
+    swaps = []
+    for i in pairs:
         (a, _), (_, b) = case.blocks[i], case.blocks[i + 1]
-        yield [*case.rest[:a], *block(case, i + 1), *block(case, i), *case.rest[b:]]
+        swaps.append([*case.rest[:a], *block(case, i + 1), *block(case, i), *case.rest[b:]])
+    turns = _turns(case)
+    for (a, b), (c, d) in zip(turns, turns[1:]):
+        if _all_sound(case, a, b) and _all_sound(case, c, d):
+            swaps.append([*case.rest[:a], *case.rest[c:d], *case.rest[b:c], *case.rest[a:b], *case.rest[d:]])
+    yield from rng.sample(swaps, len(swaps))
+
+
+def _turns(case: Case) -> list[tuple[int, int]]:
+    """(start, end) in `case.rest` of the assistant's part of each user turn: from after the user's message to the
+    next one."""
+    users = [k for k, m in enumerate(case.rest) if m["role"] == "user"]
+    return list(zip([0, *(u + 1 for u in users)], [*users, len(case.rest)]))
+
+
+def _all_sound(case: Case, start: int, end: int) -> bool:
+    """Whether the messages start:end make at least one call step and every one of them succeeds."""
+    steps = [k for k, (s, _) in enumerate(case.blocks) if start <= s < end]
+    return bool(steps) and not any(case.failed(k) for k in steps)
 
 
 def premature_stop(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
@@ -317,16 +427,10 @@ def call_when_irrelevant(case: Case, pool: Pool, rng: random.Random) -> Iterator
                                  f"{' '.join(schema.get('properties', {}))}"))
 
     for tool in sorted(case.tools, key=lambda t: (-overlap(t), rng.random())):
-        if pool.outcomes.get(tool):
-            args, after = rng.choice(pool.outcomes[tool])
-            args = {k: said[0] if (said := _mentioned(case, pool.values.get((tool, k), []))) else v
-                    for k, v in args.items()}
-            after = json.loads(json.dumps(after))
+        args = _fill(case, pool, tool, _required(case, tool), rng)
+        after = _outcome(pool, tool, args, rng) or []
+        if after:
             after[0].update(tool_call_id="call_0_0", name=tool)
-        else:
-            schema = case.tools[tool]
-            keys = schema.get("required") or list(schema.get("properties", {}))
-            args, after = {k: v for k in keys if (v := plausible(case, pool, tool, k, rng)) is not None}, []
         yield [call_message([{"name": tool, "arguments": args}], ["call_0_0"]), *after]
 
 

@@ -33,7 +33,9 @@ CLASSES = tuple(BREAKERS)
 # step while a later expected step does").
 _CALL_LEVEL = ("hallucinated_tool", "wrong_tool", "wrong_type", "wrong_value", "missing_required_argument",
                "unknown_argument", "unexpected_argument", "wrong_call_count")
-COMPANIONS = {kind: frozenset({"missing_step"} | ({"wrong_value"} if kind == "wrong_type" else set()))
+# One call too many beside a step's calls is also a call of a tool the step does not make.
+COMPANIONS = {kind: frozenset({"missing_step"} | ({"wrong_value"} if kind == "wrong_type" else set())
+                              | ({"wrong_tool"} if kind == "wrong_call_count" else set()))
               for kind in _CALL_LEVEL}
 CANDIDATES = 24  # candidates a breaker may offer per episode before it gives up
 

@@ -27,9 +27,9 @@ APPLIES: dict[str, tuple[set[str], set[str] | None]] = {
     "wrong_value": (CALLS, {"irrelevance"}), "missing_required_argument": (CALLS, {"irrelevance"}),
     "unknown_argument": (CALLS, {"irrelevance"}), "redundant_call": (CALLS, {"irrelevance"}),
     "no_call": (CALLS, {"irrelevance"}),
-    "wrong_call_count": ({"parallel"}, {"single", "recovery", "multi_turn", "irrelevance"}),
+    "wrong_call_count": (CALLS, {"irrelevance"}),  # one call short in a parallel step, one call more anywhere
     "missing_step": ({"chain", "multi_turn"}, {"single", "parallel", "recovery", "irrelevance"}),
-    "wrong_order": ({"chain"}, {"single", "parallel", "recovery", "multi_turn", "irrelevance"}),
+    "wrong_order": ({"chain", "multi_turn"}, {"single", "parallel", "recovery", "irrelevance"}),
     "premature_stop": ({"chain", "recovery", "multi_turn"}, {"single", "parallel", "irrelevance"}),
     "call_when_irrelevant": ({"irrelevance"}, CALLS),
     "wrong_type": (set(), {"irrelevance"}),  # travel: every call episode; finance: not enum-only calls (below)
@@ -118,6 +118,14 @@ def _plausible(value, known: set[str], results: str) -> bool:
     return False
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
 def _words(name: str) -> set[str]:
     return {w.lower().rstrip("s") for w in re.findall(r"[A-Z]?[a-z]+", name)} - {"get"}
 
@@ -176,10 +184,17 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
     assert {r["episode"] for r in train} <= ids["train"]
     assert {r["episode"] for r in heldout} <= ids["val"] | ids["test"]
     assert {r["kind"] for r in heldout} == {r["kind"] for r in train} == set(pairs.CLASSES) - {"unexpected_argument"}
-    # nothing of a training episode inside a held-out pair: every tool result comes from the val or test episodes
-    held_text = {m.content for name in ("val", "test") for e in read_episodes(out / f"{name}.jsonl")
-                 for m in e.messages if m.role == "tool"}
-    assert all(m["content"] in held_text for r in heldout for m in r["rejected"] if m["role"] == "tool")
+    # nothing of a training episode inside a held-out pair: every string of a tool result is one of the val or test
+    # episodes' results, where a value their calls pass may stand in for another (a borrowed result rebound to the
+    # values its call passes: "Hotel Lima Central" from "Hotel Oslo Central")
+    held = [e for name in ("val", "test") for e in read_episodes(out / f"{name}.jsonl")]
+    values = {s for e in held for step in e.expected.steps for c in step for s in _strings(c.arguments) if len(s) > 1}
+    slot = re.compile("|".join(map(re.escape, sorted(values, key=len, reverse=True))))
+    held_shapes = {slot.sub("<v>", s) for e in held for m in e.messages if m.role == "tool"
+                   for s in _strings(json.loads(m.content))} | {"<v>"}
+    for r in heldout:
+        for m in (m for m in r["rejected"] if m["role"] == "tool"):
+            assert {slot.sub("<v>", s) for s in _strings(json.loads(m["content"]))} <= held_shapes, (r["id"], m)
     assert result.metrics["heldout_pairs_no_call"] == min(params.build.heldout_pairs_per_class,
                                                           sum(r["kind"] == "no_call" for r in heldout))
     before = {name: (out / name).read_bytes() for name in ("pairs.jsonl", "heldout_pairs.jsonl")}
