@@ -247,8 +247,8 @@ def wrong_tool(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]
         others.sort(key=lambda t: (-len(set(case.tools[t].get("properties", {})) & set(call["arguments"])),
                                    rng.random()))
         for tool in others:
-            yield _replace(case, i, j, {"name": tool,
-                                        "arguments": _fill(case, pool, tool, _required(case, tool), rng, call["arguments"])})
+            args = _fill(case, pool, tool, _required(case, tool), rng, call["arguments"])
+            yield _replace(case, i, j, {"name": tool, "arguments": args})
 
 
 def wrong_type(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
