@@ -16,6 +16,7 @@ from components import build, domains, ingest, toolcalls
 from components.config import PATTERNS, Build
 from components.data.episode import read_episodes
 from components.data.fileio import read_jsonl
+from components.domains.phrasing import DATE_FORMATS
 from components.training import pairs
 from components.training.breakers import BREAKERS
 
@@ -100,6 +101,47 @@ def test_mistakes_use_values_a_model_would_pass(domain):
                     assert any(_words(call["name"]) & _words(n) for n in catalog), call["name"]
                 elif kind != "hallucinated_tool":
                     assert call["name"] in catalog, (kind, call)
+
+
+def test_a_wrong_or_extra_call_passes_the_requests_own_dates_and_gets_a_result_for_them():
+    """The SFT model's wrong and extra calls reuse the request's values (a car-hire request answered with the
+    weather for its city and dates), so the rejected calls do too: a date the request names, in whatever format it
+    writes it (the 3rd of June, Wed 3 Jun), and a result borrowed from another episode names the call's values."""
+    named = other = 0
+    for kind in ("wrong_tool", "wrong_call_count", "call_when_irrelevant"):
+        for ep, case, rejected, _ in broken("travel", kind).values():
+            dates = _dates_named(case.user)
+            good = {json.dumps(c, sort_keys=True) for step in case.steps for c in step}
+            for call, result in _calls_with_results(rejected):
+                if json.dumps(call, sort_keys=True) in good:
+                    continue
+                for value in (v for v in call["arguments"].values() if dates and _is_date(v)):
+                    named, other = named + (value in dates), other + (value not in dates)
+                if kind != "wrong_tool" and isinstance(result, dict):  # a borrowed result, rebound
+                    assert all(result[k] == v for k, v in call["arguments"].items()
+                               if isinstance(v, str) and isinstance(result.get(k), str)), (ep.id, call, result)
+    assert named > 1000 and other <= 0.05 * (named + other), (named, other)
+
+
+@cache
+def _dates_named(user: str) -> frozenset[str]:
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in range(365)]
+    forms = [(d.isoformat(), render(d).lower()) for d in days for render in DATE_FORMATS.values()]
+    return frozenset(d for d, form in forms
+                     if form in user and re.search(rf"(?<!\w){re.escape(form)}(?!\w)", user))
+
+
+def _is_date(value) -> bool:
+    try:
+        return isinstance(value, str) and bool(dt.date.fromisoformat(value))
+    except ValueError:
+        return False
+
+
+def _calls_with_results(messages: list[dict]) -> list[tuple[dict, object]]:
+    results = {m.get("tool_call_id"): json.loads(m["content"]) for m in messages if m["role"] == "tool"}
+    return [({"name": tc["function"]["name"], "arguments": tc["function"]["arguments"]}, results.get(tc.get("id")))
+            for m in messages for tc in m.get("tool_calls") or []]
 
 
 def _plausible(value, known: set[str], results: str) -> bool:
