@@ -3,10 +3,11 @@ candidate trajectories with that one mistake, as a model makes it.
 
 A breaker yields candidates lazily, most realistic first in a seeded order; `pairs.break_case` keeps the first one
 the scorer finds wrong with exactly the intended class. The mistakes draw on what a model has in front of it: the
-catalog's schemas (enums, other tools' parameter names, optional parameters), the user's own words, the tool
-results so far, and the values the episode set's calls pass (`Pool`): a wrong value is another city, a swapped
-origin and destination, the other flight of the search, a date a day or a month off, a number ten times too big;
-never a placeholder such as "unknown". How a mistake enters the trajectory: components/training/trajectory.py.
+catalog's schemas (enums, other tools' parameter names, optional parameters), the user's own words (a value the
+request names, a date in any format the phrasing writes: a wrong or an extra call on the request's own city and
+dates, as the SFT model makes them), the tool results so far, and the values the episode set's calls pass
+(`Pool`): a wrong value is another city, a swapped origin and destination, the other flight of the search, a date a
+day or a month off, a number ten times too big; never a placeholder such as "unknown". How a mistake enters the trajectory: components/training/trajectory.py.
 """
 
 from __future__ import annotations
