@@ -7,7 +7,8 @@ catalog's schemas (enums, other tools' parameter names, optional parameters), th
 request names, a date in any format the phrasing writes: a wrong or an extra call on the request's own city and
 dates, as the SFT model makes them), the tool results so far, and the values the episode set's calls pass
 (`Pool`): a wrong value is another city, a swapped origin and destination, the other flight of the search, a date a
-day or a month off, a number ten times too big; never a placeholder such as "unknown". How a mistake enters the trajectory: components/training/trajectory.py.
+day or a month off, a number ten times too big; never a placeholder such as "unknown". How a mistake enters the
+trajectory: components/training/trajectory.py.
 """
 
 from __future__ import annotations
