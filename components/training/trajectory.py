@@ -4,8 +4,8 @@ that make a trajectory with a mistake out of it: one step's calls changed, steps
 Only the assistant's turns change. A changed call keeps the tool result of the call it replaced (the trajectory is
 not re-run: a bring-your-own catalog has no simulator), a repeated call repeats its result, a dropped call drops its
 result, an added call gets what a lone call of its tool got in another episode, rebound to the values it passes
-(`breakers._outcome`), and the assistant's texts stay as they were (an answer given without the calls behind it states facts it
-never fetched: the hallucinated answer of a model that skipped a step).
+(`breakers._outcome`), and the assistant's texts stay as they were (an answer given without the calls behind it
+states facts it never fetched: the hallucinated answer of a model that skipped a step).
 """
 
 from __future__ import annotations
