@@ -219,6 +219,11 @@ def _outcome(pool: Pool, tool: str, args: dict[str, Any], rng: random.Random) ->
     return json.loads(text)
 
 
+def _answering(result: dict[str, Any], ident: str, tool: str) -> dict[str, Any]:
+    """A borrowed tool result as the answer to call `ident` of `tool`."""
+    return {**result, "tool_call_id": ident, "name": tool}
+
+
 def _by_request(case: Case, pool: Pool, tools: Iterable[str], rng: random.Random) -> list[str]:
     """`tools` ordered by how many of their parameters the request names a value for (a weather call on the
     flight's city and date before a stock quote), ties in a seeded order."""
@@ -347,13 +352,13 @@ def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
             if i == last and rng.random() < 0.5:  # a step of its own after the last
                 ids = [f"call_{len(case.steps)}_0"]
                 yield [*case.rest[:end], call_message([{"name": tool, "arguments": args}], ids),
-                       {**after[0], "tool_call_id": ids[0], "name": tool}, *case.rest[end:]]
+                       _answering(after[0], ids[0], tool), *case.rest[end:]]
                 continue
             turn = json.loads(json.dumps(case.rest[start]))
             ident = f"call_{i}_{len(turn['tool_calls'])}"
             turn["tool_calls"].append(call_message([{"name": tool, "arguments": args}], [ident])["tool_calls"][0])
-            yield [*case.rest[:start], turn, *case.rest[start + 1:end],
-                   {**after[0], "tool_call_id": ident, "name": tool}, *case.rest[end:]]
+            yield [*case.rest[:start], turn, *case.rest[start + 1:end], _answering(after[0], ident, tool),
+                   *case.rest[end:]]
 
 
 def redundant_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
@@ -431,9 +436,8 @@ def call_when_irrelevant(case: Case, pool: Pool, rng: random.Random) -> Iterator
     for tool in sorted(case.tools, key=lambda t: (-overlap(t), rng.random())):
         args = _fill(case, pool, tool, _required(case, tool), rng)
         after = _outcome(pool, tool, args, rng) or []
-        if after:
-            after[0].update(tool_call_id="call_0_0", name=tool)
-        yield [call_message([{"name": tool, "arguments": args}], ["call_0_0"]), *after]
+        yield [call_message([{"name": tool, "arguments": args}], ["call_0_0"]),
+               *[_answering(m, "call_0_0", tool) for m in after[:1]], *after[1:]]
 
 
 Breaker = Callable[[Case, Pool, random.Random], Iterator[Messages]]

@@ -18,7 +18,7 @@ from components.data.episode import read_episodes
 from components.data.fileio import read_jsonl
 from components.domains.phrasing import DATE_FORMATS
 from components.training import pairs
-from components.training.breakers import BREAKERS
+from components.training.breakers import BREAKERS, _strings
 
 CALLS = {"single", "parallel", "chain", "recovery", "multi_turn"}
 # Where each class applies in the built-in generators: every episode of these patterns gets a pair of it, no episode of
@@ -158,14 +158,6 @@ def _plausible(value, known: set[str], results: str) -> bool:
         except ValueError:
             return value.replace(".", "", 1).isdigit() or value in ("true", "false")  # a retyped number or bool
     return False
-
-
-def _strings(value) -> list[str]:
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return [value] if isinstance(value, str) else []
 
 
 def _words(name: str) -> set[str]:
