@@ -63,10 +63,15 @@ def _mentioned(case: Case, values: list[Any], taken: Iterable[Any] = ()) -> list
 
 def plausible(case: Case, pool: Pool, tool: str, key: str, rng: random.Random, taken: Iterable[Any] = ()) -> Any:
     """A value a model would pass as `tool`'s `key`: the first one the user mentioned that the call does not pass
-    yet (`taken`: a check-in and a check-out take the request's two dates in turn), else one the gold calls use
-    for it, else the schema's enum or default; None when nothing is known."""
+    yet (`taken`: a check-in and a check-out take the request's two dates in turn; a date slot takes any date the
+    request names for any of the tool's dates), else one the gold calls use for it, else the schema's enum or
+    default; None when nothing is known."""
     seen = pool.values.get((tool, key), [])
-    if said := _mentioned(case, seen, taken):
+    fits = seen
+    if seen and all(_is_date(v) for v in seen):
+        fits = [v for k in case.tools.get(tool, {}).get("properties", {}) for v in pool.values.get((tool, k), [])
+                if _is_date(v)]
+    if said := _mentioned(case, fits, taken):
         return said[0]
     if seen:
         return rng.choice(seen)
@@ -74,6 +79,10 @@ def plausible(case: Case, pool: Pool, tool: str, key: str, rng: random.Random, t
     if isinstance(schema, dict) and schema.get("enum"):
         return rng.choice(schema["enum"])
     return schema.get("default") if isinstance(schema, dict) else None
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, str) and bool(_shifted_dates(value))
 
 
 def _shifted_dates(text: str) -> list[str]:
@@ -87,7 +96,7 @@ def _shifted_dates(text: str) -> list[str]:
 
 def _kind(value: Any) -> tuple[type, bool]:
     """What a value is, as far as swapping two arguments goes: dates swap with dates, names with names."""
-    return type(value), isinstance(value, str) and bool(_shifted_dates(value))
+    return type(value), _is_date(value)
 
 
 def _near_numbers(value: int | float) -> list[int | float]:
@@ -324,6 +333,12 @@ def unexpected_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[
                 yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
 
 
+# How often a parallel step's wrong count is one call short rather than one call more, and how often an extra call
+# after the last step is a step of its own rather than one more call beside the last step's.
+FEWER_FIRST = 0.5
+AFTER_LAST = 0.5
+
+
 def wrong_call_count(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
     """A parallel step one call short of the request, or one call more than it asks for: another tool of the
     catalog on the request's own values (the weather at the flight's destination, an itinerary nobody asked
@@ -331,7 +346,7 @@ def wrong_call_count(case: Case, pool: Pool, rng: random.Random) -> Iterator[Mes
     fewer = [with_step(case, i, [case.steps[i][k] for k in keep], keep)
              for i, j in _sites(case, rng) if len(case.steps[i]) > 1
              for keep in [[k for k in range(len(case.steps[i])) if k != j]]]
-    first = bool(fewer) and rng.random() < 0.5
+    first = bool(fewer) and rng.random() < FEWER_FIRST
     yield from fewer if first else ()
     yield from _one_more(case, pool, rng)
     yield from () if first else fewer
@@ -341,7 +356,8 @@ def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
     if not case.steps:
         return
     last = len(case.steps) - 1
-    for i in [last, *rng.sample(case.sound(), len(case.sound()))]:
+    others = [k for k in case.sound() if k != last]
+    for i in [last, *rng.sample(others, len(others))]:
         names = {c["name"] for c in case.steps[i]}
         for tool in _by_request(case, pool, [t for t in case.tools if t not in names], rng):
             args = _fill(case, pool, tool, _required(case, tool), rng)
@@ -349,7 +365,7 @@ def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
             if after is None:
                 continue
             start, end = case.blocks[i]
-            if i == last and rng.random() < 0.5:  # a step of its own after the last
+            if i == last and rng.random() < AFTER_LAST:  # a step of its own after the last
                 ids = [f"call_{len(case.steps)}_0"]
                 yield [*case.rest[:end], call_message([{"name": tool, "arguments": args}], ids),
                        _answering(after[0], ids[0], tool), *case.rest[end:]]
