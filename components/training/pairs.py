@@ -64,8 +64,8 @@ def _gold(ep: Episode) -> list[list[dict[str, Any]]]:
 
 
 def pool_of(cases: Iterable[Case]) -> Pool:
-    """The values of the successful calls, the no-call replies and the lone calls' outcomes of `cases`, in an
-    order independent of theirs."""
+    """The values of the successful calls, the no-call replies and the last calls' outcomes of `cases` (a last step
+    of one successful call: its result and the final answer), in an order independent of theirs."""
     values: dict[tuple[str, str], dict[str, Any]] = {}
     replies: set[str] = set()
     outcomes: dict[str, dict[str, tuple[dict[str, Any], Messages]]] = {}
@@ -75,10 +75,10 @@ def pool_of(cases: Iterable[Case]) -> Pool:
                 values.setdefault((call["name"], key), {})[json.dumps(value, sort_keys=True)] = value
         if not case.steps:
             replies.update(m["content"] for m in case.rest if m["role"] == "assistant" and m.get("content"))
-        elif len(case.rest) == 3 and len(case.steps) == 1 and len(case.steps[0]) == 1:
-            call = case.steps[0][0]
-            outcomes.setdefault(call["name"], {})[json.dumps(case.rest, sort_keys=True)] = (call["arguments"],
-                                                                                           case.rest[1:])
+        elif len(case.steps[-1]) == 1 and not case.failed(len(case.steps) - 1) and \
+                case.blocks[-1] == (len(case.rest) - 3, len(case.rest) - 1):
+            call, last = case.steps[-1][0], case.rest[-3:]
+            outcomes.setdefault(call["name"], {})[json.dumps(last, sort_keys=True)] = (call["arguments"], last[1:])
     return Pool(values={k: [v[s] for s in sorted(v)] for k, v in sorted(values.items())}, replies=sorted(replies),
                 outcomes={k: [v[s] for s in sorted(v)] for k, v in sorted(outcomes.items())})
 

@@ -3,7 +3,7 @@ that make a trajectory with a mistake out of it: one step's calls changed, steps
 
 Only the assistant's turns change. A changed call keeps the tool result of the call it replaced (the trajectory is
 not re-run: a bring-your-own catalog has no simulator), a repeated call repeats its result, a dropped call drops its
-result, an added call gets what a lone call of its tool got in another episode, rebound to the values it passes
+result, an added call gets what a last call of its tool got in another episode, rebound to the values it passes
 (`breakers._outcome`), and the assistant's texts stay as they were (an answer given without the calls behind it
 states facts it never fetched: the hallucinated answer of a model that skipped a step).
 """
@@ -53,7 +53,8 @@ class Pool:
     Attributes:
         values: (tool, argument) -> the distinct values its successful calls pass, in a stable order.
         replies: The assistant's answers of no-call episodes (a refusal, a question back).
-        outcomes: tool -> (arguments, [tool result, final answer]) of the episodes that make one lone call of it.
+        outcomes: tool -> (arguments, [tool result, final answer]) of the episodes whose last step is one successful
+            call of it (a lone call, a booking after a search).
     """
 
     values: dict[tuple[str, str], list[Any]] = field(default_factory=dict)

@@ -123,6 +123,26 @@ def test_a_wrong_or_extra_call_passes_the_requests_own_dates_and_gets_a_result_f
     assert named > 1000 and other <= 0.01 * (named + other), (named, other)
 
 
+def test_an_extra_call_after_a_search_takes_the_flight_the_search_found():
+    """The SFT model books (or plans an itinerary on) the flight it was only asked to find: an extra call that
+    takes an identifier passes one the tool results before it show, never another episode's."""
+    shown = other = 0
+    for ep, case, rejected, _ in broken("travel", "wrong_call_count").values():
+        good = {json.dumps(c, sort_keys=True) for step in case.steps for c in step}
+        seen = ""
+        for m in rejected:
+            if m["role"] == "tool":
+                seen += m["content"]
+            for tc in m.get("tool_calls") or []:
+                call = {"name": tc["function"]["name"], "arguments": tc["function"]["arguments"]}
+                if json.dumps(call, sort_keys=True) in good:
+                    continue
+                for value in call["arguments"].values():
+                    if isinstance(value, str) and re.search(r"\d", value) and not _is_date(value):
+                        shown, other = shown + (f'"{value}"' in seen), other + (f'"{value}"' not in seen)
+    assert shown > 100 and other == 0, (shown, other)
+
+
 @cache
 def _dates_named(user: str) -> frozenset[str]:
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in range(365)]
