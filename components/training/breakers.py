@@ -458,12 +458,20 @@ def premature_stop(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messa
         yield without_steps(case, set(range(k + 1, n)))
 
 
+# How often a one-turn request's no-call mistake is a refusal or a question back rather than answers given from thin
+# air: the SFT model's own no-call mistakes are refusals (to terse requests, "fly Vancouver -> Nairobi Thu 30 Apr"),
+# 5 of the 13 on-policy mistakes the stop-55 reward model ranked above the right calls.
+REFUSAL_FIRST = 0.75
+
+
 def no_call(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
     """No call at all: the answers given from thin air, or, to a one-turn request, a refusal or a question back."""
-    candidates = [without_steps(case, set(range(len(case.steps))))]
+    thin_air = without_steps(case, set(range(len(case.steps))))
     if case.steps and sum(m["role"] == "user" for m in case.rest) == 0 and pool.replies:
-        candidates.append([{"role": "assistant", "content": rng.choice(pool.replies)}])
-    yield from rng.sample(candidates, len(candidates))
+        refusal = [{"role": "assistant", "content": rng.choice(pool.replies)}]
+        yield from [refusal, thin_air] if rng.random() < REFUSAL_FIRST else [thin_air, refusal]
+    else:
+        yield thin_air
 
 
 def call_when_irrelevant(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
