@@ -272,12 +272,12 @@ def wrong_tool(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]
     """Another tool of the catalog, those sharing most parameters first, its arguments taken from the call where
     the names agree and from plausible values elsewhere."""
     for i, j in _sites(case, rng):
-        call, step_names = case.steps[i][j], {c["name"] for c in case.steps[i]}
+        call, step_names, shown = case.steps[i][j], {c["name"] for c in case.steps[i]}, _shown(case, i)
         others = [t for t in case.tools if t not in step_names]
         others.sort(key=lambda t: (-len(set(case.tools[t].get("properties", {})) & set(call["arguments"])),
                                    rng.random()))
         for tool in others:
-            args = _fill(case, pool, tool, _required(case, tool), rng, call["arguments"], _shown(case, i))
+            args = _fill(case, pool, tool, _required(case, tool), rng, call["arguments"], shown)
             yield _replace(case, i, j, {"name": tool, "arguments": args})
 
 
@@ -330,8 +330,9 @@ def unknown_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[Mes
         own = set(case.tools.get(call["name"], {}).get("properties", {}))
         foreign = sorted({(t, k) for t, schema in case.tools.items() if t != call["name"]
                           for k in schema.get("properties", {}) if k not in own and k not in call["arguments"]})
+        shown = _shown(case, i)
         for tool, key in rng.sample(foreign, len(foreign)):
-            value = plausible(case, pool, tool, key, rng, shown=_shown(case, i))
+            value = plausible(case, pool, tool, key, rng, shown=shown)
             if value is not None:
                 yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
 
@@ -341,8 +342,9 @@ def unexpected_argument(case: Case, pool: Pool, rng: random.Random) -> Iterator[
     for i, j in _sites(case, rng):
         call = case.steps[i][j]
         optional = sorted(set(case.tools.get(call["name"], {}).get("properties", {})) - set(call["arguments"]))
+        shown = _shown(case, i)
         for key in rng.sample(optional, len(optional)):
-            value = plausible(case, pool, call["name"], key, rng, shown=_shown(case, i))
+            value = plausible(case, pool, call["name"], key, rng, shown=shown)
             if value is not None:
                 yield _replace(case, i, j, {"name": call["name"], "arguments": {**call["arguments"], key: value}})
 
@@ -380,7 +382,8 @@ def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
         names = {c["name"] for c in case.steps[i]}
         tools = _by_request(case, pool, [t for t in case.tools if t not in names], rng)
         if rng.random() < FOLLOW_FIRST:  # the flight just found booked, an itinerary planned on it
-            tools.sort(key=lambda t: not _follows(case, pool, t, shown))
+            ids = {_shape(s) for s in shown if re.search(r"\d", s) and not _is_date(s)}
+            tools.sort(key=lambda t: not _follows(case, pool, t, ids))
         for tool in tools:
             args = _fill(case, pool, tool, _required(case, tool), rng, shown=shown)
             after = _outcome(pool, tool, args, rng)
@@ -399,10 +402,10 @@ def _one_more(case: Case, pool: Pool, rng: random.Random) -> Iterator[Messages]:
                    *case.rest[end:]]
 
 
-def _follows(case: Case, pool: Pool, tool: str, shown: list[str]) -> bool:
-    """Whether a required parameter of `tool` takes an identifier the tool results show (a flight id, an order
-    number: a string with a digit that is no date), going by the shape of the values the gold calls pass there."""
-    ids = {_shape(s) for s in shown if re.search(r"\d", s) and not _is_date(s)}
+def _follows(case: Case, pool: Pool, tool: str, ids: set[str]) -> bool:
+    """Whether a required parameter of `tool` takes an identifier the tool results show (`ids`: the shapes of their
+    strings with a digit that are no date: a flight id, an order number), going by the shape of the values the gold
+    calls pass there."""
     return any(isinstance(v, str) and _shape(v) in ids
                for k in _required(case, tool) for v in pool.values.get((tool, k), []))
 
