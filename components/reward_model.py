@@ -39,9 +39,13 @@ from components.config import ConfigError, Params
 from components.data.episode import record_object
 from components.data.fileio import md_cell
 from components.data.inputs import DataError, iter_json_lines, schema_error
+from components.evaluation import cache
 from components.evaluation.stats import clustered
 from components.result import StageResult
 from components.training import checkpoints, models
+
+# What samples, judges and pairs the on-policy attempts besides the evaluation's rollout code (its cache key's code)
+ON_POLICY_CODE = ("components/training/selection.py", "components/training/pairs.py")
 
 
 def run(params: Params) -> StageResult:
@@ -128,11 +132,14 @@ def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
     against a success of the same request (`pairs.on_policy_pairs`; success: `exact` and `completion`,
     `selection.attempts`). Written to
     `paths.reports/reward_model_on_policy.jsonl` (empty when off); the model is freed before the reward model loads.
+    With `evaluate.reuse` the attempts are kept in `paths.eval_cache` (components/evaluation/cache.py), keyed by the
+    SFT model, the episodes drawn, the settings and the code, and read back by a later run: a rerun of the stage on
+    the same SFT model skips the sampling (25 min at 120 + 120 episodes x 4 here).
 
     Returns:
         The pairs and metrics `on_policy_episodes`, `on_policy_solved_share` (attempts the scorer passed),
-        `on_policy_pairs`, `on_policy_heldout_pairs`, `on_policy_seconds`, and `on_policy_errors.<class>` (the
-        failed attempts' classes); no metrics when off.
+        `on_policy_pairs`, `on_policy_heldout_pairs`, `on_policy_seconds`, `on_policy_cached` (1.0: read back from
+        the cache), and `on_policy_errors.<class>` (the failed attempts' classes); no metrics when off.
 
     Raises:
         ConfigError: sampling is on and `paths.sft_model` holds no model (the sft stage has not run).
@@ -153,27 +160,52 @@ def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
     sft = _sft_model(params, "reward_model.on_policy", "or set its episodes and heldout_episodes to 0")
     started = time.time()
     domain = domains.of(params)
-    model, tok = models.load_for_inference(sft, params.base.dtype)
-    rows: list[dict[str, Any]] = []
-    tries: list[Any] = []
+    drawn = []
     for split, names, n in (("train", ("train",), cfg.episodes), ("heldout", ("val", "test"), cfg.heldout_episodes)):
         pool = sorted((e for name in names for e in iter_episodes(params.path("splits") / f"{name}.jsonl")),
                       key=lambda e: e.id)
-        episodes = random.Random(f"{params.project.seed}:on_policy:{split}").sample(pool, min(n, len(pool)))
-        attempts = selection.sample_episodes(params, domain, model, tok, episodes, cfg.samples, gated=False,
-                                             desc=f"reward_model: sample the SFT model ({split})", complete=True)
-        rows += pairs.on_policy_pairs(episodes, attempts, split)
-        tries += attempts
-    del model
+        drawn.append((split, random.Random(f"{params.project.seed}:on_policy:{split}").sample(pool, min(n, len(pool)))))
+    entry_key = _on_policy_key(params, domain, sft, drawn)
+    found = cache.load_result(params.path("eval_cache"), entry_key) if entry_key else None
+    hit = found is not None
+    if found is None:
+        model, tok = models.load_for_inference(sft, params.base.dtype)
+        found = {"rows": [], "outcomes": [], "errors": []}
+        for split, episodes in drawn:
+            attempts = selection.sample_episodes(params, domain, model, tok, episodes, cfg.samples, gated=False,
+                                                 desc=f"reward_model: sample the SFT model ({split})", complete=True)
+            found["rows"] += pairs.on_policy_pairs(episodes, attempts, split)
+            found["outcomes"] += [ok for a in attempts for ok in a.successes]
+            found["errors"] += [sorted(set(e)) for a in attempts for e in a.errors]
+        del model
+        if entry_key:
+            cache.store_result(params.path("eval_cache"), entry_key, found,
+                               {"what": "reward_model.on_policy", "model": str(sft)})
+    rows, outcomes = found["rows"], found["outcomes"]
     write_jsonl(out, rows)
-    outcomes = [ok for a in tries for ok in a.successes]
-    errors = Counter(e for a in tries for found in a.errors for e in set(found))
-    return rows, {"on_policy_episodes": float(len(tries)),
+    errors = Counter(e for classes in found["errors"] for e in classes)
+    return rows, {"on_policy_episodes": float(sum(len(episodes) for _, episodes in drawn)),
                   "on_policy_solved_share": sum(outcomes) / max(1, len(outcomes)),
                   "on_policy_pairs": float(sum(r["split"] == "train" for r in rows)),
                   "on_policy_heldout_pairs": float(sum(r["split"] == "heldout" for r in rows)),
-                  "on_policy_seconds": round(time.time() - started, 1),
+                  "on_policy_seconds": round(time.time() - started, 1), "on_policy_cached": float(hit),
                   **{f"on_policy_errors.{k}": float(v) for k, v in sorted(errors.items())}}
+
+
+def _on_policy_key(params: Params, domain: Any, sft: Path, drawn: list[tuple[str, list[Any]]]) -> str | None:
+    """The evaluation cache's key of the on-policy attempts: the SFT model, the episodes drawn per split, the rollout
+    settings, the sampling and the code that samples, judges and pairs; None with `evaluate.reuse` off."""
+    from components.evaluate import rollout_settings
+
+    model = cache.model_hash(sft) if params.evaluate.reuse else None
+    if model is None:
+        return None
+    cfg = params.reward_model.on_policy
+    settings = rollout_settings(params, domain, params.decoding.constrained) | {
+        "what": "reward_model.on_policy", "samples": cfg.samples, "temperature": params.rl.temperature,
+        "seed": params.project.seed}
+    episodes = "".join(f"{split}:{cache.episodes_hash(eps)}" for split, eps in drawn)
+    return cache.key(model, episodes, settings, cache.code_hash(ON_POLICY_CODE))
 
 
 class _Message(BaseModel):

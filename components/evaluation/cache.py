@@ -15,6 +15,9 @@ An entry is one folder `<paths.eval_cache>/<key>/` holding `entry.json` (the key
 `rows.jsonl` (one verdict row per episode, its rollout included) and, with sampling, `samples.jsonl`; it is written
 with `atomic_dir`, so a killed write leaves no entry. An entry that is unreadable, names another key or does not
 cover exactly the episodes asked for is ignored (recomputed and overwritten), never trusted and never an error.
+
+Other sampled results keyed the same way (the reward_model stage's on-policy attempts: `load_result`,
+`store_result`) are one folder `<key>/` holding `result.json`, under the same rules.
 Reads: the model folder, components/ source files. Writes: `<paths.eval_cache>/<key>/`.
 """
 
@@ -67,12 +70,13 @@ def model_hash(folder: Path) -> str | None:
     return _sha([f"{f.name}:{file_sha256(f)}".encode() for f in files])
 
 
-def code_hash() -> str:
-    """The hash of the source files that roll out and score (`CODE`) and of the torch/transformers versions."""
+def code_hash(extra: tuple[str, ...] = ()) -> str:
+    """The hash of the source files that roll out and score (`CODE`, and the caller's `extra` files) and of the
+    torch/transformers versions."""
     import torch
     import transformers
 
-    files = sorted(p for c in CODE for p in ([ROOT / c] if c.endswith(".py") else (ROOT / c).rglob("*.py")))
+    files = sorted(p for c in (*CODE, *extra) for p in ([ROOT / c] if c.endswith(".py") else (ROOT / c).rglob("*.py")))
     parts = [f"{f.relative_to(ROOT)}:{file_sha256(f)}".encode() for f in files]
     return _sha(parts + [f"torch {torch.__version__}, transformers {transformers.__version__}".encode()])
 
@@ -118,4 +122,25 @@ def store(root: Path, entry_key: str, entry: Entry, about: dict[str, Any]) -> Pa
             write_jsonl(tmp / "samples.jsonl", entry.samples)
         write_json(tmp / "entry.json", {"key": entry_key, "format": FORMAT, "sampled": entry.samples is not None,
                                         "about": about, "metrics": entry.metrics})
+    return folder
+
+
+def load_result(root: Path, entry_key: str) -> Any | None:
+    """The JSON value `store_result` kept under `entry_key`, or None: missing, unreadable or about another key (a
+    miss, never an error: the caller recomputes)."""
+    try:
+        meta = json.loads((root / entry_key / "result.json").read_text(encoding="utf-8"))
+        if meta["key"] != entry_key or meta["format"] != FORMAT:
+            return None
+        return meta["result"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store_result(root: Path, entry_key: str, result: Any, about: dict[str, Any]) -> Path:
+    """Keep the JSON value `result` under `entry_key` atomically (replacing any entry there); `about` says what it is
+    for whoever inspects the cache. Returns its folder."""
+    folder = root / entry_key
+    with atomic_dir(folder) as tmp:
+        write_json(tmp / "result.json", {"key": entry_key, "format": FORMAT, "about": about, "result": result})
     return folder

@@ -114,7 +114,19 @@ def test_reward_model_loss_falls_and_weights_change(params, monkeypatch):
     assert all((r["episode"] in train_eps) == (r["split"] == "train") for r in sampled)
     assert all(r["errors"] and r["chosen"] != r["rejected"] for r in sampled)
     assert result.metrics["on_policy_pairs"] == sum(r["split"] == "train" for r in sampled)
-    assert result.metrics["on_policy_solved_share"] == 0.5
+    assert result.metrics["on_policy_solved_share"] == 0.5 and result.metrics["on_policy_cached"] == 0.0
+    # a rerun on the same SFT model and episodes reads the attempts back from the evaluation cache: nothing sampled;
+    # with evaluate.reuse off it samples again
+    fresh = selection.sample_episodes
+    monkeypatch.setattr(selection, "sample_episodes", lambda *a, **k: pytest.fail("sampled again"))
+    again, again_metrics = reward_model.on_policy(params)
+    assert again == sampled and again_metrics["on_policy_cached"] == 1.0
+    same = {k for k in again_metrics if k not in ("on_policy_seconds", "on_policy_cached")}
+    assert {k: again_metrics[k] for k in same} == {k: result.metrics[k] for k in same}
+    calls = []
+    monkeypatch.setattr(selection, "sample_episodes", lambda *a, **k: calls.append(1) or fresh(*a, **k))
+    no_reuse = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"reuse": False})})
+    assert reward_model.on_policy(no_reuse)[1]["on_policy_cached"] == 0.0 and len(calls) == 2
     for key in ("loss", "accuracy", "learning_rate", "grad_norm"):
         assert [s for s, _ in steps(key)] == list(range(1, params.reward_model.max_steps + 1)), key
     assert result.metrics["loss_last"] < result.metrics["loss_first"]

@@ -130,6 +130,21 @@ def test_a_row_count_that_does_not_match_the_episodes_is_a_miss(params_factory):
     assert cache.load(root, "k", episodes[::-1]) is None and cache.load(root, "missing", episodes) is None
 
 
+def test_a_stored_result_reads_back_and_a_damaged_or_foreign_one_is_a_miss(tmp_path):
+    """`store_result` / `load_result` (the on-policy attempts): the value back as stored; a cut-short file, another
+    key's file or no file is None, never an error."""
+    root, result = tmp_path / "cache", {"rows": [{"id": "e1", "chosen": [{"role": "assistant"}]}], "outcomes": [True]}
+    folder = cache.store_result(root, "k", result, {"what": "test"})
+    assert cache.load_result(root, "k") == result and cache.load_result(root, "other") is None
+    text = (folder / "result.json").read_text()
+    (folder / "result.json").write_text(text[:-10])
+    assert cache.load_result(root, "k") is None
+    (folder / "result.json").write_text(json.dumps(json.loads(text) | {"key": "0" * 64}))
+    assert cache.load_result(root, "k") is None
+    cache.store_result(root, "k", [1, 2], {})  # replaced whole
+    assert cache.load_result(root, "k") == [1, 2]
+
+
 def test_key_parts_follow_what_changes_the_outputs(params_factory, tmp_path):
     params = params_factory()
     model, tok = _tiny_chat_model(params, "travel tools weather flights", seed=0)
@@ -145,7 +160,7 @@ def test_key_parts_follow_what_changes_the_outputs(params_factory, tmp_path):
     assert cache.episodes_hash(a) == cache.episodes_hash(list(a)) != cache.episodes_hash(b)
     edited = [a[0].model_copy(update={"id": a[0].id + "x"}), *a[1:]]
     assert cache.episodes_hash(edited) != cache.episodes_hash(a)
-    assert cache.code_hash() == cache.code_hash()
+    assert cache.code_hash() == cache.code_hash() != cache.code_hash(("components/training/pairs.py",))
     k = cache.key("m", "e", {"max_new_tokens": 4}, "c")
     assert k == cache.key("m", "e", {"max_new_tokens": 4}, "c") != cache.key("m", "e", {"max_new_tokens": 5}, "c")
     assert len({k, cache.key("m2", "e", {"max_new_tokens": 4}, "c"), cache.key("m", "e2", {"max_new_tokens": 4}, "c"),
