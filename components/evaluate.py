@@ -159,29 +159,12 @@ def _cache_keys(params: Params, domain: domains.Domain, folder: Path, sets: list
     model = cache.model_hash(folder) if params.evaluate.reuse else None
     if model is None:
         return [None] * len(sets)
-    cfg, settings = params.evaluate, rollout_settings(params, domain, constrained)
+    cfg, settings = params.evaluate, cache.rollout_settings(params, domain, constrained)
     sampling = {"samples": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
                 "seed": params.project.seed} if cfg.samples > 1 and domain.simulated else {}
     code = cache.code_hash()
     return [cache.key(model, cache.episodes_hash(s.episodes), settings | ({} if s.prefix else sampling), code)
             for s in sets]
-
-
-def rollout_settings(params: Params, domain: domains.Domain, constrained: bool) -> dict[str, Any]:
-    """The settings besides the model and the episodes that shape a rollout (a cache key's `settings`): the
-    evaluation's batch size and token and turn budgets, the system prompt, the domain and its catalog, the grammar,
-    and where and in which dtype the model runs."""
-    cfg = params.evaluate
-    return {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
-            "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
-            "simulated": domain.simulated, "constrained": constrained, **_placement(params)}
-
-
-def _placement(params: Params) -> dict[str, str]:
-    """Where and in which dtype the models are evaluated (`models.load_for_inference`): a GPU's bf16 numbers are not
-    the CPU's fp32 ones, so the cache keys them apart."""
-    device = models.inference_device()
-    return {"device": device.type, "dtype": str(models.inference_dtype(device, params.base.dtype))}
 
 
 def compute(label: str, params: Params, domain: domains.Domain, loaded: list[Any], episodes: list[Episode],

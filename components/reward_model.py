@@ -195,13 +195,11 @@ def on_policy(params: Params) -> tuple[list[dict[str, Any]], dict[str, float]]:
 def _on_policy_key(params: Params, domain: Any, sft: Path, drawn: list[tuple[str, list[Any]]]) -> str | None:
     """The evaluation cache's key of the on-policy attempts: the SFT model, the episodes drawn per split, the rollout
     settings, the sampling and the code that samples, judges and pairs; None with `evaluate.reuse` off."""
-    from components.evaluate import rollout_settings
-
     model = cache.model_hash(sft) if params.evaluate.reuse else None
     if model is None:
         return None
     cfg = params.reward_model.on_policy
-    settings = rollout_settings(params, domain, params.decoding.constrained) | {
+    settings = cache.rollout_settings(params, domain, params.decoding.constrained) | {
         "what": "reward_model.on_policy", "samples": cfg.samples, "temperature": params.rl.temperature,
         "seed": params.project.seed}
     episodes = "".join(f"{split}:{cache.episodes_hash(eps)}" for split, eps in drawn)

@@ -27,11 +27,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.data.episode import Episode
 from components.data.fileio import atomic_dir, file_sha256, read_jsonl, write_json, write_jsonl
 from components.evaluation.verdict import Verdict
+
+if TYPE_CHECKING:
+    from components.config import Params
+    from components.domains import Domain
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: CODE is relative to it
 CODE = ("components/evaluation", "components/toolcalls", "components/domains", "components/evaluate.py",
@@ -48,6 +52,25 @@ class Entry:
     metrics: dict[str, float]
     rows: list[Verdict]
     samples: list[dict[str, Any]] | None = None
+
+
+def rollout_settings(params: Params, domain: Domain, constrained: bool) -> dict[str, Any]:
+    """The settings besides the model and the episodes that shape a rollout (a key's `settings`): the evaluation's
+    batch size and token and turn budgets, the system prompt, the domain and its catalog, the grammar, and where and
+    in which dtype the model runs (`placement`)."""
+    cfg = params.evaluate
+    return {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "max_turns": cfg.max_turns,
+            "system_prompt": params.base.system_prompt, "domain": domain.name, "catalog": domain.catalog(),
+            "simulated": domain.simulated, "constrained": constrained, **placement(params)}
+
+
+def placement(params: Params) -> dict[str, str]:
+    """Where and in which dtype models are rolled out (`models.load_for_inference`): a GPU's bf16 numbers are not
+    the CPU's fp32 ones, so the cache keys them apart."""
+    from components.training import models
+
+    device = models.inference_device()
+    return {"device": device.type, "dtype": str(models.inference_dtype(device, params.base.dtype))}
 
 
 def _sha(chunks: list[bytes]) -> str:

@@ -172,11 +172,11 @@ def test_a_gpu_evaluation_is_keyed_apart_from_a_cpu_one(params_factory, monkeypa
     import torch
 
     params = params_factory()
-    monkeypatch.setattr(evaluate.models, "inference_device", lambda: torch.device("cpu"))
-    assert evaluate._placement(params) == {"device": "cpu", "dtype": "torch.float32"}
-    monkeypatch.setattr(evaluate.models, "inference_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(models, "inference_device", lambda: torch.device("cpu"))
+    assert cache.placement(params) == {"device": "cpu", "dtype": "torch.float32"}
+    monkeypatch.setattr(models, "inference_device", lambda: torch.device("cuda", 0))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert evaluate._placement(params) == {"device": "cuda", "dtype": "torch.bfloat16"}
+    assert cache.placement(params) == {"device": "cuda", "dtype": "torch.bfloat16"}
 
 
 def test_evaluation_code_is_part_of_the_key(tmp_path, monkeypatch):
