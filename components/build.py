@@ -3,7 +3,8 @@
 Reads: `paths.raw` (validated episodes), params `build`, `base.system_prompt`.
 Writes: `paths.splits/` with train/val/test.jsonl (episodes), sft.jsonl (messages + tools JSON string),
 pairs.jsonl (prompt/chosen/rejected/tools: a good trajectory and the same one with a mistake of one error class
-of the scorer, from the train split), heldout_pairs.jsonl (the same from the val and test splits: the reward model's
+of the scorer, from the train split; `build.shorten_requests.share` of them with words of the user turns dropped,
+metric `pairs_shortened`), heldout_pairs.jsonl (the same from the val and test splits: the reward model's
 held-out accuracy per class) and rl.jsonl (prompt, expected, goal).
 The folder is written aside, checked across splits (`validate.validate_splits`: unique ids, no user text in two
 splits) and only then swapped in, so a failure or a leak leaves the previous build intact. Exact duplicates (same
@@ -119,7 +120,8 @@ def run(params: Params) -> StageResult:
     parts = split(episodes, params)
     system = params.base.system_prompt
     cfg = params.build
-    pairs = make_pairs(parts["train"], cfg.pair_kinds, system, params.project.seed, cfg.pairs_per_class)
+    pairs = make_pairs(parts["train"], cfg.pair_kinds, system, params.project.seed, cfg.pairs_per_class,
+                       (cfg.shorten_requests.share, cfg.shorten_requests.rate))
     heldout = make_pairs(parts["val"] + parts["test"], cfg.pair_kinds, system, params.project.seed,
                          cfg.heldout_pairs_per_class)
     out = params.path("splits")
@@ -134,6 +136,7 @@ def run(params: Params) -> StageResult:
     metrics = {f"{k}_episodes": float(len(v)) for k, v in parts.items()}
     metrics |= {"duplicate_episodes": float(len(repeated)),
                 "dropped_duplicates": float(len(repeated) if params.build.drop_duplicates else 0)}
+    metrics["pairs_shortened"] = float(sum(bool(p.get("shortened")) for p in pairs))
     for name, rows in (("pairs", pairs), ("heldout_pairs", heldout)):
         metrics |= {f"{name}_{k}": float(c) for k, c in sorted(Counter(p["kind"] for p in rows).items())}
     return StageResult(stage="build", outputs={"splits": str(out)}, metrics=metrics)

@@ -226,6 +226,12 @@ class Validate(_Frozen):
 
 
 
+class ShortenRequests(_Frozen):
+    share: float = Field(ge=0, le=1, description="share of the training pairs shortened (0: none); held-out never")
+    rate: float = Field(ge=0, lt=1, description="each word's chance to go; the values the calls pass and the word "
+                                                "before each stay")
+
+
 class Build(_Frozen):
     val_size: int = Field(ge=0)
     test_size: dict[str, int]
@@ -238,6 +244,8 @@ class Build(_Frozen):
                                                           "train episode the class applies to")
     heldout_pairs_per_class: int | None = Field(gt=0, description="pairs per class from the val and test splits, on "
                                                                   "which the reward model's accuracy is measured")
+    shorten_requests: ShortenRequests = Field(
+        description="training pairs whose user turns lose words at random (components/training/pairs.py)")
 
 
 class Lora(_Frozen):

@@ -38,7 +38,7 @@ _STOPWORDS = frozenset("a an and are can for from get how in is it me my of on o
 
 
 @functools.lru_cache(maxsize=65536)
-def _spoken(value: str) -> tuple[str, ...]:
+def spoken(value: str) -> tuple[str, ...]:
     """How a user writes `value`: as it is, and a date in each format the phrasing knows (June 3rd, Wed 3 Jun)."""
     try:
         day = dt.date.fromisoformat(value)
@@ -53,7 +53,7 @@ def _mentioned(case: Case, values: list[Any], taken: Iterable[Any] = ()) -> list
     where = {}
     for v in values:
         if isinstance(v, str) and len(v) > 1:
-            found = [m.start() for form in _spoken(v) if form in case.user
+            found = [m.start() for form in spoken(v) if form in case.user
                      for m in re.finditer(rf"(?<!\w){re.escape(form)}(?!\w)", case.user)]
             if found:
                 where[v] = min(found)
@@ -119,7 +119,7 @@ def _shown(case: Case, i: int) -> list[str]:
     found: dict[str, None] = {}
     for start, end in case.blocks[:i]:
         for m in case.rest[start + 1:end]:
-            found.update(dict.fromkeys(_strings(decoded(m.get("content")))))
+            found.update(dict.fromkeys(strings(decoded(m.get("content")))))
     return list(found)
 
 
@@ -131,12 +131,13 @@ def _seen_before(case: Case, i: int, value: Any) -> list[str]:
     return [s for s in _shown(case, i) if s != value and _shape(s) == _shape(value)]
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings(value: Any) -> Iterator[str]:
+    """The strings in a JSON value, nested ones too, in order."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, (list, dict)):
         for item in value.values() if isinstance(value, dict) else value:
-            yield from _strings(item)
+            yield from strings(item)
 
 
 def _other_values(case: Case, pool: Pool, site: tuple[int, int], key: str) -> list[list[Any]]:

@@ -12,19 +12,25 @@ Build writes two files: `pairs.jsonl` from the train split and `heldout_pairs.js
 which the reward model never trains on and scores per class. Each draws its realistic values from its own episodes
 only (`pool_of`), so no held-out pair holds a piece of a training episode. Output is a function of the episodes and
 the seed alone.
+
+A share of the training pairs can have their user turns shortened (`shorten`, `build.shorten_requests`): words
+dropped at random, never a value the good trajectory's calls pass (a date in any format) nor the word before one
+(from, to, until). A request that says less, as a hurried user types it ("Amman room 14 Jun to 15 Jun"), makes the
+reward model read what a request asks from all of it, not from the few head words its phrasings share.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from components import toolcalls
 from components.config import ON_POLICY
 from components.data.episode import Episode
-from components.training.breakers import BREAKERS
+from components.training.breakers import BREAKERS, spoken, strings
 from components.training.trajectory import Case, Messages, Pool
 
 CLASSES = tuple(BREAKERS)
@@ -103,12 +109,14 @@ def break_case(ep: Episode, case: Case, kind: str, pool: Pool, rng: random.Rando
 
 
 def make_pairs(episodes: list[Episode], kinds: Iterable[str], system_prompt: str, seed: int,
-               per_class: int | None) -> list[dict[str, Any]]:
+               per_class: int | None, shorten: tuple[float, float] = (0.0, 0.0)) -> list[dict[str, Any]]:
     """Pairs of every class in `kinds`: for each class, the episodes in a seeded order, each broken in that class
-    where it applies, until `per_class` pairs (None: every episode it applies to).
+    where it applies, until `per_class` pairs (None: every episode it applies to). `shorten` (share, rate): that
+    share of the pairs, drawn per pair, with their user turns `shortened` at that rate.
 
     Returns:
-        Rows {id, episode, pattern, kind, errors, prompt, chosen, rejected, tools}, grouped by class.
+        Rows {id, episode, pattern, kind, errors, prompt, chosen, rejected, tools}, grouped by class; a shortened
+        row also has `shortened` true.
     """
     cases = [(ep, case) for ep in sorted(episodes, key=lambda e: e.id) if (case := case_of(ep)) is not None]
     pool = pool_of(case for _, case in cases)
@@ -123,12 +131,50 @@ def make_pairs(episodes: list[Episode], kinds: Iterable[str], system_prompt: str
             if broken is None:
                 continue
             rejected, errors = broken
-            rows.append({"id": f"{ep.id}:{kind}", "episode": ep.id, "pattern": ep.pattern, "kind": kind,
-                         "errors": errors, "prompt": [{"role": "system", "content": system_prompt},
-                                                      *ep.prompt_messages()],
-                         "chosen": case.rest, "rejected": rejected, "tools": ep.tool_dicts()})
+            row = {"id": f"{ep.id}:{kind}", "episode": ep.id, "pattern": ep.pattern, "kind": kind, "errors": errors,
+                   "prompt": [{"role": "system", "content": system_prompt}, *ep.prompt_messages()],
+                   "chosen": case.rest, "rejected": rejected, "tools": ep.tool_dicts()}
+            draw = random.Random(f"{seed}:shorten:{row['id']}")
+            rows.append(with_requests_shortened(row, shorten[1], draw) if draw.random() < shorten[0] else row)
             made += 1
     return rows
+
+
+def shortened(text: str, values: Iterable[str], rate: float, rng: random.Random) -> str:
+    """`text` with each word dropped at chance `rate`, except the words of a value in `values` it names (a date in
+    any format the phrasing writes: `breakers.spoken`) and the word right before one (what says what the value is:
+    from, to, until); the text itself when every word would go."""
+    low, kept = text.lower(), set()
+    for value in values:
+        for form in (spoken(value) if len(value) > 1 else ()):
+            for m in re.finditer(rf"(?<!\w){re.escape(form.lower())}(?!\w)", low):
+                kept.update(range(m.start(), m.end()))
+    words = list(re.finditer(r"\S+", text))
+    named = [any(k in kept for k in range(w.start(), w.end())) for w in words]
+    out = [w.group() for n, w in enumerate(words)
+           if named[n] or (n + 1 < len(words) and named[n + 1]) or rng.random() >= rate]
+    return " ".join(out) or text
+
+
+def with_requests_shortened(row: dict[str, Any], rate: float, rng: random.Random) -> dict[str, Any]:
+    """A pair with every user turn (the request and the follow-ups in both trajectories alike) `shortened`, the
+    values the chosen trajectory's calls pass kept."""
+    values = [v for m in row["chosen"] for c in m.get("tool_calls") or [] for v in strings(c["function"]["arguments"])]
+    short: dict[str, str] = {}
+
+    def edit(messages: Messages) -> Messages:
+        out = []
+        for m in messages:
+            text = m.get("content")
+            if m["role"] == "user" and isinstance(text, str):
+                if text not in short:
+                    short[text] = shortened(text, values, rate, rng)
+                m = {**m, "content": short[text]}
+            out.append(m)
+        return out
+
+    return {**row, "prompt": edit(row["prompt"]), "chosen": edit(row["chosen"]), "rejected": edit(row["rejected"]),
+            "shortened": True}
 
 
 def on_policy_pairs(episodes: list[Episode], attempts: list[Any], split: str) -> list[dict[str, Any]]:

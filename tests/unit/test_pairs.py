@@ -18,7 +18,7 @@ from components.data.episode import read_episodes
 from components.data.fileio import read_jsonl
 from components.domains.phrasing import DATE_FORMATS
 from components.training import pairs
-from components.training.breakers import BREAKERS, _strings
+from components.training.breakers import BREAKERS, spoken, strings
 
 CALLS = {"single", "parallel", "chain", "recovery", "multi_turn"}
 # Where each class applies in the built-in generators: every episode of these patterns gets a pair of it, no episode of
@@ -228,6 +228,55 @@ def test_make_pairs_is_a_function_of_episodes_and_seed_capped_per_class():
     assert all(r["prompt"][0] == {"role": "system", "content": "sys"} for r in first)
 
 
+def test_shortened_requests_keep_every_value_and_the_word_before_it_and_drop_others_at_the_rate():
+    import random
+
+    text = "Hi there, could you find me a room in Amman from June 14th until 2026-06-15? Thanks a lot, cheers!"
+    values = ["Amman", "2026-06-14", "2026-06-15"]
+    kept_words = {"in", "Amman", "from", "June", "14th", "until", "2026-06-15?"}
+    others = [w for w in text.split() if w not in kept_words]
+    dropped = 0
+    for i in range(400):
+        short = pairs.shortened(text, values, 0.4, random.Random(i))
+        words = short.split()
+        assert [w for w in words if w in kept_words] == [w for w in text.split() if w in kept_words]
+        rest = iter(text.split())
+        assert all(w in rest for w in words)  # a subsequence: words keep their order, nothing added
+        dropped += len(text.split()) - len(words)
+    assert dropped / (400 * len(others)) == pytest.approx(0.4, abs=0.03)
+    assert pairs.shortened(text, values, 0.0, random.Random(0)) == text and dropped
+    assert pairs.shortened("Write a haiku", [], 0.99, random.Random(0)) in ("Write a haiku", "Write", "a", "haiku")
+
+
+def _but_user_text(messages: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if m["role"] != "user" or k != "content"} for m in messages]
+
+
+def test_a_share_of_training_pairs_have_their_user_turns_shortened_alike_in_both_trajectories():
+    eps = [e for e in episodes("travel") if e.pattern in ("multi_turn", "single", "irrelevance")]
+    plain = pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 6)
+    assert plain == pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 6, (0.0, 0.4))  # share 0: as before
+    short = pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 6, (0.5, 0.4))
+    assert short == pairs.make_pairs(eps, pairs.CLASSES, "sys", 5, 6, (0.5, 0.4))  # seeded
+    assert [r["id"] for r in short] == [r["id"] for r in plain]
+    changed = [(a, b) for a, b in zip(plain, short) if b.get("shortened")]
+    assert 0.3 < len(changed) / len(short) < 0.7
+    for old, new in changed:
+        users = {k: [m["content"] for m in new[k] if m["role"] == "user"] for k in ("prompt", "chosen", "rejected")}
+        assert users["chosen"] == users["rejected"]  # a follow-up reads the same in both trajectories
+        assert new["errors"] == old["errors"] and new["kind"] == old["kind"]
+        assert all(_but_user_text(new[k]) == _but_user_text(old[k]) for k in ("prompt", "chosen", "rejected"))
+        said = " ".join(users["prompt"] + users["chosen"]).lower()
+        was = " ".join(m["content"] for m in old["prompt"] + old["chosen"] if m["role"] == "user").lower()
+        values = {v for m in old["chosen"] for c in m.get("tool_calls") or []
+                  for v in strings(c["function"]["arguments"]) if len(v) > 1}
+        for v in (v for v in values if any(f in was for f in spoken(v))):
+            assert any(f in said for f in spoken(v)), (new["id"], v)  # a value the user said stays said
+    assert sum(len(" ".join(m["content"] for m in b["prompt"] if m["role"] == "user"))
+               < len(" ".join(m["content"] for m in a["prompt"] if m["role"] == "user")) for a, b in changed) \
+        > 0.9 * len(changed)
+
+
 def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory):
     params = params_factory()
     ingest.run(params)
@@ -242,18 +291,27 @@ def test_heldout_pairs_never_share_an_episode_with_training_pairs(params_factory
     # episodes' results, where a value their calls pass may stand in for another (a borrowed result rebound to the
     # values its call passes: "Hotel Lima Central" from "Hotel Oslo Central")
     held = [e for name in ("val", "test") for e in read_episodes(out / f"{name}.jsonl")]
-    values = {s for e in held for step in e.expected.steps for c in step for s in _strings(c.arguments) if len(s) > 1}
+    values = {s for e in held for step in e.expected.steps for c in step for s in strings(c.arguments) if len(s) > 1}
     slot = re.compile("|".join(map(re.escape, sorted(values, key=len, reverse=True))))
     held_shapes = {slot.sub("<v>", s) for e in held for m in e.messages if m.role == "tool"
-                   for s in _strings(json.loads(m.content))} | {"<v>"}
+                   for s in strings(json.loads(m.content))} | {"<v>"}
     for r in heldout:
         for m in (m for m in r["rejected"] if m["role"] == "tool"):
-            assert {slot.sub("<v>", s) for s in _strings(json.loads(m["content"]))} <= held_shapes, (r["id"], m)
+            assert {slot.sub("<v>", s) for s in strings(json.loads(m["content"]))} <= held_shapes, (r["id"], m)
     assert result.metrics["heldout_pairs_no_call"] == min(params.build.heldout_pairs_per_class,
                                                           sum(r["kind"] == "no_call" for r in heldout))
     before = {name: (out / name).read_bytes() for name in ("pairs.jsonl", "heldout_pairs.jsonl")}
     build.run(params)
     assert {name: (out / name).read_bytes() for name in before} == before  # same seed, same files
+    # build.shorten_requests: a share of the training pairs shortened, the held-out ones never
+    assert result.metrics["pairs_shortened"] == 0.0
+    shorten = params.build.shorten_requests.model_copy(update={"share": 0.5})
+    result = build.run(params.model_copy(update={"build": params.build.model_copy(
+        update={"shorten_requests": shorten})}))
+    short = read_jsonl(out / "pairs.jsonl")
+    assert result.metrics["pairs_shortened"] == sum(bool(r.get("shortened")) for r in short)
+    assert 0.4 < result.metrics["pairs_shortened"] / len(short) < 0.6 and len(short) == len(train)
+    assert (out / "heldout_pairs.jsonl").read_bytes() == before["heldout_pairs.jsonl"]
 
 
 @pytest.mark.parametrize("name", ["pairs.jsonl", "heldout_pairs.jsonl"])
