@@ -47,16 +47,21 @@ def spoken(value: str) -> tuple[str, ...]:
     return (value, *(render(day).lower() for render in DATE_FORMATS.values()))
 
 
+def said(text: str, value: str) -> Iterator[re.Match[str]]:
+    """Where the lowercased `text` names `value` (two characters or more) as whole words, in any way a user writes
+    it (`spoken`)."""
+    for form in spoken(value) if len(value) > 1 else ():
+        if form in text:
+            yield from re.finditer(rf"(?<!\w){re.escape(form)}(?!\w)", text)
+
+
 def _mentioned(case: Case, values: list[Any], taken: Iterable[Any] = ()) -> list[Any]:
     """The strings of `values` the user wrote (a date in any format), in the order the request first names them,
     those in `taken` (already passed in the call) last."""
     where = {}
     for v in values:
-        if isinstance(v, str) and len(v) > 1:
-            found = [m.start() for form in spoken(v) if form in case.user
-                     for m in re.finditer(rf"(?<!\w){re.escape(form)}(?!\w)", case.user)]
-            if found:
-                where[v] = min(found)
+        if isinstance(v, str) and (found := [m.start() for m in said(case.user, v)]):
+            where[v] = min(found)
     used = [json.dumps(t, sort_keys=True) for t in taken]
     return sorted(where, key=lambda v: (json.dumps(v, sort_keys=True) in used, where[v]))
 

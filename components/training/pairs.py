@@ -30,7 +30,7 @@ from typing import Any
 from components import toolcalls
 from components.config import ON_POLICY
 from components.data.episode import Episode
-from components.training.breakers import BREAKERS, spoken, strings
+from components.training.breakers import BREAKERS, said, strings
 from components.training.trajectory import Case, Messages, Pool
 
 CLASSES = tuple(BREAKERS)
@@ -134,21 +134,20 @@ def make_pairs(episodes: list[Episode], kinds: Iterable[str], system_prompt: str
             row = {"id": f"{ep.id}:{kind}", "episode": ep.id, "pattern": ep.pattern, "kind": kind, "errors": errors,
                    "prompt": [{"role": "system", "content": system_prompt}, *ep.prompt_messages()],
                    "chosen": case.rest, "rejected": rejected, "tools": ep.tool_dicts()}
-            draw = random.Random(f"{seed}:shorten:{row['id']}")
-            rows.append(with_requests_shortened(row, shorten[1], draw) if draw.random() < shorten[0] else row)
+            draw = random.Random(f"{seed}:shorten:{row['id']}") if shorten[0] else None
+            rows.append(with_requests_shortened(row, shorten[1], draw) if draw and draw.random() < shorten[0] else row)
             made += 1
     return rows
 
 
 def shortened(text: str, values: Iterable[str], rate: float, rng: random.Random) -> str:
     """`text` with each word dropped at chance `rate`, except the words of a value in `values` it names (a date in
-    any format the phrasing writes: `breakers.spoken`) and the word right before one (what says what the value is:
+    any format the phrasing writes: `breakers.said`) and the word right before one (what says what the value is:
     from, to, until); the text itself when every word would go."""
     low, kept = text.lower(), set()
     for value in values:
-        for form in (spoken(value) if len(value) > 1 else ()):
-            for m in re.finditer(rf"(?<!\w){re.escape(form.lower())}(?!\w)", low):
-                kept.update(range(m.start(), m.end()))
+        for m in said(low, value):
+            kept.update(range(m.start(), m.end()))
     words = list(re.finditer(r"\S+", text))
     named = [any(k in kept for k in range(w.start(), w.end())) for w in words]
     out = [w.group() for n, w in enumerate(words)
